@@ -1,0 +1,20 @@
+// Package flaskedge is the Caddy plugin that makes Caddy the production
+// edge of a Flask / Flask-SocketIO application. Importing it registers
+// the edge's Caddy modules:
+//
+//   - http.handlers.edge_cors: CORS for the app's origins, preflights and
+//     the WebSocket Origin guard;
+//   - http.authentication.providers.flask_session: Flask's signed session
+//     cookie verified at the edge (Caddyfile directive flask_session);
+//   - http.handlers.socketio_proxy: the Socket.IO-aware proxy.
+//
+// xcaddy builds it in with
+//
+//	xcaddy build --with github.com/flaskedge/flaskedge
+package flaskedge
+
+import (
+	_ "github.com/flaskedge/flaskedge/caddymodule/edgecors"
+	_ "github.com/flaskedge/flaskedge/caddymodule/flasksession"
+	_ "github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
+)

@@ -1,0 +1,218 @@
+"""Demo and test backend for flaskedge: a real Flask-SocketIO app.
+
+It is what the edge is tested against and what the demo page talks to:
+Flask's signed session cookie carries `_user_id` (a string, as Flask-Login
+stores it) and `role`; Socket.IO runs on eventlet because Debian has no
+simple-websocket, so the threading mode would have no WebSocket transport.
+
+Configuration (environment):
+  FLASK_SECRET_KEY      required; the edge verifies cookies with the same key
+  FLASK_HOST            default 127.0.0.1
+  FLASK_PORT            default 5001
+  WORKER_NAME           default host:port; reported in acks and /healthz
+  REDIS_URL             optional; Socket.IO message queue shared by workers
+  CORS_ALLOWED_ORIGINS  optional comma list; unset means no Origin checks
+
+Run: /usr/bin/python3 examples/flask_app/app.py
+"""
+
+# eventlet must patch the standard library before anything else imports it,
+# or the Redis message queue blocks the whole worker.
+import eventlet
+
+eventlet.monkey_patch()
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from flask import Flask, jsonify, render_template, request, session  # noqa: E402
+from flask_socketio import (  # noqa: E402
+    ConnectionRefusedError,
+    SocketIO,
+    emit,
+    join_room,
+)
+
+ROLES = ("user", "admin")
+
+
+def fail(message):
+    print(f"flask_app: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def cors_allowed_origins(value):
+    """Map CORS_ALLOWED_ORIGINS to python-engineio's cors_allowed_origins.
+
+    Unset or empty gives [], which python-engineio 4.3.4 treats as "CORS
+    handling disabled": it neither checks Origin nor sends any
+    Access-Control-* header. That is deliberate: the edge's edge_cors is the
+    origin authority, and the workers listen on loopback only, reachable
+    through the edge alone. None would instead accept only scheme://Host,
+    refusing requests the edge has already allowed, and any engineio CORS
+    headers would be added next to the edge's, which browsers reject.
+    """
+    if value is None or not value.strip():
+        return []
+    origins = [o.strip() for o in value.split(",") if o.strip()]
+    if origins == ["*"]:
+        return "*"
+    return origins
+
+
+secret_key = os.environ.get("FLASK_SECRET_KEY", "")
+if not secret_key:
+    fail(
+        "FLASK_SECRET_KEY is not set; set it to the secret the edge's "
+        "flask_session uses, e.g. FLASK_SECRET_KEY=$(openssl rand -hex 32)"
+    )
+host = os.environ.get("FLASK_HOST", "127.0.0.1")
+try:
+    port = int(os.environ.get("FLASK_PORT", "5001"))
+except ValueError:
+    fail(f"FLASK_PORT={os.environ['FLASK_PORT']!r} is not a port number")
+worker = os.environ.get("WORKER_NAME") or f"{host}:{port}"
+
+logging.basicConfig(
+    stream=sys.stderr,
+    level=logging.INFO,
+    format=f"%(asctime)s {worker} %(message)s",
+)
+log = logging.getLogger("flask_app")
+
+app = Flask(__name__)
+app.config.update(
+    SECRET_KEY=secret_key,
+    SESSION_COOKIE_SAMESITE="Lax",
+)
+socketio = SocketIO(
+    app,
+    async_mode="eventlet",
+    message_queue=os.environ.get("REDIS_URL") or None,
+    cors_allowed_origins=cors_allowed_origins(
+        os.environ.get("CORS_ALLOWED_ORIGINS")
+    ),
+)
+
+# Connected Socket.IO sids per namespace, for /admin "stats". Per worker:
+# with several workers each one counts only its own clients.
+connected = {"/": set(), "/admin": set()}
+
+
+def current_user():
+    return {"id": session.get("_user_id"), "role": session.get("role")}
+
+
+@app.get("/")
+def index():
+    return render_template("index.html", worker=worker)
+
+
+@app.get("/healthz")
+def healthz():
+    return f"ok {worker}\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@app.post("/login")
+def login():
+    # A fixture, not an authentication example: whoever asks gets the role
+    # they ask for, so tests and the demo can produce user and admin cookies.
+    body = request.get_json(silent=True) or request.form
+    username = str(body.get("username") or "").strip()
+    role = body.get("role") or "user"
+    if not username:
+        return jsonify(error="username is required"), 400
+    if role not in ROLES:
+        return jsonify(error=f"role must be one of {', '.join(ROLES)}"), 400
+    session.clear()
+    session["_user_id"] = username
+    session["role"] = role
+    session.permanent = True
+    return jsonify(current_user() | {"worker": worker})
+
+
+@app.post("/logout")
+def logout():
+    session.clear()
+    return jsonify(id=None, role=None, worker=worker)
+
+
+@app.get("/api/whoami")
+def whoami():
+    user = current_user() | {"worker": worker}
+    return jsonify(user), (200 if user["id"] else 401)
+
+
+def log_connection(event, namespace):
+    user = session.get("_user_id") or "-"
+    log.info("%s namespace=%s sid=%s user=%s", event, namespace, request.sid, user)
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    connected["/"].add(request.sid)
+    log_connection("connect", "/")
+
+
+@socketio.on("disconnect")
+def on_disconnect():
+    connected["/"].discard(request.sid)
+    log_connection("disconnect", "/")
+
+
+@socketio.on("echo")
+def on_echo(data=None):
+    return {"data": data, "worker": worker, "sid": request.sid}
+
+
+@socketio.on("join")
+def on_join(room):
+    join_room(room)
+    return {"room": room, "worker": worker, "sid": request.sid}
+
+
+@socketio.on("broadcast")
+def on_broadcast(message):
+    room = message.get("room") if isinstance(message, dict) else None
+    if not room:
+        return {"error": 'broadcast needs {"room": ..., "data": ...}'}
+    emit(
+        "broadcast",
+        {"room": room, "data": message.get("data"), "from": request.sid,
+         "worker": worker},
+        to=room,
+    )
+    return {"room": room, "worker": worker, "sid": request.sid}
+
+
+@socketio.on("connect", namespace="/admin")
+def on_admin_connect(auth=None):
+    # Defence in depth: the edge refuses non-admins first, but a worker must
+    # not rely on being reached only through the edge.
+    if session.get("role") != "admin":
+        log_connection("refused", "/admin")
+        raise ConnectionRefusedError(
+            "the /admin namespace requires the admin role; log in as an admin",
+            {"reason": "role", "required": "admin"},
+        )
+    connected["/admin"].add(request.sid)
+    log_connection("connect", "/admin")
+
+
+@socketio.on("disconnect", namespace="/admin")
+def on_admin_disconnect():
+    if request.sid in connected["/admin"]:
+        connected["/admin"].discard(request.sid)
+        log_connection("disconnect", "/admin")
+
+
+@socketio.on("stats", namespace="/admin")
+def on_stats(_=None):
+    return {"worker": worker,
+            "connected": {ns: len(sids) for ns, sids in connected.items()}}
+
+
+if __name__ == "__main__":
+    log.info("listening on http://%s:%d", host, port)
+    socketio.run(app, host=host, port=port, log_output=False)

@@ -1,0 +1,52 @@
+package socketioproxy
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// TestCaddyfileAdaptsToGoldenJSON checks every testdata/*.caddytest file:
+// a Caddyfile, a line of dashes, and the JSON it must adapt to.
+func TestCaddyfileAdaptsToGoldenJSON(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.caddytest")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		caddyfileText, jsonText, ok := strings.Cut(string(data), "\n----------\n")
+		require.True(t, ok, "%s has no ---------- line", f)
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			caddytest.CompareAdapt(t, f, caddyfileText, "caddyfile", jsonText)
+		})
+	}
+}
+
+func TestCaddyfileErrorsSayWhatToWrite(t *testing.T) {
+	for _, tc := range []struct{ input, want string }{
+		{`socketio_proxy`, "needs an upstream"},
+		{"socketio_proxy {\n to\n}", "to needs at least one upstream"},
+		{"socketio_proxy 127.0.0.1:5001 {\n timeout 5s\n}", `unknown subdirective "timeout"`},
+		{`socketio_proxy localhost`, "is not host:port"},
+		{`socketio_proxy https://a:1`, "only plain http workers"},
+		{"socketio_proxy a:1 {\n max_payload lots\n}", `max_payload "lots" is not a size`},
+		{"socketio_proxy a:1 {\n dial_timeout -1s\n}", "not a positive duration"},
+		{"socketio_proxy a:1 {\n path\n}", "path needs"},
+	} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+		if assert.Error(t, err, tc.input) {
+			assert.Contains(t, err.Error(), tc.want, tc.input)
+			assert.Contains(t, err.Error(), "Testfile:", tc.input)
+		}
+	}
+}

@@ -1,0 +1,312 @@
+// probe.mjs drives the official socket.io-client against a Socket.IO
+// server (a Flask worker or the edge in front of workers) and prints one
+// JSON result on stdout. The Go tests (testenv.RunProbe) decide what the
+// result means; this script only reports, and exits 0 whenever it could
+// run at all. It exits 2 on a bad config and 1 if it crashes.
+//
+// Usage: node internal/testenv/probe.mjs '<json config>'   (or JSON on stdin)
+//
+// Config (all but url optional):
+//   url           base URL, e.g. "http://127.0.0.1:5001"
+//   urls          base URLs; session i uses urls[i % urls.length] (url ignored)
+//   path          Engine.IO path, default "/socket.io/"
+//   transports    e.g. ["websocket"]; null for the default polling + upgrade
+//   namespace     default "/"
+//   sessions      concurrent clients, each its own Engine.IO connection; default 1
+//   echoes        acknowledged "echo" round trips per session, sequential; default 0
+//   payloadSize   length of the padding string in each echo; default 0
+//   extraHeaders  request headers, e.g. {"Cookie": "session=..."} (no cookie jar in Node)
+//   auth          Socket.IO CONNECT payload
+//   upgradeWait   with default transports, wait for the upgrade to websocket before echoing
+//   room          every session joins this room, then each sends one "broadcast"
+//                 to it and waits until it has received every session's broadcast
+//   timeoutMs     deadline for the whole run, default 10000
+//   reconnection  let the client reconnect after a lost connection; default false
+//   ca            PEM file of a CA to trust for https/wss (verification stays on)
+//
+// Result:
+//   {"sessions": N, "completed": k,
+//    "failures": [{"session": i, "stage": "connect|upgrade|join|echo|broadcast|timeout",
+//                  "error": "...", "data": ...}],
+//    "workers": {"<worker>": sessions answered by it},
+//    "transports": {"websocket": n, "polling": n},
+//    "latencyMs": {"p50": ..., "p99": ..., "max": ...},
+//    "connectErrors": [{"message": ..., "data": ...}],
+//    "broadcasts": {"sent": n, "expected": n, "received": n}}   (only with room)
+//
+// A session counts as completed when every stage it was asked for
+// succeeded. "workers" counts, per worker name reported in acks, the
+// sessions it answered (a session that moved, e.g. after a reconnection,
+// counts once for each worker). "transports" is each session's transport
+// at the end of its run.
+
+import { readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
+import { io } from "socket.io-client";
+
+class ConfigError extends Error {}
+
+function readConfig() {
+  const text = process.argv[2] ?? readFileSync(0, "utf8");
+  let raw;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config is not JSON: ${err.message}`);
+  }
+  const cfg = {
+    path: "/socket.io/",
+    transports: null,
+    namespace: "/",
+    sessions: 1,
+    echoes: 0,
+    payloadSize: 0,
+    extraHeaders: {},
+    auth: undefined,
+    upgradeWait: false,
+    room: "",
+    timeoutMs: 10000,
+    reconnection: false,
+    ca: "",
+    ...raw,
+  };
+  const urls = cfg.urls ?? (cfg.url ? [cfg.url] : []);
+  if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => /^https?:\/\//.test(u))) {
+    throw new ConfigError('"url" (or "urls") must be http:// or https:// base URLs');
+  }
+  cfg.urls = urls.map((u) => u.replace(/\/+$/, ""));
+  for (const key of ["sessions", "echoes", "payloadSize", "timeoutMs"]) {
+    if (!Number.isInteger(cfg[key]) || cfg[key] < 0) throw new ConfigError(`"${key}" must be a non-negative integer`);
+  }
+  if (cfg.sessions < 1) throw new ConfigError('"sessions" must be at least 1');
+  if (cfg.transports !== null && !Array.isArray(cfg.transports)) {
+    throw new ConfigError('"transports" must be an array such as ["websocket"] or null');
+  }
+  if (!cfg.namespace.startsWith("/")) throw new ConfigError('"namespace" must start with "/"');
+  if (cfg.ca) cfg.caPEM = readFileSync(cfg.ca, "utf8");
+  return cfg;
+}
+
+// Failures carry the stage they happened in; the run deadline turns
+// whatever was pending into a "timeout" failure.
+class StageError extends Error {
+  constructor(stage, message, data) {
+    super(message);
+    this.stage = stage;
+    this.data = data;
+  }
+}
+
+function padding(session, seq, size) {
+  // Varied rather than constant, so a corrupted or misrouted frame shows.
+  const unit = `${session}.${seq}:abcdefghijklmnopqrstuvwxyz0123456789|`;
+  return unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return 0;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+const round = (ms) => Math.round(ms * 1000) / 1000;
+
+async function main() {
+  let cfg;
+  try {
+    cfg = readConfig();
+  } catch (err) {
+    process.stderr.write(`probe: ${err.message}\n`);
+    process.exit(2);
+  }
+
+  const deadline = Date.now() + cfg.timeoutMs;
+  const result = {
+    sessions: cfg.sessions,
+    completed: 0,
+    failures: [],
+    workers: {},
+    transports: {},
+    latencyMs: { p50: 0, p99: 0, max: 0 },
+    connectErrors: [],
+  };
+  const latencies = [];
+  const sessions = [];
+
+  // Resolves or rejects with the step, rejects if the socket disconnects
+  // first (without reconnection), and rejects with a "timeout" failure at
+  // the run deadline.
+  function step(s, stage, what, run) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new StageError("timeout", `${cfg.timeoutMs}ms deadline passed while waiting for ${what}`)),
+        Math.max(0, deadline - Date.now()),
+      );
+      const onDisconnect = (reason) => {
+        if (!cfg.reconnection) reject(new StageError(stage, `disconnected while waiting for ${what}: ${reason}`));
+      };
+      s.socket.on("disconnect", onDisconnect);
+      const done = () => {
+        clearTimeout(timer);
+        s.socket.off("disconnect", onDisconnect);
+      };
+      run().then(
+        (v) => (done(), resolve(v)),
+        (err) => (done(), reject(err instanceof StageError ? err : new StageError(stage, err.message, err.data))),
+      );
+    });
+  }
+
+  function ack(s, stage, event, payload) {
+    return step(s, stage, `the ack of "${event}"`, () =>
+      s.socket.timeout(Math.max(0, deadline - Date.now()) + 1000).emitWithAck(event, payload),
+    );
+  }
+
+  function seenWorker(s, reply) {
+    if (reply && typeof reply.worker === "string") s.workers.add(reply.worker);
+  }
+
+  function connect(s) {
+    return step(s, "connect", "connect", () =>
+      new Promise((resolve, reject) => {
+        s.socket.once("connect", resolve);
+        s.socket.on("connect_error", (err) => {
+          result.connectErrors.push({ message: err.message, data: err.data ?? null });
+          // With reconnection the manager retries transport errors; a
+          // refusal by the server (CONNECT_ERROR) is final either way.
+          if (!cfg.reconnection || !s.socket.active) reject(new StageError("connect", err.message, err.data));
+        });
+        s.socket.connect();
+      }),
+    );
+  }
+
+  function upgraded(s) {
+    return step(s, "upgrade", "the upgrade to websocket", () =>
+      new Promise((resolve) => {
+        const engine = s.socket.io.engine;
+        if (engine.transport.name === "websocket") return resolve();
+        engine.once("upgrade", () => resolve());
+      }),
+    );
+  }
+
+  async function echoes(s) {
+    for (let seq = 0; seq < cfg.echoes; seq++) {
+      const sent = { session: s.index, seq, pad: padding(s.index, seq, cfg.payloadSize) };
+      const started = performance.now();
+      const reply = await ack(s, "echo", "echo", sent);
+      latencies.push(performance.now() - started);
+      seenWorker(s, reply);
+      if (!reply || !isDeepStrictEqual(reply.data, sent)) {
+        throw new StageError("echo", `echo ${seq}: the ack's data differs from what was sent`, reply);
+      }
+    }
+  }
+
+  async function runSession(s) {
+    await connect(s);
+    if (cfg.upgradeWait && cfg.transports === null) await upgraded(s);
+    if (cfg.room) {
+      s.socket.on("broadcast", (msg) => {
+        if (msg && msg.room === cfg.room && msg.data) s.received.add(msg.data.from);
+      });
+      seenWorker(s, await ack(s, "join", "join", cfg.room));
+    }
+    await echoes(s);
+  }
+
+  function fail(s, err) {
+    s.failed = true;
+    result.failures.push({
+      session: s.index,
+      stage: err.stage ?? "connect",
+      error: err.message,
+      data: err.data ?? null,
+    });
+  }
+
+  for (let i = 0; i < cfg.sessions; i++) {
+    const url = cfg.urls[i % cfg.urls.length];
+    const socket = io(url + cfg.namespace, {
+      path: cfg.path,
+      transports: cfg.transports ?? undefined,
+      extraHeaders: cfg.extraHeaders,
+      auth: cfg.auth,
+      reconnection: cfg.reconnection,
+      forceNew: true,
+      autoConnect: false,
+      timeout: cfg.timeoutMs,
+      ca: cfg.caPEM || undefined,
+    });
+    sessions.push({ index: i, socket, workers: new Set(), received: new Set(), failed: false });
+  }
+
+  await Promise.all(sessions.map((s) => runSession(s).catch((err) => fail(s, err))));
+
+  if (cfg.room) {
+    // Only now has every live session joined, so every broadcast can reach all.
+    const live = sessions.filter((s) => !s.failed);
+    await Promise.all(
+      live.map((s) =>
+        ack(s, "broadcast", "broadcast", { room: cfg.room, data: { from: s.index } })
+          .then((reply) => seenWorker(s, reply))
+          .catch((err) => fail(s, err)),
+      ),
+    );
+    const senders = live.filter((s) => !s.failed).map((s) => s.index);
+    await Promise.all(
+      live
+        .filter((s) => !s.failed)
+        .map((s) =>
+          step(s, "broadcast", "every session's broadcast", () =>
+            new Promise((resolve) => {
+              const check = () => {
+                if (!senders.every((i) => s.received.has(i))) return;
+                s.socket.off("broadcast", check);
+                resolve();
+              };
+              s.socket.on("broadcast", check);
+              check();
+            }),
+          ).catch((err) => {
+            const missing = senders.filter((i) => !s.received.has(i));
+            fail(s, new StageError(err.stage, `${err.message}; missing broadcasts from sessions ${missing.join(", ")}`));
+          }),
+        ),
+    );
+    result.broadcasts = {
+      sent: senders.length,
+      expected: senders.length * live.length,
+      received: live.reduce((n, s) => n + senders.filter((i) => s.received.has(i)).length, 0),
+    };
+  }
+
+  for (const s of sessions) {
+    if (!s.failed) result.completed++;
+    for (const w of s.workers) result.workers[w] = (result.workers[w] ?? 0) + 1;
+    const engine = s.socket.io.engine;
+    if (s.socket.connected && engine) {
+      const name = engine.transport.name;
+      result.transports[name] = (result.transports[name] ?? 0) + 1;
+    }
+    s.socket.disconnect();
+  }
+
+  latencies.sort((a, b) => a - b);
+  if (latencies.length > 0) {
+    result.latencyMs = {
+      p50: round(percentile(latencies, 50)),
+      p99: round(percentile(latencies, 99)),
+      max: round(latencies[latencies.length - 1]),
+    };
+  }
+
+  process.stdout.write(JSON.stringify(result) + "\n", () => process.exit(0));
+}
+
+main().catch((err) => {
+  process.stderr.write(`probe: crashed: ${err.stack ?? err}\n`);
+  process.exit(1);
+});

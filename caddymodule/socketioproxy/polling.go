@@ -27,6 +27,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, q enginei
 		var err error
 		if body, err = h.readBody(r); err != nil {
 			if errors.Is(err, errTooLarge) {
+				// Read on a little, so a client that sends a slightly
+				// too large body sees the 413 rather than a reset.
+				_, _ = io.CopyN(io.Discard, r.Body, drainLimit)
 				h.refuseTooLarge(w, r)
 				return
 			}
@@ -72,6 +75,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, q enginei
 }
 
 var errTooLarge = errors.New("body exceeds max_payload")
+
+// drainLimit is how much of a refused body the edge reads and discards.
+const drainLimit = 256 << 10
 
 // readBody reads a polling POST body whole, up to MaxPayload, so that what
 // the worker receives is exactly what the edge checked.

@@ -1,8 +1,10 @@
 package socketioproxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -60,7 +62,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, q engin
 	if cookies := res.Header.Values("Set-Cookie"); len(cookies) > 0 {
 		respHeader = http.Header{"Set-Cookie": cookies}
 	}
-	clientConn, err := upgrader.Upgrade(w, r, respHeader)
+	clientConn, err := upgrader.Upgrade(hijacker{w}, r, respHeader)
 	if err != nil {
 		upConn.Close()
 		h.logDebug("client WebSocket upgrade failed", r, err)
@@ -86,6 +88,15 @@ func (h *Handler) passRefusal(w http.ResponseWriter, r *http.Request, up *upstre
 	copyHeader(w.Header(), res.Header)
 	w.WriteHeader(res.StatusCode)
 	_, _ = io.Copy(w, io.LimitReader(res.Body, maxRefusalBody))
+}
+
+// hijacker lets gorilla's upgrader, which asserts http.Hijacker, take over
+// a connection behind Caddy's response-writer wrappers, which offer
+// hijacking through http.ResponseController instead.
+type hijacker struct{ http.ResponseWriter }
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
 
 func closeReason(err error) string {

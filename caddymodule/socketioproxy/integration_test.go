@@ -1,0 +1,118 @@
+package socketioproxy_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+// startStack runs one real Flask-SocketIO worker behind the edge, with
+// reverse_proxy serving the rest of the app, and returns the edge's URL.
+func startStack(t *testing.T) (edgeURL string, worker *testenv.FlaskWorker) {
+	t.Helper()
+	testenv.RequireNode(t)
+	worker = testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s
+	reverse_proxy %[2]s
+}
+`, edge, worker.Addr)), edge)
+	return "http://" + edge, worker
+}
+
+// The official socket.io-client completes 100 acknowledged echoes through
+// the edge on each transport, and every ack carries what was sent.
+func TestSocketIOClientEchoesThroughTheEdgeOnEveryTransport(t *testing.T) {
+	edgeURL, _ := startStack(t)
+	for _, tc := range []struct {
+		name       string
+		transports []string
+		final      string
+	}{
+		{"polling", []string{"polling"}, "polling"},
+		{"websocket", []string{"websocket"}, "websocket"},
+		{"default", nil, "websocket"}, // polling, then upgrade
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := testenv.RunProbe(t, testenv.ProbeOptions{
+				URL:         edgeURL,
+				Transports:  tc.transports,
+				Sessions:    1,
+				Echoes:      100,
+				PayloadSize: 256,
+				UpgradeWait: tc.transports == nil,
+				TimeoutMs:   60000,
+			})
+			require.Empty(t, res.Failures)
+			assert.Equal(t, 1, res.Completed)
+			assert.Equal(t, map[string]int{tc.final: 1}, res.Transports)
+			assert.Equal(t, map[string]int{"w1": 1}, res.Workers)
+		})
+	}
+}
+
+// Requests outside the Engine.IO path reach the next handler.
+func TestNonSocketIORequestsGoToTheNextHandler(t *testing.T) {
+	edgeURL, _ := startStack(t)
+	res, err := http.Get(edgeURL + "/healthz")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	assert.Equal(t, 200, res.StatusCode)
+	assert.Contains(t, string(body), "w1")
+}
+
+// A forged sid never reaches a worker half-checked, and an unknown one
+// gets the Engine.IO error that makes the client open a new session.
+func TestEdgeRefusesMalformedEngineIORequestsWithEngineIOErrors(t *testing.T) {
+	edgeURL, _ := startStack(t)
+	for _, tc := range []struct {
+		method, query string
+		status        int
+		body          string
+	}{
+		{"GET", "EIO=3&transport=polling", 400, `{"code":5,"message":"Unsupported protocol version"}`},
+		{"GET", "EIO=4&transport=polling&sid=a&sid=b", 400, `{"code":3,"message":"Bad request"}`},
+		{"GET", "EIO=4&transport=polling&%73id=x", 400, `{"code":3,"message":"Bad request"}`},
+		{"GET", "EIO=4&transport=carrier-pigeon", 400, `{"code":0,"message":"Transport unknown"}`},
+		{"POST", "EIO=4&transport=polling", 400, `{"code":2,"message":"Bad handshake method"}`},
+		{"GET", "EIO=4&transport=websocket", 400, `{"code":3,"message":"Bad request"}`}, // no Upgrade header
+	} {
+		req, err := http.NewRequest(tc.method, edgeURL+"/socket.io/?"+tc.query, strings.NewReader(""))
+		require.NoError(t, err)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		assert.Equal(t, tc.status, res.StatusCode, tc.query)
+		assert.JSONEq(t, tc.body, string(body), tc.query)
+	}
+}
+
+// A polling body over max_payload is refused with 413 before the worker
+// sees any of it.
+func TestOversizedPollingBodyIs413(t *testing.T) {
+	edgeURL, _ := startStack(t)
+	res, err := http.Get(edgeURL + "/socket.io/?EIO=4&transport=polling")
+	require.NoError(t, err)
+	open, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, 200, res.StatusCode, string(open))
+	sid := strings.Split(strings.Split(string(open), `"sid":"`)[1], `"`)[0]
+
+	big := "4" + strings.Repeat("x", 1_000_000) // one byte over the default max_payload
+	res, err = http.Post(edgeURL+"/socket.io/?EIO=4&transport=polling&sid="+sid, "text/plain", strings.NewReader(big))
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
+}

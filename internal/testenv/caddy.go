@@ -1,0 +1,110 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// CaddyBinary returns the edge's Caddy binary: $EDGE_CADDY when set (make
+// test builds bin/caddy first and sets it), otherwise one built from
+// ./cmd/xcaddy-build once per test process.
+func CaddyBinary(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("EDGE_CADDY"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("testenv: EDGE_CADDY=%s: %v", bin, err)
+		}
+		return bin
+	}
+	RepoRoot(t)
+	bin, err := buildCaddy()
+	if err != nil {
+		t.Fatalf("testenv: building the edge: %v", err)
+	}
+	return bin
+}
+
+var buildCaddy = sync.OnceValues(func() (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "flaskedge-caddy-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "caddy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/xcaddy-build")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// Edge is a running Caddy with the edge modules.
+type Edge struct {
+	// AdminAddr is the admin endpoint, host:port.
+	AdminAddr string
+	proc      *process
+}
+
+// EdgeConfig is a Caddyfile for StartEdge. It is a template: {{admin}} is
+// replaced by the global options block that puts the admin endpoint on a
+// fresh port, so several edges can run side by side.
+type EdgeConfig string
+
+// StartEdge runs Caddy with the Caddyfile and waits until its admin
+// endpoint answers and every address in listen accepts connections.
+// Caddy is killed at cleanup, and its log is shown if the test failed.
+func StartEdge(t testing.TB, caddyfile EdgeConfig, listen ...string) *Edge {
+	t.Helper()
+	bin := CaddyBinary(t)
+	dir := t.TempDir()
+	admin := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	text := strings.ReplaceAll(string(caddyfile), "{{admin}}",
+		"{\n\tadmin "+admin+"\n\tpersist_config off\n}\n")
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(),
+		// Keep Caddy's storage (internal CA, autosave) inside the test.
+		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
+		"HOME="+dir,
+	)
+	e := &Edge{AdminAddr: admin, proc: start(t, "caddy", cmd)}
+	client := &http.Client{Timeout: time.Second}
+	e.proc.waitReady(t, 30*time.Second, func() error {
+		res, err := client.Get("http://" + admin + "/config/")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		for _, addr := range listen {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return err
+			}
+			c.Close()
+		}
+		return nil
+	})
+	return e
+}
+
+// Output is what Caddy has logged so far.
+func (e *Edge) Output() string { return e.proc.out.String() }
+
+// Kill stops Caddy at once.
+func (e *Edge) Kill() { e.proc.kill() }

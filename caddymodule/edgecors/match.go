@@ -1,0 +1,123 @@
+package edgecors
+
+import "strings"
+
+// originSet decides whether a request's Origin is allowed. It is built
+// once at Provision and only read afterwards, so requests share it
+// without locks.
+//
+// A browser always sends the canonical serialization (lowercase, no
+// default port), so the common case is one map lookup on the header as
+// it came. Letter case is still ignored, at no allocation, for clients
+// that send uppercase; a default port or a trailing dot in a request's
+// Origin is not a browser's spelling and does not match.
+type originSet struct {
+	any       bool
+	exact     map[string][]string // canonical origin → its ACAO value, shared by all responses
+	wildcards []wildcard
+}
+
+// wildcard is a compiled subdomains pattern: "https://*.example.com:8443"
+// matches prefix + one or more labels + tail.
+type wildcard struct {
+	prefix string // "https://"
+	tail   string // ".example.com:8443"
+}
+
+var anyOriginValue = []string{"*"}
+
+func newOriginSet(patterns []originPattern) originSet {
+	s := originSet{exact: make(map[string][]string)}
+	for _, p := range patterns {
+		switch p.kind {
+		case anyOrigin:
+			s.any = true
+		case subdomains:
+			s.wildcards = append(s.wildcards, wildcard{
+				prefix: p.scheme + "://",
+				tail:   "." + p.host + portSuffix(p.port),
+			})
+		default:
+			o := p.String()
+			s.exact[o] = []string{o}
+		}
+	}
+	return s
+}
+
+// allow reports whether origin may read responses. value is the
+// Access-Control-Allow-Origin value to set when one is precomputed
+// (the origin is listed and came in canonical form, or the list is
+// "*"); when it is nil and ok is true the caller echoes origin itself.
+func (s *originSet) allow(origin string) (value []string, ok bool) {
+	if s.any {
+		return anyOriginValue, true
+	}
+	if v, ok := s.exact[origin]; ok {
+		return v, true
+	}
+	if len(origin) > maxOriginLen {
+		return nil, false
+	}
+	if hasUpper(origin) {
+		var buf [maxOriginLen]byte
+		n := copy(buf[:], origin)
+		for i := range n {
+			if c := buf[i]; 'A' <= c && c <= 'Z' {
+				buf[i] = c + ('a' - 'A')
+			}
+		}
+		// The compiler does not allocate for a map index by string(bytes).
+		if _, ok := s.exact[string(buf[:n])]; ok {
+			return nil, true
+		}
+	}
+	for _, w := range s.wildcards {
+		if w.match(origin) {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+func (w wildcard) match(origin string) bool {
+	if len(origin) <= len(w.prefix)+len(w.tail) ||
+		!strings.EqualFold(origin[:len(w.prefix)], w.prefix) ||
+		!strings.EqualFold(origin[len(origin)-len(w.tail):], w.tail) {
+		return false
+	}
+	return isSubdomainLabels(origin[len(w.prefix) : len(origin)-len(w.tail)])
+}
+
+// isSubdomainLabels reports whether s is one or more non-empty
+// dot-separated host-name labels (either letter case).
+func isSubdomainLabels(s string) bool {
+	label := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if label == 0 || label > 63 {
+				return false
+			}
+			label = 0
+			continue
+		}
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if !isLabelByte(c) {
+			return false
+		}
+		label++
+	}
+	return true
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,255 @@
+// Package edgecors is the edge_cors HTTP handler: CORS for a Flask /
+// Flask-SocketIO app decided at the edge, so the browser sees one answer
+// whatever the app (or flask-cors, or python-engineio's own
+// cors_allowed_origins) says.
+//
+// The handler answers preflights itself (204 when allowed, 403 with the
+// reason logged when not; a preflight never reaches the app), sets
+// exactly one Access-Control-Allow-Origin on responses to allowed
+// origins, removes every Access-Control-* header the app set so the app
+// can neither duplicate nor re-open what the edge decided, and refuses
+// WebSocket upgrades from foreign origins before they reach anything.
+package edgecors
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the edge_cors HTTP handler (module ID
+// http.handlers.edge_cors). It owns every Access-Control-* response
+// header on the routes it covers.
+//
+// A request whose Origin is its own scheme://Host (the Flask page
+// calling its own API, or opening its own Socket.IO connection through
+// the edge) is not a CORS request: it passes through without CORS
+// headers, and is never refused, whether or not that origin is listed.
+type Handler struct {
+	// The origins whose pages may read responses. Each entry is one of:
+	//
+	//   - a serialized origin, scheme://host[:port], http or https,
+	//     as in "https://app.example.com" or "http://localhost:5000";
+	//   - a subdomain wildcard, as in "https://*.example.com", which
+	//     matches subdomains of any depth but not example.com itself,
+	//     and may not sit over a public suffix ("https://*.co.uk");
+	//   - "*", any origin, only without credentials.
+	//
+	// Letter case, a default port (https://a.com:443) and the spelling
+	// of an IPv6 address are normalised at Provision. A path (even "/"),
+	// query, fragment, userinfo, trailing dot, "null" or a non-ASCII
+	// host is an error that says what to write instead: hosts are ASCII,
+	// so write an internationalized name in punycode (xn--...), which is
+	// what the browser sends. Placeholders are not expanded. Required.
+	Origins []string `json:"origins,omitempty"`
+
+	// Lets allowed origins make credentialed requests (cookies, the
+	// Flask session): sends Access-Control-Allow-Credentials: true.
+	// socket.io-client with withCredentials: true needs it. Not allowed
+	// with "*". Default false.
+	Credentials bool `json:"credentials,omitempty"`
+
+	// The methods a preflight may ask for. GET, HEAD and POST are always
+	// allowed, as the browser does not consult the list for them.
+	// Methods are case-sensitive, but fetch uppercases DELETE, GET,
+	// HEAD, OPTIONS, POST and PUT, so those are uppercased here; a
+	// client sending "patch" needs "patch" listed. Default: GET HEAD
+	// POST PUT PATCH DELETE.
+	AllowedMethods []string `json:"allowed_methods,omitempty"`
+
+	// The request headers a preflight may ask for, compared without
+	// regard to case. The default lets fetch send JSON and Flask-WTF's
+	// CSRF header: Content-Type X-Requested-With X-CSRFToken
+	// X-CSRF-Token. socket.io-client sends none unless given
+	// extraHeaders.
+	AllowedHeaders []string `json:"allowed_headers,omitempty"`
+
+	// Response headers, beyond the CORS-safelisted ones, that scripts
+	// of allowed origins may read: sent as Access-Control-Expose-Headers.
+	// Default none.
+	ExposeHeaders []string `json:"expose_headers,omitempty"`
+
+	// How long a browser may cache a preflight's answer
+	// (Access-Control-Max-Age), whole seconds, at most 24h. Chromium
+	// caps it at 2h. Default 0: no header, so browsers cache for 5s.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	// Refuse with 403, before any other handler runs, a WebSocket
+	// upgrade (HTTP/1.1 Upgrade, or an HTTP/2 or HTTP/3 extended
+	// CONNECT) whose Origin is present, not allowed and not the
+	// request's own origin. Browsers do not apply CORS to WebSockets,
+	// so without this any site could open a socket with the user's
+	// cookies. Upgrades without an Origin (non-browser clients) pass.
+	// Default true.
+	WebSocketOriginGuard *bool `json:"websocket_origin_guard,omitempty"`
+
+	origins      originSet
+	methods      []string
+	headers      []string
+	exposeValue  []string // Access-Control-Expose-Headers, nil when none
+	maxAgeValue  []string // Access-Control-Max-Age, nil when none
+	problems     []error  // found while normalising; Validate reports them
+	logger       *zap.Logger
+	guardEnabled bool
+}
+
+// Defaults for the preflight lists.
+var (
+	defaultMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+	defaultHeaders = []string{"Content-Type", "X-Requested-With", "X-CSRFToken", "X-CSRF-Token"}
+)
+
+// maxMaxAge is Firefox's cap; more only misleads the reader.
+const maxMaxAge = 24 * time.Hour
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.edge_cors",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision fills in defaults and normalises the configuration to the
+// canonical forms the hot path compares against. Whatever it cannot
+// normalise it records for Validate to report, all at once.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.guardEnabled = h.WebSocketOriginGuard == nil || *h.WebSocketOriginGuard
+	h.problems = nil
+
+	var patterns []originPattern
+	var canonical []string
+	for _, o := range h.Origins {
+		p, err := parseOriginPattern(o)
+		if err != nil {
+			h.problems = append(h.problems, err)
+			canonical = append(canonical, o)
+			continue
+		}
+		if s := p.String(); !slices.Contains(canonical, s) {
+			patterns = append(patterns, p)
+			canonical = append(canonical, s)
+		}
+	}
+	h.Origins = canonical
+	h.origins = newOriginSet(patterns)
+
+	if h.AllowedMethods == nil {
+		h.AllowedMethods = slices.Clone(defaultMethods)
+	}
+	h.methods = nil
+	for i, m := range h.AllowedMethods {
+		if u := strings.ToUpper(m); isFetchNormalisedMethod(u) {
+			m = u
+			h.AllowedMethods[i] = u
+		}
+		if err := checkToken("allowed_methods", m, `"allowed_methods GET POST PUT"`); err != nil {
+			h.problems = append(h.problems, err)
+		} else if !slices.Contains(h.methods, m) {
+			h.methods = append(h.methods, m)
+		}
+	}
+
+	if h.AllowedHeaders == nil {
+		h.AllowedHeaders = slices.Clone(defaultHeaders)
+	}
+	h.headers = nil
+	for _, name := range h.AllowedHeaders {
+		if err := checkToken("allowed_headers", name, `"allowed_headers Content-Type X-CSRFToken"`); err != nil {
+			h.problems = append(h.problems, err)
+		} else if !slices.ContainsFunc(h.headers, func(s string) bool { return strings.EqualFold(s, name) }) {
+			h.headers = append(h.headers, name)
+		}
+	}
+
+	h.exposeValue = nil
+	for _, name := range h.ExposeHeaders {
+		if err := checkToken("expose_headers", name, `"expose_headers X-Request-Id"`); err != nil {
+			h.problems = append(h.problems, err)
+		}
+	}
+	if len(h.ExposeHeaders) > 0 {
+		h.exposeValue = []string{strings.Join(h.ExposeHeaders, ", ")}
+	}
+
+	h.maxAgeValue = nil
+	if secs := int64(time.Duration(h.MaxAge) / time.Second); secs > 0 {
+		h.maxAgeValue = []string{strconv.FormatInt(secs, 10)}
+	}
+
+	if c := h.logger.Check(zap.InfoLevel, "edge_cors configured"); c != nil {
+		c.Write(zap.Strings("origins", h.Origins), zap.Bool("credentials", h.Credentials),
+			zap.Strings("allowed_methods", h.methods), zap.Strings("allowed_headers", h.headers),
+			zap.Bool("websocket_origin_guard", h.guardEnabled))
+	}
+	return nil
+}
+
+// Validate reports every problem with the configuration, each saying
+// what to write instead.
+func (h *Handler) Validate() error {
+	errs := slices.Clone(h.problems)
+	if len(h.Origins) == 0 {
+		errs = append(errs, fmt.Errorf(`no origins; list the origins your pages are served from, as in "origins https://app.example.com"`))
+	}
+	if h.origins.any {
+		if h.Credentials {
+			errs = append(errs, fmt.Errorf(`origin "*" with credentials would let every site act with your users' cookies; list the origins instead, or drop credentials`))
+		}
+		if len(h.Origins) > 1 {
+			errs = append(errs, fmt.Errorf(`origin "*" already allows every origin; remove the other entries or remove "*"`))
+		}
+	}
+	switch d := time.Duration(h.MaxAge); {
+	case d < 0:
+		errs = append(errs, fmt.Errorf(`max_age %s is negative; write a duration from 1s to 24h, or leave it out`, d))
+	case d > maxMaxAge:
+		errs = append(errs, fmt.Errorf(`max_age %s is longer than browsers honour; write at most 24h (Chromium caps it at 2h)`, d))
+	case d > 0 && d < time.Second:
+		errs = append(errs, fmt.Errorf(`max_age %s is shorter than the header's unit of one second; write at least 1s`, d))
+	}
+	for i, err := range errs {
+		errs[i] = fmt.Errorf("edge_cors: %w", err)
+	}
+	return errors.Join(errs...)
+}
+
+func checkToken(directive, s, example string) error {
+	if s == "*" {
+		return fmt.Errorf(`%s "*" is not supported; list the names, as in %s`, directive, example)
+	}
+	if !httpguts.ValidHeaderFieldName(s) {
+		return fmt.Errorf(`%s %q is not an HTTP token; write names as in %s`, directive, s, example)
+	}
+	return nil
+}
+
+// isFetchNormalisedMethod reports whether fetch uppercases method m
+// (given in uppercase) before sending it.
+func isFetchNormalisedMethod(m string) bool {
+	switch m {
+	case "DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT":
+		return true
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,74 @@
+package edgecors
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// corsWriter puts the edge's CORS headers on the response at the moment
+// its header is written, after the next handler (and reverse_proxy,
+// which copies upstream headers with Add) has set its own. Flushing
+// writes the header first, as net/http would; hijacking, which
+// reverse_proxy does for WebSockets after writing 101, goes straight
+// through, as does anything reached with http.ResponseController.
+type corsWriter struct {
+	caddyhttp.ResponseWriterWrapper
+	h           *Handler
+	acao        []string // nil when the origin is not allowed or absent
+	wroteHeader bool
+}
+
+func (cw *corsWriter) WriteHeader(status int) {
+	if !cw.wroteHeader {
+		// An informational response sends the header map as it stands
+		// and keeps it for the final one, so fix it for each; fixing
+		// is idempotent.
+		cw.h.setResponseHeaders(cw.Header(), cw.acao, varyOrigin)
+		cw.wroteHeader = status >= 200 || status == http.StatusSwitchingProtocols
+	}
+	cw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (cw *corsWriter) Write(b []byte) (int, error) {
+	if !cw.wroteHeader {
+		cw.WriteHeader(http.StatusOK)
+	}
+	return cw.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom keeps the embedded io.ReaderFrom from writing the header
+// past WriteHeader.
+func (cw *corsWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !cw.wroteHeader {
+		cw.WriteHeader(http.StatusOK)
+	}
+	return cw.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// FlushError is what http.ResponseController.Flush calls.
+func (cw *corsWriter) FlushError() error {
+	if !cw.wroteHeader {
+		cw.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(cw.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher for handlers that assert it.
+func (cw *corsWriter) Flush() { _ = cw.FlushError() }
+
+// Hijack implements http.Hijacker for handlers that assert it.
+func (cw *corsWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(cw.ResponseWriter).Hijack()
+}
+
+// Interface guards
+var (
+	_ http.ResponseWriter = (*corsWriter)(nil)
+	_ http.Flusher        = (*corsWriter)(nil)
+	_ http.Hijacker       = (*corsWriter)(nil)
+	_ io.ReaderFrom       = (*corsWriter)(nil)
+)

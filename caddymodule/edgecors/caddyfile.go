@@ -1,0 +1,131 @@
+package edgecors
+
+import (
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("edge_cors", parseCaddyfile)
+	// Before header, so edge_cors wraps it: a deferred header operation
+	// on Access-Control-* cannot outlive the edge's decision.
+	httpcaddyfile.RegisterDirectiveOrder("edge_cors", httpcaddyfile.Before, "header")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	edge_cors [<matcher>] [<origin...>] {
+//		origins <origin...>
+//		credentials
+//		allowed_methods <method...>
+//		allowed_headers <header...>
+//		expose_headers <header...>
+//		max_age <duration>
+//		websocket_origin_guard off
+//	}
+//
+// The one-line form edge_cors <origin...> lists origins with every
+// default. origins, allowed_methods, allowed_headers and expose_headers
+// may be repeated; their arguments accumulate. Origins are checked and
+// written to JSON in canonical form (lowercase, default port elided),
+// so a malformed one is reported at its line, with the form to write.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+
+	addOrigins := func(args []string) error {
+		for _, o := range args {
+			p, err := parseOriginPattern(o)
+			if err != nil {
+				return d.Errf("edge_cors: %w", err)
+			}
+			h.Origins = append(h.Origins, p.String())
+		}
+		return nil
+	}
+	addTokens := func(list *[]string, directive, example string) error {
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.Errf("edge_cors: %s needs at least one name, as in %s", directive, example)
+		}
+		for _, a := range args {
+			if err := checkToken(directive, a, example); err != nil {
+				return d.Errf("edge_cors: %w", err)
+			}
+		}
+		*list = append(*list, args...)
+		return nil
+	}
+
+	if err := addOrigins(d.RemainingArgs()); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf(`edge_cors: origins needs at least one origin, as in "origins https://app.example.com"`)
+			}
+			if err := addOrigins(args); err != nil {
+				return err
+			}
+		case "credentials":
+			if d.NextArg() {
+				return d.Errf(`edge_cors: credentials takes no argument; write "credentials" alone, or leave it out`)
+			}
+			h.Credentials = true
+		case "allowed_methods":
+			if err := addTokens(&h.AllowedMethods, "allowed_methods", `"allowed_methods GET POST PUT"`); err != nil {
+				return err
+			}
+		case "allowed_headers":
+			if err := addTokens(&h.AllowedHeaders, "allowed_headers", `"allowed_headers Content-Type X-CSRFToken"`); err != nil {
+				return err
+			}
+		case "expose_headers":
+			if err := addTokens(&h.ExposeHeaders, "expose_headers", `"expose_headers X-Request-Id"`); err != nil {
+				return err
+			}
+		case "max_age":
+			var arg string
+			if !d.Args(&arg) || d.NextArg() {
+				return d.Errf(`edge_cors: max_age takes one duration, as in "max_age 10m"`)
+			}
+			dur, err := caddy.ParseDuration(arg)
+			if err != nil {
+				return d.Errf(`edge_cors: max_age %q is not a duration; write it as in "max_age 10m"`, arg)
+			}
+			if dur < time.Second || dur > maxMaxAge {
+				return d.Errf(`edge_cors: max_age %s is out of range; write a duration from 1s to 24h (Chromium caps it at 2h)`, arg)
+			}
+			h.MaxAge = caddy.Duration(dur)
+		case "websocket_origin_guard":
+			var arg string
+			if !d.Args(&arg) || d.NextArg() || (arg != "on" && arg != "off") {
+				return d.Errf(`edge_cors: websocket_origin_guard takes "on" or "off"; it is on by default, so write "websocket_origin_guard off" to turn it off`)
+			}
+			if arg == "off" {
+				off := false
+				h.WebSocketOriginGuard = &off
+			} else {
+				h.WebSocketOriginGuard = nil
+			}
+		default:
+			return d.Errf("edge_cors: unknown subdirective %q; edge_cors takes origins, credentials, allowed_methods, allowed_headers, expose_headers, max_age and websocket_origin_guard", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

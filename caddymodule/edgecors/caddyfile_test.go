@@ -1,0 +1,116 @@
+package edgecors
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// TestCaddyfileAdapt checks each testdata/*.caddytest: a Caddyfile, a
+// line of ten dashes, then either the JSON it must adapt to, or (when
+// that part does not start with "{") text the adapt error must contain.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.caddytest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caddyfileText, expected, ok := strings.Cut(string(data), "\n----------\n")
+			if !ok {
+				t.Fatalf("%s has no ---------- line", file)
+			}
+			caddyfileText = strings.TrimSpace(caddyfileText) + "\n"
+			expected = strings.TrimSpace(expected)
+			if strings.HasPrefix(expected, "{") {
+				if !caddytest.CompareAdapt(t, file, caddyfileText, "caddyfile", expected) {
+					t.Errorf("%s: adapted JSON differs from the golden JSON", file)
+				}
+				return
+			}
+			_, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfileText), nil)
+			if err == nil || !strings.Contains(err.Error(), expected) {
+				t.Errorf("adapt error:\n  %v\nwant it to contain:\n  %s", err, expected)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	off := false
+	for _, tc := range []struct {
+		name, input string
+		want        Handler
+	}{
+		{"one line", `edge_cors https://app.example.com http://LOCALHOST:5000`,
+			Handler{Origins: []string{"https://app.example.com", "http://localhost:5000"}}},
+		{"block", `edge_cors {
+			origins https://app.example.com:443
+			origins https://*.example.com
+			credentials
+			allowed_methods GET POST
+			allowed_methods PATCH
+			allowed_headers Content-Type X-CSRFToken
+			expose_headers X-Request-Id
+			max_age 10m
+			websocket_origin_guard off
+		}`, Handler{
+			Origins:              []string{"https://app.example.com", "https://*.example.com"},
+			Credentials:          true,
+			AllowedMethods:       []string{"GET", "POST", "PATCH"},
+			AllowedHeaders:       []string{"Content-Type", "X-CSRFToken"},
+			ExposeHeaders:        []string{"X-Request-Id"},
+			MaxAge:               caddy.Duration(600e9),
+			WebSocketOriginGuard: &off,
+		}},
+		{"guard on is the default", `edge_cors https://a.example.com {
+			websocket_origin_guard on
+		}`, Handler{Origins: []string{"https://a.example.com"}}},
+	} {
+		var got Handler
+		if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A user's mistake must be reported at its line with what to write.
+func TestUnmarshalCaddyfileErrorsNameTheLineAndTheFix(t *testing.T) {
+	for _, tc := range []struct{ input, want string }{
+		{"edge_cors http://localhost:5000/", `edge_cors: origin "http://localhost:5000/" has a path; write it as "http://localhost:5000", at Testfile:1`},
+		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", `origin "null" is what sandboxed iframes`},
+		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", "at Testfile:3"},
+		{"edge_cors {\n\torigin https://a.com\n}", `unknown subdirective "origin"; edge_cors takes origins, credentials, allowed_methods, allowed_headers, expose_headers, max_age and websocket_origin_guard, at Testfile:2`},
+		{"edge_cors {\n\torigins\n}", `origins needs at least one origin, as in "origins https://app.example.com", at Testfile:2`},
+		{"edge_cors {\n\tcredentials yes\n}", `credentials takes no argument`},
+		{"edge_cors {\n\tallowed_methods\n}", `allowed_methods needs at least one name, as in "allowed_methods GET POST PUT"`},
+		{"edge_cors {\n\tallowed_headers *\n}", `allowed_headers "*" is not supported; list the names`},
+		{"edge_cors {\n\texpose_headers X:Y\n}", `expose_headers "X:Y" is not an HTTP token`},
+		{"edge_cors {\n\tmax_age\n}", `max_age takes one duration, as in "max_age 10m"`},
+		{"edge_cors {\n\tmax_age ten\n}", `max_age "ten" is not a duration`},
+		{"edge_cors {\n\tmax_age 48h\n}", `max_age 48h is out of range; write a duration from 1s to 24h`},
+		{"edge_cors {\n\twebsocket_origin_guard no\n}", `websocket_origin_guard takes "on" or "off"`},
+		{"edge_cors https://*.co.uk", `public suffix "co.uk"`},
+	} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q:\n  error %v\n  want it to contain %s", tc.input, err, tc.want)
+		}
+	}
+}

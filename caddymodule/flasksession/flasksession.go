@@ -1,0 +1,289 @@
+// Package flasksession verifies Flask's signed session cookie at the
+// edge and hands the identity to Caddy's own authentication handler, so
+// the rest of the config reads it from the {http.auth.user.*}
+// placeholders. The cookie format lives in internal/flaskcookie; this
+// package is the Caddy glue.
+package flasksession
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/flaskedge/flaskedge/internal/flaskcookie"
+)
+
+func init() {
+	caddy.RegisterModule(FlaskSession{})
+}
+
+// FlaskSession is an authentication provider for Caddy's
+// `authentication` handler that reads Flask's default session cookie
+// (SecureCookieSessionInterface: itsdangerous, salt "cookie-session",
+// HMAC-SHA1) with the app's SECRET_KEY.
+//
+// A valid cookie authenticates as
+//
+//	caddyauth.User{ID: <user id>, Metadata: {"role": <roles joined with ",">, "session": "valid"}}
+//
+// so that after the handler
+//
+//   - {http.auth.user.id} is the session's user id (Flask-Login's
+//     `_user_id`), "" for a valid session without one;
+//   - {http.auth.user.role} is its role(s), comma-separated, or "";
+//   - {http.auth.user.session} is "valid", "none" (no cookie) or
+//     "invalid" (refused: bad signature, expired, malformed...).
+//
+// Without `require` every request continues: no cookie, or a refused
+// one, is the anonymous user (ID "", role "", session "none" or
+// "invalid"), because Socket.IO public namespaces and the login page
+// must be reachable before anyone logs in; the route decides with
+// matchers on the placeholders. A refused cookie's reason is logged
+// (never the cookie): "expired" at debug level, since sessions simply
+// age, the others at info.
+//
+// With `require`, a request that does not meet it is not authenticated
+// and the `authentication` handler answers 401 (handle_errors can
+// replace that response); the would-be user is then in
+// {http.auth.candidate.*}. Nothing is written to the response here.
+type FlaskSession struct {
+	// SecretKeys are the app's SECRET_KEY first, then older keys still
+	// accepted while rotating (Flask ≥ 3's SECRET_KEY_FALLBACKS). At
+	// least one is required. Placeholders are resolved once, at
+	// provisioning, with Caddy's global replacer, so keys need not be in
+	// the config: {env.FLASK_SECRET_KEY}, {file./run/secrets/flask}
+	// (one trailing newline is dropped). A key that is empty after
+	// replacement is an error.
+	SecretKeys []string `json:"secret_keys,omitempty"`
+
+	// CookieName is Flask's SESSION_COOKIE_NAME. Default: "session". No
+	// placeholders.
+	CookieName string `json:"cookie_name,omitempty"`
+
+	// MaxAge refuses cookies signed longer ago, as Flask does with
+	// PERMANENT_SESSION_LIFETIME for every session cookie (permanent or
+	// not). Set it to the app's value; whole seconds count. Default: 31
+	// days, Flask's default.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	// UserKey is the session key holding the user id: a string, an
+	// integer or a UUID. Default: "_user_id", where Flask-Login keeps it.
+	// No placeholders.
+	UserKey string `json:"user_key,omitempty"`
+
+	// RoleKey is the session key holding the role: a string or a list
+	// (or tuple) of strings. Default: "role". No placeholders. Flask-Login
+	// keeps no role; the app must put one in the session for the edge to
+	// see it.
+	RoleKey string `json:"role_key,omitempty"`
+
+	// Require, if set, makes requests that do not meet it unauthenticated
+	// (401). Default: nothing is required.
+	Require *Require `json:"require,omitempty"`
+
+	verifier *flaskcookie.Verifier
+	logger   *zap.Logger
+}
+
+// Require says what a request needs to be authenticated.
+type Require struct {
+	// Authenticated requires a valid session with a non-empty user id.
+	Authenticated bool `json:"authenticated,omitempty"`
+	// Roles requires, besides a valid session with a user id, at least
+	// one of these roles.
+	Roles []string `json:"roles,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (FlaskSession) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.flask_session",
+		New: func() caddy.Module { return new(FlaskSession) },
+	}
+}
+
+const (
+	defaultCookieName = "session"
+	defaultMaxAge     = caddy.Duration(31 * 24 * time.Hour)
+	defaultUserKey    = "_user_id"
+	defaultRoleKey    = "role"
+)
+
+// Provision sets defaults, resolves the secret keys and derives the
+// signing keys once.
+func (fs *FlaskSession) Provision(ctx caddy.Context) error {
+	fs.logger = ctx.Logger()
+	if fs.CookieName == "" {
+		fs.CookieName = defaultCookieName
+	}
+	if fs.MaxAge == 0 {
+		fs.MaxAge = defaultMaxAge
+	}
+	if fs.UserKey == "" {
+		fs.UserKey = defaultUserKey
+	}
+	if fs.RoleKey == "" {
+		fs.RoleKey = defaultRoleKey
+	}
+	if len(fs.SecretKeys) == 0 {
+		return fmt.Errorf("flask_session: no secret key; set secret_keys to the app's SECRET_KEY, e.g. \"{env.FLASK_SECRET_KEY}\"")
+	}
+	if time.Duration(fs.MaxAge) < time.Second {
+		return fmt.Errorf("flask_session: max_age %s is under one second; set it to the app's PERMANENT_SESSION_LIFETIME, e.g. 31d",
+			time.Duration(fs.MaxAge))
+	}
+	repl := caddy.NewReplacer()
+	keys := make([][]byte, len(fs.SecretKeys))
+	for i, raw := range fs.SecretKeys {
+		key, err := repl.ReplaceOrErr(raw, true, true)
+		if err != nil {
+			// The error names the placeholder, never a key.
+			return fmt.Errorf("flask_session: secret key %d: %v; set it (or its file) to the app's SECRET_KEY", i+1, err)
+		}
+		if key == "" {
+			return fmt.Errorf("flask_session: secret key %d is empty; set it to the app's SECRET_KEY", i+1)
+		}
+		keys[i] = []byte(key)
+	}
+	v, err := flaskcookie.NewVerifier(flaskcookie.Options{SecretKeys: keys, MaxAge: time.Duration(fs.MaxAge)})
+	if err != nil {
+		return fmt.Errorf("flask_session: %v", err)
+	}
+	fs.verifier = v
+	return nil
+}
+
+// Validate checks the configuration.
+func (fs *FlaskSession) Validate() error {
+	if !validCookieName(fs.CookieName) {
+		return fmt.Errorf("flask_session: cookie_name %q is not a cookie name; use Flask's SESSION_COOKIE_NAME, e.g. session", fs.CookieName)
+	}
+	if r := fs.Require; r != nil {
+		if !r.Authenticated && len(r.Roles) == 0 {
+			return fmt.Errorf("flask_session: require is empty; require authenticated, or roles, or remove it")
+		}
+		for _, role := range r.Roles {
+			if role == "" {
+				return fmt.Errorf("flask_session: require has an empty role")
+			}
+		}
+	}
+	return nil
+}
+
+// now is replaced by tests.
+var now = time.Now
+
+// Anonymous users share their metadata; caddyauth only reads it.
+var (
+	anonymousNone    = map[string]string{"role": "", "session": "none"}
+	anonymousInvalid = map[string]string{"role": "", "session": "invalid"}
+)
+
+// Authenticate implements caddyauth.Authenticator. It never returns an
+// error: a missing or refused cookie is an anonymous user, not a fault.
+func (fs *FlaskSession) Authenticate(_ http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	value, ok := cookieValue(r.Header, fs.CookieName)
+	if !ok {
+		return caddyauth.User{Metadata: anonymousNone}, fs.Require == nil, nil
+	}
+	payload, err := fs.verifier.Verify(value, now())
+	var claims flaskcookie.Claims
+	if err == nil {
+		claims, err = flaskcookie.Decode(payload, fs.UserKey, fs.RoleKey)
+	}
+	if err != nil {
+		level := zapcore.InfoLevel
+		if flaskcookie.Reason(err) == "expired" {
+			level = zapcore.DebugLevel
+		}
+		if c := fs.logger.Check(level, "flask session cookie refused"); c != nil {
+			c.Write(
+				zap.String("reason", flaskcookie.Reason(err)),
+				zap.Error(err),
+				zap.String("remote_addr", r.RemoteAddr),
+			)
+		}
+		return caddyauth.User{Metadata: anonymousInvalid}, fs.Require == nil, nil
+	}
+	user := caddyauth.User{
+		ID: claims.UserID,
+		Metadata: map[string]string{
+			"role":    strings.Join(claims.Roles, ","),
+			"session": "valid",
+		},
+	}
+	return user, fs.allows(claims), nil
+}
+
+func (fs *FlaskSession) allows(c flaskcookie.Claims) bool {
+	r := fs.Require
+	if r == nil {
+		return true
+	}
+	if c.UserID == "" {
+		return false
+	}
+	if len(r.Roles) == 0 {
+		return true
+	}
+	for _, want := range r.Roles {
+		for _, have := range c.Roles {
+			if have == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cookieValue finds the cookie as Werkzeug does, so the edge and Flask
+// read the same one: the first pair named name across Cookie headers,
+// surrounding quotes removed. An empty value is no cookie, as in Flask.
+// Unlike http.Request.Cookie it does not skip pairs Go deems invalid,
+// which would let a second, different cookie be the one the edge sees.
+func cookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(pair, "=")
+			if strings.TrimSpace(k) != name {
+				continue
+			}
+			v = strings.TrimSpace(v)
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, v != ""
+		}
+	}
+	return "", false
+}
+
+func validCookieName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner       = (*FlaskSession)(nil)
+	_ caddy.Validator         = (*FlaskSession)(nil)
+	_ caddyauth.Authenticator = (*FlaskSession)(nil)
+)

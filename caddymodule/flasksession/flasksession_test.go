@@ -1,0 +1,272 @@
+package flasksession
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+)
+
+// vectors are the cookies real Flask wrote (testdata/flask_cookies/gen.py).
+type vector struct {
+	Name   string   `json:"name"`
+	Cookie string   `json:"cookie"`
+	Keys   []string `json:"keys"`
+	Now    int64    `json:"now"`
+	MaxAge int64    `json:"max_age"`
+	Expect string   `json:"expect"`
+	UserID string   `json:"user_id"`
+	Roles  []string `json:"roles"`
+}
+
+func loadVectors(t *testing.T) map[string]vector {
+	t.Helper()
+	raw, err := os.ReadFile("../../testdata/flask_cookies/vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct{ Vectors []vector }
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	m := make(map[string]vector)
+	for _, v := range f.Vectors {
+		m[v.Name] = v
+	}
+	return m
+}
+
+// provisioned returns a provider as Caddy would run it, at the vector's "now".
+func provisioned(t *testing.T, fs FlaskSession, at int64) *FlaskSession {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := fs.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	old := now
+	now = func() time.Time { return time.Unix(at, 0) }
+	t.Cleanup(func() { now = old })
+	return &fs
+}
+
+func requestWithCookie(cookie string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	if cookie != "" {
+		r.Header.Set("Cookie", "session="+cookie)
+	}
+	return r
+}
+
+func TestAuthenticateFlaskVectors(t *testing.T) {
+	for name, v := range loadVectors(t) {
+		t.Run(name, func(t *testing.T) {
+			fs := provisioned(t, FlaskSession{SecretKeys: v.Keys}, v.Now)
+			user, ok, err := fs.Authenticate(httptest.NewRecorder(), requestWithCookie(v.Cookie))
+			if err != nil || !ok {
+				t.Fatalf("without require every request continues; got ok=%v err=%v", ok, err)
+			}
+			wantSession := "invalid"
+			if v.Expect == "valid" {
+				wantSession = "valid"
+			} else if v.Cookie == "" {
+				wantSession = "none"
+			}
+			if got := user.Metadata["session"]; got != wantSession {
+				t.Fatalf("session %q, want %q", got, wantSession)
+			}
+			if user.ID != v.UserID || user.Metadata["role"] != strings.Join(v.Roles, ",") {
+				t.Fatalf("user %q role %q, want %q %q", user.ID, user.Metadata["role"], v.UserID, strings.Join(v.Roles, ","))
+			}
+		})
+	}
+}
+
+func TestDefaultMaxAgeIsFlasks31Days(t *testing.T) {
+	v := loadVectors(t)["plain"]
+	fs := provisioned(t, FlaskSession{SecretKeys: v.Keys}, v.Now+31*24*3600+1)
+	user, _, _ := fs.Authenticate(nil, requestWithCookie(v.Cookie))
+	if user.Metadata["session"] != "invalid" {
+		t.Fatalf("a cookie 31 days and 1 second old was %q", user.Metadata["session"])
+	}
+}
+
+func TestRequire(t *testing.T) {
+	vs := loadVectors(t)
+	plain, anon := vs["plain"], vs["anonymous_session"] // role admin / no user
+	tests := []struct {
+		name    string
+		require *Require
+		cookie  string
+		want    bool
+	}{
+		{"nothing required, no cookie", nil, "", true},
+		{"authenticated, no cookie", &Require{Authenticated: true}, "", false},
+		{"authenticated, tampered cookie", &Require{Authenticated: true}, vs["payload_bit_flipped"].Cookie, false},
+		{"authenticated, valid session without user", &Require{Authenticated: true}, anon.Cookie, false},
+		{"authenticated, logged in", &Require{Authenticated: true}, plain.Cookie, true},
+		{"role held", &Require{Roles: []string{"editor", "admin"}}, plain.Cookie, true},
+		{"role not held", &Require{Roles: []string{"editor"}}, plain.Cookie, false},
+		{"role, no cookie", &Require{Roles: []string{"admin"}}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := provisioned(t, FlaskSession{SecretKeys: plain.Keys, Require: tt.require}, plain.Now)
+			_, ok, err := fs.Authenticate(nil, requestWithCookie(tt.cookie))
+			if err != nil || ok != tt.want {
+				t.Fatalf("ok=%v err=%v, want ok=%v", ok, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPlaceholdersThroughCaddyAuthentication runs the provider inside
+// Caddy's own authentication handler, as the Caddyfile directive does,
+// and reads the placeholders a route would use.
+func TestPlaceholdersThroughCaddyAuthentication(t *testing.T) {
+	vs := loadVectors(t)
+	plain := vs["compressed"]
+	serve := func(t *testing.T, require *Require, cookie string) (string, error) {
+		fs := provisioned(t, FlaskSession{SecretKeys: plain.Keys, Require: require}, plain.Now)
+		auth := caddyauth.Authentication{Providers: map[string]caddyauth.Authenticator{"flask_session": fs}}
+		repl := caddy.NewReplacer()
+		r := requestWithCookie(cookie)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+		w := httptest.NewRecorder()
+		err := auth.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			_, err := w.Write([]byte(repl.ReplaceAll("{http.auth.user.id}|{http.auth.user.role}|{http.auth.user.session}", "-")))
+			return err
+		}))
+		return w.Body.String(), err
+	}
+
+	if body, err := serve(t, nil, plain.Cookie); err != nil || body != "7|admin,editor|valid" {
+		t.Errorf("valid session: %q %v", body, err)
+	}
+	if body, err := serve(t, nil, ""); err != nil || body != "-|-|none" {
+		t.Errorf("no cookie: %q %v", body, err)
+	}
+	if body, err := serve(t, nil, vs["wrong_key"].Cookie); err != nil || body != "-|-|invalid" {
+		t.Errorf("forged cookie: %q %v", body, err)
+	}
+	_, err := serve(t, &Require{Roles: []string{"root"}}, plain.Cookie)
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
+		t.Errorf("missing role: %v, want a 401 handler error", err)
+	}
+}
+
+func TestCookieIsReadAsWerkzeugReadsIt(t *testing.T) {
+	tests := []struct {
+		headers []string
+		want    string
+		found   bool
+	}{
+		{[]string{"session=abc"}, "abc", true},
+		{[]string{"a=1; session=abc; b=2"}, "abc", true},
+		{[]string{"session=first; session=second"}, "first", true},
+		{[]string{"other=1", "session=abc"}, "abc", true},
+		{[]string{`session="abc"`}, "abc", true},
+		{[]string{" session = abc "}, "abc", true},
+		{[]string{"session=bad value\"; session=abc"}, "bad value\"", true},
+		{[]string{"session=; session=abc"}, "", false},
+		{[]string{"xsession=abc; sessionx=abc"}, "", false},
+		{nil, "", false},
+	}
+	for _, tt := range tests {
+		h := http.Header{"Cookie": tt.headers}
+		got, found := cookieValue(h, "session")
+		if got != tt.want || found != tt.found {
+			t.Errorf("%q: got %q %v, want %q %v", tt.headers, got, found, tt.want, tt.found)
+		}
+	}
+}
+
+func TestSecretKeysFromPlaceholders(t *testing.T) {
+	v := loadVectors(t)["rotated_key_fallback"]
+	t.Setenv("FLASK_SECRET_KEY", v.Keys[0])
+	file := filepath.Join(t.TempDir(), "old_key")
+	if err := os.WriteFile(file, []byte(v.Keys[1]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := provisioned(t, FlaskSession{SecretKeys: []string{"{env.FLASK_SECRET_KEY}", "{file." + file + "}"}}, v.Now)
+	user, _, _ := fs.Authenticate(nil, requestWithCookie(v.Cookie))
+	if user.ID != "42" {
+		t.Fatalf("cookie signed with the fallback key from a file: %+v", user)
+	}
+}
+
+func TestProvisionNamesTheEmptySecret(t *testing.T) {
+	t.Setenv("FLASK_SECRET_KEY_UNSET_IN_TEST", "")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	for _, keys := range [][]string{
+		{"{env.FLASK_SECRET_KEY_UNSET_IN_TEST}"},
+		{"ok", "{env.FLASK_SECRET_KEY_UNSET_IN_TEST}"},
+	} {
+		fs := FlaskSession{SecretKeys: keys}
+		err := fs.Provision(ctx)
+		if err == nil || !strings.Contains(err.Error(), "env.FLASK_SECRET_KEY_UNSET_IN_TEST") {
+			t.Errorf("%q: error %v does not name the variable", keys, err)
+		}
+	}
+	fs := FlaskSession{}
+	if err := fs.Provision(ctx); err == nil {
+		t.Error("no secret key accepted")
+	}
+}
+
+func TestValidateRefusesEmptyRequire(t *testing.T) {
+	for _, fs := range []FlaskSession{
+		{CookieName: "session", Require: &Require{}},
+		{CookieName: "session", Require: &Require{Roles: []string{""}}},
+		{CookieName: "my session"},
+	} {
+		if err := fs.Validate(); err == nil {
+			t.Errorf("%+v accepted", fs)
+		}
+	}
+}
+
+func BenchmarkAuthenticate(b *testing.B) {
+	raw, _ := os.ReadFile("../../testdata/flask_cookies/vectors.json")
+	var f struct{ Vectors []vector }
+	_ = json.Unmarshal(raw, &f)
+	for _, v := range f.Vectors {
+		if v.Name != "plain" && v.Name != "wrong_key" {
+			continue
+		}
+		fs := FlaskSession{SecretKeys: v.Keys}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		if err := fs.Provision(ctx); err != nil {
+			b.Fatal(err)
+		}
+		fs.logger = zap.NewNop() // measure the check, not the dev logger's output
+		old := now
+		now = func() time.Time { return time.Unix(v.Now, 0) }
+		r := requestWithCookie(v.Cookie)
+		b.Run(v.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				fs.Authenticate(nil, r)
+			}
+		})
+		now = old
+		cancel()
+	}
+}

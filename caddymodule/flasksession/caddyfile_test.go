@@ -1,0 +1,96 @@
+package flasksession
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	// The adapter and the handlers the golden files use.
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+// TestCaddyfileAdapt checks every testdata/*.caddytest: a Caddyfile, a
+// line of dashes, and the JSON it must adapt to (the caddy-l4 layout).
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.caddytest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caddyfileText, want, ok := strings.Cut(string(raw), "\n----------\n")
+			if !ok {
+				t.Fatalf("%s has no ---------- separator", file)
+			}
+			if !caddytest.CompareAdapt(t, file, caddyfileText, "caddyfile", strings.TrimRight(want, "\n")) {
+				t.Fail()
+			}
+		})
+	}
+}
+
+func TestCaddyfileErrorsSayWhereAndWhatToWrite(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"no block", `flask_session`, "needs secret_key"},
+		{"inline argument", `flask_session mykey`, "takes no arguments besides a matcher"},
+		{"unknown subdirective", "flask_session {\n secret_key k\n secret k\n}", `unknown flask_session subdirective "secret"`},
+		{"secret_key without a key", "flask_session {\n secret_key\n}", "secret_key needs the app's SECRET_KEY"},
+		{"empty secret_key", "flask_session {\n secret_key \"\"\n}", "key 1 is empty"},
+		{"empty fallback", "flask_session {\n secret_key k \"\"\n}", "key 2 is empty"},
+		{"secret_key twice", "flask_session {\n secret_key a\n secret_key b\n}", "list fallback keys on one line"},
+		{"bad duration", "flask_session {\n secret_key k\n max_age forever\n}", `max_age "forever" is not a duration`},
+		{"max_age too small", "flask_session {\n secret_key k\n max_age 10ms\n}", "under one second"},
+		{"max_age without value", "flask_session {\n secret_key k\n max_age\n}", "max_age takes exactly one duration"},
+		{"cookie_name with two values", "flask_session {\n secret_key k\n cookie_name a b\n}", "cookie_name takes exactly one value, e.g. cookie_name session"},
+		{"empty user_key", "flask_session {\n secret_key k\n user_key \"\"\n}", "user_key is empty"},
+		{"require nothing", "flask_session {\n secret_key k\n require\n}", "require takes 'authenticated' or 'role <role...>'"},
+		{"require role without a role", "flask_session {\n secret_key k\n require role\n}", "require role needs at least one role"},
+		{"require typo", "flask_session {\n secret_key k\n require admin\n}", "require takes 'authenticated'"},
+		{"require twice", "flask_session {\n secret_key k\n require authenticated\n require role a\n}", "require given twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var fs FlaskSession
+			err := fs.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if err == nil {
+				t.Fatalf("accepted: %+v", fs)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "Testfile:") {
+				t.Fatalf("error %q should contain %q and Testfile:<line>", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCaddyfileFullBlock(t *testing.T) {
+	var fs FlaskSession
+	err := fs.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`flask_session {
+		secret_key {env.FLASK_SECRET_KEY} old-key
+		cookie_name app_session
+		max_age 12h
+		user_key uid
+		role_key roles
+		require role admin ops
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(fs.SecretKeys, " ") != "{env.FLASK_SECRET_KEY} old-key" || fs.CookieName != "app_session" ||
+		fs.MaxAge != caddy.Duration(12*time.Hour) || fs.UserKey != "uid" || fs.RoleKey != "roles" ||
+		fs.Require == nil || strings.Join(fs.Require.Roles, " ") != "admin ops" || fs.Require.Authenticated {
+		t.Fatalf("parsed %+v (require %+v)", fs, fs.Require)
+	}
+}

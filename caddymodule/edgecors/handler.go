@@ -66,19 +66,23 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, origin strin
 	reqHeaders := r.Header["Access-Control-Request-Headers"]
 	hdr := w.Header()
 
-	reason, detail := "", ""
+	// Constant messages: the refusal path allocates nothing unless logged.
+	refusal, detail := "", ""
 	switch {
 	case !allowed:
-		reason, detail = "origin not allowed", origin
+		refusal, detail = "preflight refused: origin not allowed", origin
 	case len(method) != 1 || !h.methodAllowed(method[0]):
-		reason, detail = "method not allowed", strings.Join(method, ",")
+		refusal = "preflight refused: method not allowed"
+		if len(method) > 0 {
+			detail = method[0]
+		}
 	default:
 		if bad, ok := h.firstDisallowedHeader(reqHeaders); !ok {
-			reason, detail = "header not allowed", bad
+			refusal, detail = "preflight refused: header not allowed", bad
 		}
 	}
-	if reason != "" {
-		if c := h.logger.Check(zap.InfoLevel, "preflight refused: "+reason); c != nil {
+	if refusal != "" {
+		if c := h.logger.Check(zap.InfoLevel, refusal); c != nil {
 			c.Write(zap.String("origin", origin), zap.String("refused", detail),
 				zap.Strings("request_method", method), zap.Strings("request_headers", reqHeaders),
 				zap.String("host", r.Host), zap.String("uri", r.RequestURI))

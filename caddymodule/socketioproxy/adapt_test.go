@@ -35,12 +35,16 @@ func TestCaddyfileErrorsSayWhatToWrite(t *testing.T) {
 	for _, tc := range []struct{ input, want string }{
 		{`socketio_proxy`, "needs an upstream"},
 		{"socketio_proxy {\n to\n}", "to needs at least one upstream"},
+		{"socketio_proxy a:1 {\n lb_policy ip_hash\n}", `lb_policy "ip_hash" is unknown`},
+		{"socketio_proxy a:1 {\n sticky_secret short\n}", "use at least 16"},
+		{"socketio_proxy a:1 {\n health_uri healthz\n}", "must be a path"},
+		{"socketio_proxy a:1 {\n path /a/ /b/\n}", "takes one value"},
 		{"socketio_proxy 127.0.0.1:5001 {\n timeout 5s\n}", `unknown subdirective "timeout"`},
 		{`socketio_proxy localhost`, "is not host:port"},
 		{`socketio_proxy https://a:1`, "only plain http workers"},
 		{"socketio_proxy a:1 {\n max_payload lots\n}", `max_payload "lots" is not a size`},
 		{"socketio_proxy a:1 {\n dial_timeout -1s\n}", "not a positive duration"},
-		{"socketio_proxy a:1 {\n path\n}", "path needs"},
+		{"socketio_proxy a:1 {\n path\n}", "path needs a value"},
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))

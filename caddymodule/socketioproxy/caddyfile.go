@@ -24,64 +24,103 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	socketio_proxy [<matcher>] [<upstreams...>] {
-//		to           <upstreams...>
-//		path         <prefix>
-//		max_payload  <size>
-//		dial_timeout <duration>
+//		to              <upstreams...>
+//		lb_policy       least_sessions|round_robin
+//		sticky_secret   <secret>
+//		health_uri      <path>
+//		health_interval <duration>
+//		health_timeout  <duration>
+//		fail_duration   <duration>
+//		path            <prefix>
+//		max_payload     <size>
+//		dial_timeout    <duration>
 //	}
 //
-// Upstreams are the Flask-SocketIO workers, host:port. path is the
-// Engine.IO endpoint (default /socket.io/); requests outside it go to the
-// next handler. max_payload takes a byte count or a size such as 1MB.
+// Upstreams are the Flask-SocketIO workers, host:port; `to` may be
+// repeated. sticky_secret must be shared by every edge that serves the
+// same clients (e.g. {env.EDGE_STICKY_SECRET}). health_uri turns on
+// active health checks. path is the Engine.IO endpoint (default
+// /socket.io/); requests outside it go to the next handler. max_payload
+// takes a byte count or a size such as 1MB.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
 	for d.NextBlock(0) {
-		switch d.Val() {
+		switch sub := d.Val(); sub {
 		case "to":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return d.Errf("to needs at least one upstream, e.g. `to 127.0.0.1:5001`")
+				return d.Errf("to needs at least one upstream, e.g. `to 127.0.0.1:5001 127.0.0.1:5002`")
 			}
 			h.Upstreams = append(h.Upstreams, args...)
+		case "lb_policy":
+			v, err := oneArg(d, "lb_policy least_sessions")
+			if err != nil {
+				return err
+			}
+			if v != PolicyLeastSessions && v != PolicyRoundRobin {
+				return d.Errf("lb_policy %q is unknown; write `lb_policy least_sessions` or `lb_policy round_robin`", v)
+			}
+			h.LBPolicy = v
+		case "sticky_secret":
+			v, err := oneArg(d, "sticky_secret {env.EDGE_STICKY_SECRET}")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(v, "{") && len(v) < minStickySecret {
+				return d.Errf("sticky_secret is %d characters; use at least %d random characters, e.g. `sticky_secret {env.EDGE_STICKY_SECRET}`", len(v), minStickySecret)
+			}
+			h.StickySecret = v
+		case "health_uri":
+			v, err := oneArg(d, "health_uri /healthz")
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(v, "/") {
+				return d.Errf("health_uri %q must be a path, e.g. `health_uri /healthz`", v)
+			}
+			h.healthChecks().URI = v
+		case "health_interval", "health_timeout", "fail_duration", "dial_timeout":
+			v, err := oneArg(d, sub+" 5s")
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s %q is not a positive duration; write e.g. `%s 5s`", sub, v, sub)
+			}
+			switch sub {
+			case "health_interval":
+				h.healthChecks().Interval = caddy.Duration(dur)
+			case "health_timeout":
+				h.healthChecks().Timeout = caddy.Duration(dur)
+			case "fail_duration":
+				h.FailDuration = caddy.Duration(dur)
+			default:
+				h.DialTimeout = caddy.Duration(dur)
+			}
 		case "path":
-			if !d.NextArg() {
-				return d.Errf("path needs the Engine.IO endpoint, e.g. `path /socket.io/`")
+			v, err := oneArg(d, "path /socket.io/")
+			if err != nil {
+				return err
 			}
-			h.Path = d.Val()
-			if d.NextArg() {
-				return d.Errf("path takes one argument, got also %q", d.Val())
-			}
+			h.Path = v
 		case "max_payload":
-			if !d.NextArg() {
-				return d.Errf("max_payload needs a size, e.g. `max_payload 1MB`")
+			v, err := oneArg(d, "max_payload 1MB")
+			if err != nil {
+				return err
 			}
-			size, err := humanize.ParseBytes(d.Val())
+			size, err := humanize.ParseBytes(v)
 			if err != nil || size == 0 || size > 1<<40 {
-				return d.Errf("max_payload %q is not a size; write e.g. `max_payload 1MB` or `max_payload 1000000`", d.Val())
+				return d.Errf("max_payload %q is not a size; write e.g. `max_payload 1MB` or `max_payload 1000000`", v)
 			}
 			h.MaxPayload = int64(size)
-			if d.NextArg() {
-				return d.Errf("max_payload takes one argument, got also %q", d.Val())
-			}
-		case "dial_timeout":
-			if !d.NextArg() {
-				return d.Errf("dial_timeout needs a duration, e.g. `dial_timeout 5s`")
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("dial_timeout %q is not a positive duration; write e.g. `dial_timeout 5s`", d.Val())
-			}
-			h.DialTimeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.Errf("dial_timeout takes one argument, got also %q", d.Val())
-			}
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, path, max_payload and dial_timeout", d.Val())
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, health_uri, health_interval, health_timeout, fail_duration, path, max_payload and dial_timeout", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {
-		return d.Errf("socketio_proxy needs an upstream, e.g. `socketio_proxy 127.0.0.1:5001` or `to 127.0.0.1:5001` in its block")
+		return d.Errf("socketio_proxy needs an upstream, e.g. `socketio_proxy 127.0.0.1:5001` or `to 127.0.0.1:5001 127.0.0.1:5002` in its block")
 	}
 	for _, u := range h.Upstreams {
 		if _, err := parseUpstream(u); err != nil && !strings.Contains(u, "{") {
@@ -89,6 +128,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+func (h *Handler) healthChecks() *HealthChecks {
+	if h.HealthChecks == nil {
+		h.HealthChecks = new(HealthChecks)
+	}
+	return h.HealthChecks
+}
+
+// oneArg reads the single argument of the current subdirective.
+func oneArg(d *caddyfile.Dispenser, example string) (string, error) {
+	sub := d.Val()
+	if !d.NextArg() {
+		return "", d.Errf("%s needs a value, e.g. `%s`", sub, example)
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.Errf("%s takes one value, got also %q; write e.g. `%s`", sub, d.Val(), example)
+	}
+	return v, nil
 }
 
 // Interface guard

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -13,17 +14,16 @@ import (
 	"github.com/flaskedge/flaskedge/internal/engineio"
 )
 
+// maxOpenResponse bounds the handshake response the edge reads whole to
+// seal its sid; an open packet is a few hundred bytes.
+const maxOpenResponse = 64 << 10
+
 // servePolling relays one long-polling request: a GET that receives
 // packets (or opens the session) or a POST that sends them.
-func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, q engineio.Query, up *upstream) {
+func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) {
 	var body []byte
-	switch r.Method {
-	case http.MethodGet:
-	case http.MethodPost:
-		if q.Handshake() {
-			h.refuse(w, r, engineio.CodeBadHandshakeMethod, "malformed", "a handshake must be a GET")
-			return
-		}
+	closing := false
+	if r.Method == http.MethodPost {
 		var err error
 		if body, err = h.readBody(r); err != nil {
 			if errors.Is(err, errTooLarge) {
@@ -36,16 +36,17 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, q enginei
 			h.logDebug("client went away while sending", r, err)
 			return
 		}
-		if err := engineio.Packets(body, func([]byte) error { return nil }); err != nil {
+		err = engineio.Packets(body, func(p []byte) error {
+			closing = closing || engineio.PacketType(p[0]) == engineio.Close
+			return nil
+		})
+		if err != nil {
 			h.refuse(w, r, engineio.CodeBadRequest, "malformed", "polling body: "+err.Error())
 			return
 		}
-	default:
-		h.refuse(w, r, engineio.CodeBadHandshakeMethod, "malformed", "method "+r.Method+" is not GET or POST")
-		return
 	}
 
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, up.httpURL(r.URL.RequestURI()), bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
 		h.refuse(w, r, engineio.CodeBadRequest, "malformed", err.Error())
 		return
@@ -55,23 +56,98 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, q enginei
 	}
 	out.Header = upstreamHeader(r, false)
 	out.Host = r.Host
-	res, err := up.http.RoundTrip(out)
+	res, err := c.up.http.RoundTrip(out)
 	if err != nil {
 		if r.Context().Err() != nil {
+			if c.sid == "" {
+				c.up.sessions.Add(-1)
+			}
 			h.logDebug("client went away during a poll", r, err)
 			return
 		}
-		h.upstreamFailed(w, r, q, up, err)
+		h.upstreamFailed(w, r, c, err)
 		return
 	}
 	defer res.Body.Close()
 
+	switch {
+	case c.sid == "":
+		h.relayHandshake(w, r, c, res)
+		return
+	case res.StatusCode == http.StatusBadRequest:
+		// The worker no longer knows the session.
+		h.sessions.closed(c.sid)
+	case closing && res.StatusCode == http.StatusOK:
+		h.sessions.closed(c.sid)
+	}
 	removeHopHeaders(res.Header)
 	copyHeader(w.Header(), res.Header)
 	w.WriteHeader(res.StatusCode)
 	if _, err := io.Copy(w, res.Body); err != nil {
 		h.logDebug("poll response cut short", r, err)
 	}
+}
+
+// relayHandshake passes the worker's answer to a polling handshake with
+// the sid in its open packet sealed to the worker.
+func (h *Handler) relayHandshake(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
+	removeHopHeaders(res.Header)
+	if res.StatusCode != http.StatusOK {
+		c.up.sessions.Add(-1)
+		copyHeader(w.Header(), res.Header)
+		w.WriteHeader(res.StatusCode)
+		_, _ = io.Copy(w, io.LimitReader(res.Body, maxOpenResponse))
+		return
+	}
+	payload, err := io.ReadAll(io.LimitReader(res.Body, maxOpenResponse+1))
+	var sealed []byte
+	var sid string
+	if err == nil && len(payload) <= maxOpenResponse {
+		sealed, sid, err = h.sealOpen(payload, c)
+	} else if err == nil {
+		err = errors.New("handshake response larger than 64 KiB")
+	}
+	if err != nil {
+		c.up.sessions.Add(-1)
+		h.logger.Error("Socket.IO worker sent an unreadable handshake", zap.String("upstream", c.up.addr), zap.Error(err))
+		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
+		return
+	}
+	h.sessions.opened(sid, c.up, idleOf(sealed), false, time.Now())
+	copyHeader(w.Header(), res.Header)
+	w.Header().Set("Content-Length", strconv.Itoa(len(sealed)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(sealed)
+}
+
+// sealOpen rewrites the open packet at the start of payload so its sid is
+// sealed to the call's worker, and returns the payload and the sealed sid.
+func (h *Handler) sealOpen(payload []byte, c *call) ([]byte, string, error) {
+	first, rest, more := bytes.Cut(payload, []byte{engineio.RecordSeparator})
+	o, err := engineio.ParseOpen(first)
+	if err != nil {
+		return nil, "", err
+	}
+	sid := h.pool.codec.Seal(c.up.tag, o.SID)
+	open, _, err := engineio.ReplaceOpenSID(first, sid)
+	if err != nil {
+		return nil, "", err
+	}
+	if more {
+		open = append(append(open, engineio.RecordSeparator), rest...)
+	}
+	return open, sid, nil
+}
+
+// idleOf is how long the session of this open packet may stay silent:
+// pingInterval + pingTimeout, plus grace.
+func idleOf(open []byte) time.Duration {
+	first, _, _ := bytes.Cut(open, []byte{engineio.RecordSeparator})
+	o, err := engineio.ParseOpen(first)
+	if err != nil || o.PingInterval <= 0 {
+		return defaultIdle
+	}
+	return time.Duration(o.PingInterval+o.PingTimeout)*time.Millisecond + 5*time.Second
 }
 
 var errTooLarge = errors.New("body exceeds max_payload")
@@ -110,24 +186,6 @@ func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusRequestEntityTooLarge)
-}
-
-// upstreamFailed answers a request whose worker could not be reached. A
-// request of an existing session gets "Session ID unknown", so the client
-// opens a new session at once instead of retrying a worker that is gone; a
-// handshake gets 502, which the client retries with its backoff.
-func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, q engineio.Query, up *upstream, err error) {
-	h.logger.Warn("Socket.IO worker unreachable",
-		zap.String("upstream", up.addr), zap.String("remote_ip", clientIP(r)), zap.Error(err))
-	if !q.Handshake() {
-		engineio.WriteError(w, engineio.CodeSessionIDUnknown)
-		return
-	}
-	body := []byte(`{"code":3,"message":"No Socket.IO worker is reachable"}`)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusBadGateway)
-	_, _ = w.Write(body)
 }
 
 func (h *Handler) logDebug(msg string, r *http.Request, err error) {

@@ -4,19 +4,24 @@
 package socketioproxy
 
 import (
+	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
 func init() {
@@ -24,10 +29,10 @@ func init() {
 }
 
 // Handler proxies the Engine.IO traffic of a Flask-SocketIO application,
-// both long-polling (GET and POST) and WebSocket, to its worker.
+// both long-polling (GET and POST) and WebSocket, to a pool of workers.
 //
 // A request is Engine.IO traffic when its path starts with Path. Such a
-// request is checked before anything reaches the worker: its query must be
+// request is checked before anything reaches a worker: its query must be
 // an Engine.IO v4 query that python-engineio cannot read differently from
 // the edge (see engineio.ParseQuery), a polling body must fit in
 // MaxPayload, and a WebSocket upgrade must be a real one. A refused
@@ -35,6 +40,16 @@ func init() {
 // and a log line saying why. Every other request goes to the next handler
 // untouched, so socketio_proxy can stand in front of a reverse_proxy that
 // serves the rest of the application.
+//
+// Sessions are sticky without cookies, client addresses or shared state:
+// a new session goes to a healthy worker chosen by LBPolicy, and the sid
+// in the worker's open packet is sealed with a reference to that worker
+// (see package sticky). Every later request of the session, on either
+// transport and through any edge sharing StickySecret, goes to the same
+// worker with the worker's own sid; a sid the edge did not seal, or whose
+// worker is gone or unhealthy, is answered at once with the Engine.IO
+// error "Session ID unknown", on which socket.io-client opens a new
+// session on a healthy worker.
 //
 // WebSocket messages are relayed one frame at a time, never buffered
 // whole, and permessage-deflate is not negotiated on either side.
@@ -48,6 +63,27 @@ type Handler struct {
 	// Flask-SocketIO's `path` option names. Default: "/socket.io/".
 	Path string `json:"path,omitempty"`
 
+	// LBPolicy chooses the worker of a new session: "least_sessions"
+	// (default), the healthy worker with the fewest live sessions on this
+	// edge, or "round_robin".
+	LBPolicy string `json:"lb_policy,omitempty"`
+
+	// StickySecret keys the seal that binds a sid to its worker. Edges
+	// that serve the same clients must share it; at least 16 characters.
+	// Placeholders such as {env.EDGE_STICKY_SECRET} are replaced when the
+	// config is loaded. Default: a random key made once per process,
+	// which keeps sessions bound across config reloads of one edge but
+	// not across edges or restarts.
+	StickySecret string `json:"sticky_secret,omitempty"`
+
+	// HealthChecks are active checks of the workers. Without a URI, a
+	// worker leaves rotation only through passive failure detection.
+	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
+
+	// FailDuration is how long a worker that could not be reached stays
+	// out of rotation (passive failure detection). Default: 10s.
+	FailDuration caddy.Duration `json:"fail_duration,omitempty"`
+
 	// MaxPayload is the largest polling request body and the largest
 	// WebSocket message, in bytes, the edge relays from a client.
 	// Default: 1000000, python-engineio's max_http_buffer_size.
@@ -57,8 +93,25 @@ type Handler struct {
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
-	upstreams []*upstream
-	logger    *zap.Logger
+	pool     *pool
+	sessions *sessions
+	logger   *zap.Logger
+	workers  *background
+}
+
+// background is the handler's own goroutines: the session sweeper and the
+// health checker, which end with the config.
+type background struct {
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+func (b *background) run(ctx context.Context, fn func(context.Context)) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn(ctx)
+	}()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -71,16 +124,32 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Default values of the Handler's fields.
 const (
-	DefaultPath        = "/socket.io/"
-	DefaultMaxPayload  = 1_000_000
-	DefaultDialTimeout = 5 * time.Second
+	DefaultPath           = "/socket.io/"
+	DefaultMaxPayload     = 1_000_000
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultFailDuration   = 10 * time.Second
+	DefaultHealthInterval = 5 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	minStickySecret       = 16
+	sweepInterval         = 5 * time.Second
 )
 
-// Provision sets defaults and prepares the upstreams.
+// processKey is the sticky key of edges configured without a secret: made
+// once per process, so it outlives config reloads.
+var processKey = sync.OnceValue(func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+})
+
+// Provision sets defaults and prepares the worker pool.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Path == "" {
 		h.Path = DefaultPath
+	}
+	if h.LBPolicy == "" {
+		h.LBPolicy = PolicyLeastSessions
 	}
 	if h.MaxPayload == 0 {
 		h.MaxPayload = DefaultMaxPayload
@@ -88,14 +157,63 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.DialTimeout == 0 {
 		h.DialTimeout = caddy.Duration(DefaultDialTimeout)
 	}
+	if h.FailDuration == 0 {
+		h.FailDuration = caddy.Duration(DefaultFailDuration)
+	}
+	if hc := h.HealthChecks; hc != nil {
+		if hc.Interval == 0 {
+			hc.Interval = caddy.Duration(DefaultHealthInterval)
+		}
+		if hc.Timeout == 0 {
+			hc.Timeout = caddy.Duration(DefaultHealthTimeout)
+		}
+	}
+
 	repl := caddy.NewReplacer()
-	h.upstreams = h.upstreams[:0]
+	key := processKey()
+	if h.StickySecret != "" {
+		secret := repl.ReplaceKnown(h.StickySecret, "")
+		if len(secret) < minStickySecret {
+			return fmt.Errorf("socketio_proxy: sticky_secret %q is %d characters after placeholders; use at least %d random characters shared by every edge",
+				h.StickySecret, len(secret), minStickySecret)
+		}
+		key = []byte(secret)
+	}
+	h.pool = &pool{codec: sticky.New(key), policy: h.LBPolicy, byTag: make(map[sticky.Tag]*upstream)}
 	for _, raw := range h.Upstreams {
 		addr, err := parseUpstream(repl.ReplaceKnown(raw, ""))
 		if err != nil {
 			return err
 		}
-		h.upstreams = append(h.upstreams, newUpstream(addr, time.Duration(h.DialTimeout)))
+		tag := h.pool.codec.Tag(addr)
+		if other, dup := h.pool.byTag[tag]; dup {
+			if other.addr == addr {
+				return fmt.Errorf("socketio_proxy: upstream %s is listed twice", addr)
+			}
+			return fmt.Errorf("socketio_proxy: upstreams %s and %s have the same sticky tag; choose another sticky_secret", other.addr, addr)
+		}
+		u := newUpstream(addr, tag, time.Duration(h.DialTimeout))
+		h.pool.upstreams = append(h.pool.upstreams, u)
+		h.pool.byTag[tag] = u
+	}
+	h.sessions = newSessions()
+
+	ctx2, stop := context.WithCancel(context.Background())
+	h.workers = &background{stop: stop}
+	h.workers.run(ctx2, func(ctx context.Context) {
+		t := time.NewTicker(sweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				h.sessions.sweep(now)
+			}
+		}
+	})
+	if h.HealthChecks != nil && h.HealthChecks.URI != "" {
+		h.workers.run(ctx2, h.runHealthChecks)
 	}
 	return nil
 }
@@ -103,22 +221,31 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	switch {
-	case len(h.upstreams) == 0:
-		return errors.New("socketio_proxy: no upstream; name the Flask-SocketIO worker with `to 127.0.0.1:5001`")
-	case len(h.upstreams) > 1:
-		return fmt.Errorf("socketio_proxy: %d upstreams given; this version proxies to one worker", len(h.upstreams))
+	case len(h.pool.upstreams) == 0:
+		return errors.New("socketio_proxy: no upstream; name the Flask-SocketIO workers with `to 127.0.0.1:5001 127.0.0.1:5002`")
 	case !strings.HasPrefix(h.Path, "/") || !strings.HasSuffix(h.Path, "/"):
 		return fmt.Errorf("socketio_proxy: path %q must start and end with a slash, e.g. %q", h.Path, DefaultPath)
+	case h.LBPolicy != PolicyLeastSessions && h.LBPolicy != PolicyRoundRobin:
+		return fmt.Errorf("socketio_proxy: lb_policy %q is unknown; use %s or %s", h.LBPolicy, PolicyLeastSessions, PolicyRoundRobin)
 	case h.MaxPayload < 0:
 		return fmt.Errorf("socketio_proxy: max_payload %d is negative", h.MaxPayload)
+	case h.HealthChecks != nil && h.HealthChecks.URI != "" && !strings.HasPrefix(h.HealthChecks.URI, "/"):
+		return fmt.Errorf("socketio_proxy: health_uri %q must be a path such as /healthz", h.HealthChecks.URI)
 	}
 	return nil
 }
 
-// Cleanup releases the upstreams' idle connections.
+// Cleanup stops the health checks and releases idle connections. Relayed
+// WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
-	for _, u := range h.upstreams {
-		u.close()
+	if h.workers != nil {
+		h.workers.stop()
+		h.workers.wg.Wait()
+	}
+	if h.pool != nil {
+		for _, u := range h.pool.upstreams {
+			u.close()
+		}
 	}
 	return nil
 }
@@ -137,13 +264,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.refuse(w, r, qe.Code, "malformed", qe.Reason)
 		return nil
 	}
-	up := h.upstreams[0]
-	if q.Transport == engineio.WebSocket {
-		h.serveWebSocket(w, r, q, up)
+
+	if !h.methodAllowed(w, r, q) {
 		return nil
 	}
-	h.servePolling(w, r, q, up)
+	now := time.Now()
+	var c call
+	if q.Handshake() {
+		if c.up = h.pool.pick(now); c.up == nil {
+			h.noWorker(w, r)
+			return nil
+		}
+		c.uri = r.URL.RequestURI()
+	} else {
+		var ok bool
+		if c.up, c.workerSID, ok = h.pool.route(q.SID); !ok {
+			h.refuse(w, r, engineio.CodeSessionIDUnknown, "sid", "sid not sealed by this edge's sticky_secret, or its worker left the config")
+			return nil
+		}
+		if !c.up.healthy(now) {
+			h.sessions.closed(q.SID)
+			h.refuse(w, r, engineio.CodeSessionIDUnknown, "upstream", "the session's worker "+c.up.addr+" is unhealthy")
+			return nil
+		}
+		c.uri = r.URL.Path + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
+		h.sessions.seen(q.SID, c.up, q.Transport == engineio.WebSocket, now)
+	}
+	c.sid = q.SID
+	if q.Transport == engineio.WebSocket {
+		h.serveWebSocket(w, r, &c)
+	} else {
+		h.servePolling(w, r, &c)
+	}
 	return nil
+}
+
+// methodAllowed refuses the requests no Engine.IO client sends: a polling
+// request other than GET or POST, a POST that opens a session, and a
+// websocket request that is not a WebSocket upgrade.
+func (h *Handler) methodAllowed(w http.ResponseWriter, r *http.Request, q engineio.Query) bool {
+	switch {
+	case q.Transport == engineio.WebSocket && (r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r)):
+		h.refuse(w, r, engineio.CodeBadRequest, "malformed", "transport=websocket without a WebSocket upgrade")
+	case q.Transport == engineio.Polling && r.Method != http.MethodGet && r.Method != http.MethodPost:
+		h.refuse(w, r, engineio.CodeBadHandshakeMethod, "malformed", "method "+r.Method+" is not GET or POST")
+	case q.Handshake() && r.Method != http.MethodGet:
+		h.refuse(w, r, engineio.CodeBadHandshakeMethod, "malformed", "a handshake must be a GET")
+	default:
+		return true
+	}
+	return false
+}
+
+// call is one Engine.IO request on its way to its worker.
+type call struct {
+	up        *upstream
+	sid       string // as the client sees it; empty for a handshake
+	workerSID string
+	uri       string // request URI for the worker, with the worker's sid
 }
 
 // refuse answers with an Engine.IO error and logs why; reason is one of
@@ -159,6 +337,41 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.E
 		)
 	}
 	engineio.WriteError(w, code)
+}
+
+// noWorker answers a handshake when no worker is healthy, with a 503 the
+// client retries with its backoff.
+func (h *Handler) noWorker(w http.ResponseWriter, r *http.Request) {
+	if c := h.logger.Check(zapcore.WarnLevel, "refused Engine.IO handshake"); c != nil {
+		c.Write(zap.String("reason", "upstream"), zap.String("detail", "no healthy Socket.IO worker"),
+			zap.String("remote_ip", clientIP(r)))
+	}
+	writeJSON(w, http.StatusServiceUnavailable, `{"code":3,"message":"No Socket.IO worker is available"}`)
+}
+
+// upstreamFailed answers a request whose worker could not be reached and
+// takes the worker out of rotation for FailDuration. A request of an
+// existing session gets "Session ID unknown", so the client opens a new
+// session at once instead of retrying a worker that is gone.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, err error) {
+	c.up.markDown(time.Now(), time.Duration(h.FailDuration))
+	h.logger.Warn("Socket.IO worker unreachable; out of rotation",
+		zap.String("upstream", c.up.addr), zap.Duration("for", time.Duration(h.FailDuration)),
+		zap.String("remote_ip", clientIP(r)), zap.Error(err))
+	if c.sid == "" {
+		c.up.sessions.Add(-1)
+		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"No Socket.IO worker is reachable"}`)
+		return
+	}
+	h.sessions.closed(c.sid)
+	engineio.WriteError(w, engineio.CodeSessionIDUnknown)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
 }
 
 // clientIP is the client address Caddy determined, honouring the server's

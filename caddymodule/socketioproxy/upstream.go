@@ -6,16 +6,30 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
-// upstream is one Flask-SocketIO worker and the clients that reach it.
+// upstream is one Flask-SocketIO worker.
 type upstream struct {
 	addr   string // host:port
+	tag    sticky.Tag
 	http   *http.Transport
 	dialer *websocket.Dialer
+
+	// sessions counts the live Engine.IO sessions this edge has on the
+	// worker, including handshakes in flight.
+	sessions atomic.Int64
+	// checkedHealthy is the last active health check's verdict (true
+	// when there are no active checks).
+	checkedHealthy atomic.Bool
+	// downUntil is set by passive failure detection: until then, in
+	// Unix nanoseconds, the worker counts as unhealthy.
+	downUntil atomic.Int64
 }
 
 // writeBuffers lends WebSocket write buffers to whichever connection is
@@ -23,15 +37,15 @@ type upstream struct {
 // none.
 var writeBuffers = &sync.Pool{}
 
-func newUpstream(addr string, dialTimeout time.Duration) *upstream {
+func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration) *upstream {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	return &upstream{
+	u := &upstream{
 		addr: addr,
+		tag:  tag,
 		http: &http.Transport{
 			DialContext: d.DialContext,
 			// Every live session may hold one long-poll GET and one
 			// POST; keep enough idle connections for them to reuse.
-			MaxIdleConns:        0,
 			MaxIdleConnsPerHost: 1024,
 			IdleConnTimeout:     90 * time.Second,
 			// Pass the client's Accept-Encoding through untouched.
@@ -50,6 +64,20 @@ func newUpstream(addr string, dialTimeout time.Duration) *upstream {
 			EnableCompression: false,
 		},
 	}
+	u.checkedHealthy.Store(true)
+	return u
+}
+
+// healthy reports whether new sessions may go to the worker and existing
+// ones may keep using it.
+func (u *upstream) healthy(now time.Time) bool {
+	return u.checkedHealthy.Load() && now.UnixNano() >= u.downUntil.Load()
+}
+
+// markDown takes the worker out of rotation for d after a failure to reach
+// it.
+func (u *upstream) markDown(now time.Time, d time.Duration) {
+	u.downUntil.Store(now.Add(d).UnixNano())
 }
 
 func (u *upstream) close() {

@@ -27,7 +27,7 @@ var upgrader = websocket.Upgrader{
 	EnableCompression: false,
 	CheckOrigin:       func(*http.Request) bool { return true },
 	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-		// Only reached for a malformed upgrade; the caller checked the
+		// Only reached for a malformed upgrade; ServeHTTP checked the
 		// request beforehand, so this is a client speaking broken HTTP.
 		engineio.WriteError(w, engineio.CodeBadRequest)
 	},
@@ -37,26 +37,40 @@ var upgrader = websocket.Upgrader{
 // passed back to the client.
 const maxRefusalBody = 4096
 
-// serveWebSocket connects the client's WebSocket to the worker's: the
+// serveWebSocket connects the client's WebSocket to the worker's. The
 // worker is dialled first, so that its refusal (an unknown sid, a refused
-// origin) reaches the client as the HTTP reply it would have sent.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, q engineio.Query, up *upstream) {
-	if r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r) {
-		h.refuse(w, r, engineio.CodeBadRequest, "malformed", "transport=websocket without a WebSocket upgrade")
-		return
-	}
-	upConn, res, err := up.dialer.DialContext(r.Context(), up.wsURL(r.URL.RequestURI()), upstreamHeader(r, true))
+// origin) reaches the client as the HTTP reply it would have sent; for a
+// WebSocket-only handshake, the worker's open packet is read and sealed
+// before the client's connection is upgraded.
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call) {
+	upConn, res, err := c.up.dialer.DialContext(r.Context(), c.up.wsURL(c.uri), upstreamHeader(r, true))
 	if err != nil {
-		if res != nil {
-			h.passRefusal(w, r, up, res)
-			return
+		switch {
+		case res != nil:
+			h.passRefusal(w, r, c, res)
+		case r.Context().Err() != nil:
+			if c.sid == "" {
+				c.up.sessions.Add(-1)
+			}
+		default:
+			h.upstreamFailed(w, r, c, err)
 		}
-		if r.Context().Err() != nil {
-			return
-		}
-		h.upstreamFailed(w, r, q, up, err)
 		return
 	}
+
+	var open []byte
+	sid := c.sid
+	if sid == "" {
+		if open, sid, err = h.readOpen(upConn, c); err != nil {
+			upConn.Close()
+			c.up.sessions.Add(-1)
+			h.logger.Error("Socket.IO worker sent an unreadable handshake", zap.String("upstream", c.up.addr), zap.Error(err))
+			writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
+			return
+		}
+		h.sessions.opened(sid, c.up, idleOf(open), true, time.Now())
+	}
+	defer h.sessions.closed(sid)
 
 	var respHeader http.Header
 	if cookies := res.Header.Values("Set-Cookie"); len(cookies) > 0 {
@@ -68,20 +82,47 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, q engin
 		h.logDebug("client WebSocket upgrade failed", r, err)
 		return
 	}
+	if open != nil {
+		if err := clientConn.WriteMessage(websocket.TextMessage, open); err != nil {
+			clientConn.Close()
+			upConn.Close()
+			return
+		}
+	}
 
 	start := time.Now()
 	err = relay.Relay(clientConn, upConn, relay.Options{MaxMessage: h.MaxPayload})
-	if c := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); c != nil {
-		c.Write(zap.String("upstream", up.addr), zap.String("remote_ip", clientIP(r)),
+	if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
+		ce.Write(zap.String("upstream", c.up.addr), zap.String("remote_ip", clientIP(r)),
 			zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
 	}
 }
 
+// readOpen reads the worker's first message on a new WebSocket session,
+// its open packet, and returns it with the sid sealed.
+func (h *Handler) readOpen(upConn *websocket.Conn, c *call) ([]byte, string, error) {
+	_ = upConn.SetReadDeadline(time.Now().Add(time.Duration(h.DialTimeout)))
+	mt, msg, err := upConn.ReadMessage()
+	if err != nil {
+		return nil, "", err
+	}
+	_ = upConn.SetReadDeadline(time.Time{})
+	if mt != websocket.TextMessage {
+		return nil, "", errors.New("first message is not text")
+	}
+	return h.sealOpen(msg, c)
+}
+
 // passRefusal relays the worker's HTTP answer to an upgrade it refused.
-func (h *Handler) passRefusal(w http.ResponseWriter, r *http.Request, up *upstream, res *http.Response) {
+func (h *Handler) passRefusal(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
 	defer res.Body.Close()
-	if c := h.logger.Check(zapcore.DebugLevel, "worker refused WebSocket upgrade"); c != nil {
-		c.Write(zap.String("upstream", up.addr), zap.Int("status", res.StatusCode))
+	if c.sid == "" {
+		c.up.sessions.Add(-1)
+	} else if res.StatusCode == http.StatusBadRequest {
+		h.sessions.closed(c.sid)
+	}
+	if ce := h.logger.Check(zapcore.DebugLevel, "worker refused WebSocket upgrade"); ce != nil {
+		ce.Write(zap.String("upstream", c.up.addr), zap.Int("status", res.StatusCode), zap.String("remote_ip", clientIP(r)))
 	}
 	removeHopHeaders(res.Header)
 	res.Header.Del("Content-Length")
@@ -100,12 +141,8 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func closeReason(err error) string {
-	var ce *websocket.CloseError
-	switch {
-	case err == nil:
+	if err == nil {
 		return ""
-	case errors.As(err, &ce):
-		return ce.Error()
 	}
 	return err.Error()
 }

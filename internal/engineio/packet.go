@@ -74,3 +74,22 @@ func ParseOpen(packet []byte) (OpenPacket, error) {
 	}
 	return o, nil
 }
+
+// ReplaceOpenSID returns the open packet with its sid replaced, keeping
+// every other field the worker sent, and the packet as parsed.
+func ReplaceOpenSID(packet []byte, sid string) ([]byte, OpenPacket, error) {
+	o, err := ParseOpen(packet)
+	if err != nil {
+		return nil, o, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(packet[1:], &fields); err != nil {
+		return nil, o, err
+	}
+	fields["sid"], _ = json.Marshal(sid)
+	body, err := json.Marshal(fields)
+	if err != nil {
+		return nil, o, err
+	}
+	return append([]byte{byte(Open)}, body...), o, nil
+}

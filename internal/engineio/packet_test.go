@@ -59,3 +59,11 @@ func FuzzPackets(f *testing.F) {
 		}
 	})
 }
+
+func TestReplaceOpenSIDKeepsTheOtherFields(t *testing.T) {
+	out, o, err := ReplaceOpenSID([]byte(`0{"sid":"abc","upgrades":["websocket"],"pingTimeout":20000,"pingInterval":25000,"x":1}`), "abcSEALED")
+	require.NoError(t, err)
+	assert.Equal(t, "abc", o.SID)
+	assert.Equal(t, byte('0'), out[0])
+	assert.JSONEq(t, `{"sid":"abcSEALED","upgrades":["websocket"],"pingTimeout":20000,"pingInterval":25000,"x":1}`, string(out[1:]))
+}

@@ -203,3 +203,27 @@ func validSID(s string) bool {
 	}
 	return true
 }
+
+// ReplaceSID returns raw with the value of its sid parameter replaced by
+// sid. raw must be a query ParseQuery accepted with a sid, so the
+// parameter is written literally and only once.
+func ReplaceSID(raw, sid string) string {
+	var b strings.Builder
+	b.Grow(len(raw) + len(sid))
+	first := true
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if !first {
+			b.WriteByte('&')
+		}
+		first = false
+		if strings.HasPrefix(part, "sid=") {
+			b.WriteString("sid=")
+			b.WriteString(sid)
+			continue
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}

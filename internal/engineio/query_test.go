@@ -121,3 +121,9 @@ func pythonParseQS(raw string) map[string][]string {
 	}
 	return out
 }
+
+func TestReplaceSIDChangesOnlyTheSID(t *testing.T) {
+	assert.Equal(t, "EIO=4&transport=polling&t=x&sid=worker&b64=1",
+		ReplaceSID("EIO=4&transport=polling&t=x&sid=edge&b64=1", "worker"))
+	assert.Equal(t, "sid=w&&EIO=4", ReplaceSID("sid=e&&EIO=4", "w"))
+}

@@ -1,0 +1,118 @@
+package socketioproxy
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/flaskedge/flaskedge/internal/sticky"
+)
+
+// Load-balancing policies for new sessions.
+const (
+	// PolicyLeastSessions sends a new session to the healthy worker with
+	// the fewest live sessions on this edge.
+	PolicyLeastSessions = "least_sessions"
+	// PolicyRoundRobin sends new sessions to the healthy workers in turn.
+	PolicyRoundRobin = "round_robin"
+)
+
+// pool is the set of workers and the rules that bind sessions to them.
+type pool struct {
+	upstreams []*upstream
+	byTag     map[sticky.Tag]*upstream
+	codec     *sticky.Codec
+	policy    string
+	next      atomic.Uint64 // rotation start for ties and round robin
+}
+
+// pick chooses the worker for a new session and counts the session on it;
+// nil when no worker is healthy.
+func (p *pool) pick(now time.Time) *upstream {
+	n := len(p.upstreams)
+	start := int(p.next.Add(1) % uint64(n))
+	var best *upstream
+	for i := range n {
+		u := p.upstreams[(start+i)%n]
+		if !u.healthy(now) {
+			continue
+		}
+		if p.policy == PolicyRoundRobin {
+			best = u
+			break
+		}
+		if best == nil || u.sessions.Load() < best.sessions.Load() {
+			best = u
+		}
+	}
+	if best != nil {
+		best.sessions.Add(1)
+	}
+	return best
+}
+
+// route returns the worker a sealed sid belongs to and the worker's own
+// sid. ok is false when the edge did not seal it or its worker is no
+// longer configured.
+func (p *pool) route(sid string) (u *upstream, workerSID string, ok bool) {
+	tag, workerSID, ok := p.codec.Open(sid)
+	if !ok {
+		return nil, "", false
+	}
+	u, ok = p.byTag[tag]
+	return u, workerSID, ok
+}
+
+// HealthChecks configures active health checks of the workers.
+type HealthChecks struct {
+	// URI is the path (and query) requested from each worker, e.g.
+	// "/healthz". Empty disables active checks.
+	URI string `json:"uri,omitempty"`
+	// Interval between checks. Default: 5s.
+	Interval caddy.Duration `json:"interval,omitempty"`
+	// Timeout of one check. Default: 2s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// runHealthChecks checks every worker each interval until ctx ends. A
+// worker is healthy while it answers URI with a 2xx status in time.
+func (h *Handler) runHealthChecks(ctx context.Context) {
+	hc := h.HealthChecks
+	client := &http.Client{Timeout: time.Duration(hc.Timeout)}
+	check := func() {
+		for _, u := range h.pool.upstreams {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.httpURL(hc.URI), nil)
+			if err != nil {
+				return
+			}
+			res, err := client.Do(req)
+			ok := err == nil && res.StatusCode/100 == 2
+			if res != nil {
+				res.Body.Close()
+			}
+			if was := u.checkedHealthy.Swap(ok); was != ok && ctx.Err() == nil {
+				fields := []zap.Field{zap.String("upstream", u.addr), zap.Bool("healthy", ok)}
+				if err != nil {
+					fields = append(fields, zap.Error(err))
+				} else if !ok {
+					fields = append(fields, zap.Int("status", res.StatusCode))
+				}
+				h.logger.Warn("Socket.IO worker health changed", fields...)
+			}
+		}
+	}
+	ticker := time.NewTicker(time.Duration(hc.Interval))
+	defer ticker.Stop()
+	for {
+		check()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}

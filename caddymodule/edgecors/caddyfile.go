@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		expose_headers <header...>
 //		max_age <duration>
 //		websocket_origin_guard off
+//		environment development|staging|production
 //	}
 //
 // The one-line form edge_cors <origin...> lists origins with every
@@ -120,12 +121,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.WebSocketOriginGuard = nil
 			}
+		case "environment":
+			var arg string
+			if !d.Args(&arg) || d.NextArg() || checkEnvironment(arg, "environment") != nil || arg == "" {
+				return d.Errf(`edge_cors: environment takes one of development, staging, production; without it, APP_ENV or FLASK_ENV decides`)
+			}
+			h.Environment = arg
 		default:
-			return d.Errf("edge_cors: unknown subdirective %q; edge_cors takes origins, credentials, allowed_methods, allowed_headers, expose_headers, max_age and websocket_origin_guard", d.Val())
+			return d.Errf("edge_cors: unknown subdirective %q; edge_cors takes %s", d.Val(), subdirectives)
 		}
 	}
 	return nil
 }
+
+const subdirectives = "origins, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment"
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -65,6 +65,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			expose_headers X-Request-Id
 			max_age 10m
 			websocket_origin_guard off
+			environment staging
 		}`, Handler{
 			Origins:              []string{"https://app.example.com", "https://*.example.com"},
 			Credentials:          true,
@@ -73,6 +74,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			ExposeHeaders:        []string{"X-Request-Id"},
 			MaxAge:               caddy.Duration(600e9),
 			WebSocketOriginGuard: &off,
+			Environment:          staging,
 		}},
 		{"guard on is the default", `edge_cors https://a.example.com {
 			websocket_origin_guard on
@@ -95,7 +97,7 @@ func TestUnmarshalCaddyfileErrorsNameTheLineAndTheFix(t *testing.T) {
 		{"edge_cors http://localhost:5000/", `edge_cors: origin "http://localhost:5000/" has a path; write it as "http://localhost:5000", at Testfile:1`},
 		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", `origin "null" is what sandboxed iframes`},
 		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", "at Testfile:3"},
-		{"edge_cors {\n\torigin https://a.com\n}", `unknown subdirective "origin"; edge_cors takes origins, credentials, allowed_methods, allowed_headers, expose_headers, max_age and websocket_origin_guard, at Testfile:2`},
+		{"edge_cors {\n\torigin https://a.com\n}", `unknown subdirective "origin"; edge_cors takes origins, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment, at Testfile:2`},
 		{"edge_cors {\n\torigins\n}", `origins needs at least one origin, as in "origins https://app.example.com", at Testfile:2`},
 		{"edge_cors {\n\tcredentials yes\n}", `credentials takes no argument`},
 		{"edge_cors {\n\tallowed_methods\n}", `allowed_methods needs at least one name, as in "allowed_methods GET POST PUT"`},
@@ -106,6 +108,7 @@ func TestUnmarshalCaddyfileErrorsNameTheLineAndTheFix(t *testing.T) {
 		{"edge_cors {\n\tmax_age 48h\n}", `max_age 48h is out of range; write a duration from 1s to 24h`},
 		{"edge_cors {\n\twebsocket_origin_guard no\n}", `websocket_origin_guard takes "on" or "off"`},
 		{"edge_cors https://*.co.uk", `public suffix "co.uk"`},
+		{"edge_cors {\n\tenvironment prod\n}", `environment takes one of development, staging, production`},
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))

@@ -95,7 +95,16 @@ type Handler struct {
 	// Default true.
 	WebSocketOriginGuard *bool `json:"websocket_origin_guard,omitempty"`
 
+	// The deployment stage: development, staging or production. In
+	// production, "*", http:// origins and loopback origins (localhost,
+	// *.localhost, 127.0.0.0/8, [::1]) are refused. Default: the value
+	// of APP_ENV, else of FLASK_ENV, read at Provision; when neither is
+	// set, no stage's rules apply.
+	Environment string `json:"environment,omitempty"`
+
+	patterns     []originPattern
 	origins      originSet
+	envSource    string // where Environment came from, for errors
 	methods      []string
 	headers      []string
 	exposeValue  []string // Access-Control-Expose-Headers, nil when none
@@ -129,6 +138,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.guardEnabled = h.WebSocketOriginGuard == nil || *h.WebSocketOriginGuard
 	h.problems = nil
+	h.Environment, h.envSource = resolveEnvironment(h.Environment)
 
 	var patterns []originPattern
 	var canonical []string
@@ -145,6 +155,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.Origins = canonical
+	h.patterns = patterns
 	h.origins = newOriginSet(patterns)
 
 	if h.AllowedMethods == nil {
@@ -191,7 +202,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	if c := h.logger.Check(zap.InfoLevel, "edge_cors configured"); c != nil {
-		c.Write(zap.Strings("origins", h.Origins), zap.Bool("credentials", h.Credentials),
+		c.Write(zap.String("environment", h.Environment), zap.Strings("origins", h.Origins), zap.Bool("credentials", h.Credentials),
 			zap.Strings("allowed_methods", h.methods), zap.Strings("allowed_headers", h.headers),
 			zap.Bool("websocket_origin_guard", h.guardEnabled))
 	}
@@ -211,6 +222,16 @@ func (h *Handler) Validate() error {
 		}
 		if len(h.Origins) > 1 {
 			errs = append(errs, fmt.Errorf(`origin "*" already allows every origin; remove the other entries or remove "*"`))
+		}
+	}
+	if err := checkEnvironment(h.Environment, h.envSource); err != nil {
+		errs = append(errs, err)
+	}
+	if h.Environment == production {
+		for _, p := range h.patterns {
+			if err := checkProductionOrigin(p); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	switch d := time.Duration(h.MaxAge); {

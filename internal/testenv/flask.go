@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +63,20 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 		w.SecretKey = hex.EncodeToString(key)
 	}
 
+	redisURL, redisClient := opts.RedisURL, ""
+	if redisURL != "" {
+		// Named, so that ready can find the worker's subscription in Redis.
+		u, err := url.Parse(redisURL)
+		if err != nil {
+			t.Fatalf("testenv: RedisURL %q: %v", redisURL, err)
+		}
+		redisClient = "testenv-worker-" + strconv.Itoa(port)
+		q := u.Query()
+		q.Set("client_name", redisClient)
+		u.RawQuery = q.Encode()
+		redisURL = u.String()
+	}
+
 	root := RepoRoot(t)
 	cmd := exec.Command(Python, filepath.Join(root, "examples", "flask_app", "app.py"))
 	cmd.Dir = root
@@ -71,7 +86,7 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 		"FLASK_HOST=127.0.0.1",
 		"FLASK_PORT="+strconv.Itoa(port),
 		"WORKER_NAME="+w.Name,
-		"REDIS_URL="+opts.RedisURL,
+		"REDIS_URL="+redisURL,
 	)
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -80,6 +95,14 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 	// Generous: importing eventlet and Flask-SocketIO takes over ten
 	// seconds on a loaded two-core machine, and polling returns early.
 	w.proc.waitReady(t, 60*time.Second, w.ready)
+	if redisClient != "" {
+		// python-socketio subscribes to the message queue in a background
+		// task started by the first Engine.IO connection (the handshake in
+		// ready); a broadcast published before that is lost to this worker.
+		redisAddr := strings.TrimPrefix(strings.SplitN(redisURL, "?", 2)[0], "redis://")
+		redisAddr = strings.SplitN(redisAddr, "/", 2)[0]
+		w.proc.waitReady(t, 30*time.Second, func() error { return subscribed(redisAddr, redisClient) })
+	}
 	return w
 }
 

@@ -3,9 +3,11 @@ package testenv
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,4 +50,38 @@ func ping(addr string) error {
 		return fmt.Errorf("PING: want +PONG, got %q", line)
 	}
 	return nil
+}
+
+// subscribed reports whether the Redis client named name has a
+// subscription, going by CLIENT LIST.
+func subscribed(addr, name string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("CLIENT LIST\r\n")); err != nil {
+		return err
+	}
+	r := bufio.NewReader(conn)
+	header, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(header, "$")))
+	if !strings.HasPrefix(header, "$") || err != nil {
+		return fmt.Errorf("CLIENT LIST: unexpected reply %q", header)
+	}
+	list := make([]byte, n)
+	if _, err := io.ReadFull(r, list); err != nil {
+		return err
+	}
+	for _, client := range strings.Split(string(list), "\n") {
+		fields := " " + client + " "
+		if strings.Contains(fields, " name="+name+" ") && !strings.Contains(fields, " sub=0 ") {
+			return nil
+		}
+	}
+	return fmt.Errorf("redis client %s has not subscribed yet", name)
 }

@@ -26,6 +26,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	edge_cors [<matcher>] [<origin...>] {
 //		origins <origin...>
+//		origins_from_env [<host_var> <port_var> [<public_url_var>]]
 //		credentials
 //		allowed_methods <method...>
 //		allowed_headers <header...>
@@ -40,6 +41,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // may be repeated; their arguments accumulate. Origins are checked and
 // written to JSON in canonical form (lowercase, default port elided),
 // so a malformed one is reported at its line, with the form to write.
+// origins_from_env without arguments reads FLASK_HOST and FLASK_PORT
+// and no public URL; the variables are read when the config loads, not
+// while adapting.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 
@@ -80,6 +84,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := addOrigins(args); err != nil {
 				return err
 			}
+		case "origins_from_env":
+			args := d.RemainingArgs()
+			if len(args) == 1 || len(args) > 3 {
+				return d.Errf(`edge_cors: origins_from_env takes no argument, or the host and port variables and optionally the public URL variable, as in "origins_from_env FLASK_HOST FLASK_PORT PUBLIC_URL"`)
+			}
+			for _, a := range args {
+				if !isEnvVarName(a) {
+					return d.Errf(`edge_cors: origins_from_env: %q is not an environment variable name; write the name alone, as in "FLASK_HOST", not "$FLASK_HOST" or "{$FLASK_HOST}"`, a)
+				}
+			}
+			o := &OriginsFromEnv{}
+			if len(args) >= 2 {
+				o.HostVar, o.PortVar = args[0], args[1]
+			}
+			if len(args) == 3 {
+				o.PublicURLVar = args[2]
+			}
+			h.OriginsFromEnv = o
 		case "credentials":
 			if d.NextArg() {
 				return d.Errf(`edge_cors: credentials takes no argument; write "credentials" alone, or leave it out`)
@@ -134,7 +156,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-const subdirectives = "origins, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment"
+const subdirectives = "origins, origins_from_env, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment"
+
+func isEnvVarName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -55,6 +55,11 @@ type Handler struct {
 	// what the browser sends. Placeholders are not expanded. Required.
 	Origins []string `json:"origins,omitempty"`
 
+	// Adds the Flask app's own origins, derived at Provision from its
+	// environment variables (FLASK_HOST, FLASK_PORT, and optionally a
+	// public URL): see OriginsFromEnv. Default off.
+	OriginsFromEnv *OriginsFromEnv `json:"origins_from_env,omitempty"`
+
 	// Lets allowed origins make credentialed requests (cookies, the
 	// Flask session): sends Access-Control-Allow-Credentials: true.
 	// socket.io-client with withCredentials: true needs it. Not allowed
@@ -142,6 +147,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	var patterns []originPattern
 	var canonical []string
+	add := func(p originPattern) {
+		if s := p.String(); !slices.Contains(canonical, s) {
+			patterns = append(patterns, p)
+			canonical = append(canonical, s)
+		}
+	}
 	for _, o := range h.Origins {
 		p, err := parseOriginPattern(o)
 		if err != nil {
@@ -149,9 +160,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			canonical = append(canonical, o)
 			continue
 		}
-		if s := p.String(); !slices.Contains(canonical, s) {
-			patterns = append(patterns, p)
-			canonical = append(canonical, s)
+		add(p)
+	}
+	if h.OriginsFromEnv != nil {
+		derived, err := h.OriginsFromEnv.derive(h.Environment)
+		if err != nil {
+			h.problems = append(h.problems, err)
+		}
+		for _, p := range derived {
+			add(p)
 		}
 	}
 	h.Origins = canonical
@@ -214,7 +231,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) Validate() error {
 	errs := slices.Clone(h.problems)
 	if len(h.Origins) == 0 {
-		errs = append(errs, fmt.Errorf(`no origins; list the origins your pages are served from, as in "origins https://app.example.com"`))
+		hint := ""
+		if h.OriginsFromEnv != nil {
+			hint = " (origins_from_env derived none: in production a loopback or wildcard bind gives no origin, so name a public URL variable)"
+		}
+		errs = append(errs, fmt.Errorf(`no origins%s; list the origins your pages are served from, as in "origins https://app.example.com"`, hint))
 	}
 	if h.origins.any {
 		if h.Credentials {

@@ -50,15 +50,28 @@ var repoRoot = sync.OnceValues(func() (string, error) {
 // cleanup, and that matters more than usual here: eventlet listens with
 // SO_REUSEPORT, so a stale worker left on a port keeps accepting a share
 // of its connections, which shows up as random "Invalid session" errors.
+//
+// A port is never handed out twice in one test binary: a worker takes
+// seconds to import eventlet and bind, and a parallel test asking for a
+// port meanwhile could be given the same one.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: finding a free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: finding a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, taken := handedOut.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("testenv: no free port that was not handed out before")
+	return 0
 }
+
+var handedOut sync.Map // port → true
 
 // Require stops the test when a component it needs is missing: t.Skipf
 // normally, t.Fatalf when the environment variable CI is "true", so CI

@@ -34,6 +34,11 @@
 //    "connectErrors": [{"message": ..., "data": ...}],
 //    "broadcasts": {"sent": n, "expected": n, "received": n}}   (only with room)
 //
+// A connect failure's error is err.message plus, for a transport error,
+// its cause in parentheses: "xhr poll error (400)", "websocket error
+// (Unexpected server response: 403)"; connectErrors keeps err.message as is.
+// An Origin header for CORS tests goes in extraHeaders, for both transports.
+//
 // A session counts as completed when every stage it was asked for
 // succeeded. "workers" counts, per worker name reported in acks, the
 // sessions it answered (a session that moved, e.g. after a reconnection,
@@ -111,6 +116,15 @@ function percentile(sorted, p) {
 
 const round = (ms) => Math.round(ms * 1000) / 1000;
 
+// engine.io-client's transport errors ("xhr poll error", "websocket error")
+// carry the cause in description: an HTTP status or an Error.
+function transportDetail(err) {
+  const d = err.description;
+  if (d === undefined || d === null) return "";
+  const text = typeof d === "object" ? (d.message ?? d.error?.message ?? d.type ?? String(d)) : String(d);
+  return text ? ` (${text})` : "";
+}
+
 async function main() {
   let cfg;
   try {
@@ -175,7 +189,9 @@ async function main() {
           result.connectErrors.push({ message: err.message, data: err.data ?? null });
           // With reconnection the manager retries transport errors; a
           // refusal by the server (CONNECT_ERROR) is final either way.
-          if (!cfg.reconnection || !s.socket.active) reject(new StageError("connect", err.message, err.data));
+          if (!cfg.reconnection || !s.socket.active) {
+            reject(new StageError("connect", err.message + transportDetail(err), err.data));
+          }
         });
         s.socket.connect();
       }),

@@ -240,6 +240,35 @@ func TestEngineIOChecksNoOriginUnlessCORSAllowedOriginsIsSet(t *testing.T) {
 	assert.Equal(t, "http://other.example", resp.Header.Get("Access-Control-Allow-Origin"))
 }
 
+func TestFreePortNeverHandsOutAPortTwice(t *testing.T) {
+	seen := map[int]bool{}
+	for range 200 {
+		port := testenv.FreePort(t)
+		require.False(t, seen[port], "port %d handed out twice", port)
+		seen[port] = true
+	}
+}
+
+func TestProbeReportsTheCauseOfATransportError(t *testing.T) {
+	testenv.RequireNode(t)
+	w := testenv.StartFlaskWorker(t, testenv.FlaskOptions{
+		Env: map[string]string{"CORS_ALLOWED_ORIGINS": "http://app.example"},
+	})
+
+	for transport, want := range map[string]string{
+		"polling":   "xhr poll error (400)",
+		"websocket": "websocket error (Unexpected server response: 400)",
+	} {
+		res := testenv.RunProbe(t, testenv.ProbeOptions{
+			URL:          w.URL(),
+			Transports:   []string{transport},
+			ExtraHeaders: map[string]string{"Origin": "http://elsewhere.example"},
+		})
+		require.Len(t, res.Failures, 1, transport)
+		assert.Equal(t, want, res.Failures[0].Error, transport)
+	}
+}
+
 func TestAppRefusesToStartWithoutSecretKey(t *testing.T) {
 	testenv.RequirePython(t)
 	cmd := exec.Command(testenv.Python, filepath.Join(testenv.RepoRoot(t), "examples", "flask_app", "app.py"))

@@ -27,6 +27,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	edge_cors [<matcher>] [<origin...>] {
 //		origins <origin...>
 //		origins_from_env [<host_var> <port_var> [<public_url_var>]]
+//		any_loopback_port
 //		credentials
 //		allowed_methods <method...>
 //		allowed_headers <header...>
@@ -102,6 +103,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				o.PublicURLVar = args[2]
 			}
 			h.OriginsFromEnv = o
+		case "any_loopback_port":
+			if d.NextArg() {
+				return d.Errf(`edge_cors: any_loopback_port takes no argument; write "any_loopback_port" alone, with "environment development"`)
+			}
+			h.AnyLoopbackPort = true
 		case "credentials":
 			if d.NextArg() {
 				return d.Errf(`edge_cors: credentials takes no argument; write "credentials" alone, or leave it out`)
@@ -156,7 +162,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-const subdirectives = "origins, origins_from_env, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment"
+const subdirectives = "origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment"
 
 func isEnvVarName(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -82,6 +82,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"origins_from_env with named variables", `edge_cors {
 			origins_from_env APP_HOST APP_PORT PUBLIC_URL
 		}`, Handler{OriginsFromEnv: &OriginsFromEnv{HostVar: "APP_HOST", PortVar: "APP_PORT", PublicURLVar: "PUBLIC_URL"}}},
+		{"any_loopback_port in development", `edge_cors {
+			any_loopback_port
+			environment development
+		}`, Handler{AnyLoopbackPort: true, Environment: development}},
 		{"guard on is the default", `edge_cors https://a.example.com {
 			websocket_origin_guard on
 		}`, Handler{Origins: []string{"https://a.example.com"}}},
@@ -103,7 +107,7 @@ func TestUnmarshalCaddyfileErrorsNameTheLineAndTheFix(t *testing.T) {
 		{"edge_cors http://localhost:5000/", `edge_cors: origin "http://localhost:5000/" has a path; write it as "http://localhost:5000", at Testfile:1`},
 		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", `origin "null" is what sandboxed iframes`},
 		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", "at Testfile:3"},
-		{"edge_cors {\n\torigin https://a.com\n}", `unknown subdirective "origin"; edge_cors takes origins, origins_from_env, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment, at Testfile:2`},
+		{"edge_cors {\n\torigin https://a.com\n}", `unknown subdirective "origin"; edge_cors takes origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment, at Testfile:2`},
 		{"edge_cors {\n\torigins\n}", `origins needs at least one origin, as in "origins https://app.example.com", at Testfile:2`},
 		{"edge_cors {\n\tcredentials yes\n}", `credentials takes no argument`},
 		{"edge_cors {\n\tallowed_methods\n}", `allowed_methods needs at least one name, as in "allowed_methods GET POST PUT"`},
@@ -116,6 +120,7 @@ func TestUnmarshalCaddyfileErrorsNameTheLineAndTheFix(t *testing.T) {
 		{"edge_cors https://*.co.uk", `public suffix "co.uk"`},
 		{"edge_cors {\n\torigins_from_env FLASK_HOST\n}", `origins_from_env takes no argument, or the host and port variables`},
 		{"edge_cors {\n\torigins_from_env $HOST PORT\n}", `origins_from_env: "$HOST" is not an environment variable name`},
+		{"edge_cors {\n\tany_loopback_port on\n}", `any_loopback_port takes no argument`},
 		{"edge_cors {\n\tenvironment prod\n}", `environment takes one of development, staging, production`},
 	} {
 		var h Handler

@@ -60,6 +60,12 @@ type Handler struct {
 	// public URL): see OriginsFromEnv. Default off.
 	OriginsFromEnv *OriginsFromEnv `json:"origins_from_env,omitempty"`
 
+	// In development only, also allow http and https origins on any
+	// port of localhost, 127.0.0.1 and [::1], for front-end dev servers
+	// (Vite, webpack) whose port moves. Refused in other stages, as it
+	// lets any local process's page in. Default false.
+	AnyLoopbackPort bool `json:"any_loopback_port,omitempty"`
+
 	// Lets allowed origins make credentialed requests (cookies, the
 	// Flask session): sends Access-Control-Allow-Credentials: true.
 	// socket.io-client with withCredentials: true needs it. Not allowed
@@ -174,6 +180,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.Origins = canonical
 	h.patterns = patterns
 	h.origins = newOriginSet(patterns)
+	h.origins.anyLoopbackPort = h.AnyLoopbackPort
 
 	if h.AllowedMethods == nil {
 		h.AllowedMethods = slices.Clone(defaultMethods)
@@ -219,7 +226,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	if c := h.logger.Check(zap.InfoLevel, "edge_cors configured"); c != nil {
-		c.Write(zap.String("environment", h.Environment), zap.Strings("origins", h.Origins), zap.Bool("credentials", h.Credentials),
+		c.Write(zap.String("environment", h.Environment), zap.Strings("origins", h.Origins), zap.Bool("any_loopback_port", h.AnyLoopbackPort), zap.Bool("credentials", h.Credentials),
 			zap.Strings("allowed_methods", h.methods), zap.Strings("allowed_headers", h.headers),
 			zap.Bool("websocket_origin_guard", h.guardEnabled))
 	}
@@ -230,7 +237,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // what to write instead.
 func (h *Handler) Validate() error {
 	errs := slices.Clone(h.problems)
-	if len(h.Origins) == 0 {
+	if len(h.Origins) == 0 && !h.AnyLoopbackPort {
 		hint := ""
 		if h.OriginsFromEnv != nil {
 			hint = " (origins_from_env derived none: in production a loopback or wildcard bind gives no origin, so name a public URL variable)"
@@ -247,6 +254,9 @@ func (h *Handler) Validate() error {
 	}
 	if err := checkEnvironment(h.Environment, h.envSource); err != nil {
 		errs = append(errs, err)
+	}
+	if h.AnyLoopbackPort && h.Environment != development {
+		errs = append(errs, fmt.Errorf(`any_loopback_port is for environment development only (here %q); list the loopback origins you use, or set environment development`, h.Environment))
 	}
 	if h.Environment == production {
 		for _, p := range h.patterns {

@@ -83,3 +83,45 @@ func TestUnknownEnvironmentSaysWhereItCameFrom(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+func TestAnyLoopbackPortAllowsTheLoopbackFamilyOnAnyPort(t *testing.T) {
+	h, _ := newTestHandler(t, &Handler{AnyLoopbackPort: true, Environment: development})
+	for _, tc := range []struct {
+		origin string
+		want   bool
+	}{
+		{"http://localhost:5173", true},
+		{"https://localhost:3000", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://[::1]:5000", true},
+		{"http://localhost", true},
+		{"https://127.0.0.1", true},
+		{"http://LOCALHOST:5173", true},
+		{"http://localhost:65535", true},
+		{"http://localhost:65536", false},
+		{"http://localhost:05173", false},
+		{"http://localhost:", false},
+		{"http://localhost:0", false},
+		{"http://localhost.evil.com", false},
+		{"http://localhost:5173.evil.com", false},
+		{"http://localhostx:5173", false},
+		{"http://127.0.0.10:80", false},
+		{"http://127.0.0.1.evil.com", false},
+		{"http://[::1]x", false},
+		{"http://192.168.1.10:5173", false},
+		{"ws://localhost:5173", false},
+	} {
+		if _, got := h.origins.allow(tc.origin); got != tc.want {
+			t.Errorf("allow(%q) = %v, want %v", tc.origin, got, tc.want)
+		}
+	}
+}
+
+func TestAnyLoopbackPortIsRefusedOutsideDevelopment(t *testing.T) {
+	for _, env := range []string{"", staging, production} {
+		err := provisionOnly(t, &Handler{Origins: []string{"https://app.example.com"}, AnyLoopbackPort: true, Environment: env})
+		if err == nil || !strings.Contains(err.Error(), "any_loopback_port is for environment development only") {
+			t.Errorf("%q: error %v", env, err)
+		}
+	}
+}

@@ -12,9 +12,10 @@ import "strings"
 // that send uppercase; a default port or a trailing dot in a request's
 // Origin is not a browser's spelling and does not match.
 type originSet struct {
-	any       bool
-	exact     map[string][]string // canonical origin → its ACAO value, shared by all responses
-	wildcards []wildcard
+	any             bool
+	anyLoopbackPort bool                // any_loopback_port: http(s)://{localhost,127.0.0.1,[::1]}[:port]
+	exact           map[string][]string // canonical origin → its ACAO value, shared by all responses
+	wildcards       []wildcard
 }
 
 // wildcard is a compiled subdomains pattern: "https://*.example.com:8443"
@@ -77,7 +78,39 @@ func (s *originSet) allow(origin string) (value []string, ok bool) {
 			return nil, true
 		}
 	}
-	return nil, false
+	return nil, s.anyLoopbackPort && isLoopbackOrigin(origin)
+}
+
+var loopbackOriginPrefixes = []string{
+	"http://localhost", "https://localhost",
+	"http://127.0.0.1", "https://127.0.0.1",
+	"http://[::1]", "https://[::1]",
+}
+
+// isLoopbackOrigin reports whether origin is one of the loopback
+// family's, on any port, in a browser's spelling (no leading zeros).
+func isLoopbackOrigin(origin string) bool {
+	for _, p := range loopbackOriginPrefixes {
+		if len(origin) < len(p) || !strings.EqualFold(origin[:len(p)], p) {
+			continue
+		}
+		port := origin[len(p):]
+		if port == "" {
+			return true
+		}
+		if port[0] != ':' || len(port) < 2 || len(port) > 6 || port[1] == '0' {
+			return false
+		}
+		n := 0
+		for i := 1; i < len(port); i++ {
+			if port[i] < '0' || port[i] > '9' {
+				return false
+			}
+			n = n*10 + int(port[i]-'0')
+		}
+		return n <= 65535
+	}
+	return false
 }
 
 func (w wildcard) match(origin string) bool {

@@ -54,7 +54,16 @@ var buildCaddy = sync.OnceValues(func() (string, error) {
 type Edge struct {
 	// AdminAddr is the admin endpoint, host:port.
 	AdminAddr string
-	proc      *process
+	// DataDir is Caddy's storage: its internal CA's root certificate is
+	// DataDir/pki/authorities/local/root.crt.
+	DataDir string
+	proc    *process
+}
+
+// RootCA is the PEM file of the edge's internal CA, for clients that
+// verify the edge's certificate.
+func (e *Edge) RootCA() string {
+	return filepath.Join(e.DataDir, "pki", "authorities", "local", "root.crt")
 }
 
 // EdgeConfig is a Caddyfile for StartEdge. It is a template: {{admin}} is
@@ -67,7 +76,6 @@ type EdgeConfig string
 // Caddy is killed at cleanup, and its log is shown if the test failed.
 func StartEdge(t testing.TB, caddyfile EdgeConfig, listen ...string) *Edge {
 	t.Helper()
-	bin := CaddyBinary(t)
 	dir := t.TempDir()
 	admin := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	text := strings.ReplaceAll(string(caddyfile), "{{admin}}",
@@ -76,14 +84,34 @@ func StartEdge(t testing.TB, caddyfile EdgeConfig, listen ...string) *Edge {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	return startEdge(t, dir, path, admin, nil, listen)
+}
+
+// StartEdgeFile runs Caddy with the Caddyfile at path, e.g.
+// examples/Caddyfile, and env added to its environment. The Caddyfile must
+// put its admin endpoint at {$EDGE_ADMIN}, which StartEdgeFile sets to a
+// fresh port.
+func StartEdgeFile(t testing.TB, path string, env map[string]string, listen ...string) *Edge {
+	t.Helper()
+	admin := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	return startEdge(t, t.TempDir(), path, admin, env, listen)
+}
+
+func startEdge(t testing.TB, dir, path, admin string, env map[string]string, listen []string) *Edge {
+	t.Helper()
+	cmd := exec.Command(CaddyBinary(t), "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Dir = RepoRoot(t)
 	cmd.Env = append(os.Environ(),
 		// Keep Caddy's storage (internal CA, autosave) inside the test.
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 		"HOME="+dir,
+		"EDGE_ADMIN="+admin,
 	)
-	e := &Edge{AdminAddr: admin, proc: start(t, "caddy", cmd)}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	e := &Edge{AdminAddr: admin, DataDir: filepath.Join(dir, "data", "caddy"), proc: start(t, "caddy", cmd)}
 	client := &http.Client{Timeout: time.Second}
 	e.proc.waitReady(t, 30*time.Second, func() error {
 		res, err := client.Get("http://" + admin + "/config/")

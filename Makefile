@@ -1,0 +1,44 @@
+# The two commands: `make demo` runs the example Flask-SocketIO app behind
+# the edge; `make test` runs every test. Both install what they need.
+
+GO       ?= go
+CADDY    := bin/caddy
+GOFILES  := $(shell find . -name '*.go' -not -path './node_modules/*' -not -path './.cache/*') go.mod go.sum
+
+.PHONY: all build deps test demo fuzz clean
+
+all: build
+
+build: $(CADDY)
+
+$(CADDY): $(GOFILES)
+	$(GO) build -o $@ ./cmd/xcaddy-build
+
+deps:
+	@scripts/deps.sh
+
+# Every test: unit, golden Caddyfile adapt, fuzz seeds, and the
+# integration tests that run real Flask-SocketIO workers, Redis, Caddy and
+# the Node socket.io-client. With CI=true a missing component fails the
+# run instead of skipping.
+test: deps $(CADDY)
+	$(GO) vet ./...
+	EDGE_CADDY=$(CURDIR)/$(CADDY) $(GO) test -count=1 -timeout 45m ./...
+
+# Runs each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+# The example app behind the edge on https://localhost:8443: two
+# Flask-SocketIO workers sharing a Redis message queue. Ctrl-C stops it all.
+demo: deps $(CADDY)
+	@examples/demo.sh
+
+clean:
+	rm -rf bin .cache

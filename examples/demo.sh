@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# make demo: the example Flask-SocketIO app behind the edge.
+#
+# Starts Redis (the workers' message queue), two workers of
+# examples/flask_app and bin/caddy with examples/Caddyfile, serving
+# https://localhost:8443 with a certificate from Caddy's internal CA.
+# Ctrl-C stops every process it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+export EDGE_HTTP_PORT=${EDGE_HTTP_PORT:-8080}
+export EDGE_HTTPS_PORT=${EDGE_HTTPS_PORT:-8443}
+export WORKER1=${WORKER1:-127.0.0.1:5001}
+export WORKER2=${WORKER2:-127.0.0.1:5002}
+redis_port=${REDIS_PORT:-6390}
+# One secret for both workers and the edge: the edge verifies the cookies
+# the workers sign.
+export FLASK_SECRET_KEY=${FLASK_SECRET_KEY:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
+# Caddy's storage (the internal CA and its certificates) stays in the repo.
+export XDG_DATA_HOME=$root/.cache/demo/data XDG_CONFIG_HOME=$root/.cache/demo/config
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME"
+
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	echo
+	echo "demo: stopping"
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for addr in "$WORKER1" "$WORKER2" "127.0.0.1:$redis_port" "127.0.0.1:$EDGE_HTTPS_PORT"; do
+	if ! port_free "${addr##*:}"; then
+		# eventlet listens with SO_REUSEPORT: a stale worker would share
+		# the port and answer half the requests.
+		echo "demo: port ${addr##*:} is in use; stop what holds it or set WORKER1/WORKER2/REDIS_PORT/EDGE_HTTPS_PORT" >&2
+		exit 1
+	fi
+done
+
+wait_for() { # url
+	for _ in $(seq 1 200); do
+		curl -fsk -o /dev/null "$1" && return 0
+		sleep 0.1
+	done
+	echo "demo: $1 did not come up" >&2
+	return 1
+}
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning &
+pids+=($!)
+export REDIS_URL=redis://127.0.0.1:$redis_port/0
+
+for w in "$WORKER1" "$WORKER2"; do
+	FLASK_HOST=${w%:*} FLASK_PORT=${w##*:} WORKER_NAME="worker-${w##*:}" \
+		/usr/bin/python3 examples/flask_app/app.py &
+	pids+=($!)
+done
+wait_for "http://$WORKER1/healthz"
+wait_for "http://$WORKER2/healthz"
+
+bin/caddy run --config examples/Caddyfile --adapter caddyfile &
+pids+=($!)
+wait_for "https://localhost:$EDGE_HTTPS_PORT/healthz"
+
+cat <<MSG
+
+  The demo is up: https://localhost:$EDGE_HTTPS_PORT
+  Workers $WORKER1 and $WORKER2 share Redis at 127.0.0.1:$redis_port.
+  Caddy's internal CA signed the certificate; its root is
+  $XDG_DATA_HOME/caddy/pki/authorities/local/root.crt
+  (import it into the browser, or accept the warning once).
+
+  Ctrl-C stops everything.
+
+MSG
+wait -n "${pids[@]}"
+echo "demo: a process exited; stopping the rest" >&2

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need, when it is missing, from
+# Debian's packages (PyPI is not used: Flask-SocketIO comes from Debian).
+# Usage: scripts/deps.sh [test|demo]
+set -euo pipefail
+
+need=()
+py=/usr/bin/python3
+if ! [ -x "$py" ] || ! "$py" -c 'import flask, flask_socketio, eventlet, redis' 2>/dev/null; then
+	need+=(python3 python3-flask python3-flask-socketio python3-eventlet python3-redis)
+fi
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v curl >/dev/null || need+=(curl)
+
+if [ ${#need[@]} -gt 0 ]; then
+	echo "deps: installing from Debian: ${need[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# The official Socket.IO client (tests, demo page), pinned by package-lock.json.
+if ! [ -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+	echo "deps: npm ci"
+	npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -37,6 +37,13 @@ func init() {
 // calling its own API, or opening its own Socket.IO connection through
 // the edge) is not a CORS request: it passes through without CORS
 // headers, and is never refused, whether or not that origin is listed.
+// The scheme is taken from the connection (TLS or not), as Caddy is the
+// edge.
+//
+// Every response the handler covers carries Vary: Origin, merged into
+// the app's Vary. Private Network Access preflights are answered like
+// any other but never granted (no Access-Control-Allow-Private-Network):
+// a public edge has no business opening the visitor's LAN.
 type Handler struct {
 	// The origins whose pages may read responses. Each entry is one of:
 	//
@@ -226,8 +233,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	if c := h.logger.Check(zap.InfoLevel, "edge_cors configured"); c != nil {
-		c.Write(zap.String("environment", h.Environment), zap.Strings("origins", h.Origins), zap.Bool("any_loopback_port", h.AnyLoopbackPort), zap.Bool("credentials", h.Credentials),
-			zap.Strings("allowed_methods", h.methods), zap.Strings("allowed_headers", h.headers),
+		c.Write(zap.String("environment", h.Environment),
+			zap.Strings("origins", h.Origins),
+			zap.Bool("any_loopback_port", h.AnyLoopbackPort),
+			zap.Bool("credentials", h.Credentials),
+			zap.Strings("allowed_methods", h.methods),
+			zap.Strings("allowed_headers", h.headers),
 			zap.Bool("websocket_origin_guard", h.guardEnabled))
 	}
 	return nil
@@ -239,7 +250,7 @@ func (h *Handler) Validate() error {
 	errs := slices.Clone(h.problems)
 	if len(h.Origins) == 0 && !h.AnyLoopbackPort {
 		hint := ""
-		if h.OriginsFromEnv != nil {
+		if h.OriginsFromEnv != nil && h.Environment == production {
 			hint = " (origins_from_env derived none: in production a loopback or wildcard bind gives no origin, so name a public URL variable)"
 		}
 		errs = append(errs, fmt.Errorf(`no origins%s; list the origins your pages are served from, as in "origins https://app.example.com"`, hint))

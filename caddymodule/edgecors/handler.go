@@ -35,8 +35,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if crossOrigin && !allowed && h.guardEnabled && isWebSocketUpgrade(r) {
+		// Logs name the path, never the query (Socket.IO clients may
+		// carry tokens there) nor any cookie.
 		if c := h.logger.Check(zap.InfoLevel, "WebSocket upgrade refused: origin not allowed"); c != nil {
-			c.Write(zap.String("origin", origin), zap.String("host", r.Host), zap.String("uri", r.RequestURI))
+			c.Write(zap.String("origin", origin), zap.String("host", r.Host), zap.String("path", r.URL.Path))
 		}
 		h.setResponseHeaders(w.Header(), nil, varyOrigin)
 		w.WriteHeader(http.StatusForbidden)
@@ -85,7 +87,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, origin strin
 		if c := h.logger.Check(zap.InfoLevel, refusal); c != nil {
 			c.Write(zap.String("origin", origin), zap.String("refused", detail),
 				zap.Strings("request_method", method), zap.Strings("request_headers", reqHeaders),
-				zap.String("host", r.Host), zap.String("uri", r.RequestURI))
+				zap.String("host", r.Host), zap.String("path", r.URL.Path))
 		}
 		h.setResponseHeaders(hdr, nil, varyPreflightSet)
 		w.WriteHeader(http.StatusForbidden)

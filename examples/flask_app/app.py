@@ -118,7 +118,9 @@ def healthz():
 def login():
     # A fixture, not an authentication example: whoever asks gets the role
     # they ask for, so tests and the demo can produce user and admin cookies.
-    body = request.get_json(silent=True) or request.form
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        body = request.form
     username = str(body.get("username") or "").strip()
     role = body.get("role") or "user"
     if not username:

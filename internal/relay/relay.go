@@ -52,8 +52,10 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 
 	first := <-done
 	// One side is finished. If it ended without a close frame (a dropped
-	// TCP connection, an oversized message), tell the other side.
-	if !errors.As(first, new(*websocket.CloseError)) {
+	// TCP connection, which gorilla reports as 1006, or an oversized
+	// message), tell the other side.
+	var ce *websocket.CloseError
+	if !errors.As(first, &ce) || ce.Code == websocket.CloseAbnormalClosure {
 		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "")
 		if errors.Is(first, websocket.ErrReadLimit) {
 			msg = websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "")

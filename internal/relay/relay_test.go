@@ -1,0 +1,129 @@
+package relay
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// pair is a client talking through Relay to a worker: client ⇄ relay ⇄
+// worker, all real WebSocket connections on loopback.
+type pair struct {
+	client *websocket.Conn // the client's end
+	worker *websocket.Conn // the worker's end
+	done   chan error      // Relay's result
+}
+
+func newPair(t *testing.T, opt Options) *pair {
+	t.Helper()
+	workerConns := make(chan *websocket.Conn, 1)
+	worker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		require.NoError(t, err)
+		workerConns <- c
+	}))
+	t.Cleanup(worker.Close)
+
+	p := &pair{done: make(chan error, 1)}
+	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(worker.URL, "http"), nil)
+		require.NoError(t, err)
+		down, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		require.NoError(t, err)
+		p.done <- Relay(down, up, opt)
+	}))
+	t.Cleanup(edge.Close)
+
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(edge.URL, "http"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	p.client = c
+	p.worker = <-workerConns
+	t.Cleanup(func() { p.worker.Close() })
+	return p
+}
+
+func TestMessagesCrossInBothDirectionsWithTheirType(t *testing.T) {
+	p := newPair(t, Options{})
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte(`42["echo","hi"]`)))
+	mt, msg, err := p.worker.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, websocket.TextMessage, mt)
+	assert.Equal(t, `42["echo","hi"]`, string(msg))
+
+	require.NoError(t, p.worker.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}))
+	mt, msg, err = p.client.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, websocket.BinaryMessage, mt)
+	assert.Equal(t, []byte{1, 2, 3}, msg)
+}
+
+func TestPingFromTheWorkerReachesTheClientAndItsPongReturns(t *testing.T) {
+	p := newPair(t, Options{})
+	pings := make(chan string, 1)
+	p.client.SetPingHandler(func(data string) error {
+		pings <- data
+		return p.client.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	pongs := make(chan string, 1)
+	p.worker.SetPongHandler(func(data string) error { pongs <- data; return nil })
+	go func() { _, _, _ = p.client.ReadMessage() }()
+	go func() { _, _, _ = p.worker.ReadMessage() }()
+
+	require.NoError(t, p.worker.WriteControl(websocket.PingMessage, []byte("p1"), time.Now().Add(time.Second)))
+	assert.Equal(t, "p1", <-pings)
+	assert.Equal(t, "p1", <-pongs)
+}
+
+// The worker's close code and reason reach the client, and the relay
+// ends with both connections closed.
+func TestCloseCodePassesThrough(t *testing.T) {
+	p := newPair(t, Options{})
+	msg := websocket.FormatCloseMessage(4001, "bye")
+	require.NoError(t, p.worker.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)))
+	_, _, err := p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	assert.Equal(t, 4001, ce.Code)
+	assert.Equal(t, "bye", ce.Text)
+
+	select {
+	case err := <-p.done:
+		assert.True(t, errors.As(err, &ce))
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end after the close")
+	}
+}
+
+// A client message over MaxMessage never reaches the worker; the client
+// gets 1009 and the worker a close.
+func TestOversizedClientMessageClosesWith1009(t *testing.T) {
+	p := newPair(t, Options{MaxMessage: 16})
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 17))))
+
+	_, _, err := p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	assert.Equal(t, websocket.CloseMessageTooBig, ce.Code)
+
+	_, msg, err := p.worker.ReadMessage()
+	assert.Error(t, err, "the worker got %q", msg)
+}
+
+// When the worker's connection drops without a close frame, the client
+// is told the worker went away.
+func TestWorkerDroppingTellsTheClientGoingAway(t *testing.T) {
+	p := newPair(t, Options{})
+	p.worker.NetConn().Close()
+	_, _, err := p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+}

@@ -216,3 +216,28 @@ func FuzzParseOriginPattern(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOriginSetAllow feeds arbitrary Origin headers to the runtime
+// matcher: whatever it allows must be an origin (no path, query,
+// fragment or userinfo, ASCII only) that the config parser accepts.
+func FuzzOriginSetAllow(f *testing.F) {
+	set := mustOriginSet(f, "http://localhost:5000", "https://*.example.com", "http://[::1]:5000")
+	set.anyLoopbackPort = true
+	for _, s := range []string{
+		"http://localhost:5000", "https://a.example.com", "https://a.example.com/", "http://localhost:5173",
+		"http://LOCALHOST:5000", "https://evil-example.com", "http://localhost:5000.evil.com", "null", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, origin string) {
+		if _, ok := set.allow(origin); !ok {
+			return
+		}
+		if _, err := parseOriginPattern(origin); err != nil {
+			t.Fatalf("allowed %q, which is not an origin: %v", origin, err)
+		}
+		if strings.ContainsAny(origin[strings.Index(origin, "://")+3:], "/?#@") {
+			t.Fatalf("allowed %q, which has more than scheme://host[:port]", origin)
+		}
+	})
+}

@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_age <duration>
 //	    user_key <key>
 //	    role_key <key>
+//	    identity_headers <user_header> <role_header> | off
 //	    require authenticated | role <role...>
 //	}
 //
@@ -98,6 +99,16 @@ func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_age %q is under one second; write the app's PERMANENT_SESSION_LIFETIME, e.g. 31d", v)
 			}
 			fs.MaxAge = caddy.Duration(dur)
+		case "identity_headers":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == "off":
+				fs.IdentityHeaders = &IdentityHeaders{Off: true}
+			case len(args) == 2:
+				fs.IdentityHeaders = &IdentityHeaders{User: args[0], Role: args[1]}
+			default:
+				return d.Errf("identity_headers takes <user_header> <role_header> or off, e.g. identity_headers X-Auth-User-Id X-Auth-Role")
+			}
 		case "require":
 			if fs.Require != nil {
 				return d.Errf("require given twice; write require authenticated, or require role <role...> once")
@@ -119,7 +130,7 @@ func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("require takes 'authenticated' or 'role <role...>'")
 			}
 		default:
-			return d.Errf("unknown flask_session subdirective %q; expected secret_key, cookie_name, max_age, user_key, role_key or require", sub)
+			return d.Errf("unknown flask_session subdirective %q; expected secret_key, cookie_name, max_age, user_key, role_key, identity_headers or require", sub)
 		}
 	}
 	if len(fs.SecretKeys) == 0 {

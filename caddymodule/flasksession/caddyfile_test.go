@@ -47,6 +47,7 @@ func TestCaddyfileErrorsSayWhereAndWhatToWrite(t *testing.T) {
 		{"no block", `flask_session`, "needs secret_key"},
 		{"inline argument", `flask_session mykey`, "takes no arguments besides a matcher"},
 		{"unknown subdirective", "flask_session {\n secret_key k\n secret k\n}", `unknown flask_session subdirective "secret"`},
+		{"identity_headers with one name", "flask_session {\n secret_key k\n identity_headers X-User\n}", "identity_headers takes <user_header> <role_header> or off"},
 		{"secret_key without a key", "flask_session {\n secret_key\n}", "secret_key needs the app's SECRET_KEY"},
 		{"empty secret_key", "flask_session {\n secret_key \"\"\n}", "key 1 is empty"},
 		{"empty fallback", "flask_session {\n secret_key k \"\"\n}", "key 2 is empty"},

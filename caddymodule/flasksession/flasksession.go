@@ -84,6 +84,11 @@ type FlaskSession struct {
 	// see it.
 	RoleKey string `json:"role_key,omitempty"`
 
+	// IdentityHeaders hand the verified user id and roles to the app as
+	// request headers. Default: X-Auth-User-Id and X-Auth-Role, set for a
+	// valid session and removed from every request otherwise.
+	IdentityHeaders *IdentityHeaders `json:"identity_headers,omitempty"`
+
 	// Require, if set, makes requests that do not meet it unauthenticated
 	// (401). Default: nothing is required.
 	Require *Require `json:"require,omitempty"`
@@ -131,6 +136,12 @@ func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 	}
 	if fs.RoleKey == "" {
 		fs.RoleKey = defaultRoleKey
+	}
+	if fs.IdentityHeaders == nil {
+		fs.IdentityHeaders = new(IdentityHeaders)
+	}
+	if err := fs.IdentityHeaders.provision(); err != nil {
+		return err
 	}
 	if len(fs.SecretKeys) == 0 {
 		return fmt.Errorf("flask_session: no secret key; set secret_keys to the app's SECRET_KEY, e.g. \"{env.FLASK_SECRET_KEY}\"")
@@ -192,6 +203,7 @@ var (
 func (fs *FlaskSession) Authenticate(_ http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
 	value, ok := cookieValue(r.Header, fs.CookieName)
 	if !ok {
+		fs.IdentityHeaders.set(r.Header, "", "", false)
 		return caddyauth.User{Metadata: anonymousNone}, fs.Require == nil, nil
 	}
 	payload, err := fs.verifier.Verify(value, now())
@@ -211,12 +223,15 @@ func (fs *FlaskSession) Authenticate(_ http.ResponseWriter, r *http.Request) (ca
 				zap.String("remote_addr", r.RemoteAddr),
 			)
 		}
+		fs.IdentityHeaders.set(r.Header, "", "", false)
 		return caddyauth.User{Metadata: anonymousInvalid}, fs.Require == nil, nil
 	}
+	roles := strings.Join(claims.Roles, ",")
+	fs.IdentityHeaders.set(r.Header, claims.UserID, roles, true)
 	user := caddyauth.User{
 		ID: claims.UserID,
 		Metadata: map[string]string{
-			"role":    strings.Join(claims.Roles, ","),
+			"role":    roles,
 			"session": "valid",
 		},
 	}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// figure is one column of the table: how to read it from a result and
+// which way is better.
+type figure struct {
+	value         func(*result) (float64, bool)
+	lowerIsBetter bool
+}
+
+var (
+	figSessions = figure{value: func(r *result) (float64, bool) {
+		if r.Polling == nil || r.WS == nil {
+			return 0, false
+		}
+		return float64(r.Polling.Completed + r.WS.Completed), true
+	}}
+	figP50 = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		return echoFig(r, func(e *echoResult) float64 { return e.LatencyMs.P50 })
+	}}
+	figP99 = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		return echoFig(r, func(e *echoResult) float64 { return e.LatencyMs.P99 })
+	}}
+	figCPU = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		return echoFig(r, func(e *echoResult) float64 { return e.UsPerFrame })
+	}}
+	figRSS = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		if r.Idle == nil || r.Idle.Connected == 0 {
+			return 0, false
+		}
+		return r.Idle.KBPerConn, true
+	}}
+)
+
+func echoFig(r *result, f func(*echoResult) float64) (float64, bool) {
+	if r.Echo == nil || r.Echo.Echoes == 0 {
+		return 0, false
+	}
+	return f(r.Echo), true
+}
+
+// best is the best anchor's value of a figure.
+func best(results []*result, f figure) (float64, bool) {
+	var v float64
+	found := false
+	for _, r := range results {
+		x, ok := f.value(r)
+		if !r.Anchor || !ok {
+			continue
+		}
+		if !found || (f.lowerIsBetter && x < v) || (!f.lowerIsBetter && x > v) {
+			v, found = x, true
+		}
+	}
+	return v, found
+}
+
+// cell is a figure with its ratio to the best anchor.
+func cell(results []*result, r *result, f figure, format string) string {
+	x, ok := f.value(r)
+	if !ok {
+		return "—"
+	}
+	s := fmt.Sprintf(format, x)
+	if b, ok := best(results, f); ok && b != 0 {
+		s += fmt.Sprintf(" (%.2f×)", x/b)
+	}
+	return s
+}
+
+func sessionsCell(results []*result, r *result) string {
+	if r.Polling == nil || r.WS == nil {
+		return "—"
+	}
+	s := fmt.Sprintf("%d / %d", r.Polling.Completed, r.WS.Completed)
+	if b, ok := best(results, figSessions); ok && b != 0 {
+		x, _ := figSessions.value(r)
+		s += fmt.Sprintf(" (%.2f×)", x/b)
+	}
+	return s
+}
+
+// spread is how the completed sessions fell on backends a and b.
+func spread(r *result) string {
+	if r.Polling == nil || r.WS == nil {
+		return "—"
+	}
+	f := func(s *sessionResult) string { return fmt.Sprintf("%d:%d", s.Backends["a"], s.Backends["b"]) }
+	return f(r.Polling) + " / " + f(r.WS)
+}
+
+func (b *bench) report(results []*result) string {
+	var sb strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
+	w("| proxy | sessions completed (polling / ws) | spread a:b (polling / ws) | p50 ms | p99 ms | CPU µs/frame | RSS KB/idle conn |\n")
+	w("|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		w("| %s | %s | %s | %s | %s | %s | %s |\n", r.Label,
+			sessionsCell(results, r), spread(r),
+			cell(results, r, figP50, "%.3f"), cell(results, r, figP99, "%.3f"),
+			cell(results, r, figCPU, "%.1f"), cell(results, r, figRSS, "%.2f"))
+	}
+	w("\nIn parentheses: the ratio to the best anchor (nginx, HAProxy, Caddy reverse_proxy) for that figure; sessions higher is better, every other figure lower is better. Spread has no ratio: it is where the sessions landed.\n")
+	w("\nLoad: %d sessions per transport from 127.0.0.1 with %d echoes each; %d WebSocket connections, sequential acknowledged echoes of %d bytes of padding, the next one %v after the previous one started, for %v; %d idle WebSocket connections held %v.\n",
+		b.Sessions, b.Echoes, b.EchoConns, b.Payload, b.EchoInterval, b.EchoDuration, b.IdleConns, b.IdleWait)
+	w("\nRaw figures:\n\n")
+	for _, r := range results {
+		w("- %s:", r.Key)
+		if e := r.Echo; e != nil {
+			w(" %d echoes (%d failed) in %.1fs, %d frames sent + %d received, proxy CPU %.2fs, max %.1f ms;",
+				e.Echoes, e.Failures, e.Seconds, e.Frames.Sent, e.Frames.Received, e.CPUSeconds, e.LatencyMs.Max)
+		}
+		if i := r.Idle; i != nil {
+			w(" idle: %d connected (%d failed, %d still connected at the end), RSS %d → %d KB",
+				i.Connected, i.Failed, i.StillConnected, i.RSSBeforeKB, i.RSSAfterKB)
+			if i.Goroutines > 0 {
+				w(", %d goroutines", i.Goroutines)
+			}
+			w(";")
+		}
+		for _, s := range []*sessionResult{r.Polling, r.WS} {
+			if s != nil && len(s.Failures) > 0 {
+				w(" session failures: %v;", s.Failures)
+			}
+		}
+		for _, e := range r.Errors {
+			w(" ERROR %s;", e)
+		}
+		w("\n")
+	}
+	return sb.String()
+}
+
+// write saves the report, with the machine it ran on, and the raw results
+// to bench/out.
+func (b *bench) write(report string, results []*result) error {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# flaskedge benchmark, %s\n\n", time.Now().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&sb, "Command: `make bench` (go run ./bench %s)\n\n", strings.Join(os.Args[1:], " "))
+	fmt.Fprintf(&sb, "Machine: %s\n\n", machine())
+	fmt.Fprintf(&sb, "Versions: %s\n\n", b.versions())
+	sb.WriteString(report)
+	if err := os.WriteFile(filepath.Join(b.out, "results.md"), []byte(sb.String()), 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(struct {
+		Settings settings  `json:"settings"`
+		Results  []*result `json:"results"`
+	}{b.settings, results}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.out, "results.json"), js, 0o644)
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		_, _ = fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB RAM", math.Round(float64(kb)/(1<<20)))
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d cores (%s)%s, Linux %s, %s/%s", runtime.NumCPU(), model, mem,
+		strings.TrimSpace(string(kernel)), runtime.GOOS, runtime.GOARCH)
+}
+
+func (b *bench) versions() string {
+	var v []string
+	add := func(name string, args ...string) {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			return
+		}
+		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		v = append(v, name+" "+strings.TrimSpace(line))
+	}
+	if b.nginx != "" {
+		add("nginx", b.nginx, "-v")
+	}
+	if b.haproxy != "" {
+		add("haproxy", b.haproxy, "-v")
+	}
+	add("caddy", b.caddy, "version")
+	add("node", b.node, "--version")
+	if js, err := os.ReadFile(filepath.Join(b.root, "node_modules", "socket.io", "package.json")); err == nil {
+		var p struct{ Version string }
+		if json.Unmarshal(js, &p) == nil {
+			v = append(v, "socket.io "+p.Version)
+		}
+	}
+	sort.Strings(v)
+	return strings.Join(v, "; ")
+}

@@ -40,5 +40,13 @@ fuzz:
 demo: deps $(CADDY)
 	@examples/demo.sh
 
+# The edge against nginx, HAProxy and Caddy's reverse_proxy, with the Node
+# socket.io client and server; writes bench/out/results.md. Takes a few
+# minutes; see docs/BENCHMARKS.md.
+.PHONY: bench
+bench: deps $(CADDY)
+	@bench/deps.sh
+	$(GO) run ./bench -caddy $(CADDY)
+
 clean:
 	rm -rf bin .cache

@@ -9,6 +9,7 @@
 package relay
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -26,7 +27,32 @@ type Options struct {
 	// CloseGrace is how long, once one side has closed, the other side
 	// has to answer the close before both connections are torn down.
 	CloseGrace time.Duration
+	// FromClient and FromUpstream, when set, may rewrite the text
+	// messages going each way.
+	FromClient, FromUpstream *Filter
 }
+
+// Filter rewrites some of the text messages a relay passes. Peek sees the
+// first bytes of each text message (at most PeekLen, fewer if the message
+// is shorter) and says whether Rewrite needs the message whole; every
+// other message is streamed through untouched, so a filter costs the
+// common message one short read.
+type Filter struct {
+	PeekLen int
+	Peek    func(prefix []byte) bool
+	// Rewrite returns the message to send instead. An error ends the
+	// relay with close code 1008 (policy violation) and the error's text
+	// as the reason, sent to both sides.
+	Rewrite func(msg []byte) ([]byte, error)
+}
+
+// maxPeek bounds Filter.PeekLen, so the peeked bytes live on the stack.
+const maxPeek = 32
+
+// PolicyError is a Rewrite's refusal of a message, which ended the relay.
+type PolicyError struct{ Reason string }
+
+func (e *PolicyError) Error() string { return "relay: message refused: " + e.Reason }
 
 // controlWait bounds a control-frame write to a peer that stopped reading.
 const controlWait = 5 * time.Second
@@ -40,6 +66,11 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	if opt.MaxMessage > 0 {
 		client.SetReadLimit(opt.MaxMessage)
 	}
+	for _, f := range []*Filter{opt.FromClient, opt.FromUpstream} {
+		if f != nil && (f.PeekLen <= 0 || f.PeekLen > maxPeek) {
+			panic("relay: Filter.PeekLen out of range")
+		}
+	}
 	if opt.CloseGrace <= 0 {
 		opt.CloseGrace = 5 * time.Second
 	}
@@ -47,8 +78,8 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	forwardControl(upstream, client)
 
 	done := make(chan error, 2)
-	go func() { done <- pipe(upstream, client) }()
-	go func() { done <- pipe(client, upstream) }()
+	go func() { done <- pipe(upstream, client, opt.FromClient, opt.MaxMessage) }()
+	go func() { done <- pipe(client, upstream, opt.FromUpstream, 0) }()
 
 	first := <-done
 	// One side is finished. If it ended without a close frame (a dropped
@@ -57,8 +88,12 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	var ce *websocket.CloseError
 	if !errors.As(first, &ce) || ce.Code == websocket.CloseAbnormalClosure {
 		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "")
-		if errors.Is(first, websocket.ErrReadLimit) {
+		var pe *PolicyError
+		switch {
+		case errors.Is(first, websocket.ErrReadLimit):
 			msg = websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "")
+		case errors.As(first, &pe):
+			msg = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(pe.Reason, 120))
 		}
 		deadline := time.Now().Add(controlWait)
 		_ = client.WriteControl(websocket.CloseMessage, msg, deadline)
@@ -73,16 +108,39 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	return first
 }
 
-// pipe copies messages from src to dst until src fails or closes.
-func pipe(dst, src *websocket.Conn) error {
+// pipe copies messages from src to dst until src fails or closes, passing
+// text messages through f when it is set. limit bounds a message f reads
+// whole (0: src's read limit alone applies).
+func pipe(dst, src *websocket.Conn, f *Filter, limit int64) error {
+	var peek [maxPeek]byte
 	for {
 		mt, r, err := src.NextReader()
 		if err != nil {
 			return err
 		}
+		var head []byte
+		if f != nil && mt == websocket.TextMessage {
+			n, err := io.ReadFull(r, peek[:f.PeekLen])
+			if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+				return err
+			}
+			head = peek[:n]
+			if f.Peek(head) {
+				if err := rewrite(dst, f, head, r, limit); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		w, err := dst.NextWriter(mt)
 		if err != nil {
 			return err
+		}
+		if len(head) > 0 {
+			if _, err := w.Write(head); err != nil {
+				w.Close()
+				return err
+			}
 		}
 		// gorilla's message writer implements io.ReaderFrom, so this
 		// reads straight into dst's write buffer.
@@ -94,6 +152,34 @@ func pipe(dst, src *websocket.Conn) error {
 			return err
 		}
 	}
+}
+
+// rewrite reads the rest of a message whose head f.Peek chose, passes it
+// to f.Rewrite and sends the result.
+func rewrite(dst *websocket.Conn, f *Filter, head []byte, r io.Reader, limit int64) error {
+	buf := bytes.NewBuffer(make([]byte, 0, 256))
+	buf.Write(head)
+	if limit > 0 {
+		r = io.LimitReader(r, limit-int64(len(head))+1)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return err
+	}
+	if limit > 0 && int64(buf.Len()) > limit {
+		return websocket.ErrReadLimit
+	}
+	msg, err := f.Rewrite(buf.Bytes())
+	if err != nil {
+		return &PolicyError{Reason: err.Error()}
+	}
+	return dst.WriteMessage(websocket.TextMessage, msg)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // forwardControl makes src's ping, pong and close frames go to dst as they

@@ -127,3 +127,54 @@ func TestWorkerDroppingTellsTheClientGoingAway(t *testing.T) {
 	require.True(t, errors.As(err, &ce), "got %v", err)
 	assert.Equal(t, websocket.CloseGoingAway, ce.Code)
 }
+
+func TestFilterRewritesChosenMessagesAndStreamsTheRest(t *testing.T) {
+	upper := &Filter{
+		PeekLen: 2,
+		Peek:    func(p []byte) bool { return string(p) == "40" },
+		Rewrite: func(msg []byte) ([]byte, error) { return []byte(strings.ToUpper(string(msg))), nil },
+	}
+	p := newPair(t, Options{FromClient: upper, FromUpstream: upper})
+	for _, tc := range []struct{ sent, want string }{
+		{"40/admin,", "40/ADMIN,"},
+		{"42[\"echo\"]", "42[\"echo\"]"},
+		{"4", "4"}, // shorter than PeekLen
+		{"40", "40"},
+	} {
+		require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte(tc.sent)))
+		_, msg, err := p.worker.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, string(msg), "client → worker %q", tc.sent)
+
+		require.NoError(t, p.worker.WriteMessage(websocket.TextMessage, []byte(tc.sent)))
+		_, msg, err = p.client.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, string(msg), "worker → client %q", tc.sent)
+	}
+	// Binary messages are never filtered.
+	require.NoError(t, p.client.WriteMessage(websocket.BinaryMessage, []byte("40/admin,")))
+	mt, msg, err := p.worker.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, websocket.BinaryMessage, mt)
+	assert.Equal(t, "40/admin,", string(msg))
+}
+
+// A message the filter refuses never reaches the worker; both sides get
+// 1008 with the reason.
+func TestFilterRefusalClosesWith1008(t *testing.T) {
+	p := newPair(t, Options{FromClient: &Filter{
+		PeekLen: 1,
+		Peek:    func([]byte) bool { return true },
+		Rewrite: func([]byte) ([]byte, error) { return nil, errors.New("malformed Socket.IO packet") },
+	}})
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte("4\xff")))
+	_, _, err := p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+	assert.Equal(t, "malformed Socket.IO packet", ce.Text)
+
+	_, msg, err := p.worker.ReadMessage()
+	require.True(t, errors.As(err, &ce), "the worker got %q", msg)
+	assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+}

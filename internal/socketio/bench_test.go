@@ -1,0 +1,36 @@
+package socketio
+
+import "testing"
+
+// Read runs on every message a client sends.
+
+func BenchmarkReadEvent(b *testing.B) {
+	benchmarkRead(b, `42/chat,["message",{"room":"lobby","text":"hello, world"}]`)
+}
+
+func BenchmarkReadEventWithAck(b *testing.B) {
+	benchmarkRead(b, `4217["echo",{"n":1}]`)
+}
+
+func BenchmarkReadConnect(b *testing.B) {
+	benchmarkRead(b, `40/admin,{"token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}`)
+}
+
+func benchmarkRead(b *testing.B, packet string) {
+	p := []byte(packet)
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Read(p, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeConnectError(b *testing.B) {
+	data := map[string]any{"code": 403}
+	b.ReportAllocs()
+	for b.Loop() {
+		EncodeConnectError("/admin", "forbidden", data)
+	}
+}

@@ -21,15 +21,15 @@ import (
 //
 //	client ──pipe── [relay: client conn | upstream conn] ──pipe── backend
 
-var sizes = []int{100, 4 << 10, 64 << 10}
+var benchSizes = []int{100, 4 << 10, 64 << 10}
 
 // BenchmarkRelayOneWay streams messages from the client to the backend:
 // one op is one relayed frame.
 func BenchmarkRelayOneWay(b *testing.B) {
-	for _, size := range sizes {
+	for _, size := range benchSizes {
 		for _, mode := range []string{"direct", "relay"} {
 			b.Run(fmt.Sprintf("%s/%dB", mode, size), func(b *testing.B) {
-				client, backend := connect(b, mode == "relay")
+				client, backend := benchConnect(b, mode == "relay")
 				msg := bytes.Repeat([]byte("x"), size)
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
@@ -45,7 +45,7 @@ func BenchmarkRelayOneWay(b *testing.B) {
 					errc <- nil
 				}()
 				for i := 0; i < b.N; i++ {
-					if err := discard(backend); err != nil {
+					if err := benchDiscard(backend); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -63,12 +63,12 @@ func BenchmarkRelayOneWay(b *testing.B) {
 func BenchmarkRelayEcho(b *testing.B) {
 	for _, mode := range []string{"direct", "relay"} {
 		b.Run(mode, func(b *testing.B) {
-			client, backend := connect(b, mode == "relay")
+			client, backend := benchConnect(b, mode == "relay")
 			event := []byte(`421["echo",{"pad":"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123"}]`)
 			ack := []byte(`431[{"data":{"pad":"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123"},"backend":"a"}]`)
 			go func() {
 				for {
-					if err := discard(backend); err != nil {
+					if err := benchDiscard(backend); err != nil {
 						return
 					}
 					if err := backend.WriteMessage(websocket.TextMessage, ack); err != nil {
@@ -81,7 +81,7 @@ func BenchmarkRelayEcho(b *testing.B) {
 				if err := client.WriteMessage(websocket.TextMessage, event); err != nil {
 					b.Fatal(err)
 				}
-				if err := discard(client); err != nil {
+				if err := benchDiscard(client); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -93,7 +93,7 @@ func BenchmarkRelayEcho(b *testing.B) {
 // allocation of its own to the counts.
 var discardBuf = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
-func discard(c *websocket.Conn) error {
+func benchDiscard(c *websocket.Conn) error {
 	_, r, err := c.NextReader()
 	if err != nil {
 		return err
@@ -104,22 +104,22 @@ func discard(c *websocket.Conn) error {
 	return err
 }
 
-// connect returns the client's and the backend's ends, with the relay
+// benchConnect returns the client's and the backend's ends, with the relay
 // between them or not. The relay's two connections are made the way
 // socketio_proxy makes them: the client's by an Upgrader reusing the HTTP
 // server's read buffer, the upstream's by a Dialer with a 1 KiB read
 // buffer, both writing through a shared buffer pool.
-func connect(b *testing.B, relayed bool) (client, backend *websocket.Conn) {
+func benchConnect(b *testing.B, relayed bool) (client, backend *websocket.Conn) {
 	b.Helper()
 	pool := &sync.Pool{}
 	if !relayed {
-		c, s := pair(b, websocket.Upgrader{}, websocket.Dialer{})
+		c, s := benchPair(b, websocket.Upgrader{}, websocket.Dialer{})
 		return c, s
 	}
-	client, proxyClient := pair(b,
+	client, proxyClient := benchPair(b,
 		websocket.Upgrader{ReadBufferSize: 0, WriteBufferPool: pool},
 		websocket.Dialer{})
-	proxyUpstream, backend := pair(b,
+	proxyUpstream, backend := benchPair(b,
 		websocket.Upgrader{},
 		websocket.Dialer{ReadBufferSize: 1024, WriteBufferPool: pool})
 	done := make(chan struct{})
@@ -135,9 +135,9 @@ func connect(b *testing.B, relayed bool) (client, backend *websocket.Conn) {
 	return client, backend
 }
 
-// pair makes a WebSocket connection over net.Pipe through a real HTTP
+// benchPair makes a WebSocket connection over net.Pipe through a real HTTP
 // upgrade, and returns its dialling and its accepting end.
-func pair(b *testing.B, up websocket.Upgrader, d websocket.Dialer) (dialed, accepted *websocket.Conn) {
+func benchPair(b *testing.B, up websocket.Upgrader, d websocket.Dialer) (dialed, accepted *websocket.Conn) {
 	b.Helper()
 	l := &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
 	acceptedc := make(chan *websocket.Conn, 1)

@@ -20,13 +20,15 @@ The header (type, attachments, namespace, ack id) is read with a Packet
 whose JSON loader accepts anything, so it is known even when the data is
 not valid JSON and the real decode raises.
 
-Run with the system interpreter: /usr/bin/python3 pydecode.py < corpus.jsonl
+Regenerate the golden file after changing the corpus (from internal/socketio):
+
+    /usr/bin/python3 testdata/pydecode.py < testdata/corpus.jsonl \
+        > testdata/corpus.golden.jsonl
 """
 import base64
 import json
 import sys
 
-import engineio
 import socketio
 from engineio import packet as eio_packet
 from engineio import payload as eio_payload
@@ -43,7 +45,9 @@ class HeaderOnly(sio_packet.Packet):
     json = _AnyJSON
 
 
-def new_server(actions):
+def new_server():
+    """A server whose manager records what it is asked to do."""
+    actions = []
     srv = socketio.Server(async_mode='threading', async_handlers=False,
                           namespaces='*', logger=False)
     m = srv.manager
@@ -62,7 +66,7 @@ def new_server(actions):
             ['event', ns])
     srv._send_packet = lambda *a, **k: None
     srv._trigger_event = lambda *a, **k: None
-    return srv
+    return srv, actions
 
 
 def err(e):
@@ -84,6 +88,7 @@ def header(data):
 
 
 def dispatch(srv, actions, data, out):
+    """Hand data to the server as python-engineio's 'message' event does."""
     if isinstance(data, str):
         out['header'] = header(data)
     before = srv._binary_packet.get('e')
@@ -97,9 +102,7 @@ def dispatch(srv, actions, data, out):
                         pending.attachment_count])
 
 
-def frame(srv, raw, binary):
-    actions = []
-    srv_actions = srv._flaskedge_actions
+def frame(srv, actions, raw, binary):
     out = {'b64': base64.b64encode(raw).decode(), 'binary': binary}
     if binary:
         encoded = raw
@@ -117,17 +120,15 @@ def frame(srv, raw, binary):
         out['actions'] = []
         return out
     out['eio'] = {'type': pkt.packet_type, 'data': type(pkt.data).__name__}
-    del srv_actions[:]
+    del actions[:]
     if pkt.packet_type == eio_packet.MESSAGE:
-        dispatch(srv, srv_actions, pkt.data, out)
-    out['actions'] = list(srv_actions)
+        dispatch(srv, actions, pkt.data, out)
+    out['actions'] = list(actions)
     return out
 
 
-def body(srv, text):
+def body(srv, actions, text):
     out = {'body_b64': base64.b64encode(text.encode('utf-8')).decode()}
-    srv_actions = srv._flaskedge_actions
-    del srv_actions[:]
     try:
         p = eio_payload.Payload(encoded_payload=text)
     except Exception as e:
@@ -143,7 +144,7 @@ def body(srv, text):
         except Exception as e:
             errors.append(err(e))
     out['errors'] = errors
-    out['actions'] = list(srv_actions)
+    out['actions'] = list(actions)
     return out
 
 
@@ -153,12 +154,10 @@ def main():
         if not line:
             continue
         entry = json.loads(line)
-        actions = []
-        srv = new_server(actions)
-        srv._flaskedge_actions = actions
+        srv, actions = new_server()
         res = {'name': entry['name']}
         if 'body' in entry:
-            res.update(body(srv, entry['body']))
+            res.update(body(srv, actions, entry['body']))
         else:
             frames = entry.get('frames') or [entry]
             res['frames'] = []
@@ -168,7 +167,7 @@ def main():
                 else:
                     raw = f['text'].encode('utf-8', 'surrogatepass')
                 res['frames'].append(
-                    frame(srv, raw, bool(f.get('binary'))))
+                    frame(srv, actions, raw, bool(f.get('binary'))))
         print(json.dumps(res, sort_keys=True))
     sys.stdout.flush()
 

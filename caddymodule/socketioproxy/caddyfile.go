@@ -27,6 +27,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		to              <upstreams...>
 //		lb_policy       least_sessions|round_robin
 //		sticky_secret   <secret>
+//		namespace       <namespace>|* public|authenticated|role <roles...>
 //		health_uri      <path>
 //		health_interval <duration>
 //		health_timeout  <duration>
@@ -37,7 +38,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // Upstreams are the Flask-SocketIO workers, host:port; `to` may be
-// repeated. sticky_secret must be shared by every edge that serves the
+// repeated. namespace, repeatable, sets who may connect to a Socket.IO
+// namespace (`*`: every namespace not listed); without any, all are
+// public. sticky_secret must be shared by every edge that serves the
 // same clients (e.g. {env.EDGE_STICKY_SECRET}). health_uri turns on
 // active health checks. path is the Engine.IO endpoint (default
 // /socket.io/); requests outside it go to the next handler. max_payload
@@ -99,6 +102,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				h.DialTimeout = caddy.Duration(dur)
 			}
+		case "namespace":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("namespace needs a namespace and a rule, e.g. `namespace /admin role admin` or `namespace * authenticated`")
+			}
+			ns, rule := args[0], &NamespaceRule{Access: args[1], Roles: args[2:]}
+			if _, dup := h.Namespaces[ns]; dup {
+				return d.Errf("namespace %s is given twice", ns)
+			}
+			if err := rule.validate(ns); err != nil {
+				return d.Err(err.Error())
+			}
+			if h.Namespaces == nil {
+				h.Namespaces = make(map[string]*NamespaceRule)
+			}
+			h.Namespaces[ns] = rule
 		case "path":
 			v, err := oneArg(d, "path /socket.io/")
 			if err != nil {
@@ -116,7 +135,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxPayload = int64(size)
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, health_uri, health_interval, health_timeout, fail_duration, path, max_payload and dial_timeout", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, health_uri, health_interval, health_timeout, fail_duration, path, max_payload and dial_timeout", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {

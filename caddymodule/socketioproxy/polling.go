@@ -40,6 +40,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			closing = closing || engineio.PacketType(p[0]) == engineio.Close
 			return nil
 		})
+		if err == nil && len(h.Namespaces) > 0 {
+			body, err = h.checkPayload(r, body)
+		}
 		if err != nil {
 			h.refuse(w, r, engineio.CodeBadRequest, "malformed", "polling body: "+err.Error())
 			return
@@ -81,11 +84,40 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		h.sessions.closed(c.sid)
 	}
 	removeHopHeaders(res.Header)
+	if len(h.Namespaces) > 0 && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
+		h.relayPollWithDenials(w, r, res)
+		return
+	}
 	copyHeader(w.Header(), res.Header)
 	w.WriteHeader(res.StatusCode)
 	if _, err := io.Copy(w, res.Body); err != nil {
 		h.logDebug("poll response cut short", r, err)
 	}
+}
+
+// maxRewrittenPoll bounds the long-poll response the edge reads whole to
+// find the worker's answers to denial CONNECTs; python-engineio builds
+// each response in memory, so this only caps what the edge holds.
+const maxRewrittenPoll = 64 << 20
+
+// relayPollWithDenials passes a long-poll response with the worker's
+// answers to denial CONNECTs turned into the client's CONNECT_ERRORs.
+func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, res *http.Response) {
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxRewrittenPoll+1))
+	if err != nil {
+		h.logDebug("poll response cut short", r, err)
+		return
+	}
+	if len(body) > maxRewrittenPoll {
+		h.logger.Error("long-poll response too large to check", zap.Int("limit", maxRewrittenPoll))
+		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"Poll response too large"}`)
+		return
+	}
+	body = fixDenialReplies(body)
+	copyHeader(w.Header(), res.Header)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 // relayHandshake passes the worker's answer to a polling handshake with

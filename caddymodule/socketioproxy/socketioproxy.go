@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
@@ -84,6 +85,18 @@ type Handler struct {
 	// out of rotation (passive failure detection). Default: 10s.
 	FailDuration caddy.Duration `json:"fail_duration,omitempty"`
 
+	// Namespaces are the rules for connecting to Socket.IO namespaces,
+	// by namespace ("/admin"); the rule under "*" applies to namespaces
+	// not listed. Without rules every namespace is public. The edge reads
+	// every Socket.IO CONNECT a client sends, on both transports, exactly
+	// as python-socketio will read it (see package socketio), and answers
+	// a denied one with a CONNECT_ERROR for that namespace, which
+	// socket.io-client reports as connect_error and does not retry; the
+	// session's other namespaces are not disturbed. The identity comes
+	// from the {http.auth.user.id} and {http.auth.user.role} placeholders
+	// that flask_session sets.
+	Namespaces map[string]*NamespaceRule `json:"namespaces,omitempty"`
+
 	// MaxPayload is the largest polling request body and the largest
 	// WebSocket message, in bytes, the edge relays from a client.
 	// Default: 1000000, python-engineio's max_http_buffer_size.
@@ -96,6 +109,7 @@ type Handler struct {
 	pool     *pool
 	sessions *sessions
 	logger   *zap.Logger
+	security *zap.Logger
 	workers  *background
 }
 
@@ -145,6 +159,7 @@ var processKey = sync.OnceValue(func() []byte {
 // Provision sets defaults and prepares the worker pool.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.security = security.Logger()
 	if h.Path == "" {
 		h.Path = DefaultPath
 	}
@@ -231,6 +246,14 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("socketio_proxy: max_payload %d is negative", h.MaxPayload)
 	case h.HealthChecks != nil && h.HealthChecks.URI != "" && !strings.HasPrefix(h.HealthChecks.URI, "/"):
 		return fmt.Errorf("socketio_proxy: health_uri %q must be a path such as /healthz", h.HealthChecks.URI)
+	}
+	for ns, rule := range h.Namespaces {
+		if rule == nil {
+			return fmt.Errorf("socketio_proxy: namespace %s has no rule", ns)
+		}
+		if err := rule.validate(ns); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -90,8 +90,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		}
 	}
 
+	opt := relay.Options{MaxMessage: h.MaxPayload}
+	if len(h.Namespaces) > 0 {
+		opt.FromClient, opt.FromUpstream = h.namespaceFilters(r)
+	}
 	start := time.Now()
-	err = relay.Relay(clientConn, upConn, relay.Options{MaxMessage: h.MaxPayload})
+	err = relay.Relay(clientConn, upConn, opt)
 	if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
 		ce.Write(zap.String("upstream", c.up.addr), zap.String("remote_ip", clientIP(r)),
 			zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
@@ -111,6 +115,54 @@ func (h *Handler) readOpen(upConn *websocket.Conn, c *call) ([]byte, string, err
 		return nil, "", errors.New("first message is not text")
 	}
 	return h.sealOpen(msg, c)
+}
+
+// namespaceFilters apply the namespace rules to a WebSocket session: every
+// client text message that python-socketio could take for a CONNECT is
+// checked against the identity of the upgrade request, and the worker's
+// answers to denial CONNECTs become the client's CONNECT_ERRORs.
+func (h *Handler) namespaceFilters(r *http.Request) (fromClient, fromUpstream *relay.Filter) {
+	id := identityOf(r)
+	fromClient = &relay.Filter{
+		PeekLen: 2,
+		Peek:    mayBeConnect,
+		Rewrite: func(msg []byte) ([]byte, error) { return h.checkPacket(r, id, msg, false) },
+	}
+	fromUpstream = &relay.Filter{
+		PeekLen: 2 + len(denialPrefix),
+		Peek:    isDenialPrefix,
+		Rewrite: func(msg []byte) ([]byte, error) {
+			if ce, err := connectErrorFor(msg); err == nil {
+				return ce, nil
+			}
+			return msg, nil
+		},
+	}
+	return fromClient, fromUpstream
+}
+
+// mayBeConnect says, from a client message's first two bytes, whether it
+// must be read whole and checked: everything but Engine.IO control
+// packets (an ASCII digit other than 4) and Socket.IO packets of a type
+// other than CONNECT ('4' then an ASCII digit 1 to 6), which are the bulk
+// of the traffic.
+func mayBeConnect(p []byte) bool {
+	switch {
+	case len(p) == 0:
+		return true
+	case p[0] >= '0' && p[0] <= '9' && p[0] != '4':
+		return false
+	case len(p) == 2 && p[0] == '4' && p[1] >= '1' && p[1] <= '6':
+		return false
+	}
+	return true
+}
+
+// isDenialPrefix says whether a worker's message starts like an answer to
+// a denial CONNECT.
+func isDenialPrefix(p []byte) bool {
+	return len(p) == 2+len(denialPrefix) && p[0] == '4' && (p[1] == '4' || p[1] == '0') &&
+		string(p[2:]) == denialPrefix
 }
 
 // passRefusal relays the worker's HTTP answer to an upgrade it refused.

@@ -1,0 +1,254 @@
+package socketioproxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/flaskedge/flaskedge/internal/socketio"
+)
+
+// NamespaceRule says who may connect to a Socket.IO namespace.
+type NamespaceRule struct {
+	// Access is "public" (anyone), "authenticated" (a verified user id)
+	// or "role" (a verified user with one of Roles).
+	Access string `json:"access"`
+	// Roles admitted when Access is "role"; any one of them suffices.
+	Roles []string `json:"roles,omitempty"`
+}
+
+// The values of NamespaceRule.Access.
+const (
+	AccessPublic        = "public"
+	AccessAuthenticated = "authenticated"
+	AccessRole          = "role"
+)
+
+// DefaultNamespaceRule is the key in Handler.Namespaces of the rule for
+// namespaces not listed.
+const DefaultNamespaceRule = "*"
+
+func (nr *NamespaceRule) validate(ns string) error {
+	if ns != DefaultNamespaceRule && (!strings.HasPrefix(ns, "/") || strings.ContainsAny(ns, ",?")) {
+		return fmt.Errorf("socketio_proxy: namespace %q must start with / and hold no ',' or '?', e.g. /admin (or * for the default rule)", ns)
+	}
+	if strings.HasPrefix(ns, denialPrefix) {
+		return fmt.Errorf("socketio_proxy: namespace %q is reserved by the edge", ns)
+	}
+	switch nr.Access {
+	case AccessPublic, AccessAuthenticated:
+		if len(nr.Roles) > 0 {
+			return fmt.Errorf("socketio_proxy: namespace %s: roles are for access role, not %s", ns, nr.Access)
+		}
+	case AccessRole:
+		if len(nr.Roles) == 0 || slices.Contains(nr.Roles, "") {
+			return fmt.Errorf("socketio_proxy: namespace %s: access role needs role names, e.g. `namespace %s role admin`", ns, ns)
+		}
+	default:
+		return fmt.Errorf("socketio_proxy: namespace %s: access %q is unknown; use public, authenticated or role", ns, nr.Access)
+	}
+	return nil
+}
+
+// identity is who the request's verified session says the client is, as
+// flask_session (or any authentication provider) left it in the
+// {http.auth.user.*} placeholders; empty for an anonymous request.
+type identity struct {
+	userID string
+	roles  string // comma-separated
+}
+
+func identityOf(r *http.Request) identity {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return identity{}
+	}
+	id, _ := repl.GetString("http.auth.user.id")
+	roles, _ := repl.GetString("http.auth.user.role")
+	return identity{userID: id, roles: roles}
+}
+
+func (id identity) hasRole(want []string) bool {
+	for r := range strings.SplitSeq(id.roles, ",") {
+		if r != "" && slices.Contains(want, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// denial is a refused CONNECT, and what the client is told.
+type denial struct {
+	Namespace string         `json:"n"`
+	Message   string         `json:"m"`
+	Data      map[string]any `json:"d"`
+	reason    string
+}
+
+// admit applies the namespace's rule to the client; nil admits.
+func (h *Handler) admit(id identity, ns string) *denial {
+	if strings.HasPrefix(ns, denialPrefix) {
+		return &denial{ns, "This namespace is reserved by the edge.",
+			map[string]any{"reason": "reserved", "namespace": ns}, "reserved namespace"}
+	}
+	rule, ok := h.Namespaces[ns]
+	if !ok {
+		if rule, ok = h.Namespaces[DefaultNamespaceRule]; !ok {
+			return nil
+		}
+	}
+	switch {
+	case rule.Access == AccessPublic:
+		return nil
+	case id.userID == "":
+		return &denial{ns, "Log in to use the " + ns + " namespace.",
+			map[string]any{"reason": "unauthenticated", "namespace": ns}, "not logged in"}
+	case rule.Access == AccessAuthenticated || id.hasRole(rule.Roles):
+		return nil
+	}
+	return &denial{ns, "The " + ns + " namespace requires the role " + strings.Join(rule.Roles, " or ") + ".",
+		map[string]any{"reason": "role", "namespace": ns, "required": rule.Roles}, "role missing"}
+}
+
+// A denied CONNECT is not forwarded as it was, and yet the client must
+// receive its CONNECT_ERROR on its own transport: on polling, that is in
+// the response to a long-poll GET the worker is holding, possibly at
+// another edge. So the edge forwards instead a CONNECT to a namespace
+// that carries the denial, under a prefix no application uses:
+//
+//	40/.flaskedge-denied/<base64url of {"n":ns,"m":message,"d":data}>,
+//
+// python-socketio answers it at once, in order with everything else it
+// sends, with "44/.flaskedge-denied/...,"Unable to connect"", and
+// whichever edge relays that answer turns it into the client's
+// CONNECT_ERROR for the namespace it asked for. No edge keeps state, and
+// the worker never connects the client to the namespace it was denied.
+// (An app that accepts every namespace, python-socketio's
+// namespaces='*', connects the marker namespace instead; the client is
+// still told CONNECT_ERROR, and the marker namespace sees no traffic.)
+const denialPrefix = "/.flaskedge-denied/"
+
+// connectFor is the CONNECT packet the edge forwards for a denied one.
+func (d *denial) connectFor() []byte {
+	js, _ := json.Marshal(d)
+	b := make([]byte, 0, 3+len(denialPrefix)+base64.RawURLEncoding.EncodedLen(len(js)))
+	b = append(b, "40"...)
+	b = append(b, denialPrefix...)
+	b = base64.RawURLEncoding.AppendEncode(b, js)
+	return append(b, ',')
+}
+
+// isDenialReply reports whether a packet from a worker may be its answer
+// to a denial CONNECT: "44" (or "40") and the marker namespace.
+func isDenialReply(p []byte) bool {
+	return len(p) > 2+len(denialPrefix) && p[0] == '4' && (p[1] == '4' || p[1] == '0') &&
+		string(p[2:2+len(denialPrefix)]) == denialPrefix
+}
+
+var errNotDenial = errors.New("not a denial reply")
+
+// connectErrorFor turns a worker's answer to a denial CONNECT into the
+// client's CONNECT_ERROR.
+func connectErrorFor(p []byte) ([]byte, error) {
+	if !isDenialReply(p) {
+		return nil, errNotDenial
+	}
+	enc, _, _ := bytes.Cut(p[2+len(denialPrefix):], []byte{','})
+	js, err := base64.RawURLEncoding.DecodeString(string(enc))
+	if err != nil {
+		return nil, err
+	}
+	var d denial
+	if err := json.Unmarshal(js, &d); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(d.Namespace, "/") || strings.ContainsAny(d.Namespace, ",") {
+		return nil, errNotDenial
+	}
+	return socketio.EncodeConnectError(d.Namespace, d.Message, d.Data), nil
+}
+
+// errMalformedPacket is a client packet the edge will not forward.
+type errMalformedPacket struct{ err error }
+
+func (e errMalformedPacket) Error() string { return "malformed Socket.IO packet: " + e.err.Error() }
+
+// checkPacket applies the namespace rules to one Engine.IO packet from
+// the client. It returns the packet to forward: p itself, or the denial
+// CONNECT.
+func (h *Handler) checkPacket(r *http.Request, id identity, p []byte, binary bool) ([]byte, error) {
+	pkt, err := socketio.Read(p, binary)
+	if err != nil {
+		security.Log(h.security, "socketio_proxy", security.MalformedRequest, err.Error(), r, security.Fields{UserID: id.userID})
+		return nil, errMalformedPacket{err}
+	}
+	if pkt.Kind != socketio.Message || pkt.Type != socketio.Connect {
+		return p, nil
+	}
+	d := h.admit(id, string(pkt.Namespace))
+	if d == nil {
+		return p, nil
+	}
+	security.Log(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, r,
+		security.Fields{UserID: id.userID, Namespace: d.Namespace})
+	return d.connectFor(), nil
+}
+
+// checkPayload applies the namespace rules to every packet of a polling
+// body, returning the body to forward.
+func (h *Handler) checkPayload(r *http.Request, body []byte) ([]byte, error) {
+	id := identityOf(r)
+	var out []byte // built only once a packet changes
+	offset := 0
+	err := engineio.Packets(body, func(p []byte) error {
+		start := offset
+		offset += len(p) + 1
+		q, err := h.checkPacket(r, id, p, false)
+		if err != nil {
+			return err
+		}
+		if out == nil && &q[0] == &p[0] && len(q) == len(p) {
+			return nil
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(body)+64), body[:start]...)
+		} else {
+			out = append(out, engineio.RecordSeparator)
+		}
+		out = append(out, q...)
+		return nil
+	})
+	if err != nil || out == nil {
+		return body, err
+	}
+	return out, nil
+}
+
+// fixDenialReplies turns the worker's answers to denial CONNECTs in a
+// polling response into the clients' CONNECT_ERRORs.
+func fixDenialReplies(body []byte) []byte {
+	if !bytes.Contains(body, []byte(denialPrefix)) {
+		return body
+	}
+	out := make([]byte, 0, len(body))
+	_ = engineio.Packets(body, func(p []byte) error {
+		if len(out) > 0 {
+			out = append(out, engineio.RecordSeparator)
+		}
+		if ce, err := connectErrorFor(p); err == nil {
+			p = ce
+		}
+		out = append(out, p...)
+		return nil
+	})
+	return out
+}

@@ -1,0 +1,132 @@
+package socketioproxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+)
+
+func rulesHandler() *Handler {
+	return &Handler{
+		Namespaces: map[string]*NamespaceRule{
+			"/admin": {Access: AccessRole, Roles: []string{"admin"}},
+			"/chat":  {Access: AccessAuthenticated},
+			"*":      {Access: AccessPublic},
+		},
+		security: zap.NewNop(),
+	}
+}
+
+func TestAdmitAppliesTheNamespaceRules(t *testing.T) {
+	h := rulesHandler()
+	anon, user, admin := identity{}, identity{"7", "user"}, identity{"1", "editor,admin"}
+	for _, tc := range []struct {
+		id     identity
+		ns     string
+		reason string // "" admits
+	}{
+		{anon, "/", ""}, {anon, "/chat", "unauthenticated"}, {anon, "/admin", "unauthenticated"},
+		{user, "/chat", ""}, {user, "/admin", "role"}, {user, "/other", ""},
+		{admin, "/admin", ""}, {admin, "/chat", ""},
+		{admin, denialPrefix + "x", "reserved"},
+	} {
+		d := h.admit(tc.id, tc.ns)
+		if tc.reason == "" {
+			assert.Nil(t, d, "%v %s", tc.id, tc.ns)
+			continue
+		}
+		if assert.NotNil(t, d, "%v %s", tc.id, tc.ns) {
+			assert.Equal(t, tc.reason, d.Data["reason"], "%v %s", tc.id, tc.ns)
+		}
+	}
+	// A role is matched whole, not as a substring of another.
+	assert.NotNil(t, h.admit(identity{"2", "administrator"}, "/admin"))
+}
+
+// The worker's answer to a denial CONNECT becomes the CONNECT_ERROR the
+// client expects for the namespace it asked for.
+func TestDenialRoundTripsThroughTheWorkersAnswer(t *testing.T) {
+	h := rulesHandler()
+	d := h.admit(identity{"7", "user"}, "/admin")
+	connect := d.connectFor()
+	assert.True(t, strings.HasPrefix(string(connect), "40"+denialPrefix))
+	assert.NotContains(t, string(connect[2:len(connect)-1]), ",")
+
+	ns := string(connect[2 : len(connect)-1])
+	for _, reply := range []string{`44` + ns + `,"Unable to connect"`, `40` + ns + `,{"sid":"x"}`} {
+		ce, err := connectErrorFor([]byte(reply))
+		require.NoError(t, err)
+		assert.Equal(t, `44/admin,{"message":"The /admin namespace requires the role admin.","data":{"namespace":"/admin","reason":"role","required":["admin"]}}`, string(ce))
+	}
+	_, err := connectErrorFor([]byte(`44/admin,"x"`))
+	assert.Error(t, err)
+}
+
+func requestAs(id, role string) *http.Request {
+	r := httptest.NewRequest("POST", "/socket.io/?EIO=4&transport=polling&sid=x", nil)
+	repl := caddy.NewReplacer()
+	if id != "" {
+		repl.Set("http.auth.user.id", id)
+		repl.Set("http.auth.user.role", role)
+	}
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+}
+
+// In a polling body, only the denied CONNECT is replaced; the packets
+// around it, other namespaces included, pass as they were.
+func TestCheckPayloadReplacesOnlyTheDeniedConnect(t *testing.T) {
+	h := rulesHandler()
+	body := []byte("40\x1e40/admin,{\"token\":1}\x1e42[\"echo\",1]\x1e40/chat,")
+	out, err := h.checkPayload(requestAs("7", "user"), body)
+	require.NoError(t, err)
+	parts := strings.Split(string(out), "\x1e")
+	require.Len(t, parts, 4)
+	assert.Equal(t, "40", parts[0])
+	assert.True(t, strings.HasPrefix(parts[1], "40"+denialPrefix), parts[1])
+	assert.Equal(t, "42[\"echo\",1]", parts[2])
+	assert.Equal(t, "40/chat,", parts[3])
+
+	same, err := h.checkPayload(requestAs("1", "admin"), body)
+	require.NoError(t, err)
+	assert.Equal(t, string(body), string(same))
+}
+
+// python-socketio reads these as CONNECTs to /admin; the edge does too.
+func TestNonCanonicalConnectsToAdminAreDenied(t *testing.T) {
+	h := rulesHandler()
+	for _, p := range []string{
+		"40/admin,", "40/admin", "40/admin?x=1,", "401-/admin,", "40/admin,{}", "400-/admin,",
+	} {
+		out, err := h.checkPayload(requestAs("7", "user"), []byte(p))
+		if err != nil {
+			continue // refused outright is as good
+		}
+		assert.True(t, strings.HasPrefix(string(out), "40"+denialPrefix), "%q forwarded as %q", p, out)
+	}
+}
+
+func TestFixDenialRepliesLeavesOtherPacketsAlone(t *testing.T) {
+	d := rulesHandler().admit(identity{}, "/chat")
+	ns := string(d.connectFor()[2 : len(d.connectFor())-1])
+	body := []byte("2\x1e44" + ns + ",\"Unable to connect\"\x1e42[\"x\"]")
+	out := string(fixDenialReplies(body))
+	assert.Equal(t, "2\x1e44/chat,{\"message\":\"Log in to use the /chat namespace.\",\"data\":{\"namespace\":\"/chat\",\"reason\":\"unauthenticated\"}}\x1e42[\"x\"]", out)
+	plain := []byte("2\x1e42[\"x\"]")
+	assert.Equal(t, &plain[0], &fixDenialReplies(plain)[0], "no copy without a denial")
+}
+
+func TestMayBeConnectLetsOnlyNonConnectsStream(t *testing.T) {
+	for _, p := range []string{"2", "3", "6", "41", "42", "43", "45", "46", "3p"} {
+		assert.False(t, mayBeConnect([]byte(p)), p)
+	}
+	for _, p := range []string{"", "4", "40", "47", "4\xd9", "b4", "x", "\xef"} {
+		assert.True(t, mayBeConnect([]byte(p)), "%q", p)
+	}
+}

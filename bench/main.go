@@ -50,7 +50,11 @@ type settings struct {
 	Payload      int           `json:"payload_bytes"`
 	IdleConns    int           `json:"idle_conns"`
 	IdleWait     time.Duration `json:"idle_wait"`
-	Proxies      []string      `json:"proxies"`
+	// MemProfileRate, when set, is given to the Caddy processes as
+	// GODEBUG=memprofilerate, for an exact heap profile; it costs memory
+	// of its own, so the RSS figures of such a run are not comparable.
+	MemProfileRate int      `json:"memprofilerate,omitempty"`
+	Proxies        []string `json:"proxies"`
 }
 
 type bench struct {
@@ -84,6 +88,8 @@ func run() int {
 	flag.IntVar(&b.Payload, "payload", 64, "bytes of padding in each echo")
 	flag.IntVar(&b.IdleConns, "idle-conns", 2000, "connections in the idle-memory measurement")
 	flag.DurationVar(&b.IdleWait, "idle-wait", 3*time.Second, "how long the idle connections sit before memory is read")
+	flag.IntVar(&b.MemProfileRate, "caddy-memprofilerate", 0,
+		"GODEBUG=memprofilerate for Caddy, for an exact heap profile in bench/out (disturbs the RSS figures)")
 	flag.StringVar(&proxyList, "proxies", "nginx,haproxy,caddy,caddy4k,edge", "contenders, in order")
 	flag.Parse()
 	b.Proxies = strings.Split(proxyList, ",")
@@ -216,6 +222,19 @@ type idleResult struct {
 	RSSAfterKB     int64          `json:"rss_after_kb"`
 	KBPerConn      float64        `json:"kb_per_conn"`
 	Goroutines     int            `json:"goroutines,omitempty"` // Caddy only
+	// The Go runtime's view of the same growth, Caddy only: MemStats
+	// from the admin endpoint's /debug/vars before and after.
+	GoBefore *goMem `json:"go_before,omitempty"`
+	GoAfter  *goMem `json:"go_after,omitempty"`
+}
+
+// goMem is the part of runtime.MemStats that says where resident memory
+// goes.
+type goMem struct {
+	HeapInuse  int64
+	StackInuse int64
+	Sys        int64
+	NumGC      int64
 }
 
 func (b *bench) runAll(ctx context.Context) ([]*result, error) {
@@ -428,6 +447,11 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string) (*idleResult,
 	if res.RSSBeforeKB, err = rssKB(ps); err != nil {
 		return nil, err
 	}
+	if rp.adminAddr != "" {
+		if res.GoBefore, err = memStats(rp.adminAddr); err != nil {
+			return nil, err
+		}
+	}
 	l, err := b.startLoad(dir, "idle", map[string]any{"mode": "idle", "url": b.url(rp), "conns": b.IdleConns})
 	if err != nil {
 		return nil, err
@@ -449,6 +473,9 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string) (*idleResult,
 	}
 	if rp.adminAddr != "" {
 		// After the memory reading, which fetching profiles would disturb.
+		if res.GoAfter, err = memStats(rp.adminAddr); err != nil {
+			return nil, err
+		}
 		if err := b.profiles(rp); err != nil {
 			return nil, err
 		}
@@ -492,6 +519,21 @@ func (b *bench) profiles(rp *running) error {
 		}
 	}
 	return nil
+}
+
+// memStats reads the Go runtime's memory statistics from Caddy's admin
+// endpoint.
+func memStats(admin string) (*goMem, error) {
+	resp, err := http.Get("http://" + admin + "/debug/vars")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var vars struct{ Memstats goMem }
+	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
+		return nil, fmt.Errorf("admin /debug/vars: %w", err)
+	}
+	return &vars.Memstats, nil
 }
 
 // goroutines reads the total from a goroutine profile in debug=1 form.

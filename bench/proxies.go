@@ -181,6 +181,9 @@ http://127.0.0.1:%d {
 		}
 		cmd := exec.Command(b.caddy, "run", "--config", path, "--adapter", "caddyfile")
 		cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+		if b.MemProfileRate > 0 {
+			cmd.Env = append(cmd.Env, fmt.Sprintf("GODEBUG=memprofilerate=%d", b.MemProfileRate))
+		}
 		return cmd, nil
 	}
 }

@@ -128,6 +128,11 @@ func (b *bench) report(results []*result) string {
 			if i.Goroutines > 0 {
 				w(", %d goroutines", i.Goroutines)
 			}
+			if g0, g1 := i.GoBefore, i.GoAfter; g0 != nil && g1 != nil && i.Connected > 0 {
+				per := func(a, b int64) float64 { return float64(b-a) / 1024 / float64(i.Connected) }
+				w(", Go runtime per connection: heap in use %.1f KB, stacks %.1f KB, Sys %.1f KB",
+					per(g0.HeapInuse, g1.HeapInuse), per(g0.StackInuse, g1.StackInuse), per(g0.Sys, g1.Sys))
+			}
 			w(";")
 		}
 		for _, s := range []*sessionResult{r.Polling, r.WS} {

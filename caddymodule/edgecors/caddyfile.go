@@ -1,6 +1,7 @@
 package edgecors
 
 import (
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,6 +35,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		expose_headers <header...>
 //		max_age <duration>
 //		websocket_origin_guard off
+//		require_origin
+//		engineio_path <prefix>
+//		allow_private_network
 //		environment development|staging|production
 //	}
 //
@@ -149,6 +153,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.WebSocketOriginGuard = nil
 			}
+		case "require_origin":
+			if d.NextArg() {
+				return d.Errf(`edge_cors: require_origin takes no argument; write "require_origin" alone to refuse WebSocket upgrades and Engine.IO handshakes that carry no Origin`)
+			}
+			h.RequireOrigin = true
+		case "engineio_path":
+			var arg string
+			if !d.Args(&arg) || d.NextArg() || !strings.HasPrefix(arg, "/") || !strings.HasSuffix(arg, "/") {
+				return d.Errf(`edge_cors: engineio_path takes one path prefix that starts and ends with "/", as in "engineio_path /socket.io/"`)
+			}
+			h.EngineIOPath = arg
+		case "allow_private_network":
+			if d.NextArg() {
+				return d.Errf(`edge_cors: allow_private_network takes no argument; write "allow_private_network" alone, or leave it out`)
+			}
+			h.AllowPrivateNetwork = true
 		case "environment":
 			var arg string
 			if !d.Args(&arg) || d.NextArg() || checkEnvironment(arg, "environment") != nil || arg == "" {
@@ -162,7 +182,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-const subdirectives = "origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment"
+const subdirectives = "origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard, require_origin, engineio_path, allow_private_network and environment"
 
 func isEnvVarName(s string) bool {
 	for i := 0; i < len(s); i++ {

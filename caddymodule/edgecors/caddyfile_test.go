@@ -86,6 +86,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			any_loopback_port
 			environment development
 		}`, Handler{AnyLoopbackPort: true, Environment: development}},
+		{"guard options", `edge_cors https://a.example.com {
+			require_origin
+			engineio_path /ws/
+			allow_private_network
+		}`, Handler{Origins: []string{"https://a.example.com"}, RequireOrigin: true, EngineIOPath: "/ws/", AllowPrivateNetwork: true}},
 		{"guard on is the default", `edge_cors https://a.example.com {
 			websocket_origin_guard on
 		}`, Handler{Origins: []string{"https://a.example.com"}}},
@@ -107,7 +112,7 @@ func TestUnmarshalCaddyfileErrorsNameTheLineAndTheFix(t *testing.T) {
 		{"edge_cors http://localhost:5000/", `edge_cors: origin "http://localhost:5000/" has a path; write it as "http://localhost:5000", at Testfile:1`},
 		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", `origin "null" is what sandboxed iframes`},
 		{"edge_cors {\n\torigins https://a.com\n\torigins null\n}", "at Testfile:3"},
-		{"edge_cors {\n\torigin https://a.com\n}", `unknown subdirective "origin"; edge_cors takes origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard and environment, at Testfile:2`},
+		{"edge_cors {\n\torigin https://a.com\n}", `unknown subdirective "origin"; edge_cors takes origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard, require_origin, engineio_path, allow_private_network and environment, at Testfile:2`},
 		{"edge_cors {\n\torigins\n}", `origins needs at least one origin, as in "origins https://app.example.com", at Testfile:2`},
 		{"edge_cors {\n\tcredentials yes\n}", `credentials takes no argument`},
 		{"edge_cors {\n\tallowed_methods\n}", `allowed_methods needs at least one name, as in "allowed_methods GET POST PUT"`},
@@ -122,6 +127,10 @@ func TestUnmarshalCaddyfileErrorsNameTheLineAndTheFix(t *testing.T) {
 		{"edge_cors {\n\torigins_from_env $HOST PORT\n}", `origins_from_env: "$HOST" is not an environment variable name`},
 		{"edge_cors {\n\tany_loopback_port on\n}", `any_loopback_port takes no argument`},
 		{"edge_cors {\n\tenvironment prod\n}", `environment takes one of development, staging, production`},
+		{"edge_cors {\n\trequire_origin yes\n}", `require_origin takes no argument`},
+		{"edge_cors {\n\tengineio_path /socket.io\n}", `engineio_path takes one path prefix that starts and ends with "/"`},
+		{"edge_cors {\n\tengineio_path\n}", `engineio_path takes one path prefix`},
+		{"edge_cors {\n\tallow_private_network on\n}", `allow_private_network takes no argument`},
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))

@@ -23,6 +23,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 func init() {
@@ -41,9 +43,9 @@ func init() {
 // edge.
 //
 // Every response the handler covers carries Vary: Origin, merged into
-// the app's Vary. Private Network Access preflights are answered like
-// any other but never granted (no Access-Control-Allow-Private-Network):
-// a public edge has no business opening the visitor's LAN.
+// the app's Vary. Every refusal (a preflight, a WebSocket upgrade or an
+// Engine.IO handshake) is a security event (internal/security) naming
+// the origin and where the allowed set came from.
 type Handler struct {
 	// The origins whose pages may read responses. Each entry is one of:
 	//
@@ -106,12 +108,37 @@ type Handler struct {
 
 	// Refuse with 403, before any other handler runs, a WebSocket
 	// upgrade (HTTP/1.1 Upgrade, or an HTTP/2 or HTTP/3 extended
-	// CONNECT) whose Origin is present, not allowed and not the
-	// request's own origin. Browsers do not apply CORS to WebSockets,
-	// so without this any site could open a socket with the user's
-	// cookies. Upgrades without an Origin (non-browser clients) pass.
-	// Default true.
+	// CONNECT, on any path) or an Engine.IO handshake (a request under
+	// EngineIOPath without a sid, long-polling or WebSocket) whose
+	// Origin is present, not the request's own origin and either not
+	// allowed or "null". Browsers do not apply CORS to WebSockets, and
+	// send a polling handshake as a simple GET that creates the session
+	// before CORS hides the answer, so without this any site could open
+	// a Socket.IO session with the user's cookies. Requests without an
+	// Origin (non-browser clients) pass unless RequireOrigin. Default
+	// true.
 	WebSocketOriginGuard *bool `json:"websocket_origin_guard,omitempty"`
+
+	// With the guard on, also refuse WebSocket upgrades and Engine.IO
+	// handshakes that carry no Origin at all. Every browser sends one on
+	// both, so this shuts out only non-browser clients (scripts, other
+	// services, socket.io-client under Node). Default false.
+	RequireOrigin bool `json:"require_origin,omitempty"`
+
+	// The Engine.IO endpoint, a path prefix: requests under it without
+	// a sid are handshakes, which the guard covers. It should be
+	// socketio_proxy's path and the client's path option. Default
+	// /socket.io/.
+	EngineIOPath string `json:"engineio_path,omitempty"`
+
+	// Answer Private Network Access preflights (those carrying
+	// Access-Control-Request-Private-Network: true, which Chromium sent
+	// when a public page called a private address) with
+	// Access-Control-Allow-Private-Network: true, for allowed origins.
+	// Off, such preflights get 403: a public edge has no business
+	// opening the visitor's LAN unless the app is meant for it. Default
+	// false.
+	AllowPrivateNetwork bool `json:"allow_private_network,omitempty"`
 
 	// The deployment stage: development, staging or production. In
 	// production, "*", http:// origins and loopback origins (localhost,
@@ -120,16 +147,21 @@ type Handler struct {
 	// set, no stage's rules apply.
 	Environment string `json:"environment,omitempty"`
 
-	patterns     []originPattern
-	origins      originSet
-	envSource    string // where Environment came from, for errors
-	methods      []string
-	headers      []string
-	exposeValue  []string // Access-Control-Expose-Headers, nil when none
-	maxAgeValue  []string // Access-Control-Max-Age, nil when none
-	problems     []error  // found while normalising; Validate reports them
-	logger       *zap.Logger
-	guardEnabled bool
+	patterns          []originPattern
+	origins           originSet
+	source            string // where the allowed set came from, for security events
+	envSource         string // where Environment came from, for errors
+	methods           []string
+	headers           []string
+	maxRequestHeaders int      // see firstDisallowedHeader
+	exposeValue       []string // Access-Control-Expose-Headers, nil when none
+	maxAgeValue       []string // Access-Control-Max-Age, nil when none
+	varyPreflight     vary
+	engineIOPath      string
+	problems          []error // found while normalising; Validate reports them
+	logger            *zap.Logger
+	security          *zap.Logger
+	guardEnabled      bool
 }
 
 // Defaults for the preflight lists.
@@ -137,6 +169,9 @@ var (
 	defaultMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 	defaultHeaders = []string{"Content-Type", "X-Requested-With", "X-CSRFToken", "X-CSRF-Token"}
 )
+
+// defaultEngineIOPath is python-engineio's and socket.io-client's.
+const defaultEngineIOPath = "/socket.io/"
 
 // maxMaxAge is Firefox's cap; more only misleads the reader.
 const maxMaxAge = 24 * time.Hour
@@ -154,6 +189,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // normalise it records for Validate to report, all at once.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.security = security.Logger()
 	h.guardEnabled = h.WebSocketOriginGuard == nil || *h.WebSocketOriginGuard
 	h.problems = nil
 	h.Environment, h.envSource = resolveEnvironment(h.Environment)
@@ -184,6 +220,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			add(p)
 		}
 	}
+	h.source = allowedSetSource(len(h.Origins) > 0, h.OriginsFromEnv, h.AnyLoopbackPort, h.Environment)
 	h.Origins = canonical
 	h.patterns = patterns
 	h.origins = newOriginSet(patterns)
@@ -217,6 +254,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	h.maxRequestHeaders = maxRequestHeadersLen(h.headers)
+
+	h.varyPreflight = newVary("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
+	if h.AllowPrivateNetwork {
+		h.varyPreflight = newVary("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers",
+			"Access-Control-Request-Private-Network")
+	}
+
+	h.engineIOPath = h.EngineIOPath
+	if h.engineIOPath == "" {
+		h.engineIOPath = defaultEngineIOPath
+	} else if !strings.HasPrefix(h.engineIOPath, "/") || !strings.HasSuffix(h.engineIOPath, "/") {
+		h.problems = append(h.problems, fmt.Errorf(`engineio_path %q must start and end with "/", as in "engineio_path /socket.io/"`, h.engineIOPath))
+	}
+
 	h.exposeValue = nil
 	for _, name := range h.ExposeHeaders {
 		if err := checkToken("expose_headers", name, `"expose_headers X-Request-Id"`); err != nil {
@@ -239,7 +291,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			zap.Bool("credentials", h.Credentials),
 			zap.Strings("allowed_methods", h.methods),
 			zap.Strings("allowed_headers", h.headers),
-			zap.Bool("websocket_origin_guard", h.guardEnabled))
+			zap.Bool("websocket_origin_guard", h.guardEnabled),
+			zap.Bool("require_origin", h.RequireOrigin),
+			zap.String("engineio_path", h.engineIOPath),
+			zap.Bool("allow_private_network", h.AllowPrivateNetwork))
 	}
 	return nil
 }
@@ -288,6 +343,42 @@ func (h *Handler) Validate() error {
 		errs[i] = fmt.Errorf("edge_cors: %w", err)
 	}
 	return errors.Join(errs...)
+}
+
+// allowedSetSource says, for security events, where the allowed
+// origins came from: the explicit list, the Flask app's environment,
+// the development profile's loopback ports, and the stage that shaped
+// them.
+func allowedSetSource(explicit bool, fromEnv *OriginsFromEnv, anyLoopbackPort bool, env string) string {
+	var parts []string
+	if explicit {
+		parts = append(parts, "origins (explicit list)")
+	}
+	if fromEnv != nil {
+		hostVar, portVar := fromEnv.HostVar, fromEnv.PortVar
+		if hostVar == "" {
+			hostVar = defaultHostVar
+		}
+		if portVar == "" {
+			portVar = defaultPortVar
+		}
+		vars := hostVar + ", " + portVar
+		if fromEnv.PublicURLVar != "" {
+			vars += ", " + fromEnv.PublicURLVar
+		}
+		parts = append(parts, "origins_from_env ("+vars+")")
+	}
+	if anyLoopbackPort {
+		parts = append(parts, "any_loopback_port (development profile)")
+	}
+	s := strings.Join(parts, " + ")
+	if s == "" {
+		s = "no origins"
+	}
+	if env != "" {
+		s += "; environment " + env
+	}
+	return s
 }
 
 func checkToken(directive, s, example string) error {

@@ -2,27 +2,41 @@ package edgecors
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 // Header values shared by every response; net/http only reads them.
 var (
-	trueValue        = []string{"true"}
-	varyOrigin       = []string{"Origin"}
-	varyPreflight    = []string{"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
-	varyPreflightSet = []string{"Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"}
+	trueValue  = []string{"true"}
+	varyOrigin = newVary("Origin")
 )
+
+// vary is what a response varies on: the tokens, and the same as one
+// field line for a response that had no Vary.
+type vary struct {
+	tokens []string
+	line   []string
+}
+
+func newVary(tokens ...string) vary {
+	return vary{tokens: tokens, line: []string{strings.Join(tokens, ", ")}}
+}
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var origin string
 	var acao []string
 	allowed, crossOrigin := false, false
-	if vals := r.Header["Origin"]; len(vals) > 0 {
+	vals := r.Header["Origin"]
+	if len(vals) > 0 {
 		origin = vals[0]
 		if len(vals) == 1 {
 			acao, allowed = h.origins.allow(origin)
@@ -34,23 +48,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.preflight(w, r, origin, acao, allowed)
 		return nil
 	}
-	if crossOrigin && !allowed && h.guardEnabled && isWebSocketUpgrade(r) {
-		// Logs name the path, never the query (Socket.IO clients may
-		// carry tokens there) nor any cookie.
-		if c := h.logger.Check(zap.InfoLevel, "WebSocket upgrade refused: origin not allowed"); c != nil {
-			c.Write(zap.String("origin", origin), zap.String("host", r.Host), zap.String("path", r.URL.Path))
+	if h.guardEnabled {
+		// "null" (sandboxed frames, file: pages) is never a page of the
+		// app's, even under origins "*".
+		refusable := crossOrigin && (!allowed || origin == "null") || len(vals) == 0 && h.RequireOrigin
+		if refusable {
+			if what, ok := h.guarded(r); ok {
+				h.refuseGuarded(w, r, what, origin, len(vals) == 0)
+				return nil
+			}
 		}
-		h.setResponseHeaders(w.Header(), nil, varyOrigin)
-		w.WriteHeader(http.StatusForbidden)
-		return nil
 	}
 
 	if allowed && acao == nil {
 		acao = []string{origin}
 	}
-	cw := &corsWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, acao: acao}
+	// The wrapper is pooled: an allowed request then allocates nothing.
+	// It is safe because, as net/http requires, no handler uses the
+	// writer after its ServeHTTP returns (reverse_proxy waits for its
+	// WebSocket tunnel and its flush timer before returning); the
+	// wrapper is cleared before it goes back, so a use after that
+	// would fail on a nil writer rather than reach another response.
+	cw := writerPool.Get().(*corsWriter)
+	*cw = corsWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, acao: acao}
 	err := next.ServeHTTP(cw, r)
-	if err != nil && !cw.wroteHeader {
+	wroteHeader := cw.wroteHeader
+	*cw = corsWriter{}
+	writerPool.Put(cw)
+	if err != nil && !wroteHeader {
 		// Caddy writes the error response on the header map we share:
 		// give it the CORS headers so the page can read the status
 		// instead of reporting a CORS failure.
@@ -59,37 +84,72 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return err
 }
 
+var writerPool = sync.Pool{New: func() any { return new(corsWriter) }}
+
+// refuseGuarded answers a WebSocket upgrade or Engine.IO handshake the
+// guard refuses: 403, no CORS headers, one security event.
+func (h *Handler) refuseGuarded(w http.ResponseWriter, r *http.Request, what, origin string, noOrigin bool) {
+	var reason string
+	switch {
+	case noOrigin:
+		reason = what + " refused: no Origin and require_origin is on"
+	case origin == "null":
+		reason = what + ` refused: Origin "null" is never allowed`
+	default:
+		reason = what + " refused: origin not allowed by " + h.source
+	}
+	h.event(r, reason, origin)
+	h.setResponseHeaders(w.Header(), nil, varyOrigin)
+	w.WriteHeader(http.StatusForbidden)
+}
+
+// event writes one security event. Its reason is built only when the
+// event is logged; logs name the path, never the query (Socket.IO
+// clients may carry tokens there) nor any cookie.
+func (h *Handler) event(r *http.Request, reason, origin string) {
+	if !h.security.Core().Enabled(zap.WarnLevel) {
+		return
+	}
+	security.Log(h.security, "edge_cors", security.OriginRefused, reason, r, security.Fields{Origin: origin})
+}
+
 // preflight answers an OPTIONS request carrying Origin and
 // Access-Control-Request-Method, without calling the next handler: 204
-// with the CORS headers when origin, method and every requested header
-// are allowed, else 403 with none and a log line naming the reason.
+// with the CORS headers when origin, method, every requested header and
+// any Private Network Access request are allowed, else 403 with none and
+// a security event naming the reason.
 func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, origin string, acao []string, allowed bool) {
 	method := r.Header["Access-Control-Request-Method"]
 	reqHeaders := r.Header["Access-Control-Request-Headers"]
+	pna := len(r.Header["Access-Control-Request-Private-Network"]) > 0 &&
+		strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true")
 	hdr := w.Header()
 
-	// Constant messages: the refusal path allocates nothing unless logged.
-	refusal, detail := "", ""
+	refused, detail := "", ""
 	switch {
 	case !allowed:
-		refusal, detail = "preflight refused: origin not allowed", origin
+		refused = "origin not allowed by " + h.source
 	case len(method) != 1 || !h.methodAllowed(method[0]):
-		refusal = "preflight refused: method not allowed"
+		refused = "method not allowed: "
 		if len(method) > 0 {
 			detail = method[0]
 		}
+	case pna && !h.AllowPrivateNetwork:
+		refused = "Private Network Access requested and allow_private_network is off"
 	default:
 		if bad, ok := h.firstDisallowedHeader(reqHeaders); !ok {
-			refusal, detail = "preflight refused: header not allowed", bad
+			refused, detail = "header not allowed: ", bad
 		}
 	}
-	if refusal != "" {
-		if c := h.logger.Check(zap.InfoLevel, refusal); c != nil {
-			c.Write(zap.String("origin", origin), zap.String("refused", detail),
-				zap.Strings("request_method", method), zap.Strings("request_headers", reqHeaders),
-				zap.String("host", r.Host), zap.String("path", r.URL.Path))
+	if refused != "" {
+		if h.security.Core().Enabled(zap.WarnLevel) {
+			reason := "preflight refused: " + refused
+			if strings.HasSuffix(refused, ": ") {
+				reason += strconv.Quote(detail)
+			}
+			h.event(r, reason, origin)
 		}
-		h.setResponseHeaders(hdr, nil, varyPreflightSet)
+		h.setResponseHeaders(hdr, nil, h.varyPreflight)
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
@@ -97,10 +157,13 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, origin strin
 	if acao == nil {
 		acao = []string{origin}
 	}
-	h.setResponseHeaders(hdr, acao, varyPreflightSet)
+	h.setResponseHeaders(hdr, acao, h.varyPreflight)
 	hdr["Access-Control-Allow-Methods"] = method
 	if len(reqHeaders) > 0 {
 		hdr["Access-Control-Allow-Headers"] = reqHeaders
+	}
+	if pna {
+		hdr["Access-Control-Allow-Private-Network"] = trueValue
 	}
 	if h.maxAgeValue != nil {
 		hdr["Access-Control-Max-Age"] = h.maxAgeValue
@@ -121,42 +184,11 @@ func (h *Handler) methodAllowed(m string) bool {
 	return false
 }
 
-// firstDisallowedHeader checks the comma-separated names of
-// Access-Control-Request-Headers against allowed_headers, ignoring case,
-// and returns the first name not allowed.
-func (h *Handler) firstDisallowedHeader(values []string) (string, bool) {
-	for _, v := range values {
-		for v != "" {
-			name := v
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				name, v = v[:i], v[i+1:]
-			} else {
-				v = ""
-			}
-			name = strings.Trim(name, " \t")
-			if name == "" {
-				continue
-			}
-			ok := false
-			for _, a := range h.headers {
-				if strings.EqualFold(a, name) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				return name, false
-			}
-		}
-	}
-	return "", true
-}
-
 // setResponseHeaders makes hdr carry the edge's CORS decision and
 // nothing else: every Access-Control-* header already there (set by the
 // app, or by a handler further in) is removed, then, when acao is not
 // nil, the edge's own are set; vary is merged into Vary either way.
-func (h *Handler) setResponseHeaders(hdr http.Header, acao []string, vary []string) {
+func (h *Handler) setResponseHeaders(hdr http.Header, acao []string, v vary) {
 	for k := range hdr {
 		if len(k) >= len("Access-Control-") && strings.EqualFold(k[:len("Access-Control-")], "Access-Control-") {
 			delete(hdr, k)
@@ -171,26 +203,22 @@ func (h *Handler) setResponseHeaders(hdr http.Header, acao []string, vary []stri
 			hdr["Access-Control-Expose-Headers"] = h.exposeValue
 		}
 	}
-	mergeVary(hdr, vary)
+	mergeVary(hdr, v)
 }
 
 // mergeVary adds the tokens to hdr's Vary, keeping what is there, each
 // token once, as a single field line.
-func mergeVary(hdr http.Header, tokens []string) {
+func mergeVary(hdr http.Header, v vary) {
 	have := hdr["Vary"]
 	if len(have) == 0 {
-		if len(tokens) == 1 {
-			hdr["Vary"] = varyOrigin
-		} else {
-			hdr["Vary"] = varyPreflight
-		}
+		hdr["Vary"] = v.line
 		return
 	}
 	if httpguts.HeaderValuesContainsToken(have, "*") {
 		return
 	}
 	var b strings.Builder
-	for _, t := range tokens {
+	for _, t := range v.tokens {
 		if httpguts.HeaderValuesContainsToken(have, t) {
 			continue
 		}
@@ -218,16 +246,4 @@ func isSameOrigin(r *http.Request, origin string) bool {
 		strings.EqualFold(origin[:len(scheme)], scheme) &&
 		origin[len(scheme):n] == "://" &&
 		strings.EqualFold(origin[n:], r.Host)
-}
-
-// isWebSocketUpgrade reports whether r asks to become a WebSocket: an
-// HTTP/1.1 Upgrade, or an extended CONNECT over HTTP/2 (:protocol
-// pseudo-header) or HTTP/3 (which quic-go puts in r.Proto).
-func isWebSocketUpgrade(r *http.Request) bool {
-	if r.Method == http.MethodConnect {
-		return r.ProtoMajor == 2 && r.Header.Get(":protocol") == "websocket" ||
-			r.ProtoMajor == 3 && r.Proto == "websocket"
-	}
-	return httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "websocket") &&
-		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
 }

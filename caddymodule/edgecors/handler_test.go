@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 // newTestHandler provisions and validates h as Caddy would, with its
@@ -30,6 +32,7 @@ func newTestHandler(t testing.TB, h *Handler) (*Handler, *observer.ObservedLogs)
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	h.logger = zap.New(core)
+	h.security = zap.New(core).Named(security.LoggerName)
 	return h, logs
 }
 
@@ -125,7 +128,7 @@ func TestPreflightFromDisallowedOriginIs403(t *testing.T) {
 	if got := accessControlHeaders(rec.Header()); len(got) != 0 {
 		t.Errorf("refused preflight carries CORS headers: %v", got)
 	}
-	assertLogged(t, logs, "preflight refused: origin not allowed", "https://evil.example.net")
+	assertEvent(t, logs, "preflight refused: origin not allowed by origins (explicit list)", "https://evil.example.net")
 }
 
 func TestPreflightForMethodNotAllowedIs403(t *testing.T) {
@@ -134,7 +137,7 @@ func TestPreflightForMethodNotAllowedIs403(t *testing.T) {
 	if rec.Code != http.StatusForbidden || len(accessControlHeaders(rec.Header())) != 0 {
 		t.Fatalf("status = %d, headers %v; want 403 and none", rec.Code, accessControlHeaders(rec.Header()))
 	}
-	assertLogged(t, logs, "preflight refused: method not allowed", "DELETE")
+	assertEvent(t, logs, `preflight refused: method not allowed: "DELETE"`, "https://app.example.com")
 }
 
 func TestPreflightForHeaderNotAllowedIs403(t *testing.T) {
@@ -143,7 +146,7 @@ func TestPreflightForHeaderNotAllowedIs403(t *testing.T) {
 	if rec.Code != http.StatusForbidden || len(accessControlHeaders(rec.Header())) != 0 {
 		t.Fatalf("status = %d, headers %v; want 403 and none", rec.Code, accessControlHeaders(rec.Header()))
 	}
-	assertLogged(t, logs, "preflight refused: header not allowed", "x-api-key")
+	assertEvent(t, logs, `preflight refused: header not allowed: "x-api-key"`, "https://app.example.com")
 }
 
 // The defaults must let fetch() send JSON with a CSRF token and a PATCH.
@@ -281,7 +284,7 @@ func TestWebSocketUpgradeFromForeignOriginIs403(t *testing.T) {
 	if rec.Code != http.StatusForbidden || app.reached {
 		t.Fatalf("status=%d reached=%v; want 403 before the app", rec.Code, app.reached)
 	}
-	assertLogged(t, logs, "WebSocket upgrade refused: origin not allowed", "https://evil.example.net")
+	assertEvent(t, logs, "WebSocket upgrade refused: origin not allowed by origins (explicit list)", "https://evil.example.net")
 
 	// HTTP/2 extended CONNECT (RFC 8441) is the same request by another road.
 	r := httptest.NewRequest(http.MethodConnect, "https://api.example.com/socket.io/", nil)
@@ -448,14 +451,20 @@ func assertHeaders(t *testing.T, got, want map[string][]string) {
 	}
 }
 
-func assertLogged(t *testing.T, logs *observer.ObservedLogs, message, fieldValue string) {
+// assertEvent checks that exactly one security event was logged, on
+// the security logger, with the reason and origin given.
+func assertEvent(t *testing.T, logs *observer.ObservedLogs, reason, origin string) {
 	t.Helper()
-	for _, e := range logs.FilterMessage(message).All() {
-		for _, f := range e.Context {
-			if f.String == fieldValue {
-				return
-			}
-		}
+	events := logs.FilterLoggerName(security.LoggerName).FilterMessage("security event").All()
+	if len(events) != 1 {
+		t.Errorf("want one security event, got %d: %v", len(events), logs.All())
+		return
 	}
-	t.Errorf("no log %q with a field %q; got %v", message, fieldValue, logs.All())
+	f := events[0].ContextMap()
+	if _, ok := f["origin"]; !ok && origin == "" {
+		f["origin"] = "" // logged only when there is one
+	}
+	if f["event"] != string(security.OriginRefused) || f["reason"] != reason || f["origin"] != origin || f["module"] != "edge_cors" {
+		t.Errorf("security event = %v\nwant event %q, reason %q, origin %q", f, security.OriginRefused, reason, origin)
+	}
 }

@@ -1,0 +1,109 @@
+package edgecors
+
+import (
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The requests that open a server-side session for whoever sends them,
+// which CORS alone does not stop: a browser sends a WebSocket upgrade to
+// any origin and reads the socket (no CORS applies), and sends a
+// long-polling handshake as a simple GET, so the worker creates the
+// Engine.IO session before the browser decides the page may not read
+// the answer. The guard refuses both, from a foreign origin, with 403
+// before any later handler runs.
+
+// guarded reports whether r is a WebSocket upgrade (any path) or an
+// Engine.IO handshake (under the Engine.IO path).
+func (h *Handler) guarded(r *http.Request) (what string, ok bool) {
+	if isWebSocketUpgrade(r) {
+		return "WebSocket upgrade", true
+	}
+	if h.isEngineIOHandshake(r) {
+		return "Engine.IO handshake", true
+	}
+	return "", false
+}
+
+// isEngineIOHandshake reports whether r is a request under the
+// Engine.IO path that python-engineio would treat as a new session: its
+// query has no non-empty sid. That takes in every handshake whatever its
+// EIO, transport or method (a request without EIO=4 is refused by the
+// worker anyway), and reads the query as the worker's parse_qs does: '&'
+// separates, keys are percent-decoded with '+' as a space, and a blank
+// or '='-less sid does not count.
+func (h *Handler) isEngineIOHandshake(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, h.engineIOPath) && !queryHasValue(r.URL.RawQuery, "sid")
+}
+
+// queryHasValue reports whether the raw query has the key name, as
+// Python's urllib.parse.parse_qs decodes keys, with a non-empty value.
+// It allocates nothing.
+func queryHasValue(raw, name string) bool {
+	for raw != "" {
+		var pair string
+		if i := strings.IndexByte(raw, '&'); i >= 0 {
+			pair, raw = raw[:i], raw[i+1:]
+		} else {
+			pair, raw = raw, ""
+		}
+		eq := strings.IndexByte(pair, '=')
+		if eq < 0 || eq == len(pair)-1 {
+			continue // parse_qs drops '='-less and blank pairs
+		}
+		if decodedKeyEquals(pair[:eq], name) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodedKeyEquals reports whether key, percent-decoded with '+' as a
+// space the way Python's unquote_plus does (a malformed escape stays as
+// written), equals name.
+func decodedKeyEquals(key, name string) bool {
+	j := 0
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '+':
+			c = ' '
+		case c == '%' && i+2 < len(key) && isHex(key[i+1]) && isHex(key[i+2]):
+			c = unhex(key[i+1])<<4 | unhex(key[i+2])
+			i += 2
+		}
+		if j >= len(name) || name[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(name)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// isWebSocketUpgrade reports whether r asks to become a WebSocket: an
+// HTTP/1.1 Upgrade, or an extended CONNECT over HTTP/2 (:protocol
+// pseudo-header) or HTTP/3 (which quic-go puts in r.Proto).
+func isWebSocketUpgrade(r *http.Request) bool {
+	if r.Method == http.MethodConnect {
+		return r.ProtoMajor == 2 && r.Header.Get(":protocol") == "websocket" ||
+			r.ProtoMajor == 3 && r.Proto == "websocket"
+	}
+	return httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "websocket") &&
+		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+}

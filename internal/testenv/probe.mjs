@@ -11,18 +11,40 @@
 //   urls          base URLs; session i uses urls[i % urls.length] (url ignored)
 //   path          Engine.IO path, default "/socket.io/"
 //   transports    e.g. ["websocket"]; null for the default polling + upgrade
+//   transportMix  e.g. [["polling"], ["websocket"], null]; session i uses
+//                 transportMix[i % transportMix.length] (transports ignored)
 //   namespace     default "/"
 //   sessions      concurrent clients, each its own Engine.IO connection; default 1
 //   echoes        acknowledged "echo" round trips per session, sequential; default 0
 //   payloadSize   length of the padding string in each echo; default 0
 //   extraHeaders  request headers, e.g. {"Cookie": "session=..."} (no cookie jar in Node)
 //   auth          Socket.IO CONNECT payload
-//   upgradeWait   with default transports, wait for the upgrade to websocket before echoing
+//   upgradeWait   sessions with default transports wait for the upgrade to websocket
+//                 before echoing
 //   room          every session joins this room, then each sends one "broadcast"
 //                 to it and waits until it has received every session's broadcast
-//   timeoutMs     deadline for the whole run, default 10000
+//   timeoutMs     deadline for the whole run, default 10000; with durationMs, the
+//                 deadline for getting ready (the long run comes on top)
 //   reconnection  let the client reconnect after a lost connection; default false
+//   reconnectionDelay, reconnectionDelayMax
+//                 socket.io-client's backoff, in ms; defaults 1000 and 5000
 //   ca            PEM file of a CA to trust for https/wss (verification stays on)
+//   durationMs    long run: once every session is ready, each keeps sending
+//                 acknowledged echoes for this long and records a timeline; default 0
+//   intervalMs    long run: time between the starts of a session's echoes; default 200
+//
+// Ready: once every session has connected (and upgraded, and joined, and
+// done its echoes, as asked) or failed trying, the probe prints the line
+// {"ready":true} on stderr. A test that starts the probe asynchronously
+// (testenv.StartProbe) acts on it, e.g. kills a worker.
+//
+// Long run: each ready session starts its loop at its own offset within
+// the first interval, so the echoes of many sessions spread out. An echo
+// is skipped while the session is disconnected; with reconnection the
+// loop resumes once the client has reconnected. An echo that is not
+// acknowledged within 5s, or that the disconnection of its connection
+// cuts off ("socket has been disconnected"), is an echo failure. Give
+// echoes >= 1 so that every connection's worker is known at ready.
 //
 // Result:
 //   {"sessions": N, "completed": k,
@@ -32,7 +54,27 @@
 //    "transports": {"websocket": n, "polling": n},
 //    "latencyMs": {"p50": ..., "p99": ..., "max": ...},
 //    "connectErrors": [{"message": ..., "data": ...}],
-//    "broadcasts": {"sent": n, "expected": n, "received": n}}   (only with room)
+//    "broadcasts": {"sent": n, "expected": n, "received": n},   (only with room)
+//    "timelines": [{"session": i, "transports": [...] or null,     (only with durationMs)
+//                   "connects": [{"at": t, "transport": "polling|websocket",
+//                                 "upgradedAt": t, "worker": "...", "echoes": n}],
+//                   "disconnects": [{"at": t, "reason": "transport close"}],
+//                   "connectErrors": [{"at": t, "error": "..."}],
+//                   "echoFailures": [{"at": t, "seq": n, "error": "..."}],
+//                   "workers": ["...", ...]}],
+//    "eventLoopDelayMs": {"p50": ..., "p99": ..., "max": ...}}       (only with durationMs)
+//
+// Timeline times are absolute Unix epoch milliseconds (fractional) from a
+// monotonic clock, performance.timeOrigin + performance.now(), so that a
+// test can compare them with the moment it acted. A connect's worker is
+// the one that answered the first ack on that connection, echoes counts
+// the acks on it; upgradedAt is 0 without an upgrade. A disconnect's
+// reason is socket.io-client's ("transport close", "transport error",
+// "ping timeout", ...); connectErrors are failed reconnection attempts as
+// well as failed first connects, with the cause as in failures. An ack
+// from a worker other than the connection's first is an echo failure:
+// the session moved without reconnecting. "workers" are the workers
+// that answered the session's acks, in the order they first did.
 //
 // A connect failure's error is err.message plus, for a transport error,
 // its cause in parentheses: "xhr poll error (400)", "websocket error
@@ -43,9 +85,11 @@
 // succeeded. "workers" counts, per worker name reported in acks, the
 // sessions it answered (a session that moved, e.g. after a reconnection,
 // counts once for each worker). "transports" is each session's transport
-// at the end of its run.
+// at the end of its run. In a long run, "failures" and "completed" cover
+// the stages before ready; what happened later is in the timelines.
 
 import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { isDeepStrictEqual } from "node:util";
 import { io } from "socket.io-client";
 
@@ -62,6 +106,7 @@ function readConfig() {
   const cfg = {
     path: "/socket.io/",
     transports: null,
+    transportMix: null,
     namespace: "/",
     sessions: 1,
     echoes: 0,
@@ -72,7 +117,11 @@ function readConfig() {
     room: "",
     timeoutMs: 10000,
     reconnection: false,
+    reconnectionDelay: 1000,
+    reconnectionDelayMax: 5000,
     ca: "",
+    durationMs: 0,
+    intervalMs: 200,
     ...raw,
   };
   const urls = cfg.urls ?? (cfg.url ? [cfg.url] : []);
@@ -80,12 +129,18 @@ function readConfig() {
     throw new ConfigError('"url" (or "urls") must be http:// or https:// base URLs');
   }
   cfg.urls = urls.map((u) => u.replace(/\/+$/, ""));
-  for (const key of ["sessions", "echoes", "payloadSize", "timeoutMs"]) {
+  for (const key of ["sessions", "echoes", "payloadSize", "timeoutMs", "reconnectionDelay", "reconnectionDelayMax", "durationMs", "intervalMs"]) {
     if (!Number.isInteger(cfg[key]) || cfg[key] < 0) throw new ConfigError(`"${key}" must be a non-negative integer`);
   }
   if (cfg.sessions < 1) throw new ConfigError('"sessions" must be at least 1');
-  if (cfg.transports !== null && !Array.isArray(cfg.transports)) {
+  if (cfg.intervalMs < 1) throw new ConfigError('"intervalMs" must be at least 1');
+  if (cfg.durationMs > 0 && cfg.room) throw new ConfigError('"room" and "durationMs" cannot be combined');
+  const isTransports = (t) => t === null || (Array.isArray(t) && t.every((n) => typeof n === "string"));
+  if (!isTransports(cfg.transports)) {
     throw new ConfigError('"transports" must be an array such as ["websocket"] or null');
+  }
+  if (cfg.transportMix !== null && !(Array.isArray(cfg.transportMix) && cfg.transportMix.length > 0 && cfg.transportMix.every(isTransports))) {
+    throw new ConfigError('"transportMix" must be a non-empty array of transports, e.g. [["polling"], null]');
   }
   if (!cfg.namespace.startsWith("/")) throw new ConfigError('"namespace" must start with "/"');
   if (cfg.ca) cfg.caPEM = readFileSync(cfg.ca, "utf8");
@@ -115,6 +170,14 @@ function percentile(sorted, p) {
 }
 
 const round = (ms) => Math.round(ms * 1000) / 1000;
+
+// Absolute time in Unix epoch milliseconds, from a monotonic clock.
+const epoch = () => performance.timeOrigin + performance.now();
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+// How long an echo of the long run may wait for its ack.
+const loopAckTimeoutMs = 5000;
 
 // engine.io-client's transport errors ("xhr poll error", "websocket error")
 // carry the cause in description: an HTTP status or an Error.
@@ -178,7 +241,39 @@ async function main() {
   }
 
   function seenWorker(s, reply) {
-    if (reply && typeof reply.worker === "string") s.workers.add(reply.worker);
+    if (!reply || typeof reply.worker !== "string") return;
+    s.workers.add(reply.worker);
+    if (s.conn) {
+      s.conn.acks++;
+      s.conn.worker ||= reply.worker;
+    }
+  }
+
+  // Records the session's connects, disconnects and failed connects; the
+  // listeners come first, so they see each event before the stages do.
+  function track(s) {
+    s.timeline = {
+      session: s.index,
+      transports: s.transports,
+      connects: [],
+      disconnects: [],
+      connectErrors: [],
+      echoFailures: [],
+    };
+    s.socket.on("connect", () => {
+      const engine = s.socket.io.engine;
+      const conn = { at: epoch(), transport: engine.transport.name, upgradedAt: 0, worker: "", acks: 0 };
+      s.timeline.connects.push(conn);
+      s.conn = conn;
+      engine.once("upgrade", () => (conn.upgradedAt = epoch()));
+    });
+    s.socket.on("disconnect", (reason) => {
+      s.conn = null;
+      if (!s.closing) s.timeline.disconnects.push({ at: epoch(), reason });
+    });
+    s.socket.on("connect_error", (err) => {
+      if (!s.closing) s.timeline.connectErrors.push({ at: epoch(), error: err.message + transportDetail(err) });
+    });
   }
 
   function connect(s) {
@@ -221,9 +316,62 @@ async function main() {
     }
   }
 
+  // Resolves once the socket is connected, or at until.
+  function connectedBy(s, until) {
+    return new Promise((resolve) => {
+      if (s.socket.connected) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        s.socket.off("connect", done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, until - epoch()));
+      s.socket.on("connect", done);
+    });
+  }
+
+  // One echo of the long run; its failure goes to the session's timeline.
+  async function loopEcho(s, seq) {
+    const first = s.conn.worker;
+    const sent = { session: s.index, seq, pad: padding(s.index, seq, cfg.payloadSize) };
+    const started = performance.now();
+    let reply;
+    try {
+      reply = await s.socket.timeout(loopAckTimeoutMs).emitWithAck("echo", sent);
+    } catch (err) {
+      s.timeline.echoFailures.push({ at: epoch(), seq, error: err.message });
+      return;
+    }
+    latencies.push(performance.now() - started);
+    seenWorker(s, reply);
+    let error = "";
+    if (!reply || !isDeepStrictEqual(reply.data, sent)) {
+      error = "the ack's data differs from what was sent";
+    } else if (first && reply.worker !== first) {
+      error = `ack from worker ${reply.worker} on a connection first answered by ${first}`;
+    }
+    if (error) s.timeline.echoFailures.push({ at: epoch(), seq, error });
+  }
+
+  // The long run of one session: an echo every intervalMs, from its
+  // offset until endAt, waiting out disconnections.
+  async function keepEchoing(s, offset, endAt) {
+    await sleep(Math.min(offset, endAt - epoch()));
+    let seq = cfg.echoes;
+    while (epoch() < endAt) {
+      if (!s.socket.connected) {
+        await connectedBy(s, endAt);
+        continue;
+      }
+      const started = epoch();
+      await loopEcho(s, seq++);
+      await sleep(Math.min(started + cfg.intervalMs, endAt) - epoch());
+    }
+  }
+
   async function runSession(s) {
     await connect(s);
-    if (cfg.upgradeWait && cfg.transports === null) await upgraded(s);
+    if (cfg.upgradeWait && s.transports === null) await upgraded(s);
     if (cfg.room) {
       s.socket.on("broadcast", (msg) => {
         if (msg && msg.room === cfg.room && msg.data) s.received.add(msg.data.from);
@@ -245,21 +393,44 @@ async function main() {
 
   for (let i = 0; i < cfg.sessions; i++) {
     const url = cfg.urls[i % cfg.urls.length];
+    const transports = cfg.transportMix ? cfg.transportMix[i % cfg.transportMix.length] : cfg.transports;
     const socket = io(url + cfg.namespace, {
       path: cfg.path,
-      transports: cfg.transports ?? undefined,
+      transports: transports ?? undefined,
       extraHeaders: cfg.extraHeaders,
       auth: cfg.auth,
       reconnection: cfg.reconnection,
+      reconnectionDelay: cfg.reconnectionDelay,
+      reconnectionDelayMax: cfg.reconnectionDelayMax,
       forceNew: true,
       autoConnect: false,
       timeout: cfg.timeoutMs,
       ca: cfg.caPEM || undefined,
     });
-    sessions.push({ index: i, socket, workers: new Set(), received: new Set(), failed: false });
+    const s = { index: i, socket, transports, workers: new Set(), received: new Set(), failed: false, conn: null, closing: false };
+    track(s);
+    sessions.push(s);
   }
 
   await Promise.all(sessions.map((s) => runSession(s).catch((err) => fail(s, err))));
+  process.stderr.write('{"ready":true}\n');
+
+  if (cfg.durationMs > 0) {
+    const endAt = epoch() + cfg.durationMs;
+    const live = sessions.filter((s) => !s.failed);
+    // How late this process ran its callbacks, which delays every time it
+    // records: a busy client sees events late.
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
+    await Promise.all(live.map((s, k) => keepEchoing(s, (cfg.intervalMs * k) / live.length, endAt)));
+    lag.disable();
+    result.eventLoopDelayMs = {
+      p50: round(lag.percentile(50) / 1e6),
+      p99: round(lag.percentile(99) / 1e6),
+      max: round(lag.max / 1e6),
+    };
+    result.timelines = sessions.map((s) => ({ ...s.timeline, workers: [...s.workers] }));
+  }
 
   if (cfg.room) {
     // Only now has every live session joined, so every broadcast can reach all.
@@ -300,6 +471,7 @@ async function main() {
   }
 
   for (const s of sessions) {
+    s.closing = true;
     if (!s.failed) result.completed++;
     for (const w of s.workers) result.workers[w] = (result.workers[w] ?? 0) + 1;
     const engine = s.socket.io.engine;

@@ -13,6 +13,9 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v curl >/dev/null || need+=(curl)
+# The browser tests (test/browser) drive Debian's Chromium with
+# playwright-core; Playwright's own browser downloads are never used.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing from Debian: ${need[*]}"

@@ -12,6 +12,8 @@ Configuration (environment):
   WORKER_NAME           default host:port; reported in acks and /healthz
   REDIS_URL             optional; Socket.IO message queue shared by workers
   CORS_ALLOWED_ORIGINS  optional comma list; unset means no Origin checks
+  ROLE_OVERRIDES        optional "user:role,..."; stands in for a user database
+                        (see current_user), for the edge's whoami tests
 
 Run: /usr/bin/python3 examples/flask_app/app.py
 """
@@ -73,6 +75,14 @@ try:
 except ValueError:
     fail(f"FLASK_PORT={os.environ['FLASK_PORT']!r} is not a port number")
 worker = os.environ.get("WORKER_NAME") or f"{host}:{port}"
+try:
+    role_overrides = dict(
+        item.split(":", 1)
+        for item in os.environ.get("ROLE_OVERRIDES", "").split(",")
+        if item
+    )
+except ValueError:
+    fail(f"ROLE_OVERRIDES={os.environ['ROLE_OVERRIDES']!r} is not user:role,...")
 
 logging.basicConfig(
     stream=sys.stderr,
@@ -101,7 +111,11 @@ connected = {"/": set(), "/admin": set()}
 
 
 def current_user():
-    return {"id": session.get("_user_id"), "role": session.get("role")}
+    # A real app would read the role from its user database; ROLE_OVERRIDES
+    # plays that database, so a role can differ from the one in the cookie
+    # and the edge's whoami lookup can be told apart from the cookie's role.
+    user_id = session.get("_user_id")
+    return {"id": user_id, "role": role_overrides.get(user_id, session.get("role"))}
 
 
 @app.get("/")
@@ -192,7 +206,7 @@ def on_broadcast(message):
 def on_admin_connect(auth=None):
     # Defence in depth: the edge refuses non-admins first, but a worker must
     # not rely on being reached only through the edge.
-    if session.get("role") != "admin":
+    if current_user()["role"] != "admin":
         log_connection("refused", "/admin")
         raise ConnectionRefusedError(
             "the /admin namespace requires the admin role; log in as an admin",

@@ -99,11 +99,14 @@ func run() int {
 	b.procs = &procs{}
 	defer b.procs.stopAll()
 
-	if err := b.setup(); err != nil {
+	err := b.setup()
+	if b.tmp != "" {
+		defer os.RemoveAll(b.tmp)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
-	defer os.RemoveAll(b.tmp)
 
 	results, err := b.runAll(ctx)
 	if err != nil {
@@ -156,12 +159,33 @@ func (b *bench) setup() error {
 		}
 	}
 	b.hz = clockTicks()
-	b.out = filepath.Join(b.root, "bench", "out")
-	if err := os.MkdirAll(b.out, 0o755); err != nil {
+	if b.tmp, err = os.MkdirTemp("", "flaskedge-bench-"); err != nil {
 		return err
 	}
-	b.tmp, err = os.MkdirTemp("", "flaskedge-bench-")
-	return err
+	// Every Caddy of the run is this copy: bin/caddy may be rebuilt while
+	// the benchmark runs.
+	if b.caddy, err = copyFile(b.caddy, filepath.Join(b.tmp, "caddy")); err != nil {
+		return err
+	}
+	b.out = filepath.Join(b.root, "bench", "out")
+	return os.MkdirAll(b.out, 0o755)
+}
+
+func copyFile(src, dst string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", err
+	}
+	return dst, out.Close()
 }
 
 // lookSbin finds a daemon that Debian installs in /usr/sbin, which is not

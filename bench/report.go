@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -208,6 +209,23 @@ func (b *bench) versions() string {
 		add("haproxy", b.haproxy, "-v")
 	}
 	add("caddy", b.caddy, "version")
+	if info, err := buildinfo.ReadFile(b.caddy); err == nil {
+		rev, modified := "", ""
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					modified = " with uncommitted changes"
+				}
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v = append(v, "flaskedge "+rev+modified)
+	}
 	add("node", b.node, "--version")
 	if js, err := os.ReadFile(filepath.Join(b.root, "node_modules", "socket.io", "package.json")); err == nil {
 		var p struct{ Version string }

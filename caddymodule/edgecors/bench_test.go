@@ -42,7 +42,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		Credentials: true,
 		MaxAge:      600e9,
 	})
-	h.logger = zap.NewNop()
+	h.logger, h.security = zap.NewNop(), zap.NewNop()
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil

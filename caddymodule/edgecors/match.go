@@ -60,7 +60,8 @@ func (s *originSet) allow(origin string) (value []string, ok bool) {
 	if len(origin) > maxOriginLen {
 		return nil, false
 	}
-	if hasUpper(origin) {
+	upper := hasUpper(origin)
+	if upper {
 		var buf [maxOriginLen]byte
 		n := copy(buf[:], origin)
 		for i := range n {
@@ -74,7 +75,7 @@ func (s *originSet) allow(origin string) (value []string, ok bool) {
 		}
 	}
 	for _, w := range s.wildcards {
-		if w.match(origin) {
+		if w.match(origin, upper) {
 			return nil, true
 		}
 	}
@@ -113,10 +114,15 @@ func isLoopbackOrigin(origin string) bool {
 	return false
 }
 
-func (w wildcard) match(origin string) bool {
-	if len(origin) <= len(w.prefix)+len(w.tail) ||
-		!strings.EqualFold(origin[:len(w.prefix)], w.prefix) ||
-		!strings.EqualFold(origin[len(origin)-len(w.tail):], w.tail) {
+// match reports whether origin is one of w's; upper says whether origin
+// has uppercase letters, which only then need a case-folding compare.
+func (w wildcard) match(origin string, upper bool) bool {
+	if len(origin) <= len(w.prefix)+len(w.tail) {
+		return false
+	}
+	head, tail := origin[:len(w.prefix)], origin[len(origin)-len(w.tail):]
+	if upper && (!strings.EqualFold(head, w.prefix) || !strings.EqualFold(tail, w.tail)) ||
+		!upper && (head != w.prefix || tail != w.tail) {
 		return false
 	}
 	return isSubdomainLabels(origin[len(w.prefix) : len(origin)-len(w.tail)])

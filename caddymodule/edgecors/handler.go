@@ -128,7 +128,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, origin strin
 	refused, detail := "", ""
 	switch {
 	case !allowed:
-		refused = "origin not allowed by " + h.source
+		refused = "origin not allowed by "
 	case len(method) != 1 || !h.methodAllowed(method[0]):
 		refused = "method not allowed: "
 		if len(method) > 0 {
@@ -144,7 +144,10 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, origin strin
 	if refused != "" {
 		if h.security.Core().Enabled(zap.WarnLevel) {
 			reason := "preflight refused: " + refused
-			if strings.HasSuffix(refused, ": ") {
+			switch {
+			case !allowed:
+				reason += h.source
+			case strings.HasSuffix(refused, ": "):
 				reason += strconv.Quote(detail)
 			}
 			h.event(r, reason, origin)

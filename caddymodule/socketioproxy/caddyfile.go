@@ -35,6 +35,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		path            <prefix>
 //		max_payload     <size>
 //		dial_timeout    <duration>
+//		body_timeout    <duration>
 //	}
 //
 // Upstreams are the Flask-SocketIO workers, host:port; `to` may be
@@ -83,7 +84,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("health_uri %q must be a path, e.g. `health_uri /healthz`", v)
 			}
 			h.healthChecks().URI = v
-		case "health_interval", "health_timeout", "fail_duration", "dial_timeout":
+		case "health_interval", "health_timeout", "fail_duration", "dial_timeout", "body_timeout":
 			v, err := oneArg(d, sub+" 5s")
 			if err != nil {
 				return err
@@ -99,6 +100,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.healthChecks().Timeout = caddy.Duration(dur)
 			case "fail_duration":
 				h.FailDuration = caddy.Duration(dur)
+			case "body_timeout":
+				h.BodyTimeout = caddy.Duration(dur)
 			default:
 				h.DialTimeout = caddy.Duration(dur)
 			}
@@ -135,7 +138,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxPayload = int64(size)
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, health_uri, health_interval, health_timeout, fail_duration, path, max_payload and dial_timeout", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout and body_timeout", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {

@@ -3,9 +3,11 @@ package socketioproxy_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -115,4 +117,49 @@ func TestOversizedPollingBodyIs413(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
+}
+
+// A polling POST body trickled a byte at a time is cut off after
+// body_timeout and never reaches the worker.
+func TestTrickledPollingBodyIsCutOff(t *testing.T) {
+	testenv.RequireNode(t)
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		body_timeout 300ms
+	}
+}
+`, edge, worker.Addr)), edge)
+	res, err := http.Get("http://" + edge + "/socket.io/?EIO=4&transport=polling")
+	require.NoError(t, err)
+	open, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	sid := strings.Split(strings.Split(string(open), `"sid":"`)[1], `"`)[0]
+
+	conn, err := net.Dial("tcp", edge)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n4", sid, edge)
+	require.NoError(t, err)
+	start := time.Now()
+	// Keep trickling until the edge hangs up.
+	buf := make([]byte, 512)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		for range 50 {
+			if _, err := conn.Write([]byte("x")); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // the trickle itself, not a wait for readiness
+		}
+	}()
+	_, err = conn.Read(buf)
+	for err == nil {
+		_, err = conn.Read(buf)
+	}
+	elapsed := time.Since(start)
+	assert.Less(t, elapsed, 3*time.Second, "the trickle held the connection for %v", elapsed)
 }

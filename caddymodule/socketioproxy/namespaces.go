@@ -198,6 +198,7 @@ func (h *Handler) checkPacket(r *http.Request, id identity, p []byte, binary boo
 	if d == nil {
 		return p, nil
 	}
+	refused(reasonNamespace)
 	security.Log(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, r,
 		security.Fields{UserID: id.userID, Namespace: d.Namespace})
 	return d.connectFor(), nil

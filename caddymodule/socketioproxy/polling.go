@@ -25,33 +25,41 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	closing := false
 	if r.Method == http.MethodPost {
 		var err error
+		// A body must arrive within BodyTimeout, so a client trickling
+		// it a byte at a time holds nothing for long.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout)))
 		if body, err = h.readBody(r); err != nil {
 			if errors.Is(err, errTooLarge) {
-				// Read on a little, so a client that sends a slightly
-				// too large body sees the 413 rather than a reset.
-				_, _ = io.CopyN(io.Discard, r.Body, drainLimit)
+				// Read on, up to as much again, so a client that sends
+				// a too large body sees the 413 rather than a reset.
+				_, _ = io.CopyN(io.Discard, r.Body, h.MaxPayload)
 				h.refuseTooLarge(w, r)
 				return
 			}
-			h.logDebug("client went away while sending", r, err)
+			h.logger.Info("polling body not received", zap.String("remote_ip", clientIP(r)), zap.Error(err))
+			refused(reasonMalformed)
 			return
 		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		packets := 0
 		err = engineio.Packets(body, func(p []byte) error {
+			packets++
 			closing = closing || engineio.PacketType(p[0]) == engineio.Close
 			return nil
 		})
+		count(true, false, packets, int64(len(body)))
 		if err == nil && len(h.Namespaces) > 0 {
 			body, err = h.checkPayload(r, body)
 		}
 		if err != nil {
-			h.refuse(w, r, engineio.CodeBadRequest, "malformed", "polling body: "+err.Error())
+			h.refuse(w, r, engineio.CodeBadRequest, reasonMalformed, "polling body: "+err.Error())
 			return
 		}
 	}
 
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
-		h.refuse(w, r, engineio.CodeBadRequest, "malformed", err.Error())
+		h.refuse(w, r, engineio.CodeBadRequest, reasonMalformed, err.Error())
 		return
 	}
 	if body == nil {
@@ -90,8 +98,34 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	copyHeader(w.Header(), res.Header)
 	w.WriteHeader(res.StatusCode)
-	if _, err := io.Copy(w, res.Body); err != nil {
+	if res.StatusCode != http.StatusOK || r.Method != http.MethodGet {
+		_, _ = io.Copy(w, res.Body)
+		return
+	}
+	cw := &packetCounter{w: w}
+	if _, err := io.Copy(cw, res.Body); err != nil {
 		h.logDebug("poll response cut short", r, err)
+	}
+	cw.done()
+}
+
+// packetCounter counts the packets and bytes of a long-poll response as
+// it streams to the client.
+type packetCounter struct {
+	w          io.Writer
+	separators int
+	size       int64
+}
+
+func (pc *packetCounter) Write(p []byte) (int, error) {
+	pc.separators += bytes.Count(p, []byte{engineio.RecordSeparator})
+	pc.size += int64(len(p))
+	return pc.w.Write(p)
+}
+
+func (pc *packetCounter) done() {
+	if pc.size > 0 {
+		count(false, false, pc.separators+1, pc.size)
 	}
 }
 
@@ -114,6 +148,9 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, r
 		return
 	}
 	body = fixDenialReplies(body)
+	if len(body) > 0 {
+		count(false, false, bytes.Count(body, []byte{engineio.RecordSeparator})+1, int64(len(body)))
+	}
 	copyHeader(w.Header(), res.Header)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
@@ -145,7 +182,8 @@ func (h *Handler) relayHandshake(w http.ResponseWriter, r *http.Request, c *call
 		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
 		return
 	}
-	h.sessions.opened(sid, c.up, idleOf(sealed), false, time.Now())
+	h.sessions.opened(sid, c.up.upstreamState, idleOf(sealed), false, time.Now())
+	metrics.handshakes.WithLabelValues(c.up.addr, "polling").Inc()
 	copyHeader(w.Header(), res.Header)
 	w.Header().Set("Content-Length", strconv.Itoa(len(sealed)))
 	w.WriteHeader(http.StatusOK)
@@ -184,9 +222,6 @@ func idleOf(open []byte) time.Duration {
 
 var errTooLarge = errors.New("body exceeds max_payload")
 
-// drainLimit is how much of a refused body the edge reads and discards.
-const drainLimit = 256 << 10
-
 // readBody reads a polling POST body whole, up to MaxPayload, so that what
 // the worker receives is exactly what the edge checked.
 func (h *Handler) readBody(r *http.Request) ([]byte, error) {
@@ -211,6 +246,7 @@ func (h *Handler) readBody(r *http.Request) ([]byte, error) {
 // refuseTooLarge answers a body over MaxPayload as the reference server
 // does, with 413.
 func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request) {
+	refused(reasonSize)
 	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
 		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", h.MaxPayload),
 			zap.String("remote_ip", clientIP(r)), zap.String("uri", r.URL.Path))

@@ -13,10 +13,11 @@ import (
 type sessions struct {
 	mu   sync.Mutex
 	live map[string]*session // by the sid the client sees
+	stop chan struct{}       // ends the sweeper
 }
 
 type session struct {
-	up        *upstream
+	up        *upstreamState
 	lastSeen  time.Time
 	idle      time.Duration // silence after which a polling session is gone
 	websocket bool          // counted as live while its relay runs
@@ -26,11 +27,35 @@ type session struct {
 // grace, for sessions whose open packet this edge did not see.
 const defaultIdle = 50 * time.Second
 
-func newSessions() *sessions { return &sessions{live: make(map[string]*session)} }
+// sweepInterval is how often silent polling sessions are looked for.
+const sweepInterval = 5 * time.Second
+
+func newSessions() *sessions {
+	s := &sessions{live: make(map[string]*session), stop: make(chan struct{})}
+	go func() {
+		t := time.NewTicker(sweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case now := <-t.C:
+				s.sweep(now)
+			}
+		}
+	}()
+	return s
+}
+
+// Destruct stops the sweeper once no config uses the registry.
+func (s *sessions) Destruct() error {
+	close(s.stop)
+	return nil
+}
 
 // opened records a session whose handshake this edge relayed; pick
 // already counted it on its worker.
-func (s *sessions) opened(sid string, up *upstream, idle time.Duration, websocket bool, now time.Time) {
+func (s *sessions) opened(sid string, up *upstreamState, idle time.Duration, websocket bool, now time.Time) {
 	s.mu.Lock()
 	s.live[sid] = &session{up: up, lastSeen: now, idle: idle, websocket: websocket}
 	s.mu.Unlock()
@@ -38,7 +63,7 @@ func (s *sessions) opened(sid string, up *upstream, idle time.Duration, websocke
 
 // seen records activity of a session, which may have been opened through
 // another edge.
-func (s *sessions) seen(sid string, up *upstream, websocket bool, now time.Time) {
+func (s *sessions) seen(sid string, up *upstreamState, websocket bool, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {
@@ -70,4 +95,13 @@ func (s *sessions) sweep(now time.Time) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// each calls fn for every live session.
+func (s *sessions) each(fn func(up *upstreamState, websocket bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.live {
+		fn(ss.up, ss.websocket)
+	}
 }

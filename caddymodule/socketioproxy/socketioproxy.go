@@ -102,6 +102,11 @@ type Handler struct {
 	// Default: 1000000, python-engineio's max_http_buffer_size.
 	MaxPayload int64 `json:"max_payload,omitempty"`
 
+	// BodyTimeout bounds how long a polling POST body may take to
+	// arrive, so that a client trickling it holds no connection long.
+	// Default: 10s.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+
 	// DialTimeout bounds how long connecting to a worker may take.
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
@@ -113,8 +118,8 @@ type Handler struct {
 	workers  *background
 }
 
-// background is the handler's own goroutines: the session sweeper and the
-// health checker, which end with the config.
+// background is the handler's own goroutines, the health checks, which
+// end with the config.
 type background struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -141,11 +146,11 @@ const (
 	DefaultPath           = "/socket.io/"
 	DefaultMaxPayload     = 1_000_000
 	DefaultDialTimeout    = 5 * time.Second
+	DefaultBodyTimeout    = 10 * time.Second
 	DefaultFailDuration   = 10 * time.Second
 	DefaultHealthInterval = 5 * time.Second
 	DefaultHealthTimeout  = 2 * time.Second
 	minStickySecret       = 16
-	sweepInterval         = 5 * time.Second
 )
 
 // processKey is the sticky key of edges configured without a secret: made
@@ -160,6 +165,7 @@ var processKey = sync.OnceValue(func() []byte {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.security = security.Logger()
+	registerMetrics(ctx.GetMetricsRegistry())
 	if h.Path == "" {
 		h.Path = DefaultPath
 	}
@@ -171,6 +177,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.DialTimeout == 0 {
 		h.DialTimeout = caddy.Duration(DefaultDialTimeout)
+	}
+	if h.BodyTimeout == 0 {
+		h.BodyTimeout = caddy.Duration(DefaultBodyTimeout)
 	}
 	if h.FailDuration == 0 {
 		h.FailDuration = caddy.Duration(DefaultFailDuration)
@@ -211,24 +220,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.pool.upstreams = append(h.pool.upstreams, u)
 		h.pool.byTag[tag] = u
 	}
-	h.sessions = newSessions()
+	h.sessions = loadRegistry()
 
-	ctx2, stop := context.WithCancel(context.Background())
-	h.workers = &background{stop: stop}
-	h.workers.run(ctx2, func(ctx context.Context) {
-		t := time.NewTicker(sweepInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				h.sessions.sweep(now)
-			}
-		}
-	})
 	if h.HealthChecks != nil && h.HealthChecks.URI != "" {
-		h.workers.run(ctx2, h.runHealthChecks)
+		bg, stop := context.WithCancel(context.Background())
+		h.workers = &background{stop: stop}
+		h.workers.run(bg, h.runHealthChecks)
 	}
 	return nil
 }
@@ -270,6 +267,9 @@ func (h *Handler) Cleanup() error {
 			u.close()
 		}
 	}
+	if h.sessions != nil {
+		_, _ = registries.Delete(registryKey)
+	}
 	return nil
 }
 
@@ -284,7 +284,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !errors.As(err, &qe) {
 			qe = &engineio.QueryError{Code: engineio.CodeUnsupportedProtocolVersion, Reason: "no EIO parameter"}
 		}
-		h.refuse(w, r, qe.Code, "malformed", qe.Reason)
+		h.refuse(w, r, qe.Code, reasonMalformed, qe.Reason)
 		return nil
 	}
 
@@ -302,16 +302,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	} else {
 		var ok bool
 		if c.up, c.workerSID, ok = h.pool.route(q.SID); !ok {
-			h.refuse(w, r, engineio.CodeSessionIDUnknown, "sid", "sid not sealed by this edge's sticky_secret, or its worker left the config")
+			h.refuse(w, r, engineio.CodeSessionIDUnknown, reasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
 			return nil
 		}
 		if !c.up.healthy(now) {
 			h.sessions.closed(q.SID)
-			h.refuse(w, r, engineio.CodeSessionIDUnknown, "upstream", "the session's worker "+c.up.addr+" is unhealthy")
+			h.refuse(w, r, engineio.CodeSessionIDUnknown, reasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
 			return nil
 		}
 		c.uri = r.URL.Path + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
-		h.sessions.seen(q.SID, c.up, q.Transport == engineio.WebSocket, now)
+		h.sessions.seen(q.SID, c.up.upstreamState, q.Transport == engineio.WebSocket, now)
 	}
 	c.sid = q.SID
 	if q.Transport == engineio.WebSocket {
@@ -328,11 +328,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) methodAllowed(w http.ResponseWriter, r *http.Request, q engineio.Query) bool {
 	switch {
 	case q.Transport == engineio.WebSocket && (r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r)):
-		h.refuse(w, r, engineio.CodeBadRequest, "malformed", "transport=websocket without a WebSocket upgrade")
+		h.refuse(w, r, engineio.CodeBadRequest, reasonMalformed, "transport=websocket without a WebSocket upgrade")
 	case q.Transport == engineio.Polling && r.Method != http.MethodGet && r.Method != http.MethodPost:
-		h.refuse(w, r, engineio.CodeBadHandshakeMethod, "malformed", "method "+r.Method+" is not GET or POST")
+		h.refuse(w, r, engineio.CodeBadHandshakeMethod, reasonMalformed, "method "+r.Method+" is not GET or POST")
 	case q.Handshake() && r.Method != http.MethodGet:
-		h.refuse(w, r, engineio.CodeBadHandshakeMethod, "malformed", "a handshake must be a GET")
+		h.refuse(w, r, engineio.CodeBadHandshakeMethod, reasonMalformed, "a handshake must be a GET")
 	default:
 		return true
 	}
@@ -350,6 +350,10 @@ type call struct {
 // refuse answers with an Engine.IO error and logs why; reason is one of
 // the refusal kinds the metrics count (malformed, sid, size, upstream).
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.ErrorCode, reason, detail string) {
+	refused(reason)
+	if reason == reasonSID {
+		security.Log(h.security, "socketio_proxy", security.SIDTampered, detail, r, security.Fields{})
+	}
 	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
 		c.Write(
 			zap.String("reason", reason),
@@ -365,6 +369,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.E
 // noWorker answers a handshake when no worker is healthy, with a 503 the
 // client retries with its backoff.
 func (h *Handler) noWorker(w http.ResponseWriter, r *http.Request) {
+	refused(reasonUpstream)
 	if c := h.logger.Check(zapcore.WarnLevel, "refused Engine.IO handshake"); c != nil {
 		c.Write(zap.String("reason", "upstream"), zap.String("detail", "no healthy Socket.IO worker"),
 			zap.String("remote_ip", clientIP(r)))

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -14,22 +13,13 @@ import (
 	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
-// upstream is one Flask-SocketIO worker.
+// upstream is one Flask-SocketIO worker as one config sees it: its
+// connections, and its state shared with every config (see state.go).
 type upstream struct {
-	addr   string // host:port
+	*upstreamState
 	tag    sticky.Tag
 	http   *http.Transport
 	dialer *websocket.Dialer
-
-	// sessions counts the live Engine.IO sessions this edge has on the
-	// worker, including handshakes in flight.
-	sessions atomic.Int64
-	// checkedHealthy is the last active health check's verdict (true
-	// when there are no active checks).
-	checkedHealthy atomic.Bool
-	// downUntil is set by passive failure detection: until then, in
-	// Unix nanoseconds, the worker counts as unhealthy.
-	downUntil atomic.Int64
 }
 
 // writeBuffers lends WebSocket write buffers to whichever connection is
@@ -40,8 +30,8 @@ var writeBuffers = &sync.Pool{}
 func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration) *upstream {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	u := &upstream{
-		addr: addr,
-		tag:  tag,
+		upstreamState: loadUpstreamState(addr),
+		tag:           tag,
 		http: &http.Transport{
 			DialContext: d.DialContext,
 			// Every live session may hold one long-poll GET and one
@@ -64,24 +54,14 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration) *upstre
 			EnableCompression: false,
 		},
 	}
-	u.checkedHealthy.Store(true)
 	return u
 }
 
-// healthy reports whether new sessions may go to the worker and existing
-// ones may keep using it.
-func (u *upstream) healthy(now time.Time) bool {
-	return u.checkedHealthy.Load() && now.UnixNano() >= u.downUntil.Load()
-}
-
-// markDown takes the worker out of rotation for d after a failure to reach
-// it.
-func (u *upstream) markDown(now time.Time, d time.Duration) {
-	u.downUntil.Store(now.Add(d).UnixNano())
-}
-
+// close releases the config's connections and its reference to the
+// worker's state.
 func (u *upstream) close() {
 	u.http.CloseIdleConnections()
+	_, _ = upstreamStates.Delete(u.addr)
 }
 
 func (u *upstream) wsURL(requestURI string) string { return "ws://" + u.addr + requestURI }

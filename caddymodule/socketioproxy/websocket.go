@@ -68,7 +68,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 			writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
 			return
 		}
-		h.sessions.opened(sid, c.up, idleOf(open), true, time.Now())
+		h.sessions.opened(sid, c.up.upstreamState, idleOf(open), true, time.Now())
+		metrics.handshakes.WithLabelValues(c.up.addr, "websocket").Inc()
 	}
 	defer h.sessions.closed(sid)
 
@@ -90,7 +91,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		}
 	}
 
-	opt := relay.Options{MaxMessage: h.MaxPayload}
+	opt := relay.Options{MaxMessage: h.MaxPayload, Count: countWebSocket}
 	if len(h.Namespaces) > 0 {
 		opt.FromClient, opt.FromUpstream = h.namespaceFilters(r)
 	}
@@ -116,6 +117,8 @@ func (h *Handler) readOpen(upConn *websocket.Conn, c *call) ([]byte, string, err
 	}
 	return h.sealOpen(msg, c)
 }
+
+func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, size) }
 
 // namespaceFilters apply the namespace rules to a WebSocket session: every
 // client text message that python-socketio could take for a CONNECT is

@@ -30,6 +30,9 @@ type Options struct {
 	// FromClient and FromUpstream, when set, may rewrite the text
 	// messages going each way.
 	FromClient, FromUpstream *Filter
+	// Count, when set, is told of every message relayed: its direction
+	// and its size in bytes as sent on.
+	Count func(fromClient bool, size int64)
 }
 
 // Filter rewrites some of the text messages a relay passes. Peek sees the
@@ -78,8 +81,8 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	forwardControl(upstream, client)
 
 	done := make(chan error, 2)
-	go func() { done <- pipe(upstream, client, opt.FromClient, opt.MaxMessage) }()
-	go func() { done <- pipe(client, upstream, opt.FromUpstream, 0) }()
+	go func() { done <- pipe(upstream, client, opt.FromClient, opt.MaxMessage, counter(opt.Count, true)) }()
+	go func() { done <- pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false)) }()
 
 	first := <-done
 	// One side is finished. If it ended without a close frame (a dropped
@@ -108,10 +111,18 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	return first
 }
 
+func counter(count func(bool, int64), fromClient bool) func(int64) {
+	if count == nil {
+		return func(int64) {}
+	}
+	return func(n int64) { count(fromClient, n) }
+}
+
 // pipe copies messages from src to dst until src fails or closes, passing
-// text messages through f when it is set. limit bounds a message f reads
-// whole (0: src's read limit alone applies).
-func pipe(dst, src *websocket.Conn, f *Filter, limit int64) error {
+// text messages through f when it is set, and tells count each message's
+// size. limit bounds a message f reads whole (0: src's read limit alone
+// applies).
+func pipe(dst, src *websocket.Conn, f *Filter, limit int64, count func(int64)) error {
 	var peek [maxPeek]byte
 	for {
 		mt, r, err := src.NextReader()
@@ -126,9 +137,11 @@ func pipe(dst, src *websocket.Conn, f *Filter, limit int64) error {
 			}
 			head = peek[:n]
 			if f.Peek(head) {
-				if err := rewrite(dst, f, head, r, limit); err != nil {
+				n, err := rewrite(dst, f, head, r, limit)
+				if err != nil {
 					return err
 				}
+				count(n)
 				continue
 			}
 		}
@@ -144,35 +157,37 @@ func pipe(dst, src *websocket.Conn, f *Filter, limit int64) error {
 		}
 		// gorilla's message writer implements io.ReaderFrom, so this
 		// reads straight into dst's write buffer.
-		if _, err := io.Copy(w, r); err != nil {
+		n, err := io.Copy(w, r)
+		if err != nil {
 			w.Close()
 			return err
 		}
 		if err := w.Close(); err != nil {
 			return err
 		}
+		count(n + int64(len(head)))
 	}
 }
 
 // rewrite reads the rest of a message whose head f.Peek chose, passes it
 // to f.Rewrite and sends the result.
-func rewrite(dst *websocket.Conn, f *Filter, head []byte, r io.Reader, limit int64) error {
+func rewrite(dst *websocket.Conn, f *Filter, head []byte, r io.Reader, limit int64) (int64, error) {
 	buf := bytes.NewBuffer(make([]byte, 0, 256))
 	buf.Write(head)
 	if limit > 0 {
 		r = io.LimitReader(r, limit-int64(len(head))+1)
 	}
 	if _, err := buf.ReadFrom(r); err != nil {
-		return err
+		return 0, err
 	}
 	if limit > 0 && int64(buf.Len()) > limit {
-		return websocket.ErrReadLimit
+		return 0, websocket.ErrReadLimit
 	}
 	msg, err := f.Rewrite(buf.Bytes())
 	if err != nil {
-		return &PolicyError{Reason: err.Error()}
+		return 0, &PolicyError{Reason: err.Error()}
 	}
-	return dst.WriteMessage(websocket.TextMessage, msg)
+	return int64(len(msg)), dst.WriteMessage(websocket.TextMessage, msg)
 }
 
 func truncate(s string, n int) string {

@@ -1,0 +1,97 @@
+package socketioproxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves the live state of socketio_proxy on Caddy's admin
+// endpoint, as reverse_proxy serves /reverse_proxy/upstreams:
+//
+//	GET /socketio/upstreams
+//
+// answers a JSON list with, for each worker, its address, whether it takes
+// new sessions, and its live sessions on this edge by transport.
+type adminAPI struct{}
+
+// UpstreamStatus is one worker in the admin API's answer.
+type UpstreamStatus struct {
+	Address   string `json:"address"`
+	Healthy   bool   `json:"healthy"`
+	Sessions  int    `json:"sessions"`
+	Polling   int    `json:"polling"`
+	WebSocket int    `json:"websocket"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.socketio",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Routes returns the admin routes.
+func (a adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{
+		Pattern: "/socketio/upstreams",
+		Handler: caddy.AdminHandlerFunc(a.handleUpstreams),
+	}}
+}
+
+func (adminAPI) handleUpstreams(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(snapshot()); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return nil
+}
+
+// snapshot is every configured worker's state and live sessions, sorted
+// by address.
+func snapshot() []UpstreamStatus {
+	now := time.Now()
+	byAddr := map[string]*UpstreamStatus{}
+	upstreamStates.Range(func(key, value any) bool {
+		st := value.(*upstreamState)
+		byAddr[st.addr] = &UpstreamStatus{Address: st.addr, Healthy: st.healthy(now)}
+		return true
+	})
+	registries.Range(func(_, value any) bool {
+		value.(*sessions).each(func(up *upstreamState, websocket bool) {
+			st, ok := byAddr[up.addr]
+			if !ok {
+				return // a worker no config names any more
+			}
+			st.Sessions++
+			if websocket {
+				st.WebSocket++
+			} else {
+				st.Polling++
+			}
+		})
+		return true
+	})
+	out := make([]UpstreamStatus, 0, len(byAddr))
+	for _, st := range byAddr {
+		out = append(out, *st)
+	}
+	slices.SortFunc(out, func(a, b UpstreamStatus) int { return strings.Compare(a.Address, b.Address) })
+	return out
+}
+
+// Interface guard
+var _ caddy.AdminRouter = (*adminAPI)(nil)

@@ -1,0 +1,127 @@
+package socketioproxy
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics, in Caddy's registry under the caddy_socketio_ prefix. The
+// collectors are made once per process and registered anew in each
+// config's registry, as Caddy's own modules do, so their values carry
+// across reloads.
+var metrics = struct {
+	handshakes *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
+	messages   *prometheus.CounterVec
+	bytes      *prometheus.CounterVec
+	live       prometheus.Collector
+}{}
+
+// The label values of refusals' "reason".
+const (
+	reasonMalformed = "malformed"
+	reasonSID       = "sid"
+	reasonSize      = "size"
+	reasonUpstream  = "upstream"
+	reasonNamespace = "namespace"
+)
+
+func init() {
+	const ns, sub = "caddy", "socketio"
+	metrics.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "handshakes_total",
+		Help: "Engine.IO sessions opened through the edge, by worker and transport.",
+	}, []string{"upstream", "transport"})
+	metrics.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "refusals_total",
+		Help: "Engine.IO requests and Socket.IO packets the edge refused, by reason.",
+	}, []string{"reason"})
+	metrics.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "messages_total",
+		Help: "Engine.IO packets relayed (WebSocket messages, polling records), by direction and transport.",
+	}, []string{"direction", "transport"})
+	metrics.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "bytes_total",
+		Help: "Engine.IO payload bytes relayed, by direction and transport.",
+	}, []string{"direction", "transport"})
+	metrics.live = liveCollector{
+		sessions: prometheus.NewDesc(ns+"_"+sub+"_sessions",
+			"Live Engine.IO sessions on this edge, by worker and transport.", []string{"upstream", "transport"}, nil),
+		healthy: prometheus.NewDesc(ns+"_"+sub+"_upstream_healthy",
+			"Whether the worker takes new sessions (1) or not (0).", []string{"upstream"}, nil),
+	}
+	for _, r := range []string{reasonMalformed, reasonSID, reasonSize, reasonUpstream, reasonNamespace} {
+		metrics.refusals.WithLabelValues(r)
+	}
+	for d, direction := range []string{fromClient, fromUpstream} {
+		for t, transport := range []string{"polling", "websocket"} {
+			flows[d][t] = flow{
+				messages: metrics.messages.WithLabelValues(direction, transport),
+				bytes:    metrics.bytes.WithLabelValues(direction, transport),
+			}
+		}
+	}
+}
+
+// registerMetrics adds the collectors to a config's registry.
+func registerMetrics(registry *prometheus.Registry) {
+	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.refusals, metrics.messages, metrics.bytes, metrics.live} {
+		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			panic(err)
+		}
+	}
+}
+
+// Direction labels.
+const (
+	fromClient   = "client_to_upstream"
+	fromUpstream = "upstream_to_client"
+)
+
+// flow is the pair of counters of one direction and transport, resolved
+// once so that counting a relayed message costs two atomic adds.
+type flow struct{ messages, bytes prometheus.Counter }
+
+// flows by direction (0 from the client, 1 from the worker) and transport
+// (0 polling, 1 websocket).
+var flows [2][2]flow
+
+// count adds n packets of size bytes relayed one way.
+func count(clientToUpstream, websocket bool, n int, size int64) {
+	f := &flows[boolIndex(!clientToUpstream)][boolIndex(websocket)]
+	f.messages.Add(float64(n))
+	f.bytes.Add(float64(size))
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func refused(reason string) { metrics.refusals.WithLabelValues(reason).Inc() }
+
+// liveCollector reports the session registry and the workers' health as
+// they are at scrape time.
+type liveCollector struct {
+	sessions, healthy *prometheus.Desc
+}
+
+func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.sessions
+	ch <- c.healthy
+}
+
+func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range snapshot() {
+		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.Polling), st.Address, "polling")
+		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.WebSocket), st.Address, "websocket")
+		healthy := 0.0
+		if st.Healthy {
+			healthy = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, healthy, st.Address)
+	}
+}

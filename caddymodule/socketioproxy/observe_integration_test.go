@@ -1,0 +1,131 @@
+package socketioproxy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+// scrape reads the edge's Prometheus metrics and returns the value of
+// every caddy_socketio_ series, keyed by its name and labels as printed.
+func scrape(t *testing.T, admin string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get("http://" + admin + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "caddy_socketio_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		require.NoError(t, err, line)
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func sum(m map[string]float64, pattern string) float64 {
+	re := regexp.MustCompile(pattern)
+	total := 0.0
+	for k, v := range m {
+		if re.MatchString(k) {
+			total += v
+		}
+	}
+	return total
+}
+
+// The metrics and the admin API follow the traffic: handshakes, messages
+// and bytes each way, refusals by reason, and live sessions per worker.
+func TestMetricsAndAdminAPIFollowTheTraffic(t *testing.T) {
+	testenv.RequireNode(t)
+	var workers []*testenv.FlaskWorker
+	for _, name := range []string{"A", "B"} {
+		workers = append(workers, testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: name}))
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	edge := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s %s
+	}
+}
+`, addr, workers[0].Addr, workers[1].Addr)), addr)
+	base := "http://" + addr
+
+	before := scrape(t, edge.AdminAddr)
+	for _, transports := range [][]string{{"polling"}, {"websocket"}} {
+		res := testenv.RunProbe(t, testenv.ProbeOptions{URL: base, Transports: transports, Sessions: 10, Echoes: 5, TimeoutMs: 30000})
+		require.Empty(t, res.Failures)
+	}
+	res, err := http.Get(base + "/socket.io/?EIO=4&transport=polling&sid=" + strings.Repeat("A", 40))
+	require.NoError(t, err)
+	res.Body.Close()
+
+	after := scrape(t, edge.AdminAddr)
+	delta := func(pattern string) float64 { return sum(after, pattern) - sum(before, pattern) }
+	assert.Equal(t, 10.0, delta(`^caddy_socketio_handshakes_total\{.*transport="polling"`))
+	assert.Equal(t, 10.0, delta(`^caddy_socketio_handshakes_total\{.*transport="websocket"`))
+	assert.Equal(t, 1.0, delta(`^caddy_socketio_refusals_total\{reason="sid"\}`))
+	for _, dir := range []string{"client_to_upstream", "upstream_to_client"} {
+		for _, tr := range []string{"polling", "websocket"} {
+			// At least the 50 echoes and their acks crossed each way.
+			assert.GreaterOrEqual(t, delta(`^caddy_socketio_messages_total\{direction="`+dir+`",transport="`+tr+`"\}`), 50.0, dir+" "+tr)
+			assert.Greater(t, delta(`^caddy_socketio_bytes_total\{direction="`+dir+`",transport="`+tr+`"\}`), 500.0, dir+" "+tr)
+		}
+	}
+	assert.Equal(t, 2.0, sum(after, `^caddy_socketio_upstream_healthy\{`))
+
+	// Six more sessions left open over raw polling show up live, spread
+	// over both workers. (The probe's polling sessions may still count:
+	// a polling client that leaves without its close packet is only
+	// forgotten after pingInterval + pingTimeout.)
+	type upstreamStatus struct {
+		Address   string `json:"address"`
+		Healthy   bool   `json:"healthy"`
+		Sessions  int    `json:"sessions"`
+		Polling   int    `json:"polling"`
+		WebSocket int    `json:"websocket"`
+	}
+	upstreams := func() []upstreamStatus {
+		res, err := http.Get("http://" + edge.AdminAddr + "/socketio/upstreams")
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var ups []upstreamStatus
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&ups))
+		require.Len(t, ups, 2)
+		return ups
+	}
+	baseline := upstreams()
+	livePolling := sum(scrape(t, edge.AdminAddr), `^caddy_socketio_sessions\{.*transport="polling"`)
+	for range 6 {
+		res, err := http.Get(base + "/socket.io/?EIO=4&transport=polling")
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, 200, res.StatusCode)
+	}
+	ups := upstreams()
+	added := 0
+	for i, u := range ups {
+		assert.True(t, u.Healthy, u.Address)
+		assert.Equal(t, u.Sessions, u.Polling+u.WebSocket, u.Address)
+		added += u.Polling - baseline[i].Polling
+	}
+	assert.Equal(t, 6, added)
+	assert.InDelta(t, ups[0].Sessions, ups[1].Sessions, 1, "least_sessions keeps the workers level: %+v", ups)
+	assert.Equal(t, livePolling+6, sum(scrape(t, edge.AdminAddr), `^caddy_socketio_sessions\{.*transport="polling"`))
+}

@@ -1,0 +1,70 @@
+package socketioproxy
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// What the edge knows of its workers and sessions outlives a config: on
+// `caddy reload` the new config is provisioned before the old one is
+// cleaned up, and both must count the same sessions on the same workers.
+// So the state lives in package-level UsagePools, as caddy-ratelimit
+// keeps its buckets: each config takes a reference in Provision and drops
+// it in Cleanup, and the state goes away with the last config using it.
+var (
+	// upstreamStates holds an *upstreamState per worker address.
+	upstreamStates = caddy.NewUsagePool()
+	// registries holds the one *sessions registry of the process.
+	registries = caddy.NewUsagePool()
+)
+
+const registryKey = "sessions"
+
+// upstreamState is a worker's live sessions and health.
+type upstreamState struct {
+	addr string
+	// sessions counts the live Engine.IO sessions this edge has on the
+	// worker, including handshakes in flight.
+	sessions atomic.Int64
+	// checkedHealthy is the last active health check's verdict (true
+	// when there are no active checks).
+	checkedHealthy atomic.Bool
+	// downUntil is set by passive failure detection: until then, in
+	// Unix nanoseconds, the worker counts as unhealthy.
+	downUntil atomic.Int64
+}
+
+// Destruct implements caddy.Destructor.
+func (*upstreamState) Destruct() error { return nil }
+
+// loadUpstreamState takes a reference to the state of the worker at addr.
+func loadUpstreamState(addr string) *upstreamState {
+	v, _, _ := upstreamStates.LoadOrNew(addr, func() (caddy.Destructor, error) {
+		s := &upstreamState{addr: addr}
+		s.checkedHealthy.Store(true)
+		return s, nil
+	})
+	return v.(*upstreamState)
+}
+
+// healthy reports whether new sessions may go to the worker and existing
+// ones may keep using it.
+func (s *upstreamState) healthy(now time.Time) bool {
+	return s.checkedHealthy.Load() && now.UnixNano() >= s.downUntil.Load()
+}
+
+// markDown takes the worker out of rotation for d after a failure to reach
+// it.
+func (s *upstreamState) markDown(now time.Time, d time.Duration) {
+	s.downUntil.Store(now.Add(d).UnixNano())
+}
+
+// loadRegistry takes a reference to the process's session registry.
+func loadRegistry() *sessions {
+	v, _, _ := registries.LoadOrNew(registryKey, func() (caddy.Destructor, error) {
+		return newSessions(), nil
+	})
+	return v.(*sessions)
+}

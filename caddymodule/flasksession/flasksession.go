@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
 	"github.com/flaskedge/flaskedge/internal/flaskcookie"
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 func init() {
@@ -52,7 +53,18 @@ func init() {
 // With `require`, a request that does not meet it is not authenticated
 // and the `authentication` handler answers 401 (handle_errors can
 // replace that response); the would-be user is then in
-// {http.auth.candidate.*}. Nothing is written to the response here.
+// {http.auth.candidate.*}.
+//
+// With `whoami`, the roles come from the app (see Whoami). When the app
+// cannot say, the request fails closed: the provider answers 503 itself
+// and returns the error, which the `authentication` handler logs ("auth
+// provider returned error", naming the endpoint and what went wrong) and
+// puts in {http.auth.flask_session.error}. caddyauth has no way for a
+// provider to fail with a status of its own: an error becomes its 401,
+// which reaches handle_errors, but the client has already received the
+// 503. With several providers in one authentication handler, caddyauth
+// buffers each provider's response and the client gets the 401. This is
+// the only case in which the provider writes to the response.
 type FlaskSession struct {
 	// SecretKeys are the app's SECRET_KEY first, then older keys still
 	// accepted while rotating (Flask ≥ 3's SECRET_KEY_FALLBACKS). At
@@ -93,7 +105,13 @@ type FlaskSession struct {
 	// (401). Default: nothing is required.
 	Require *Require `json:"require,omitempty"`
 
+	// Whoami, if set, asks the app for the roles of every session that
+	// names a user, and the cookie's role is ignored. Default: the roles
+	// are the session's role_key.
+	Whoami *Whoami `json:"whoami,omitempty"`
+
 	verifier *flaskcookie.Verifier
+	whoami   *whoamiLookup
 	logger   *zap.Logger
 }
 
@@ -168,7 +186,25 @@ func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("flask_session: %v", err)
 	}
 	fs.verifier = v
+	if fs.Whoami != nil {
+		fs.Whoami.setDefaults()
+		if err := fs.Whoami.validate(); err != nil {
+			return err
+		}
+		fs.whoami, err = newWhoamiLookup(fs.Whoami, fs.CookieName, fs.UserKey, security.Logger())
+		if err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// Cleanup releases the whoami cache (kept while another config uses it).
+func (fs *FlaskSession) Cleanup() error {
+	if fs.whoami == nil {
+		return nil
+	}
+	return fs.whoami.release()
 }
 
 // Validate checks the configuration.
@@ -198,9 +234,10 @@ var (
 	anonymousInvalid = map[string]string{"role": "", "session": "invalid"}
 )
 
-// Authenticate implements caddyauth.Authenticator. It never returns an
-// error: a missing or refused cookie is an anonymous user, not a fault.
-func (fs *FlaskSession) Authenticate(_ http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+// Authenticate implements caddyauth.Authenticator. A missing or refused
+// cookie is an anonymous user, not a fault; the only error is a whoami
+// lookup that failed, after the 503 has been written to w.
+func (fs *FlaskSession) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
 	value, ok := cookieValue(r.Header, fs.CookieName)
 	if !ok {
 		fs.IdentityHeaders.set(r.Header, "", "", false)
@@ -226,6 +263,9 @@ func (fs *FlaskSession) Authenticate(_ http.ResponseWriter, r *http.Request) (ca
 		fs.IdentityHeaders.set(r.Header, "", "", false)
 		return caddyauth.User{Metadata: anonymousInvalid}, fs.Require == nil, nil
 	}
+	if fs.whoami != nil {
+		return fs.authenticateWithWhoami(w, r, value, claims)
+	}
 	roles := strings.Join(claims.Roles, ",")
 	fs.IdentityHeaders.set(r.Header, claims.UserID, roles, true)
 	user := caddyauth.User{
@@ -236,6 +276,36 @@ func (fs *FlaskSession) Authenticate(_ http.ResponseWriter, r *http.Request) (ca
 		},
 	}
 	return user, fs.allows(claims), nil
+}
+
+// sessionWithoutUser is a valid session that names no user: with whoami
+// it has no role, whatever the cookie says.
+var sessionWithoutUser = map[string]string{"role": "", "session": "valid"}
+
+// authenticateWithWhoami finishes Authenticate for a verified cookie
+// when the roles come from the app.
+func (fs *FlaskSession) authenticateWithWhoami(w http.ResponseWriter, r *http.Request, value string, claims flaskcookie.Claims) (caddyauth.User, bool, error) {
+	if claims.UserID == "" {
+		fs.IdentityHeaders.set(r.Header, "", "", true)
+		return caddyauth.User{Metadata: sessionWithoutUser}, fs.allows(flaskcookie.Claims{}), nil
+	}
+	a, err := fs.whoami.lookup(r, value, claims.UserID)
+	if err != nil {
+		fs.IdentityHeaders.set(r.Header, "", "", false)
+		if w != nil {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "503 Service Unavailable: the edge cannot check this session with the app right now; try again shortly",
+				http.StatusServiceUnavailable)
+		}
+		return caddyauth.User{}, false, err
+	}
+	if a.refused {
+		fs.IdentityHeaders.set(r.Header, "", "", false)
+		return caddyauth.User{Metadata: anonymousInvalid}, fs.Require == nil, nil
+	}
+	claims.Roles = a.roles
+	fs.IdentityHeaders.set(r.Header, claims.UserID, a.metadata["role"], true)
+	return caddyauth.User{ID: claims.UserID, Metadata: a.metadata}, fs.allows(claims), nil
 }
 
 func (fs *FlaskSession) allows(c flaskcookie.Claims) bool {
@@ -299,6 +369,7 @@ func validCookieName(s string) bool {
 // Interface guards
 var (
 	_ caddy.Provisioner       = (*FlaskSession)(nil)
+	_ caddy.CleanerUpper      = (*FlaskSession)(nil)
 	_ caddy.Validator         = (*FlaskSession)(nil)
 	_ caddyauth.Authenticator = (*FlaskSession)(nil)
 )

@@ -1,6 +1,8 @@
 package flasksession
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -39,6 +41,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    role_key <key>
 //	    identity_headers <user_header> <role_header> | off
 //	    require authenticated | role <role...>
+//	    whoami <url...>
+//	    whoami_timeout <duration>
+//	    whoami_ttl <duration>
+//	    whoami_negative_ttl <duration>
+//	    whoami_cache_size <entries>
 //	}
 //
 // secret_key is required and given once: the app's SECRET_KEY, then any
@@ -47,6 +54,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // the config loads. max_age takes Caddy durations (12h, 31d). `require
 // role` accepts any one of the listed roles. Without require, requests
 // without a valid session continue as the anonymous user.
+//
+// whoami takes the roles from the app instead of the cookie: the URLs of
+// its whoami endpoint, tried in order (see Whoami). The other whoami_*
+// subdirectives need it.
 func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -129,14 +140,69 @@ func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				return d.Errf("require takes 'authenticated' or 'role <role...>'")
 			}
+		case "whoami":
+			if fs.Whoami != nil && len(fs.Whoami.URLs) > 0 {
+				return d.Errf("whoami given twice; list every URL on one line: whoami <url> <url>...")
+			}
+			urls := d.RemainingArgs()
+			if len(urls) == 0 {
+				return d.Errf("whoami needs the URL of the app's whoami endpoint, e.g. whoami http://127.0.0.1:5001/api/whoami")
+			}
+			for _, u := range urls {
+				if err := checkWhoamiURL(u); err != nil {
+					return d.Err(err.Error())
+				}
+			}
+			fs.whoamiBlock().URLs = urls
+		case "whoami_timeout", "whoami_ttl", "whoami_negative_ttl":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("%s takes exactly one duration, e.g. %s 5s", sub, sub)
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("%s %q is not a duration (%v); write e.g. 5s", sub, v, err)
+			}
+			if dur <= 0 {
+				return d.Errf("%s %q is not positive", sub, v)
+			}
+			switch wc := fs.whoamiBlock(); sub {
+			case "whoami_timeout":
+				wc.Timeout = caddy.Duration(dur)
+			case "whoami_ttl":
+				wc.TTL = caddy.Duration(dur)
+			case "whoami_negative_ttl":
+				wc.NegativeTTL = caddy.Duration(dur)
+			}
+		case "whoami_cache_size":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("whoami_cache_size takes exactly one number of entries, e.g. whoami_cache_size 10000")
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("whoami_cache_size %q is not a positive number of entries; write e.g. 10000", v)
+			}
+			fs.whoamiBlock().CacheSize = n
 		default:
-			return d.Errf("unknown flask_session subdirective %q; expected secret_key, cookie_name, max_age, user_key, role_key, identity_headers or require", sub)
+			return d.Errf("unknown flask_session subdirective %q; expected secret_key, cookie_name, max_age, user_key, role_key, identity_headers, require, "+
+				"whoami, whoami_timeout, whoami_ttl, whoami_negative_ttl or whoami_cache_size", sub)
 		}
 	}
 	if len(fs.SecretKeys) == 0 {
 		return d.Errf("flask_session needs secret_key <key>, e.g. secret_key {env.FLASK_SECRET_KEY}")
 	}
+	if fs.Whoami != nil && len(fs.Whoami.URLs) == 0 {
+		return d.Errf("whoami_timeout, whoami_ttl, whoami_negative_ttl and whoami_cache_size need whoami <url>")
+	}
 	return nil
+}
+
+func (fs *FlaskSession) whoamiBlock() *Whoami {
+	if fs.Whoami == nil {
+		fs.Whoami = new(Whoami)
+	}
+	return fs.Whoami
 }
 
 // Interface guards

@@ -61,6 +61,17 @@ func TestCaddyfileErrorsSayWhereAndWhatToWrite(t *testing.T) {
 		{"require role without a role", "flask_session {\n secret_key k\n require role\n}", "require role needs at least one role"},
 		{"require typo", "flask_session {\n secret_key k\n require admin\n}", "require takes 'authenticated'"},
 		{"require twice", "flask_session {\n secret_key k\n require authenticated\n require role a\n}", "require given twice"},
+		{"whoami without a URL", "flask_session {\n secret_key k\n whoami\n}", "whoami needs the URL of the app's whoami endpoint"},
+		{"whoami relative URL", "flask_session {\n secret_key k\n whoami /api/whoami\n}", `whoami URL "/api/whoami" is not an absolute http(s) URL`},
+		{"whoami other scheme", "flask_session {\n secret_key k\n whoami ws://127.0.0.1:5001/w\n}", "not an absolute http(s) URL"},
+		{"whoami fragment", "flask_session {\n secret_key k\n whoami http://127.0.0.1:5001/w#me\n}", "has a fragment"},
+		{"whoami twice", "flask_session {\n secret_key k\n whoami http://a/w\n whoami http://b/w\n}", "list every URL on one line"},
+		{"whoami_ttl without whoami", "flask_session {\n secret_key k\n whoami_ttl 1m\n}", "need whoami <url>"},
+		{"whoami_ttl not a duration", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_ttl soon\n}", `whoami_ttl "soon" is not a duration`},
+		{"whoami_negative_ttl zero", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_negative_ttl 0s\n}", `whoami_negative_ttl "0s" is not positive`},
+		{"whoami_timeout two values", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_timeout 1s 2s\n}", "whoami_timeout takes exactly one duration"},
+		{"whoami_cache_size zero", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_cache_size 0\n}", `whoami_cache_size "0" is not a positive number`},
+		{"whoami_cache_size words", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_cache_size lots\n}", `whoami_cache_size "lots" is not a positive number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -566,3 +566,19 @@ func TestWhoamiCacheSurvivesAReload(t *testing.T) {
 		t.Fatal("the cache outlived every config that used it")
 	}
 }
+
+func TestWhoamiJSONSettingsAreChecked(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	for want, wc := range map[string]Whoami{
+		"whoami has no URL":          {},
+		"whoami ttl -1s is negative": {URLs: []string{"http://a/w"}, TTL: caddy.Duration(-time.Second)},
+		"cache_size -1 is negative":  {URLs: []string{"http://a/w"}, CacheSize: -1},
+	} {
+		fs := FlaskSession{SecretKeys: []string{testSecret}, Whoami: &wc}
+		if err := fs.Provision(ctx); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", wc, err, want)
+		}
+		_ = fs.Cleanup()
+	}
+}

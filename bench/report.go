@@ -209,23 +209,7 @@ func (b *bench) versions() string {
 		add("haproxy", b.haproxy, "-v")
 	}
 	add("caddy", b.caddy, "version")
-	if info, err := buildinfo.ReadFile(b.caddy); err == nil {
-		rev, modified := "", ""
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					modified = " with uncommitted changes"
-				}
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v = append(v, "flaskedge "+rev+modified)
-	}
+	v = append(v, "flaskedge "+b.revision())
 	add("node", b.node, "--version")
 	if js, err := os.ReadFile(filepath.Join(b.root, "node_modules", "socket.io", "package.json")); err == nil {
 		var p struct{ Version string }
@@ -235,4 +219,37 @@ func (b *bench) versions() string {
 	}
 	sort.Strings(v)
 	return strings.Join(v, "; ")
+}
+
+// revision names the flaskedge code measured: the VCS stamp of the Caddy
+// binary, or, when it was built without one (-buildvcs=false), the
+// checkout it was built from.
+func (b *bench) revision() string {
+	rev, modified := "", false
+	if info, err := buildinfo.ReadFile(b.caddy); err == nil {
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if rev == "" {
+		out, err := exec.Command("git", "-C", b.root, "rev-parse", "HEAD").Output()
+		if err != nil {
+			return "(unknown revision)"
+		}
+		rev = strings.TrimSpace(string(out))
+		status, _ := exec.Command("git", "-C", b.root, "status", "--porcelain", "--untracked-files=no").Output()
+		modified = len(strings.TrimSpace(string(status))) > 0
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified {
+		rev += " with uncommitted changes"
+	}
+	return rev
 }

@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -28,6 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		lb_policy       least_sessions|round_robin
 //		sticky_secret   <secret>
 //		namespace       <namespace>|* public|authenticated|role <roles...>
+//		rate_limit      connect|messages <events>/<window> [burst <n>]
 //		health_uri      <path>
 //		health_interval <duration>
 //		health_timeout  <duration>
@@ -121,6 +123,31 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Namespaces = make(map[string]*NamespaceRule)
 			}
 			h.Namespaces[ns] = rule
+		case "rate_limit":
+			args := d.RemainingArgs()
+			if len(args) != 2 && !(len(args) == 4 && args[2] == "burst") {
+				return d.Errf("rate_limit takes connect|messages <events>/<window> [burst <n>], e.g. `rate_limit connect 30/m`")
+			}
+			r, err := parseRate(args[1])
+			if err != nil {
+				return d.Errf("rate_limit %s: %v", args[0], err)
+			}
+			if len(args) == 4 {
+				if r.Burst, err = strconv.Atoi(args[3]); err != nil || r.Burst <= 0 {
+					return d.Errf("rate_limit %s: burst %q is not a positive number", args[0], args[3])
+				}
+			}
+			if h.RateLimits == nil {
+				h.RateLimits = new(RateLimits)
+			}
+			switch args[0] {
+			case "connect":
+				h.RateLimits.Connect = r
+			case "messages":
+				h.RateLimits.Messages = r
+			default:
+				return d.Errf("rate_limit %q: limit connect (new sessions per client IP) or messages (per session)", args[0])
+			}
 		case "path":
 			v, err := oneArg(d, "path /socket.io/")
 			if err != nil {
@@ -138,7 +165,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxPayload = int64(size)
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout and body_timeout", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout and body_timeout", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {

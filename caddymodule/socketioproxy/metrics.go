@@ -25,6 +25,7 @@ const (
 	reasonSize      = "size"
 	reasonUpstream  = "upstream"
 	reasonNamespace = "namespace"
+	reasonRate      = "rate"
 )
 
 func init() {
@@ -51,7 +52,7 @@ func init() {
 		healthy: prometheus.NewDesc(ns+"_"+sub+"_upstream_healthy",
 			"Whether the worker takes new sessions (1) or not (0).", []string{"upstream"}, nil),
 	}
-	for _, r := range []string{reasonMalformed, reasonSID, reasonSize, reasonUpstream, reasonNamespace} {
+	for _, r := range []string{reasonMalformed, reasonSID, reasonSize, reasonUpstream, reasonNamespace, reasonRate} {
 		metrics.refusals.WithLabelValues(r)
 	}
 	for d, direction := range []string{fromClient, fromUpstream} {

@@ -41,13 +41,22 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			return
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-		packets := 0
+		packets, messages := 0, 0
 		err = engineio.Packets(body, func(p []byte) error {
 			packets++
+			if engineio.PacketType(p[0]) == engineio.Message {
+				messages++
+			}
 			closing = closing || engineio.PacketType(p[0]) == engineio.Close
 			return nil
 		})
 		count(true, false, packets, int64(len(body)))
+		if err == nil && messages > 0 && h.buckets != nil && h.RateLimits.Messages != nil {
+			if ok, _ := h.buckets.take("m:"+c.sid, h.RateLimits.Messages, messages); !ok {
+				h.closeForRate(w, r, c)
+				return
+			}
+		}
 		if err == nil && len(h.Namespaces) > 0 {
 			body, err = h.checkPayload(r, body)
 		}
@@ -127,6 +136,21 @@ func (pc *packetCounter) done() {
 	if pc.size > 0 {
 		count(false, false, pc.separators+1, pc.size)
 	}
+}
+
+// closeForRate ends a polling session over its message rate: its worker
+// gets a close packet instead of the messages, and the client 429.
+func (h *Handler) closeForRate(w http.ResponseWriter, r *http.Request, c *call) {
+	out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader([]byte{byte(engineio.Close)}))
+	if err == nil {
+		out.Header = upstreamHeader(r, false)
+		out.Host = r.Host
+		if res, err := c.up.http.RoundTrip(out); err == nil {
+			res.Body.Close()
+		}
+	}
+	h.sessions.closed(c.sid)
+	h.tooMany(w, r, time.Duration(h.RateLimits.Messages.Window), "session over its message rate "+h.RateLimits.Messages.String()+"; closed")
 }
 
 // maxRewrittenPoll bounds the long-poll response the edge reads whole to

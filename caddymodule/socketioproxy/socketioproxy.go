@@ -97,6 +97,10 @@ type Handler struct {
 	// that flask_session sets.
 	Namespaces map[string]*NamespaceRule `json:"namespaces,omitempty"`
 
+	// RateLimits bound how fast a client may open sessions and send
+	// messages. Default: no limits.
+	RateLimits *RateLimits `json:"rate_limits,omitempty"`
+
 	// MaxPayload is the largest polling request body and the largest
 	// WebSocket message, in bytes, the edge relays from a client.
 	// Default: 1000000, python-engineio's max_http_buffer_size.
@@ -113,6 +117,7 @@ type Handler struct {
 
 	pool     *pool
 	sessions *sessions
+	buckets  *buckets // nil without rate limits
 	logger   *zap.Logger
 	security *zap.Logger
 	workers  *background
@@ -221,6 +226,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.pool.byTag[tag] = u
 	}
 	h.sessions = loadRegistry()
+	if rl := h.RateLimits; rl != nil {
+		if rl.MaxTracked == 0 {
+			rl.MaxTracked = defaultMaxTracked
+		}
+		for what, r := range map[string]*Rate{"connect": rl.Connect, "messages": rl.Messages} {
+			if r != nil {
+				if err := r.validate(what); err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		if h.buckets, err = loadBuckets(rl); err != nil {
+			return err
+		}
+	}
 
 	if h.HealthChecks != nil && h.HealthChecks.URI != "" {
 		bg, stop := context.WithCancel(context.Background())
@@ -270,6 +291,9 @@ func (h *Handler) Cleanup() error {
 	if h.sessions != nil {
 		_, _ = registries.Delete(registryKey)
 	}
+	if h.buckets != nil {
+		_, _ = bucketPools.Delete(h.RateLimits.bucketsKey())
+	}
 	return nil
 }
 
@@ -294,6 +318,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	now := time.Now()
 	var c call
 	if q.Handshake() {
+		if h.buckets != nil && h.RateLimits.Connect != nil {
+			if ok, wait := h.buckets.take("c:"+clientIP(r), h.RateLimits.Connect, 1); !ok {
+				h.tooMany(w, r, wait, "new sessions from this address over "+h.RateLimits.Connect.String())
+				return nil
+			}
+		}
 		if c.up = h.pool.pick(now); c.up == nil {
 			h.noWorker(w, r)
 			return nil
@@ -364,6 +394,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.E
 		)
 	}
 	engineio.WriteError(w, code)
+}
+
+// tooMany answers a client over a rate limit with 429 and Retry-After.
+func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, detail string) {
+	refused(reasonRate)
+	security.Log(h.security, "socketio_proxy", security.RateLimited, detail, r, security.Fields{UserID: identityOf(r).userID})
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	writeJSON(w, http.StatusTooManyRequests, `{"code":3,"message":"Too many requests; retry after `+retryAfterSeconds(wait)+` s"}`)
 }
 
 // noWorker answers a handshake when no worker is healthy, with a 503 the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
 	"github.com/flaskedge/flaskedge/internal/relay"
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 // upgrader accepts the client's side of a proxied WebSocket. The Origin
@@ -92,6 +93,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	}
 
 	opt := relay.Options{MaxMessage: h.MaxPayload, Count: countWebSocket}
+	if h.buckets != nil && h.RateLimits.Messages != nil {
+		opt.AdmitClient = h.messageLimit(r)
+	}
 	if len(h.Namespaces) > 0 {
 		opt.FromClient, opt.FromUpstream = h.namespaceFilters(r)
 	}
@@ -119,6 +123,23 @@ func (h *Handler) readOpen(upConn *websocket.Conn, c *call) ([]byte, string, err
 }
 
 func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, size) }
+
+var errMessageRate = errors.New("message rate limit exceeded")
+
+// messageLimit is a WebSocket session's own message bucket.
+func (h *Handler) messageLimit(r *http.Request) func() error {
+	lim := h.RateLimits.Messages.newLimiter()
+	return func() error {
+		if lim.AllowN(clock(), 1) {
+			return nil
+		}
+		refused(reasonRate)
+		security.Log(h.security, "socketio_proxy", security.RateLimited,
+			"WebSocket session over its message rate "+h.RateLimits.Messages.String()+"; closed", r,
+			security.Fields{UserID: identityOf(r).userID})
+		return errMessageRate
+	}
+}
 
 // namespaceFilters apply the namespace rules to a WebSocket session: every
 // client text message that python-socketio could take for a CONNECT is

@@ -33,6 +33,9 @@ type Options struct {
 	// Count, when set, is told of every message relayed: its direction
 	// and its size in bytes as sent on.
 	Count func(fromClient bool, size int64)
+	// AdmitClient, when set, is asked before each client message is
+	// relayed; an error ends the relay as a Filter's refusal does.
+	AdmitClient func() error
 }
 
 // Filter rewrites some of the text messages a relay passes. Peek sees the
@@ -81,8 +84,10 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	forwardControl(upstream, client)
 
 	done := make(chan error, 2)
-	go func() { done <- pipe(upstream, client, opt.FromClient, opt.MaxMessage, counter(opt.Count, true)) }()
-	go func() { done <- pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false)) }()
+	go func() {
+		done <- pipe(upstream, client, opt.FromClient, opt.MaxMessage, counter(opt.Count, true), opt.AdmitClient)
+	}()
+	go func() { done <- pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false), nil) }()
 
 	first := <-done
 	// One side is finished. If it ended without a close frame (a dropped
@@ -119,15 +124,20 @@ func counter(count func(bool, int64), fromClient bool) func(int64) {
 }
 
 // pipe copies messages from src to dst until src fails or closes, passing
-// text messages through f when it is set, and tells count each message's
-// size. limit bounds a message f reads whole (0: src's read limit alone
-// applies).
-func pipe(dst, src *websocket.Conn, f *Filter, limit int64, count func(int64)) error {
+// text messages through f when it is set, asking admit (when set) before
+// each, and telling count each message's size. limit bounds a message f
+// reads whole (0: src's read limit alone applies).
+func pipe(dst, src *websocket.Conn, f *Filter, limit int64, count func(int64), admit func() error) error {
 	var peek [maxPeek]byte
 	for {
 		mt, r, err := src.NextReader()
 		if err != nil {
 			return err
+		}
+		if admit != nil {
+			if err := admit(); err != nil {
+				return &PolicyError{Reason: err.Error()}
+			}
 		}
 		var head []byte
 		if f != nil && mt == websocket.TextMessage {

@@ -178,3 +178,27 @@ func TestFilterRefusalClosesWith1008(t *testing.T) {
 	require.True(t, errors.As(err, &ce), "the worker got %q", msg)
 	assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
 }
+
+// A client message AdmitClient refuses never reaches the worker.
+func TestAdmitClientRefusalClosesWith1008(t *testing.T) {
+	n := 0
+	p := newPair(t, Options{AdmitClient: func() error {
+		if n++; n > 2 {
+			return errors.New("message rate limit exceeded")
+		}
+		return nil
+	}})
+	for i := range 3 {
+		require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte{'4', byte('0' + i)}))
+	}
+	for i := range 2 {
+		_, msg, err := p.worker.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, []byte{'4', byte('0' + i)}, msg)
+	}
+	_, msg, err := p.worker.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "the worker got %q", msg)
+	assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+	assert.Equal(t, "message rate limit exceeded", ce.Text)
+}

@@ -1,0 +1,130 @@
+package socketioproxy_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+func startLimitedStack(t *testing.T) string {
+	t.Helper()
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		rate_limit connect 3/m
+		rate_limit messages 5/m
+	}
+}
+`, edge, worker.Addr)), edge)
+	return edge
+}
+
+// The fourth session from one address within the minute gets 429 with a
+// Retry-After, before any worker sees it.
+func TestHandshakesOverTheConnectRateGet429WithRetryAfter(t *testing.T) {
+	edge := startLimitedStack(t)
+	for i := range 3 {
+		res, err := http.Get("http://" + edge + "/socket.io/?EIO=4&transport=polling")
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, 200, res.StatusCode, "handshake %d", i)
+	}
+	res, err := http.Get("http://" + edge + "/socket.io/?EIO=4&transport=polling")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode)
+	assert.Equal(t, "20", res.Header.Get("Retry-After"))
+	assert.Contains(t, string(body), "Too many requests")
+}
+
+// A WebSocket session that sends more messages than its rate is closed
+// with 1008 and the reason; the messages over the limit never reach the
+// worker.
+func TestWebSocketOverTheMessageRateIsClosedWith1008(t *testing.T) {
+	edge := startLimitedStack(t)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+edge+"/socket.io/?EIO=4&transport=websocket", nil)
+	require.NoError(t, err)
+	defer c.Close()
+	_, open, err := c.ReadMessage()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(open), "0{"), string(open))
+
+	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte("40")))
+	_, connected, err := c.ReadMessage()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(connected), "40{"), string(connected))
+
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	acks := 0
+	for i := range 10 {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`42%d["echo",%d]`, i, i))); err != nil {
+			break
+		}
+	}
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			require.True(t, errors.As(err, &ce), "got %v", err)
+			assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+			assert.Equal(t, "message rate limit exceeded", ce.Text)
+			break
+		}
+		if strings.HasPrefix(string(msg), "43") {
+			acks++
+		}
+	}
+	// "40" was the first message of the five allowed.
+	assert.LessOrEqual(t, acks, 4)
+}
+
+// A polling session that sends more messages than its rate gets 429 and
+// its worker closes it, so its next poll is refused.
+func TestPollingOverTheMessageRateIsClosed(t *testing.T) {
+	edge := startLimitedStack(t)
+	base := "http://" + edge + "/socket.io/?EIO=4&transport=polling"
+	res, err := http.Get(base)
+	require.NoError(t, err)
+	open, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	sid := strings.Split(strings.Split(string(open), `"sid":"`)[1], `"`)[0]
+
+	post := func(body string) *http.Response {
+		res, err := http.Post(base+"&sid="+sid, "text/plain", strings.NewReader(body))
+		require.NoError(t, err)
+		res.Body.Close()
+		return res
+	}
+	assert.Equal(t, 200, post("40").StatusCode)
+	res = post(`42["echo",1]` + "\x1e" + `42["echo",2]` + "\x1e" + `42["echo",3]` + "\x1e" + `42["echo",4]` + "\x1e" + `42["echo",5]`)
+	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode)
+	assert.NotEmpty(t, res.Header.Get("Retry-After"))
+
+	// python-engineio answers the first poll after a close with 500,
+	// then "Invalid session"; either way the session is gone.
+	status := 0
+	for range 3 {
+		res, err = http.Get(base + "&sid=" + sid)
+		require.NoError(t, err)
+		res.Body.Close()
+		if status = res.StatusCode; status == 400 {
+			break
+		}
+		require.NotEqual(t, 200, status, "the session still answers polls")
+	}
+	assert.Equal(t, 400, status, "the session is gone")
+}

@@ -33,7 +33,8 @@ type ProbeOptions struct {
 	Room         string            `json:"room,omitempty"`
 	TimeoutMs    int               `json:"timeoutMs,omitempty"`
 	Reconnection bool              `json:"reconnection,omitempty"`
-	CA           string            `json:"ca,omitempty"` // PEM file
+	CA           string            `json:"ca,omitempty"`        // PEM file
+	KeepAlive    bool              `json:"keepAlive,omitempty"` // polling reuses connections, as in a browser
 
 	ReconnectionDelay    int `json:"reconnectionDelay,omitempty"`    // ms
 	ReconnectionDelayMax int `json:"reconnectionDelayMax,omitempty"` // ms
@@ -104,6 +105,7 @@ type ProbeTimeline struct {
 // ProbeConnect is one connection of a session.
 type ProbeConnect struct {
 	At         EpochMs `json:"at"`
+	SID        string  `json:"sid"`        // the Engine.IO sid the client was given
 	Transport  string  `json:"transport"`  // at connect: polling or websocket
 	UpgradedAt EpochMs `json:"upgradedAt"` // 0 without an upgrade to websocket
 	Worker     string  `json:"worker"`     // that answered the first ack; "" if none came

@@ -29,6 +29,9 @@
 //   reconnectionDelay, reconnectionDelayMax
 //                 socket.io-client's backoff, in ms; defaults 1000 and 5000
 //   ca            PEM file of a CA to trust for https/wss (verification stays on)
+//   keepAlive     polling requests reuse connections, as a browser's do; default false:
+//                 engine.io-client in Node opens a connection per request, which
+//                 costs the client and the server CPU that a long run may lack
 //   durationMs    long run: once every session is ready, each keeps sending
 //                 acknowledged echoes for this long and records a timeline; default 0
 //   intervalMs    long run: time between the starts of a session's echoes; default 200
@@ -56,8 +59,8 @@
 //    "connectErrors": [{"message": ..., "data": ...}],
 //    "broadcasts": {"sent": n, "expected": n, "received": n},   (only with room)
 //    "timelines": [{"session": i, "transports": [...] or null,     (only with durationMs)
-//                   "connects": [{"at": t, "transport": "polling|websocket",
-//                                 "upgradedAt": t, "worker": "...", "echoes": n}],
+//                   "connects": [{"at": t, "sid": "...", "transport": "polling|websocket",
+//                                 "upgradedAt": t, "worker": "...", "acks": n}],
 //                   "disconnects": [{"at": t, "reason": "transport close"}],
 //                   "connectErrors": [{"at": t, "error": "..."}],
 //                   "echoFailures": [{"at": t, "seq": n, "error": "..."}],
@@ -66,15 +69,17 @@
 //
 // Timeline times are absolute Unix epoch milliseconds (fractional) from a
 // monotonic clock, performance.timeOrigin + performance.now(), so that a
-// test can compare them with the moment it acted. A connect's worker is
-// the one that answered the first ack on that connection, echoes counts
-// the acks on it; upgradedAt is 0 without an upgrade. A disconnect's
-// reason is socket.io-client's ("transport close", "transport error",
-// "ping timeout", ...); connectErrors are failed reconnection attempts as
-// well as failed first connects, with the cause as in failures. An ack
-// from a worker other than the connection's first is an echo failure:
-// the session moved without reconnecting. "workers" are the workers
-// that answered the session's acks, in the order they first did.
+// test can compare them with the moment it acted. A connect's sid is the
+// Engine.IO sid the client was given, to find the session in the edge's
+// log; its worker is the one that answered the first ack on that
+// connection, acks counts the acks on it; upgradedAt is 0 without an
+// upgrade. A disconnect's reason is socket.io-client's ("transport
+// close", "transport error", "ping timeout", ...); connectErrors are
+// failed reconnection attempts as well as failed first connects, with
+// the cause as in failures. An ack from a worker other than the
+// connection's first is an echo failure: the session moved without
+// reconnecting. "workers" are the workers that answered the session's
+// acks, in the order they first did.
 //
 // A connect failure's error is err.message plus, for a transport error,
 // its cause in parentheses: "xhr poll error (400)", "websocket error
@@ -89,6 +94,8 @@
 // the stages before ready; what happened later is in the timelines.
 
 import { readFileSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { isDeepStrictEqual } from "node:util";
 import { io } from "socket.io-client";
@@ -120,6 +127,7 @@ function readConfig() {
     reconnectionDelay: 1000,
     reconnectionDelayMax: 5000,
     ca: "",
+    keepAlive: false,
     durationMs: 0,
     intervalMs: 200,
     ...raw,
@@ -262,7 +270,7 @@ async function main() {
     };
     s.socket.on("connect", () => {
       const engine = s.socket.io.engine;
-      const conn = { at: epoch(), transport: engine.transport.name, upgradedAt: 0, worker: "", acks: 0 };
+      const conn = { at: epoch(), sid: engine.id, transport: engine.transport.name, upgradedAt: 0, worker: "", acks: 0 };
       s.timeline.connects.push(conn);
       s.conn = conn;
       engine.once("upgrade", () => (conn.upgradedAt = epoch()));
@@ -391,6 +399,9 @@ async function main() {
     });
   }
 
+  const agents = cfg.keepAlive
+    ? { "http:": new http.Agent({ keepAlive: true }), "https:": new https.Agent({ keepAlive: true, ca: cfg.caPEM || undefined }) }
+    : null;
   for (let i = 0; i < cfg.sessions; i++) {
     const url = cfg.urls[i % cfg.urls.length];
     const transports = cfg.transportMix ? cfg.transportMix[i % cfg.transportMix.length] : cfg.transports;
@@ -406,6 +417,7 @@ async function main() {
       autoConnect: false,
       timeout: cfg.timeoutMs,
       ca: cfg.caPEM || undefined,
+      agent: agents ? agents[new URL(url).protocol] : false,
     });
     const s = { index: i, socket, transports, workers: new Set(), received: new Set(), failed: false, conn: null, closing: false };
     track(s);

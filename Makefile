@@ -17,6 +17,11 @@ $(CADDY): $(GOFILES)
 deps:
 	@scripts/deps.sh
 
+# Packages whose tests are pure Go and quick: run again under the race
+# detector.
+RACE_PKGS := ./internal/engineio ./internal/socketio ./internal/sticky ./internal/relay \
+	./internal/flaskcookie ./internal/security ./caddymodule/edgecors ./caddymodule/flasksession
+
 # Every test: unit, golden Caddyfile adapt, fuzz seeds, and the
 # integration tests that run real Flask-SocketIO workers, Redis, Caddy and
 # the Node socket.io-client. With CI=true a missing component fails the
@@ -24,6 +29,7 @@ deps:
 test: deps $(CADDY)
 	$(GO) vet ./...
 	EDGE_CADDY=$(CURDIR)/$(CADDY) $(GO) test -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -race $(RACE_PKGS)
 
 # Runs each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

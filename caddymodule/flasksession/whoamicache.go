@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/flaskedge/flaskedge/internal/flaskcookie"
 	"github.com/flaskedge/flaskedge/internal/security"
 )
 
@@ -117,7 +118,7 @@ func (l *whoamiLookup) release() error {
 // one subrequest shared by every request of the session that misses
 // meanwhile. An error means the answer is unknown: fail closed.
 func (l *whoamiLookup) lookup(r *http.Request, value, userID string) (*whoamiAnswer, error) {
-	key := sha256.Sum256([]byte(value))
+	key := cookieKey(value)
 	if a, ok := l.cache.Get(key); ok && now().Before(a.expires) {
 		return a, nil
 	}
@@ -145,4 +146,13 @@ func (l *whoamiLookup) lookup(r *http.Request, value, userID string) (*whoamiAns
 		return nil, err
 	}
 	return v.(*whoamiAnswer), nil
+}
+
+// cookieKey is the cache key of a session cookie value: its SHA-256, so
+// the cache never holds a cookie. The copy goes through a buffer on the
+// stack (the verifier has already capped the length), so a hit does not
+// allocate.
+func cookieKey(value string) [sha256.Size]byte {
+	var buf [flaskcookie.DefaultMaxCookieLen]byte
+	return sha256.Sum256(append(buf[:0], value...))
 }

@@ -185,10 +185,10 @@ func (e errMalformedPacket) Error() string { return "malformed Socket.IO packet:
 // checkPacket applies the namespace rules to one Engine.IO packet from
 // the client. It returns the packet to forward: p itself, or the denial
 // CONNECT.
-func (h *Handler) checkPacket(r *http.Request, id identity, p []byte, binary bool) ([]byte, error) {
+func (h *Handler) checkPacket(client security.Client, id identity, p []byte, binary bool) ([]byte, error) {
 	pkt, err := socketio.Read(p, binary)
 	if err != nil {
-		security.Log(h.security, "socketio_proxy", security.MalformedRequest, err.Error(), r, security.Fields{UserID: id.userID})
+		security.LogClient(h.security, "socketio_proxy", security.MalformedRequest, err.Error(), client, security.Fields{UserID: id.userID})
 		return nil, errMalformedPacket{err}
 	}
 	if pkt.Kind != socketio.Message || pkt.Type != socketio.Connect {
@@ -199,7 +199,7 @@ func (h *Handler) checkPacket(r *http.Request, id identity, p []byte, binary boo
 		return p, nil
 	}
 	refused(reasonNamespace)
-	security.Log(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, r,
+	security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, client,
 		security.Fields{UserID: id.userID, Namespace: d.Namespace})
 	return d.connectFor(), nil
 }
@@ -207,13 +207,13 @@ func (h *Handler) checkPacket(r *http.Request, id identity, p []byte, binary boo
 // checkPayload applies the namespace rules to every packet of a polling
 // body, returning the body to forward.
 func (h *Handler) checkPayload(r *http.Request, body []byte) ([]byte, error) {
-	id := identityOf(r)
+	id, client := identityOf(r), security.ClientOf(r)
 	var out []byte // built only once a packet changes
 	offset := 0
 	err := engineio.Packets(body, func(p []byte) error {
 		start := offset
 		offset += len(p) + 1
-		q, err := h.checkPacket(r, id, p, false)
+		q, err := h.checkPacket(client, id, p, false)
 		if err != nil {
 			return err
 		}

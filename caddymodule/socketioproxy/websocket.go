@@ -21,9 +21,9 @@ import (
 // check belongs to edge_cors, which runs before this handler; the worker
 // still sees the Origin header and may check it too.
 var upgrader = websocket.Upgrader{
-	// Zero read buffer size: reuse the buffer the HTTP server already
-	// allocated for the connection.
-	ReadBufferSize:    0,
+	// A buffer of its own, smaller than net/http's 4 KiB, which is then
+	// not kept for the connection's life. Larger frames take more reads.
+	ReadBufferSize:    1024,
 	WriteBufferPool:   writeBuffers,
 	EnableCompression: false,
 	CheckOrigin:       func(*http.Request) bool { return true },
@@ -72,7 +72,6 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		h.sessions.opened(sid, c.up.upstreamState, idleOf(open), true, time.Now())
 		metrics.handshakes.WithLabelValues(c.up.addr, "websocket").Inc()
 	}
-	defer h.sessions.closed(sid)
 
 	var respHeader http.Header
 	if cookies := res.Header.Values("Set-Cookie"); len(cookies) > 0 {
@@ -81,6 +80,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	clientConn, err := upgrader.Upgrade(hijacker{w}, r, respHeader)
 	if err != nil {
 		upConn.Close()
+		h.sessions.closed(sid)
 		h.logDebug("client WebSocket upgrade failed", r, err)
 		return
 	}
@@ -88,23 +88,33 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		if err := clientConn.WriteMessage(websocket.TextMessage, open); err != nil {
 			clientConn.Close()
 			upConn.Close()
+			h.sessions.closed(sid)
 			return
 		}
 	}
 
+	// The relay outlives this request: ServeHTTP returns now, so that the
+	// request, Caddy's per-request state, net/http's buffers and the
+	// handler's stack are not held for the connection's life. Nothing
+	// below may touch r or its context, which net/http cancels.
+	client := security.ClientOf(r)
 	opt := relay.Options{MaxMessage: h.MaxPayload, Count: countWebSocket}
 	if h.buckets != nil && h.RateLimits.Messages != nil {
-		opt.AdmitClient = h.messageLimit(r)
+		opt.AdmitClient = h.messageLimit(client, identityOf(r))
 	}
 	if len(h.Namespaces) > 0 {
-		opt.FromClient, opt.FromUpstream = h.namespaceFilters(r)
+		opt.FromClient, opt.FromUpstream = h.namespaceFilters(client, identityOf(r))
 	}
-	start := time.Now()
-	err = relay.Relay(clientConn, upConn, opt)
-	if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
-		ce.Write(zap.String("upstream", c.up.addr), zap.String("remote_ip", clientIP(r)),
-			zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
-	}
+	addr := c.up.addr
+	go func() {
+		start := time.Now()
+		err := relay.Relay(clientConn, upConn, opt)
+		h.sessions.closed(sid)
+		if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
+			ce.Write(zap.String("upstream", addr), zap.String("remote_ip", client.IP),
+				zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
+		}
+	}()
 }
 
 // readOpen reads the worker's first message on a new WebSocket session,
@@ -127,16 +137,16 @@ func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, si
 var errMessageRate = errors.New("message rate limit exceeded")
 
 // messageLimit is a WebSocket session's own message bucket.
-func (h *Handler) messageLimit(r *http.Request) func() error {
+func (h *Handler) messageLimit(client security.Client, id identity) func() error {
 	lim := h.RateLimits.Messages.newLimiter()
 	return func() error {
 		if lim.AllowN(clock(), 1) {
 			return nil
 		}
 		refused(reasonRate)
-		security.Log(h.security, "socketio_proxy", security.RateLimited,
-			"WebSocket session over its message rate "+h.RateLimits.Messages.String()+"; closed", r,
-			security.Fields{UserID: identityOf(r).userID})
+		security.LogClient(h.security, "socketio_proxy", security.RateLimited,
+			"WebSocket session over its message rate "+h.RateLimits.Messages.String()+"; closed", client,
+			security.Fields{UserID: id.userID})
 		return errMessageRate
 	}
 }
@@ -145,12 +155,11 @@ func (h *Handler) messageLimit(r *http.Request) func() error {
 // client text message that python-socketio could take for a CONNECT is
 // checked against the identity of the upgrade request, and the worker's
 // answers to denial CONNECTs become the client's CONNECT_ERRORs.
-func (h *Handler) namespaceFilters(r *http.Request) (fromClient, fromUpstream *relay.Filter) {
-	id := identityOf(r)
+func (h *Handler) namespaceFilters(client security.Client, id identity) (fromClient, fromUpstream *relay.Filter) {
 	fromClient = &relay.Filter{
 		PeekLen: 2,
 		Peek:    mayBeConnect,
-		Rewrite: func(msg []byte) ([]byte, error) { return h.checkPacket(r, id, msg, false) },
+		Rewrite: func(msg []byte) ([]byte, error) { return h.checkPacket(client, id, msg, false) },
 	}
 	fromUpstream = &relay.Filter{
 		PeekLen: 2 + len(denialPrefix),

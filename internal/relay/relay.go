@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -83,37 +84,59 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	forwardControl(client, upstream)
 	forwardControl(upstream, client)
 
-	done := make(chan error, 2)
+	// The messages from the worker are relayed on a goroutine of their
+	// own and those from the client on the caller's, so a connection
+	// costs two goroutines. Whichever direction ends first tells the
+	// other side why, and gives it CloseGrace to answer before both
+	// connections are closed, which also ends the other direction.
+	var (
+		once  sync.Once
+		first error
+		timer *time.Timer
+	)
+	closeBoth := func() {
+		client.Close()
+		upstream.Close()
+	}
+	finish := func(err error) {
+		once.Do(func() {
+			first = err
+			sendClose(client, upstream, err)
+			timer = time.AfterFunc(opt.CloseGrace, closeBoth)
+		})
+	}
+	fromUpstream := make(chan struct{})
 	go func() {
-		done <- pipe(upstream, client, opt.FromClient, opt.MaxMessage, counter(opt.Count, true), opt.AdmitClient)
+		finish(pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false), nil))
+		close(fromUpstream)
 	}()
-	go func() { done <- pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false), nil) }()
-
-	first := <-done
-	// One side is finished. If it ended without a close frame (a dropped
-	// TCP connection, which gorilla reports as 1006, or an oversized
-	// message), tell the other side.
-	var ce *websocket.CloseError
-	if !errors.As(first, &ce) || ce.Code == websocket.CloseAbnormalClosure {
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "")
-		var pe *PolicyError
-		switch {
-		case errors.Is(first, websocket.ErrReadLimit):
-			msg = websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "")
-		case errors.As(first, &pe):
-			msg = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(pe.Reason, 120))
-		}
-		deadline := time.Now().Add(controlWait)
-		_ = client.WriteControl(websocket.CloseMessage, msg, deadline)
-		_ = upstream.WriteControl(websocket.CloseMessage, msg, deadline)
-	}
-	select {
-	case <-done:
-	case <-time.After(opt.CloseGrace):
-	}
-	client.Close()
-	upstream.Close()
+	finish(pipe(upstream, client, opt.FromClient, opt.MaxMessage, counter(opt.Count, true), opt.AdmitClient))
+	<-fromUpstream
+	timer.Stop()
+	closeBoth()
 	return first
+}
+
+// sendClose tells both sides why the relay ends when it did not end with
+// a close frame (a dropped TCP connection, which gorilla reports as 1006,
+// an oversized message, or a refused one); a close frame from one side
+// has already been passed to the other by forwardControl.
+func sendClose(client, upstream *websocket.Conn, err error) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
+		return
+	}
+	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "")
+	var pe *PolicyError
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		msg = websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "")
+	case errors.As(err, &pe):
+		msg = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(pe.Reason, 120))
+	}
+	deadline := time.Now().Add(controlWait)
+	_ = client.WriteControl(websocket.CloseMessage, msg, deadline)
+	_ = upstream.WriteControl(websocket.CloseMessage, msg, deadline)
 }
 
 func counter(count func(bool, int64), fromClient bool) func(int64) {

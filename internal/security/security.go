@@ -58,8 +58,27 @@ type Fields struct {
 	Namespace string
 }
 
+// Client is who a request came from, as events name it. A WebSocket
+// relay keeps it for the connection's life, after its request is gone.
+type Client struct {
+	IP     string
+	Origin string
+}
+
+// ClientOf is the client of request r.
+func ClientOf(r *http.Request) Client {
+	return Client{IP: ClientIP(r), Origin: r.Header.Get("Origin")}
+}
+
 // Log writes one event for request r.
 func Log(l *zap.Logger, module string, ev Event, reason string, r *http.Request, f Fields) {
+	if l.Core().Enabled(zapcore.WarnLevel) {
+		LogClient(l, module, ev, reason, ClientOf(r), f)
+	}
+}
+
+// LogClient writes one event for client c.
+func LogClient(l *zap.Logger, module string, ev Event, reason string, c Client, f Fields) {
 	ce := l.Check(zapcore.WarnLevel, "security event")
 	if ce == nil {
 		return
@@ -68,12 +87,12 @@ func Log(l *zap.Logger, module string, ev Event, reason string, r *http.Request,
 	fields = append(fields,
 		zap.String("event", string(ev)),
 		zap.String("reason", reason),
-		zap.String("remote_ip", ClientIP(r)),
+		zap.String("remote_ip", c.IP),
 		zap.String("module", module),
 	)
-	if origin := f.Origin; origin != "" || r.Header.Get("Origin") != "" {
+	if origin := f.Origin; origin != "" || c.Origin != "" {
 		if origin == "" {
-			origin = r.Header.Get("Origin")
+			origin = c.Origin
 		}
 		fields = append(fields, zap.String("origin", origin))
 	}

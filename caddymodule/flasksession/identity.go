@@ -55,9 +55,8 @@ func (ih *IdentityHeaders) set(h http.Header, user, roles string, valid bool) {
 	if ih.Off {
 		return
 	}
-	userKey, roleKey := wsgiName(ih.User), wsgiName(ih.Role)
 	for name := range h {
-		if k := wsgiName(name); k == userKey || k == roleKey {
+		if sameWSGIName(name, ih.User) || sameWSGIName(name, ih.Role) {
 			delete(h, name)
 		}
 	}
@@ -70,6 +69,31 @@ func (ih *IdentityHeaders) set(h http.Header, user, roles string, valid bool) {
 // wsgiName is the CGI/WSGI form of a header name: upper case, '-' as '_'.
 func wsgiName(name string) string {
 	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// sameWSGIName reports whether two header names have the same WSGI form,
+// without building it: it runs on every header of every request.
+func sameWSGIName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := foldWSGI(a[i]), foldWSGI(b[i])
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func foldWSGI(c byte) byte {
+	switch {
+	case c == '-':
+		return '_'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 func validHeaderName(s string) bool {

@@ -74,3 +74,20 @@ func TestIdentityHeadersCanBeRenamedOrTurnedOff(t *testing.T) {
 		t.Errorf("headers set although off: %v", r.Header)
 	}
 }
+
+func TestSameWSGINameFoldsCaseAndDashes(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"X-Auth-User-Id", "X-Auth-User-Id", true},
+		{"x_auth_user_id", "X-Auth-User-Id", true},
+		{"X_AUTH_USER_ID", "x-auth-user-id", true},
+		{"X-Auth-User-Idx", "X-Auth-User-Id", false},
+		{"X-Auth-Role", "X-Auth-User-Id", false},
+	} {
+		if got := sameWSGIName(tc.a, tc.b); got != tc.same || (wsgiName(tc.a) == wsgiName(tc.b)) != tc.same {
+			t.Errorf("%q vs %q: got %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+}

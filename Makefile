@@ -25,10 +25,12 @@ RACE_PKGS := ./internal/engineio ./internal/socketio ./internal/sticky ./interna
 # Every test: unit, golden Caddyfile adapt, fuzz seeds, and the
 # integration tests that run real Flask-SocketIO workers, Redis, Caddy and
 # the Node socket.io-client. With CI=true a missing component fails the
-# run instead of skipping.
+# run instead of skipping. Packages run one at a time (-p 1): the
+# integration tests measure failover and reload on a 2-core machine and
+# must not share it with each other.
 test: deps $(CADDY)
 	$(GO) vet ./...
-	EDGE_CADDY=$(CURDIR)/$(CADDY) $(GO) test -count=1 -timeout 45m ./...
+	EDGE_CADDY=$(CURDIR)/$(CADDY) $(GO) test -p 1 -count=1 -timeout 60m ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 # Runs each fuzz target for FUZZTIME (default 30s).

@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -66,7 +67,16 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 	}
 
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
+	ctx := r.Context()
+	if r.Method == http.MethodGet && c.sid != "" {
+		// A waiting poll ends with an Engine.IO close packet when the
+		// process exits, so its client reconnects at once.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(h.sessions.draining, cancel)()
+	}
+	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
 		h.refuse(w, r, engineio.CodeBadRequest, reasonMalformed, err.Error())
 		return
@@ -78,6 +88,12 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	out.Host = r.Host
 	res, err := c.up.http.RoundTrip(out)
 	if err != nil {
+		if h.sessions.draining.Err() != nil && r.Context().Err() == nil {
+			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte{byte(engineio.Close)})
+			return
+		}
 		if r.Context().Err() != nil {
 			if c.sid == "" {
 				c.up.sessions.Add(-1)

@@ -94,7 +94,12 @@ func (h *Handler) runHealthChecks(ctx context.Context) {
 			if res != nil {
 				res.Body.Close()
 			}
-			if was := u.checkedHealthy.Swap(ok); was != ok && ctx.Err() == nil {
+			if ctx.Err() != nil {
+				// The config ended during the check: its verdict is
+				// not the worker's.
+				return
+			}
+			if was := u.checkedHealthy.Swap(ok); was != ok {
 				fields := []zap.Field{zap.String("upstream", u.addr), zap.Bool("healthy", ok)}
 				if err != nil {
 					fields = append(fields, zap.Error(err))

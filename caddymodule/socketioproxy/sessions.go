@@ -1,6 +1,9 @@
 package socketioproxy
 
 import (
+	"context"
+
+	"github.com/caddyserver/caddy/v2"
 	"sync"
 	"time"
 )
@@ -14,6 +17,13 @@ type sessions struct {
 	mu   sync.Mutex
 	live map[string]*session // by the sid the client sees
 	stop chan struct{}       // ends the sweeper
+
+	// draining is cancelled when the process begins to exit: relayed
+	// WebSockets then get a 1001 close and waiting polls an Engine.IO
+	// close packet, so clients reconnect elsewhere instead of seeing
+	// their connections reset.
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 type session struct {
@@ -30,25 +40,43 @@ const defaultIdle = 50 * time.Second
 // sweepInterval is how often silent polling sessions are looked for.
 const sweepInterval = 5 * time.Second
 
+// exitCheckInterval is how often the registry looks whether the process
+// is exiting. Caddy offers no notice before its servers start waiting
+// for their active requests (OnExit runs after), and a long-poll is an
+// active request, so the registry watches caddy.Exiting instead.
+const exitCheckInterval = 50 * time.Millisecond
+
 func newSessions() *sessions {
 	s := &sessions{live: make(map[string]*session), stop: make(chan struct{})}
+	s.draining, s.drain = context.WithCancel(context.Background())
 	go func() {
-		t := time.NewTicker(sweepInterval)
-		defer t.Stop()
+		sweep := time.NewTicker(sweepInterval)
+		defer sweep.Stop()
+		exit := time.NewTicker(exitCheckInterval)
+		defer exit.Stop()
 		for {
 			select {
 			case <-s.stop:
 				return
-			case now := <-t.C:
+			case now := <-sweep.C:
 				s.sweep(now)
+			case <-exit.C:
+				if caddy.Exiting() {
+					s.drain()
+					exit.Stop()
+				}
 			}
 		}
 	}()
 	return s
 }
 
-// Destruct stops the sweeper once no config uses the registry.
+// Destruct stops the sweeper once no config uses the registry. When the
+// process exits, it also drains what is left.
 func (s *sessions) Destruct() error {
+	if caddy.Exiting() {
+		s.drain()
+	}
 	close(s.stop)
 	return nil
 }

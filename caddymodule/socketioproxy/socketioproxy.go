@@ -243,7 +243,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	if h.HealthChecks != nil && h.HealthChecks.URI != "" {
+	if h.HealthChecks == nil || h.HealthChecks.URI == "" {
+		// Without active checks this config does not judge health; a
+		// verdict an earlier config's checks left must not linger.
+		for _, u := range h.pool.upstreams {
+			u.checkedHealthy.Store(true)
+		}
+	} else {
 		bg, stop := context.WithCancel(context.Background())
 		h.workers = &background{stop: stop}
 		h.workers.run(bg, h.runHealthChecks)

@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -107,6 +108,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	}
 	addr := c.up.addr
 	go func() {
+		stop := context.AfterFunc(h.sessions.draining, func() {
+			relay.Close(clientConn, upConn, websocket.CloseGoingAway, "edge shutting down")
+		})
+		defer stop()
 		start := time.Now()
 		err := relay.Relay(clientConn, upConn, opt)
 		h.sessions.closed(sid)

@@ -258,3 +258,14 @@ func ignoreTimeout(err error) error {
 	}
 	return err
 }
+
+// Close asks both sides of a relay to close with code and reason, from
+// outside the relay (WriteControl may run beside the relay's writes). The
+// relay then ends as on any close: each side answers, or CloseGrace runs
+// out.
+func Close(client, upstream *websocket.Conn, code int, reason string) {
+	msg := websocket.FormatCloseMessage(code, reason)
+	deadline := time.Now().Add(controlWait)
+	_ = client.WriteControl(websocket.CloseMessage, msg, deadline)
+	_ = upstream.WriteControl(websocket.CloseMessage, msg, deadline)
+}

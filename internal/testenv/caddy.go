@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -136,3 +138,41 @@ func (e *Edge) Output() string { return e.proc.out.String() }
 
 // Kill stops Caddy at once.
 func (e *Edge) Kill() { e.proc.kill() }
+
+// Reload replaces the edge's config with caddyfile (a template like
+// StartEdge's), as `caddy reload` does, through the admin endpoint.
+func (e *Edge) Reload(t testing.TB, caddyfile EdgeConfig) {
+	t.Helper()
+	text := strings.ReplaceAll(string(caddyfile), "{{admin}}",
+		"{\n\tadmin "+e.AdminAddr+"\n\tpersist_config off\n}\n")
+	req, err := http.NewRequest(http.MethodPost, "http://"+e.AdminAddr+"/load", strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("testenv: reloading the edge: %v", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(res.Body)
+		t.Fatalf("testenv: reloading the edge: %s %s", res.Status, body)
+	}
+}
+
+// Stop asks Caddy to exit as an operator would (SIGTERM) and waits until
+// it has; it returns how long that took.
+func (e *Edge) Stop(t testing.TB) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := e.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("testenv: stopping caddy: %v", err)
+	}
+	select {
+	case <-e.proc.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("testenv: caddy did not exit within 60s of SIGTERM\n%s", e.Output())
+	}
+	return time.Since(start)
+}

@@ -1,0 +1,77 @@
+package socketioproxy_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+// `caddy reload` with a changed config, twice, under live sessions on
+// every transport drops none of them: WebSockets keep relaying, polling
+// sessions keep their sealed sids and their workers, and every echo is
+// acknowledged by the worker that answered first.
+func TestReloadKeepsEveryLiveSession(t *testing.T) {
+	testenv.RequireNode(t)
+	var workers []*testenv.FlaskWorker
+	for _, name := range []string{"A", "B"} {
+		workers = append(workers, testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: name}))
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	config := func(extra string) testenv.EdgeConfig {
+		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s %s
+		sticky_secret reload-test-sticky-secret
+		%s
+	}
+}
+`, addr, workers[0].Addr, workers[1].Addr, extra))
+	}
+	edge := testenv.StartEdge(t, config(""), addr)
+
+	const sessions = 1000
+	probe := testenv.StartProbe(t, testenv.ProbeOptions{
+		URL:          "http://" + addr,
+		TransportMix: [][]string{{"polling"}, {"websocket"}, nil},
+		Sessions:     sessions,
+		UpgradeWait:  true,
+		DurationMs:   8000,
+		IntervalMs:   2000,
+		TimeoutMs:    60000,
+	})
+	reloads := []string{"lb_policy round_robin\n\t\thealth_uri /healthz", "max_payload 2MB"}
+	for _, extra := range reloads {
+		start := time.Now()
+		edge.Reload(t, config(extra))
+		t.Logf("reload at %v took %v", start, time.Since(start))
+	}
+	res := probe.Wait()
+
+	require.Len(t, res.Timelines, sessions)
+	disconnects, echoFailures, acks := 0, 0, 0
+	for _, tl := range res.Timelines {
+		disconnects += len(tl.Disconnects)
+		echoFailures += len(tl.EchoFailures)
+		for _, c := range tl.Connects {
+			acks += c.Acks
+		}
+		assert.Len(t, tl.Connects, 1, "session %d reconnected", tl.Session)
+		if len(tl.Disconnects) > 0 {
+			t.Logf("session %d (%v, first on %s, connected %v) disconnected at %v: %s; echo failures %v",
+				tl.Session, tl.Transports, tl.FirstWorker(), tl.Connects[0], tl.Disconnects[0].At.Time(), tl.Disconnects[0].Reason, tl.EchoFailures)
+		}
+	}
+	t.Logf("%d sessions (polling, websocket, polling+upgrade) through %d reloads: %d disconnects, %d failed echoes, %d acknowledged echoes",
+		sessions, len(reloads), disconnects, echoFailures, acks)
+	assert.Zero(t, disconnects)
+	assert.Zero(t, echoFailures)
+	assert.Empty(t, res.Failures)
+	assert.Equal(t, sessions, res.Completed)
+}

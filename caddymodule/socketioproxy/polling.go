@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -87,6 +88,11 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	out.Header = upstreamHeader(r, false)
 	out.Host = r.Host
 	res, err := c.up.http.RoundTrip(out)
+	for err != nil && h.nextForHandshake(r, c, err) {
+		out = out.Clone(r.Context())
+		out.URL, _ = url.Parse(c.up.httpURL(c.uri))
+		res, err = c.up.http.RoundTrip(out)
+	}
 	if err != nil {
 		if h.sessions.draining.Err() != nil && r.Context().Err() == nil {
 			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -174,5 +175,32 @@ func TestForgedAndTamperedSIDsAreRefused(t *testing.T) {
 		status, body := poll(sid)
 		assert.Equal(t, 400, status, name)
 		assert.JSONEq(t, `{"code":1,"message":"Session ID unknown"}`, body, name)
+	}
+}
+
+// A handshake whose worker turns out to be gone is moved to a live one
+// (no session exists yet, so nothing is lost) and the dead worker leaves
+// rotation: no client sees an error for it, on either transport.
+func TestHandshakesAvoidADeadWorker(t *testing.T) {
+	urls, workers := startPool(t, 1)
+	workers[0].Kill()
+	base := strings.TrimPrefix(urls[0], "http://")
+	for i := range 10 {
+		c, res, err := websocket.DefaultDialer.Dial("ws://"+base+"/socket.io/?EIO=4&transport=websocket", nil)
+		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
+			body, _ := io.ReadAll(res.Body)
+			t.Fatalf("websocket handshake %d: %s %s", i, res.Status, body)
+		}
+		require.NoError(t, err, "websocket handshake %d", i)
+		_, open, err := c.ReadMessage()
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(string(open), "0{"), string(open))
+		c.Close()
+
+		res, err = http.Get(urls[0] + "/socket.io/?EIO=4&transport=polling")
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		assert.Equal(t, 200, res.StatusCode, "polling handshake %d: %s", i, body)
 	}
 }

@@ -439,6 +439,29 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call
 	engineio.WriteError(w, engineio.CodeSessionIDUnknown)
 }
 
+// nextForHandshake takes the worker a handshake could not reach out of
+// rotation and moves the handshake to another healthy worker: no session
+// exists yet, so nothing is lost. It is false for a request of a session,
+// a client that went away, or when no other worker is healthy; the caller
+// then answers as before.
+func (h *Handler) nextForHandshake(r *http.Request, c *call, err error) bool {
+	if c.sid != "" || r.Context().Err() != nil {
+		return false
+	}
+	now := time.Now()
+	c.up.markDown(now, time.Duration(h.FailDuration))
+	next := h.pool.pick(now)
+	if next == nil {
+		return false
+	}
+	h.logger.Warn("Socket.IO worker unreachable; out of rotation, handshake sent to another",
+		zap.String("upstream", c.up.addr), zap.String("to", next.addr), zap.Duration("for", time.Duration(h.FailDuration)),
+		zap.String("remote_ip", clientIP(r)), zap.Error(err))
+	c.up.sessions.Add(-1)
+	c.up = next
+	return true
+}
+
 func writeJSON(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

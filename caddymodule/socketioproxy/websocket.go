@@ -45,7 +45,13 @@ const maxRefusalBody = 4096
 // WebSocket-only handshake, the worker's open packet is read and sealed
 // before the client's connection is upgraded.
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call) {
-	upConn, res, err := c.up.dialer.DialContext(r.Context(), c.up.wsURL(c.uri), upstreamHeader(r, true))
+	dial := func() (*websocket.Conn, *http.Response, error) {
+		return c.up.dialer.DialContext(r.Context(), c.up.wsURL(c.uri), upstreamHeader(r, true))
+	}
+	upConn, res, err := dial()
+	for err != nil && res == nil && h.nextForHandshake(r, c, err) {
+		upConn, res, err = dial()
+	}
 	if err != nil {
 		switch {
 		case res != nil:

@@ -113,6 +113,7 @@ type FlaskSession struct {
 	verifier *flaskcookie.Verifier
 	whoami   *whoamiLookup
 	logger   *zap.Logger
+	security *zap.Logger
 }
 
 // Require says what a request needs to be authenticated.
@@ -143,6 +144,7 @@ const (
 // signing keys once.
 func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 	fs.logger = ctx.Logger()
+	fs.security = security.Logger()
 	if fs.CookieName == "" {
 		fs.CookieName = defaultCookieName
 	}
@@ -260,6 +262,11 @@ func (fs *FlaskSession) Authenticate(w http.ResponseWriter, r *http.Request) (ca
 				zap.String("remote_addr", r.RemoteAddr),
 			)
 		}
+		event := security.CookieInvalid
+		if flaskcookie.Reason(err) == "expired" {
+			event = security.CookieExpired
+		}
+		security.Log(fs.security, "flask_session", event, flaskcookie.Reason(err), r, security.Fields{})
 		fs.IdentityHeaders.set(r.Header, "", "", false)
 		return caddyauth.User{Metadata: anonymousInvalid}, fs.Require == nil, nil
 	}
@@ -275,7 +282,20 @@ func (fs *FlaskSession) Authenticate(w http.ResponseWriter, r *http.Request) (ca
 			"session": "valid",
 		},
 	}
-	return user, fs.allows(claims), nil
+	return user, fs.admitted(r, claims), nil
+}
+
+// admitted is allows, with a security event when a verified user lacks
+// what require asks for.
+func (fs *FlaskSession) admitted(r *http.Request, c flaskcookie.Claims) bool {
+	if fs.allows(c) {
+		return true
+	}
+	if c.UserID != "" {
+		security.Log(fs.security, "flask_session", security.RoleDenied, "require "+fs.Require.String()+" not met", r,
+			security.Fields{UserID: c.UserID})
+	}
+	return false
 }
 
 // sessionWithoutUser is a valid session that names no user: with whoami
@@ -305,7 +325,7 @@ func (fs *FlaskSession) authenticateWithWhoami(w http.ResponseWriter, r *http.Re
 	}
 	claims.Roles = a.roles
 	fs.IdentityHeaders.set(r.Header, claims.UserID, a.metadata["role"], true)
-	return caddyauth.User{ID: claims.UserID, Metadata: a.metadata}, fs.allows(claims), nil
+	return caddyauth.User{ID: claims.UserID, Metadata: a.metadata}, fs.admitted(r, claims), nil
 }
 
 func (fs *FlaskSession) allows(c flaskcookie.Claims) bool {
@@ -373,3 +393,11 @@ var (
 	_ caddy.Validator         = (*FlaskSession)(nil)
 	_ caddyauth.Authenticator = (*FlaskSession)(nil)
 )
+
+// String is the requirement as the Caddyfile writes it.
+func (rq *Require) String() string {
+	if len(rq.Roles) > 0 {
+		return "role " + strings.Join(rq.Roles, " ")
+	}
+	return "authenticated"
+}

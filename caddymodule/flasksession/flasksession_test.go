@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -268,5 +270,36 @@ func BenchmarkAuthenticate(b *testing.B) {
 		})
 		now = old
 		cancel()
+	}
+}
+
+// A refused cookie and an unmet require are security events, named so a
+// filter can tell them apart, and never carry the cookie.
+func TestRefusalsAreSecurityEvents(t *testing.T) {
+	vs := loadVectors(t)
+	plain := vs["plain"]
+	core, logs := observer.New(zapcore.InfoLevel)
+	fs := provisioned(t, FlaskSession{SecretKeys: plain.Keys, Require: &Require{Roles: []string{"superuser"}}}, plain.Now)
+	fs.security = zap.New(core)
+
+	_, ok, _ := fs.Authenticate(httptest.NewRecorder(), requestWithCookie(plain.Cookie))
+	if ok {
+		t.Fatal("require role superuser admitted the plain user")
+	}
+	_, _, _ = fs.Authenticate(httptest.NewRecorder(), requestWithCookie(plain.Cookie+"x"))
+
+	var events []string
+	for _, e := range logs.All() {
+		m := e.ContextMap()
+		events = append(events, m["event"].(string)+":"+m["reason"].(string))
+		for k, v := range m {
+			if s, _ := v.(string); strings.Contains(s, plain.Cookie) {
+				t.Errorf("field %s carries the cookie", k)
+			}
+		}
+	}
+	want := []string{"role_denied:require role superuser not met", "cookie_invalid:malformed"}
+	if strings.Join(events, "|") != strings.Join(want, "|") {
+		t.Errorf("events %q, want %q", events, want)
 	}
 }

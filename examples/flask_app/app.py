@@ -160,6 +160,21 @@ def whoami():
     return jsonify(user), (200 if user["id"] else 401)
 
 
+@app.get("/api/edge-identity")
+def edge_identity():
+    # What the edge's flask_session told this worker: behind the edge, an
+    # app can read the verified user from these headers instead of
+    # re-checking the cookie. "environ" lists every WSGI key that a header
+    # spelling could have landed in, to show that no client copy got
+    # through.
+    return jsonify(
+        user_id=request.headers.get("X-Auth-User-Id"),
+        role=request.headers.get("X-Auth-Role"),
+        environ={k: v for k, v in request.environ.items() if k.startswith("HTTP_X_AUTH")},
+        worker=worker,
+    )
+
+
 def log_connection(event, namespace):
     user = session.get("_user_id") or "-"
     log.info("%s namespace=%s sid=%s user=%s", event, namespace, request.sid, user)

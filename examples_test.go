@@ -140,4 +140,3 @@ func login(t *testing.T, client *http.Client, base, user, role string) string {
 	t.Fatalf("no session cookie in %q", res.Header.Values("Set-Cookie"))
 	return ""
 }
-

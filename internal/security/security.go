@@ -16,6 +16,9 @@
 // A fail2ban filter can match on
 //
 //	"logger":"flaskedge.security".*"remote_ip":"<HOST>"
+//
+// Whatever the log level, the last RecentSize events are also kept in
+// memory (see Recent), where socketio_proxy's dashboard reads them.
 package security
 
 import (
@@ -72,13 +75,17 @@ func ClientOf(r *http.Request) Client {
 
 // Log writes one event for request r.
 func Log(l *zap.Logger, module string, ev Event, reason string, r *http.Request, f Fields) {
-	if l.Core().Enabled(zapcore.WarnLevel) {
-		LogClient(l, module, ev, reason, ClientOf(r), f)
-	}
+	LogClient(l, module, ev, reason, ClientOf(r), f)
 }
 
 // LogClient writes one event for client c.
 func LogClient(l *zap.Logger, module string, ev Event, reason string, c Client, f Fields) {
+	origin := f.Origin
+	if origin == "" {
+		origin = c.Origin
+	}
+	remember(Record{Time: now(), Event: ev, Reason: reason, RemoteIP: c.IP, Origin: origin,
+		UserID: f.UserID, Namespace: f.Namespace, Module: module})
 	ce := l.Check(zapcore.WarnLevel, "security event")
 	if ce == nil {
 		return
@@ -90,10 +97,7 @@ func LogClient(l *zap.Logger, module string, ev Event, reason string, c Client, 
 		zap.String("remote_ip", c.IP),
 		zap.String("module", module),
 	)
-	if origin := f.Origin; origin != "" || c.Origin != "" {
-		if origin == "" {
-			origin = c.Origin
-		}
+	if origin != "" {
 		fields = append(fields, zap.String("origin", origin))
 	}
 	if f.UserID != "" {

@@ -98,7 +98,10 @@ type Handler struct {
 
 	// Response headers, beyond the CORS-safelisted ones, that scripts
 	// of allowed origins may read: sent as Access-Control-Expose-Headers.
-	// Default none.
+	// Retry-After is always exposed, first: socketio_proxy answers a
+	// handshake over its rate limit with 429 and Retry-After, and the
+	// browser client (client_path) reads it to know how long to wait.
+	// Default: Retry-After alone.
 	ExposeHeaders []string `json:"expose_headers,omitempty"`
 
 	// How long a browser may cache a preflight's answer
@@ -154,7 +157,7 @@ type Handler struct {
 	methods           []string
 	headers           []string
 	maxRequestHeaders int      // see firstDisallowedHeader
-	exposeValue       []string // Access-Control-Expose-Headers, nil when none
+	exposeValue       []string // Access-Control-Expose-Headers
 	maxAgeValue       []string // Access-Control-Max-Age, nil when none
 	varyPreflight     vary
 	engineIOPath      string
@@ -269,15 +272,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.problems = append(h.problems, fmt.Errorf(`engineio_path %q must start and end with "/", as in "engineio_path /socket.io/"`, h.engineIOPath))
 	}
 
-	h.exposeValue = nil
+	exposed := []string{"Retry-After"}
 	for _, name := range h.ExposeHeaders {
 		if err := checkToken("expose_headers", name, `"expose_headers X-Request-Id"`); err != nil {
 			h.problems = append(h.problems, err)
+		} else if !slices.ContainsFunc(exposed, func(s string) bool { return strings.EqualFold(s, name) }) {
+			exposed = append(exposed, name)
 		}
 	}
-	if len(h.ExposeHeaders) > 0 {
-		h.exposeValue = []string{strings.Join(h.ExposeHeaders, ", ")}
-	}
+	h.exposeValue = []string{strings.Join(exposed, ", ")}
 
 	h.maxAgeValue = nil
 	if secs := int64(time.Duration(h.MaxAge) / time.Second); secs > 0 {

@@ -236,6 +236,7 @@ func TestPrivateNetworkPreflightIsGrantedWhenOptedIn(t *testing.T) {
 		"Access-Control-Allow-Origin":          {"https://app.example.com"},
 		"Access-Control-Allow-Methods":         {"GET"},
 		"Access-Control-Allow-Private-Network": {"true"},
+		"Access-Control-Expose-Headers":        {"Retry-After"},
 	})
 	if got := rec.Header()["Vary"]; len(got) != 1 || got[0] != "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network" {
 		t.Errorf("Vary = %q", got)

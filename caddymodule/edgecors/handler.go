@@ -202,9 +202,7 @@ func (h *Handler) setResponseHeaders(hdr http.Header, acao []string, v vary) {
 		if h.Credentials {
 			hdr["Access-Control-Allow-Credentials"] = trueValue
 		}
-		if h.exposeValue != nil {
-			hdr["Access-Control-Expose-Headers"] = h.exposeValue
-		}
+		hdr["Access-Control-Expose-Headers"] = h.exposeValue
 	}
 	mergeVary(hdr, v)
 }

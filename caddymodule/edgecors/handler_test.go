@@ -104,6 +104,7 @@ func TestPreflightFromAllowedOriginIs204WithTheEdgesAnswer(t *testing.T) {
 		"Access-Control-Allow-Headers":     {"content-type,x-csrftoken"},
 		"Access-Control-Allow-Credentials": {"true"},
 		"Access-Control-Max-Age":           {"600"},
+		"Access-Control-Expose-Headers":    {"Retry-After"},
 	}
 	assertHeaders(t, accessControlHeaders(rec.Header()), want)
 	if got := rec.Header()["Vary"]; len(got) != 1 || got[0] != "Origin, Access-Control-Request-Method, Access-Control-Request-Headers" {
@@ -187,10 +188,39 @@ func TestResponseToAllowedOriginHasExactlyOneAllowOriginAndMergedVary(t *testing
 	assertHeaders(t, accessControlHeaders(rec.Header()), map[string][]string{
 		"Access-Control-Allow-Origin":      {"https://app.example.com"},
 		"Access-Control-Allow-Credentials": {"true"},
-		"Access-Control-Expose-Headers":    {"X-Request-Id, X-Total"},
+		"Access-Control-Expose-Headers":    {"Retry-After, X-Request-Id, X-Total"},
 	})
 	if got := rec.Header()["Vary"]; len(got) != 1 || got[0] != "Accept-Encoding, Origin" {
 		t.Errorf("Vary = %q, want one line \"Accept-Encoding, Origin\"", got)
+	}
+}
+
+// socketio_proxy answers a handshake over its rate limit with 429 and
+// Retry-After; the browser client can only wait as long as it says if
+// the header is exposed, so it is, without being configured, and once.
+func TestRetryAfterOfA429IsExposedToAllowedOrigins(t *testing.T) {
+	tooMany := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return nil
+	})
+	for _, tc := range []struct {
+		expose []string
+		want   string
+	}{
+		{nil, "Retry-After"},
+		{[]string{"retry-after", "X-Request-Id"}, "Retry-After, X-Request-Id"},
+	} {
+		h, _ := newTestHandler(t, &Handler{Origins: []string{"https://app.example.com"}, ExposeHeaders: tc.expose})
+		r := httptest.NewRequest(http.MethodGet, "http://api.example.com/socket.io/?EIO=4&transport=polling", nil)
+		r.Header.Set("Origin", "https://app.example.com")
+		rec := serve(t, h, tooMany, r)
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "7" {
+			t.Fatalf("status %d, Retry-After %q: the 429 was not passed on", rec.Code, rec.Header().Get("Retry-After"))
+		}
+		if got := rec.Header()["Access-Control-Expose-Headers"]; len(got) != 1 || got[0] != tc.want {
+			t.Errorf("expose_headers %q: Access-Control-Expose-Headers = %q, want %q", tc.expose, got, tc.want)
+		}
 	}
 }
 

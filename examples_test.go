@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,10 +53,10 @@ func TestDemoStackConnectsOverHTTPSAndWSS(t *testing.T) {
 			Name: name, SecretKey: secret, RedisURL: "redis://" + redis,
 		}))
 	}
-	httpsPort := testenv.FreePort(t)
+	httpsPort, httpPort := testenv.FreePort(t), testenv.FreePort(t)
 	edgeAddr := fmt.Sprintf("127.0.0.1:%d", httpsPort)
 	edge := testenv.StartEdgeFile(t, "examples/Caddyfile", map[string]string{
-		"EDGE_HTTP_PORT":   fmt.Sprint(testenv.FreePort(t)),
+		"EDGE_HTTP_PORT":   fmt.Sprint(httpPort),
 		"EDGE_HTTPS_PORT":  fmt.Sprint(httpsPort),
 		"WORKER1":          workers[0].Addr,
 		"WORKER2":          workers[1].Addr,
@@ -82,6 +83,29 @@ func TestDemoStackConnectsOverHTTPSAndWSS(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, 200, res.StatusCode, "the official client is served from node_modules")
+
+	// Caddy's HTTP->HTTPS redirect keeps Engine.IO polling working: a
+	// 308 keeps the method, the body and the query.
+	plain := fmt.Sprintf("http://localhost:%d/socket.io/?EIO=4&transport=polling", httpPort)
+	res, err = client.Get(plain)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, 200, res.StatusCode, "the redirected handshake: %s", body)
+	assert.Equal(t, base+"/socket.io/?EIO=4&transport=polling", res.Request.URL.String())
+	sid := strings.Split(strings.Split(string(body), `"sid":"`)[1], `"`)[0]
+	res, err = client.Post(plain+"&sid="+sid, "text/plain;charset=UTF-8", strings.NewReader("40"))
+	require.NoError(t, err)
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode, "the redirected POST: %s", body)
+	assert.Equal(t, "POST", res.Request.Method)
+	noFollow := *client
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res, err = noFollow.Get(plain)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusPermanentRedirect, res.StatusCode)
 
 	admin := login(t, client, base, "ada", "admin")
 	for _, tc := range []struct {

@@ -32,9 +32,12 @@ test: deps $(CADDY)
 	$(GO) vet ./...
 	EDGE_CADDY=$(CURDIR)/$(CADDY) $(GO) test -p 1 -count=1 -timeout 60m ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME)
 
-# Runs each fuzz target for FUZZTIME (default 30s).
+# Runs each fuzz target for FUZZTIME (default 30s); make test runs each
+# for CI_FUZZTIME on top of its committed seed corpus.
 FUZZTIME ?= 30s
+CI_FUZZTIME ?= 3s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \

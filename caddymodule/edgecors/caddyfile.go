@@ -39,6 +39,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		engineio_path <prefix>
 //		allow_private_network
 //		environment development|staging|production
+//		client_path <prefix>
+//		diagnostics on|off
 //	}
 //
 // The one-line form edge_cors <origin...> lists origins with every
@@ -48,7 +50,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // so a malformed one is reported at its line, with the form to write.
 // origins_from_env without arguments reads FLASK_HOST and FLASK_PORT
 // and no public URL; the variables are read when the config loads, not
-// while adapting.
+// while adapting. client_path is socketio_proxy's client_path (default
+// /socket.io-edge/): anything under it is public, and with diagnostics
+// on (the default in development and staging) <client_path>diagnose
+// says whether an origin is allowed and why not.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 
@@ -175,6 +180,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf(`edge_cors: environment takes one of development, staging, production; without it, APP_ENV or FLASK_ENV decides`)
 			}
 			h.Environment = arg
+		case "client_path":
+			var arg string
+			if !d.Args(&arg) || d.NextArg() || !strings.HasPrefix(arg, "/") || !strings.HasSuffix(arg, "/") || arg == "/" {
+				return d.Errf(`edge_cors: client_path takes one path prefix that starts and ends with "/", the same as socketio_proxy's, as in "client_path /socket.io-edge/"`)
+			}
+			h.ClientPath = arg
+		case "diagnostics":
+			var arg string
+			if !d.Args(&arg) || d.NextArg() || (arg != "on" && arg != "off") {
+				return d.Errf(`edge_cors: diagnostics takes "on" or "off"; it is on by default in development and staging, off otherwise`)
+			}
+			on := arg == "on"
+			h.Diagnostics = &on
 		default:
 			return d.Errf("edge_cors: unknown subdirective %q; edge_cors takes %s", d.Val(), subdirectives)
 		}
@@ -182,7 +200,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-const subdirectives = "origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard, require_origin, engineio_path, allow_private_network and environment"
+const subdirectives = "origins, origins_from_env, any_loopback_port, credentials, allowed_methods, allowed_headers, expose_headers, max_age, websocket_origin_guard, require_origin, engineio_path, allow_private_network, environment, client_path and diagnostics"
 
 func isEnvVarName(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -143,6 +143,26 @@ type Handler struct {
 	// false.
 	AllowPrivateNetwork bool `json:"allow_private_network,omitempty"`
 
+	// The path prefix under which socketio_proxy serves the browser
+	// client (its client_path). GET and HEAD requests under it, other
+	// than WebSocket upgrades, are public resources: their responses
+	// carry Access-Control-Allow-Origin: * and never credentials,
+	// whatever the Origin, so that a page on an origin this handler
+	// refuses can still load the client and be told why it is refused.
+	// Default /socket.io-edge/.
+	ClientPath string `json:"client_path,omitempty"`
+
+	// Answer GET <client_path>diagnose, for any origin and without
+	// credentials, with whether the request's Origin (or the origin
+	// query parameter) is allowed, and when it is not, why, which
+	// origins are and where each comes from (the explicit list, the
+	// environment variables origins_from_env read, the development
+	// profile), so the browser client can say what to change. It never
+	// shows a secret, a variable other than those origins_from_env
+	// names, or a cookie. Default: on in development and staging, off
+	// otherwise.
+	Diagnostics *bool `json:"diagnostics,omitempty"`
+
 	// The deployment stage: development, staging or production. In
 	// production, "*", http:// origins and loopback origins (localhost,
 	// *.localhost, 127.0.0.0/8, [::1]) are refused. Default: the value
@@ -161,7 +181,9 @@ type Handler struct {
 	maxAgeValue       []string // Access-Control-Max-Age, nil when none
 	varyPreflight     vary
 	engineIOPath      string
-	problems          []error // found while normalising; Validate reports them
+	clientPath        string
+	diagnose          *diagnostics // nil when diagnostics are off
+	problems          []error      // found while normalising; Validate reports them
 	logger            *zap.Logger
 	security          *zap.Logger
 	guardEnabled      bool
@@ -175,6 +197,10 @@ var (
 
 // defaultEngineIOPath is python-engineio's and socket.io-client's.
 const defaultEngineIOPath = "/socket.io/"
+
+// defaultClientPath is where the documentation puts socketio_proxy's
+// client_path.
+const defaultClientPath = "/socket.io-edge/"
 
 // maxMaxAge is Firefox's cap; more only misleads the reader.
 const maxMaxAge = 24 * time.Hour
@@ -214,9 +240,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		add(p)
 	}
+	var derived []originPattern
 	if h.OriginsFromEnv != nil {
-		derived, err := h.OriginsFromEnv.derive(h.Environment)
-		if err != nil {
+		var err error
+		if derived, err = h.OriginsFromEnv.derive(h.Environment); err != nil {
 			h.problems = append(h.problems, err)
 		}
 		for _, p := range derived {
@@ -272,6 +299,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.problems = append(h.problems, fmt.Errorf(`engineio_path %q must start and end with "/", as in "engineio_path /socket.io/"`, h.engineIOPath))
 	}
 
+	h.clientPath = h.ClientPath
+	if h.clientPath == "" {
+		h.clientPath = defaultClientPath
+	} else if !strings.HasPrefix(h.clientPath, "/") || !strings.HasSuffix(h.clientPath, "/") || h.clientPath == "/" {
+		h.problems = append(h.problems, fmt.Errorf(`client_path %q must be a prefix that starts and ends with "/", as in "client_path %s"`, h.clientPath, defaultClientPath))
+	} else if strings.HasPrefix(h.clientPath, h.engineIOPath) || strings.HasPrefix(h.engineIOPath, h.clientPath) {
+		h.problems = append(h.problems, fmt.Errorf(`client_path %q overlaps engineio_path %q; give the client its own prefix, as in "client_path %s"`, h.clientPath, h.engineIOPath, defaultClientPath))
+	}
+	h.diagnose = nil
+	if h.Diagnostics == nil && (h.Environment == development || h.Environment == staging) || h.Diagnostics != nil && *h.Diagnostics {
+		h.diagnose = newDiagnostics(h, patterns, derived)
+	}
+
 	exposed := []string{"Retry-After"}
 	for _, name := range h.ExposeHeaders {
 		if err := checkToken("expose_headers", name, `"expose_headers X-Request-Id"`); err != nil {
@@ -297,6 +337,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			zap.Bool("websocket_origin_guard", h.guardEnabled),
 			zap.Bool("require_origin", h.RequireOrigin),
 			zap.String("engineio_path", h.engineIOPath),
+			zap.String("client_path", h.clientPath),
+			zap.Bool("diagnostics", h.diagnose != nil),
 			zap.Bool("allow_private_network", h.AllowPrivateNetwork))
 	}
 	return nil

@@ -32,6 +32,9 @@ func newVary(tokens ...string) vary {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, h.clientPath) && !isWebSocketUpgrade(r) {
+		return h.servePublic(w, r, next)
+	}
 	var origin string
 	var acao []string
 	allowed, crossOrigin := false, false

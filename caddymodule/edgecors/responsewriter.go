@@ -19,6 +19,7 @@ type corsWriter struct {
 	caddyhttp.ResponseWriterWrapper
 	h           *Handler
 	acao        []string // nil when the origin is not allowed or absent
+	public      bool     // under client_path: Access-Control-Allow-Origin: * alone
 	wroteHeader bool
 }
 
@@ -27,7 +28,11 @@ func (cw *corsWriter) WriteHeader(status int) {
 		// An informational response sends the header map as it stands
 		// and keeps it for the final one, so fix it for each; fixing
 		// is idempotent.
-		cw.h.setResponseHeaders(cw.Header(), cw.acao, varyOrigin)
+		if cw.public {
+			setPublicHeaders(cw.Header())
+		} else {
+			cw.h.setResponseHeaders(cw.Header(), cw.acao, varyOrigin)
+		}
 		cw.wroteHeader = status >= 200 || status == http.StatusSwitchingProtocols
 	}
 	cw.ResponseWriterWrapper.WriteHeader(status)

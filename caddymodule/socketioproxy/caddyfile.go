@@ -38,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_payload     <size>
 //		dial_timeout    <duration>
 //		body_timeout    <duration>
+//		dashboard       <path> [role <roles...>]
 //	}
 //
 // Upstreams are the Flask-SocketIO workers, host:port; `to` may be
@@ -47,7 +48,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // same clients (e.g. {env.EDGE_STICKY_SECRET}). health_uri turns on
 // active health checks. path is the Engine.IO endpoint (default
 // /socket.io/); requests outside it go to the next handler. max_payload
-// takes a byte count or a size such as 1MB.
+// takes a byte count or a size such as 1MB. dashboard serves the live
+// dashboard at path to users with one of the roles (default admin).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
@@ -164,8 +166,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_payload %q is not a size; write e.g. `max_payload 1MB` or `max_payload 1000000`", v)
 			}
 			h.MaxPayload = int64(size)
+		case "dashboard":
+			if err := h.unmarshalDashboard(d); err != nil {
+				return err
+			}
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout and body_timeout", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout, body_timeout and dashboard", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {

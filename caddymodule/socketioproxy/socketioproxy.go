@@ -115,6 +115,11 @@ type Handler struct {
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
+	// Dashboard serves a live page of the edge's sessions, workers,
+	// message rates and recent refusals to users with one of its roles
+	// (see Dashboard). Default: off.
+	Dashboard *Dashboard `json:"dashboard,omitempty"`
+
 	pool     *pool
 	sessions *sessions
 	buckets  *buckets // nil without rate limits
@@ -198,6 +203,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	h.Dashboard.provision()
+
 	repl := caddy.NewReplacer()
 	key := processKey()
 	if h.StickySecret != "" {
@@ -271,6 +278,9 @@ func (h *Handler) Validate() error {
 	case h.HealthChecks != nil && h.HealthChecks.URI != "" && !strings.HasPrefix(h.HealthChecks.URI, "/"):
 		return fmt.Errorf("socketio_proxy: health_uri %q must be a path such as /healthz", h.HealthChecks.URI)
 	}
+	if err := h.Dashboard.validate(h.Path); err != nil {
+		return err
+	}
 	for ns, rule := range h.Namespaces {
 		if rule == nil {
 			return fmt.Errorf("socketio_proxy: namespace %s has no rule", ns)
@@ -285,6 +295,7 @@ func (h *Handler) Validate() error {
 // Cleanup stops the health checks and releases idle connections. Relayed
 // WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
+	h.Dashboard.cleanup()
 	if h.workers != nil {
 		h.workers.stop()
 		h.workers.wg.Wait()
@@ -303,8 +314,13 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP proxies Engine.IO requests and passes every other one on.
+// ServeHTTP serves the dashboard, proxies Engine.IO requests and passes
+// every other one on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.Dashboard.serves(r) {
+		h.serveDashboard(w, r)
+		return nil
+	}
 	if !strings.HasPrefix(r.URL.Path, h.Path) {
 		return next.ServeHTTP(w, r)
 	}

@@ -91,8 +91,18 @@ func run() int {
 	flag.IntVar(&b.MemProfileRate, "caddy-memprofilerate", 0,
 		"GODEBUG=memprofilerate for Caddy, for an exact heap profile in bench/out (disturbs the RSS figures)")
 	flag.StringVar(&proxyList, "proxies", "nginx,haproxy,caddy,caddy4k,edge", "contenders, in order")
+	sc := addScaleFlags()
 	flag.Parse()
 	b.Proxies = strings.Split(proxyList, ",")
+	if sc.Scale || sc.Soak > 0 {
+		// The scale check and the soak (scale.go) measure the edge alone.
+		if err := sc.settle(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 2
+		}
+		b.Proxies = []string{"edge"}
+		sc.Python = "/usr/bin/python3"
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -108,6 +118,9 @@ func run() int {
 		return 2
 	}
 
+	if sc.Scale || sc.Soak > 0 {
+		return b.scale(ctx, sc)
+	}
 	results, err := b.runAll(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

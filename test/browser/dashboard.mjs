@@ -1,0 +1,121 @@
+// Drives Debian's Chromium with playwright-core for dashboard_test.go: an
+// admin watches socketio_proxy's dashboard while this script, with the
+// official Node socket.io-client, opens sessions, sends messages, gets
+// a namespace refused and closes the sessions again; then a plain user
+// and an anonymous visitor open the dashboard.
+// Usage: node dashboard.mjs '<json config>'; prints one JSON result.
+//
+// Config: {chromium, edge, dashboard (path, with its trailing slash),
+// screenshot}. The result has what the admin's page showed at each step,
+// or {error, step} for the step that failed.
+import { chromium } from "playwright-core";
+import { io } from "socket.io-client";
+
+const cfg = JSON.parse(process.argv[2]);
+const WAIT = { timeout: 20000, polling: 100 };
+const out = { steps: [] };
+let step = "launch";
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium,
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const sockets = [];
+
+// What the admin's dashboard shows, read from the page as a person reads it.
+const readPage = (page) => page.evaluate(() => {
+  const text = (id) => document.getElementById(id).textContent;
+  const rows = (id) => [...document.querySelectorAll("#" + id + " tr")];
+  return {
+    state: document.body.dataset.state,
+    status: text("status"),
+    sessions: { total: +text("sessions-total"), websocket: +text("sessions-websocket"), polling: +text("sessions-polling") },
+    workersHealthy: text("workers-healthy"),
+    messagesRate: parseFloat(text("messages-rate").replace(/,/g, "")),
+    upstreams: rows("upstreams").filter((tr) => tr.dataset.upstream).map((tr) => ({
+      address: tr.dataset.upstream, health: tr.cells[1].textContent,
+      sessions: +tr.cells[2].textContent, websocket: +tr.cells[3].textContent, polling: +tr.cells[4].textContent,
+    })),
+    refusals: Object.fromEntries(rows("refusals").map((tr) => [tr.cells[0].textContent, +tr.cells[2].textContent])),
+    events: rows("events").filter((tr) => tr.dataset.event).map((tr) => ({
+      event: tr.dataset.event, reason: tr.cells[2].textContent, user: tr.cells[5].textContent, namespace: tr.cells[6].textContent,
+    })),
+  };
+});
+
+function connect(namespace, transport) {
+  return new Promise((resolve) => {
+    const s = io(cfg.edge + namespace, { transports: [transport], reconnection: false, timeout: 10000, forceNew: true });
+    sockets.push(s);
+    s.on("connect", () => resolve({ ok: true, socket: s }));
+    s.on("connect_error", (err) => resolve({ ok: false, message: err.message, data: err.data }));
+  });
+}
+
+try {
+  step = "admin logs in and opens the dashboard";
+  const admin = await browser.newContext();
+  const login = await admin.request.post(cfg.edge + "/login", { data: { username: "root", role: "admin" } });
+  if (!login.ok()) throw new Error("admin login: " + login.status());
+  const page = await admin.newPage();
+  const res = await page.goto(cfg.edge + cfg.dashboard);
+  out.adminStatus = res.status();
+  await page.waitForFunction(() => document.body.dataset.state === "live", null, WAIT);
+  // A second sample, so rates have a baseline.
+  await page.waitForTimeout(1500);
+  out.before = await readPage(page);
+
+  step = "sessions open";
+  const opened = [];
+  for (const transport of ["websocket", "websocket", "polling"]) opened.push(await connect("/", transport));
+  if (!opened.every((o) => o.ok)) throw new Error("a session did not connect: " + JSON.stringify(opened.map((o) => o.message)));
+  // Traffic, so the message rate is not zero.
+  const chatter = setInterval(() => { for (const o of opened) o.socket.emit("echo", "hi"); }, 50);
+  await page.waitForFunction((before) => {
+    const n = (id) => +document.getElementById(id).textContent;
+    return n("sessions-total") >= before.total + 3 && n("sessions-websocket") >= before.websocket + 2 &&
+      n("sessions-polling") >= before.polling + 1 && parseFloat(document.getElementById("messages-rate").textContent) > 0;
+  }, out.before.sessions, WAIT);
+  out.open = await readPage(page);
+  clearInterval(chatter);
+
+  step = "a namespace is refused";
+  out.refused = await connect("/admin", "websocket");
+  delete out.refused.socket;
+  await page.waitForFunction(() => document.querySelector('#events tr[data-event="namespace_denied"]') &&
+    +document.getElementById("refusals-namespace").textContent > 0, null, WAIT);
+  out.afterRefusal = await readPage(page);
+  if (cfg.screenshot) await page.screenshot({ path: cfg.screenshot, fullPage: true });
+
+  step = "sessions close";
+  for (const s of sockets) s.disconnect();
+  await page.waitForFunction((before) => +document.getElementById("sessions-total").textContent === before.total,
+    out.before.sessions, WAIT);
+  out.closed = await readPage(page);
+
+  step = "a plain user is refused";
+  const user = await browser.newContext();
+  await user.request.post(cfg.edge + "/login", { data: { username: "bob", role: "user" } });
+  const userPage = await user.newPage();
+  const userRes = await userPage.goto(cfg.edge + cfg.dashboard);
+  out.user = { status: userRes.status(), text: await userPage.locator("body").innerText() };
+  await page.waitForFunction(() => [...document.querySelectorAll('#events tr[data-event="role_denied"]')]
+    .some((tr) => tr.cells[5].textContent === "bob"), null, WAIT);
+  out.afterUser = await readPage(page);
+
+  step = "an anonymous visitor is asked to log in";
+  const anon = await browser.newContext();
+  const anonPage = await anon.newPage();
+  const anonRes = await anonPage.goto(cfg.edge + cfg.dashboard);
+  out.anonymous = { status: anonRes.status(), text: await anonPage.locator("body").innerText() };
+  step = "done";
+} catch (err) {
+  out.error = String(err);
+} finally {
+  out.step = step;
+  for (const s of sockets) s.close();
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(out));

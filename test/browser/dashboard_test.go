@@ -1,0 +1,219 @@
+package browser
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+type dashboardView struct {
+	State    string `json:"state"`
+	Status   string `json:"status"`
+	Sessions struct {
+		Total     int `json:"total"`
+		WebSocket int `json:"websocket"`
+		Polling   int `json:"polling"`
+	} `json:"sessions"`
+	WorkersHealthy string  `json:"workersHealthy"`
+	MessagesRate   float64 `json:"messagesRate"`
+	Upstreams      []struct {
+		Address   string `json:"address"`
+		Health    string `json:"health"`
+		Sessions  int    `json:"sessions"`
+		WebSocket int    `json:"websocket"`
+		Polling   int    `json:"polling"`
+	} `json:"upstreams"`
+	Refusals map[string]int `json:"refusals"`
+	Events   []struct {
+		Event     string `json:"event"`
+		Reason    string `json:"reason"`
+		User      string `json:"user"`
+		Namespace string `json:"namespace"`
+	} `json:"events"`
+}
+
+type dashboardRun struct {
+	Error       string        `json:"error"`
+	Step        string        `json:"step"`
+	AdminStatus int           `json:"adminStatus"`
+	Before      dashboardView `json:"before"`
+	Open        dashboardView `json:"open"`
+	Refused     struct {
+		OK      bool           `json:"ok"`
+		Message string         `json:"message"`
+		Data    map[string]any `json:"data"`
+	} `json:"refused"`
+	AfterRefusal dashboardView `json:"afterRefusal"`
+	Closed       dashboardView `json:"closed"`
+	User         struct {
+		Status int    `json:"status"`
+		Text   string `json:"text"`
+	} `json:"user"`
+	AfterUser dashboardView `json:"afterUser"`
+	Anonymous struct {
+		Status int    `json:"status"`
+		Text   string `json:"text"`
+	} `json:"anonymous"`
+}
+
+// An admin, logged in through the real app and verified by flask_session,
+// watches socketio_proxy's dashboard in Chromium while sessions open on
+// two real workers, carry messages, get a namespace refused and close:
+// the page follows each step live, over Server-Sent Events. A plain user
+// gets 403 (which the admin sees as a role_denied event) and an anonymous
+// visitor 401.
+//
+// The screenshot of the admin's page after the refusal is written to
+// $DASHBOARD_SCREENSHOT, or to the test's temporary directory; it is a
+// test artifact to look at, never committed.
+func TestDashboardFollowsSessionsAndRefusalsLive(t *testing.T) {
+	requireBrowser(t)
+	key := "dashboard-test-secret-key-0123456789"
+	var workers []*testenv.FlaskWorker
+	for _, name := range []string{"w1", "w2"} {
+		workers = append(workers, testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: name, SecretKey: key}))
+	}
+	edgeAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	edge := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	flask_session {
+		secret_key %[2]s
+	}
+	socketio_proxy {
+		to %[3]s %[4]s
+		namespace /admin role admin
+		dashboard /_edge/dashboard
+	}
+	reverse_proxy %[3]s %[4]s
+}
+`, edgeAddr, key, workers[0].Addr, workers[1].Addr)), edgeAddr)
+
+	screenshot := os.Getenv("DASHBOARD_SCREENSHOT")
+	if screenshot == "" {
+		screenshot = filepath.Join(t.TempDir(), "dashboard.png")
+	}
+	run := runDashboardDriver(t, map[string]any{
+		"chromium":   chromium,
+		"edge":       "http://" + edgeAddr,
+		"dashboard":  "/_edge/dashboard/",
+		"screenshot": screenshot,
+	})
+	if run.Error != "" {
+		t.Fatalf("at step %q: %s\nedge log:\n%s", run.Step, run.Error, edge.Output())
+	}
+	if fi, err := os.Stat(screenshot); err != nil || fi.Size() == 0 {
+		t.Errorf("no screenshot at %s: %v", screenshot, err)
+	} else {
+		t.Logf("screenshot of the admin's dashboard: %s", screenshot)
+	}
+
+	if run.AdminStatus != 200 || run.Before.State != "live" {
+		t.Errorf("admin: status %d, page state %q; want 200 and live", run.AdminStatus, run.Before.State)
+	}
+	if run.Before.WorkersHealthy != "2 / 2" {
+		t.Errorf("workers healthy shown as %q, want 2 / 2", run.Before.WorkersHealthy)
+	}
+
+	t.Run("sessions by worker and transport", func(t *testing.T) {
+		open, before := run.Open.Sessions, run.Before.Sessions
+		if open.Total != before.Total+3 || open.WebSocket != before.WebSocket+2 || open.Polling != before.Polling+1 {
+			t.Errorf("sessions shown %+v, before %+v; want 3 more: 2 WebSocket and 1 polling", open, before)
+		}
+		if len(run.Open.Upstreams) != 2 {
+			t.Fatalf("workers shown: %+v; want both", run.Open.Upstreams)
+		}
+		sum := 0
+		for _, u := range run.Open.Upstreams {
+			if (u.Address != workers[0].Addr && u.Address != workers[1].Addr) || u.Health != "healthy" || u.Sessions != u.WebSocket+u.Polling {
+				t.Errorf("worker row %+v; want one of the workers, healthy, sessions = WebSocket + polling", u)
+			}
+			if u.Sessions == 0 {
+				t.Errorf("worker %s shown with no session; least_sessions spreads 3 over 2", u.Address)
+			}
+			sum += u.Sessions
+		}
+		if sum != open.Total {
+			t.Errorf("workers' sessions add up to %d, total shows %d", sum, open.Total)
+		}
+		if run.Open.MessagesRate <= 0 {
+			t.Errorf("messages/s shown as %v while clients sent echoes", run.Open.MessagesRate)
+		}
+		if run.Closed.Sessions.Total != before.Total {
+			t.Errorf("after the clients left the page shows %d sessions, want %d", run.Closed.Sessions.Total, before.Total)
+		}
+	})
+
+	t.Run("a refusal appears with its reason", func(t *testing.T) {
+		if run.Refused.OK || run.Refused.Message != "Log in to use the /admin namespace." {
+			t.Errorf("anonymous CONNECT to /admin: %+v; want connect_error asking to log in", run.Refused)
+		}
+		if got := run.AfterRefusal.Refusals["namespace"]; got <= run.Before.Refusals["namespace"] {
+			t.Errorf("namespace refusals shown %d, before %d", got, run.Before.Refusals["namespace"])
+		}
+		found := false
+		for _, e := range run.AfterRefusal.Events {
+			found = found || e.Event == "namespace_denied" && e.Namespace == "/admin" && e.Reason == "not logged in"
+		}
+		if !found {
+			t.Errorf("no namespace_denied event for /admin on the page: %+v", run.AfterRefusal.Events)
+		}
+		if !strings.Contains(edge.Output(), `"event":"namespace_denied","reason":"not logged in"`) {
+			t.Errorf("the edge did not log the event the page shows")
+		}
+	})
+
+	t.Run("a plain user gets 403 and the admin sees it", func(t *testing.T) {
+		if run.User.Status != 403 || !strings.Contains(run.User.Text, "This dashboard needs the role admin") {
+			t.Errorf("plain user: %d %q; want 403 naming the role", run.User.Status, run.User.Text)
+		}
+		found := false
+		for _, e := range run.AfterUser.Events {
+			found = found || e.Event == "role_denied" && e.User == "bob"
+		}
+		if !found {
+			t.Errorf("the admin's page shows no role_denied event for bob: %+v", run.AfterUser.Events)
+		}
+	})
+
+	t.Run("an anonymous visitor gets 401", func(t *testing.T) {
+		if run.Anonymous.Status != 401 || !strings.Contains(run.Anonymous.Text, "Log in to see the dashboard") {
+			t.Errorf("anonymous: %d %q; want 401 asking to log in", run.Anonymous.Status, run.Anonymous.Text)
+		}
+	})
+	if t.Failed() {
+		t.Logf("driver saw: %+v", run)
+	}
+}
+
+func runDashboardDriver(t *testing.T, cfg map[string]any) dashboardRun {
+	t.Helper()
+	arg, _ := json.Marshal(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	root := testenv.RepoRoot(t)
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, "test", "browser", "dashboard.mjs"), string(arg))
+	cmd.Dir = root
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("dashboard.mjs: %v\n%s", err, stderr.String())
+	}
+	var run dashboardRun
+	if err := json.Unmarshal(out, &run); err != nil {
+		t.Fatalf("dashboard.mjs printed %q: %v\n%s", out, err, stderr.String())
+	}
+	return run
+}

@@ -357,7 +357,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.refuse(w, r, engineio.CodeSessionIDUnknown, reasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
 			return nil
 		}
-		if !c.up.healthy(now) {
+		if !c.up.serving() {
 			h.sessions.closed(q.SID)
 			h.refuse(w, r, engineio.CodeSessionIDUnknown, reasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
 			return nil

@@ -49,11 +49,20 @@ func loadUpstreamState(addr string) *upstreamState {
 	return v.(*upstreamState)
 }
 
-// healthy reports whether new sessions may go to the worker and existing
-// ones may keep using it.
+// healthy reports whether new sessions may go to the worker: its active
+// health check passes and no recent failure to reach it took it out of
+// rotation.
 func (s *upstreamState) healthy(now time.Time) bool {
 	return s.checkedHealthy.Load() && now.UnixNano() >= s.downUntil.Load()
 }
+
+// serving reports whether the worker's existing sessions may keep using
+// it. Only an active health check can say no: a passive mark comes from
+// one failed or slow request (a handshake that timed out on a busy
+// worker, say) and steers new sessions elsewhere without cutting off the
+// worker's live ones; a worker that is really gone fails their requests
+// on its own, and they get "Session ID unknown" then.
+func (s *upstreamState) serving() bool { return s.checkedHealthy.Load() }
 
 // markDown takes the worker out of rotation for d after a failure to reach
 // it.

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/flaskedge/flaskedge/internal/engineio"
 )
 
 // The requests that open a server-side session for whoever sends them,
@@ -35,65 +37,7 @@ func (h *Handler) guarded(r *http.Request) (what string, ok bool) {
 // separates, keys are percent-decoded with '+' as a space, and a blank
 // or '='-less sid does not count.
 func (h *Handler) isEngineIOHandshake(r *http.Request) bool {
-	return strings.HasPrefix(r.URL.Path, h.engineIOPath) && !queryHasValue(r.URL.RawQuery, "sid")
-}
-
-// queryHasValue reports whether the raw query has the key name, as
-// Python's urllib.parse.parse_qs decodes keys, with a non-empty value.
-// It allocates nothing.
-func queryHasValue(raw, name string) bool {
-	for raw != "" {
-		var pair string
-		if i := strings.IndexByte(raw, '&'); i >= 0 {
-			pair, raw = raw[:i], raw[i+1:]
-		} else {
-			pair, raw = raw, ""
-		}
-		eq := strings.IndexByte(pair, '=')
-		if eq < 0 || eq == len(pair)-1 {
-			continue // parse_qs drops '='-less and blank pairs
-		}
-		if decodedKeyEquals(pair[:eq], name) {
-			return true
-		}
-	}
-	return false
-}
-
-// decodedKeyEquals reports whether key, percent-decoded with '+' as a
-// space the way Python's unquote_plus does (a malformed escape stays as
-// written), equals name.
-func decodedKeyEquals(key, name string) bool {
-	j := 0
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		switch {
-		case c == '+':
-			c = ' '
-		case c == '%' && i+2 < len(key) && isHex(key[i+1]) && isHex(key[i+2]):
-			c = unhex(key[i+1])<<4 | unhex(key[i+2])
-			i += 2
-		}
-		if j >= len(name) || name[j] != c {
-			return false
-		}
-		j++
-	}
-	return j == len(name)
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
+	return strings.HasPrefix(r.URL.Path, h.engineIOPath) && !engineio.HasParam(r.URL.RawQuery, "sid")
 }
 
 // isWebSocketUpgrade reports whether r asks to become a WebSocket: an

@@ -171,6 +171,45 @@ func unquotePlus(s string) string {
 	return b.String()
 }
 
+// HasParam reports whether python-engineio, reading raw with parse_qs,
+// sees the parameter name with a non-empty value: '&' separates, names
+// are percent-decoded with '+' as a space, and pairs without '=' or with
+// a blank value are dropped. It allocates nothing. It tells, for one, a
+// request that python-engineio takes for a handshake (no sid) whatever
+// else its query holds.
+func HasParam(raw, name string) bool {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		key, value, ok := strings.Cut(pair, "=")
+		if ok && value != "" && decodedEquals(key, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodedEquals reports whether s, decoded as unquotePlus does, equals
+// name.
+func decodedEquals(s, name string) bool {
+	j := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			c = ' '
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			i += 2
+		}
+		if j >= len(name) || name[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(name)
+}
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -127,3 +127,21 @@ func TestReplaceSIDChangesOnlyTheSID(t *testing.T) {
 		ReplaceSID("EIO=4&transport=polling&t=x&sid=edge&b64=1", "worker"))
 	assert.Equal(t, "sid=w&&EIO=4", ReplaceSID("sid=e&&EIO=4", "w"))
 }
+
+func TestHasParamReadsAsParseQS(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"EIO=4&sid=abc":   true,
+		"EIO=4&%73id=abc": true,
+		"EIO=4&si%64=x":   true,
+		"sid=":            false,
+		"sid":             false,
+		"EIO=4&sid=&x=1":  false,
+		"xsid=1":          false,
+		"s+id=1":          false,
+		"a=1&&sid=2":      true,
+		"":                false,
+	} {
+		assert.Equal(t, want, HasParam(raw, "sid"), raw)
+		assert.Equal(t, want, len(pythonParseQS(raw)["sid"]) > 0, "reference: %s", raw)
+	}
+}

@@ -38,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_payload     <size>
 //		dial_timeout    <duration>
 //		body_timeout    <duration>
+//		client_path     <prefix>
 //		dashboard       <path> [role <roles...>]
 //	}
 //
@@ -48,8 +49,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // same clients (e.g. {env.EDGE_STICKY_SECRET}). health_uri turns on
 // active health checks. path is the Engine.IO endpoint (default
 // /socket.io/); requests outside it go to the next handler. max_payload
-// takes a byte count or a size such as 1MB. dashboard serves the live
-// dashboard at path to users with one of the roles (default admin).
+// takes a byte count or a size such as 1MB. client_path serves the
+// browser client under a prefix such as /socket.io-edge/. dashboard
+// serves the live dashboard at path to users with one of the roles
+// (default admin).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
@@ -170,8 +173,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := h.unmarshalDashboard(d); err != nil {
 				return err
 			}
+		case "client_path":
+			v, err := oneArg(d, "client_path /socket.io-edge/")
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(v, "/") || !strings.HasSuffix(v, "/") || v == "/" {
+				return d.Errf("client_path %q must be a prefix that starts and ends with a slash, e.g. `client_path /socket.io-edge/`", v)
+			}
+			h.ClientPath = v
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout, body_timeout and dashboard", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout, body_timeout, dashboard and client_path", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {

@@ -115,6 +115,15 @@ type Handler struct {
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
+	// ClientPath is the path prefix under which the browser client is
+	// served: client.js, an ES module that wraps the page's
+	// socket.io-client with connection states, backoff, transport
+	// fallback and plain-language errors, and config.json, what it needs
+	// of this configuration. edge_cors's client_path must be the same
+	// (its default is /socket.io-edge/) so pages on any origin can load
+	// it. Default: off.
+	ClientPath string `json:"client_path,omitempty"`
+
 	// Dashboard serves a live page of the edge's sessions, workers,
 	// message rates and recent refusals to users with one of its roles
 	// (see Dashboard). Default: off.
@@ -122,7 +131,8 @@ type Handler struct {
 
 	pool     *pool
 	sessions *sessions
-	buckets  *buckets // nil without rate limits
+	buckets  *buckets     // nil without rate limits
+	client   *clientFiles // nil without ClientPath
 	logger   *zap.Logger
 	security *zap.Logger
 	workers  *background
@@ -250,6 +260,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	if h.ClientPath != "" {
+		var err error
+		if h.client, err = newClientFiles(h); err != nil {
+			return err
+		}
+	}
+
 	if h.HealthChecks == nil || h.HealthChecks.URI == "" {
 		// Without active checks this config does not judge health; a
 		// verdict an earlier config's checks left must not linger.
@@ -289,7 +306,7 @@ func (h *Handler) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return h.validateClientPath()
 }
 
 // Cleanup stops the health checks and releases idle connections. Relayed
@@ -322,6 +339,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if !strings.HasPrefix(r.URL.Path, h.Path) {
+		if h.client.serves(r) {
+			h.client.serve(w, r)
+			return nil
+		}
 		return next.ServeHTTP(w, r)
 	}
 	q, err := engineio.ParseQuery(r.URL.RawQuery)

@@ -1,51 +1,18 @@
 package edgecors
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-// TestCaddyfileAdapt checks each testdata/*.caddytest: a Caddyfile, a
-// line of ten dashes, then either the JSON it must adapt to, or (when
-// that part does not start with "{") text the adapt error must contain.
-func TestCaddyfileAdapt(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.caddytest")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			caddyfileText, expected, ok := strings.Cut(string(data), "\n----------\n")
-			if !ok {
-				t.Fatalf("%s has no ---------- line", file)
-			}
-			caddyfileText = strings.TrimSpace(caddyfileText) + "\n"
-			expected = strings.TrimSpace(expected)
-			if strings.HasPrefix(expected, "{") {
-				if !caddytest.CompareAdapt(t, file, caddyfileText, "caddyfile", expected) {
-					t.Errorf("%s: adapted JSON differs from the golden JSON", file)
-				}
-				return
-			}
-			_, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfileText), nil)
-			if err == nil || !strings.Contains(err.Error(), expected) {
-				t.Errorf("adapt error:\n  %v\nwant it to contain:\n  %s", err, expected)
-			}
-		})
-	}
-}
+// TestCaddyfileAdapt checks the golden files in testdata/.
+func TestCaddyfileAdapt(t *testing.T) { testenv.AdaptGolden(t) }
 
 func TestUnmarshalCaddyfile(t *testing.T) {
 	off := false

@@ -1,44 +1,22 @@
 package flasksession
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddytest"
 
 	// The adapter and the handlers the golden files use.
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-// TestCaddyfileAdapt checks every testdata/*.caddytest: a Caddyfile, a
-// line of dashes, and the JSON it must adapt to (the caddy-l4 layout).
-func TestCaddyfileAdapt(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.caddytest")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			caddyfileText, want, ok := strings.Cut(string(raw), "\n----------\n")
-			if !ok {
-				t.Fatalf("%s has no ---------- separator", file)
-			}
-			if !caddytest.CompareAdapt(t, file, caddyfileText, "caddyfile", strings.TrimRight(want, "\n")) {
-				t.Fail()
-			}
-		})
-	}
-}
+// TestCaddyfileAdapt checks the golden files in testdata/.
+func TestCaddyfileAdapt(t *testing.T) { testenv.AdaptGolden(t) }
 
 func TestCaddyfileErrorsSayWhereAndWhatToWrite(t *testing.T) {
 	tests := []struct {

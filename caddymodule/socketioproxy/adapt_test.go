@@ -1,35 +1,20 @@
 package socketioproxy
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	// The golden files put flask_session in front, as users do.
+	_ "github.com/flaskedge/flaskedge/caddymodule/flasksession"
+	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-// TestCaddyfileAdaptsToGoldenJSON checks every testdata/*.caddytest file:
-// a Caddyfile, a line of dashes, and the JSON it must adapt to.
-func TestCaddyfileAdaptsToGoldenJSON(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.caddytest")
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
-		caddyfileText, jsonText, ok := strings.Cut(string(data), "\n----------\n")
-		require.True(t, ok, "%s has no ---------- line", f)
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			caddytest.CompareAdapt(t, f, caddyfileText, "caddyfile", jsonText)
-		})
-	}
-}
+// TestCaddyfileAdaptsToGoldenJSON checks the golden files in testdata/.
+func TestCaddyfileAdaptsToGoldenJSON(t *testing.T) { testenv.AdaptGolden(t) }
 
 func TestCaddyfileErrorsSayWhatToWrite(t *testing.T) {
 	for _, tc := range []struct{ input, want string }{

@@ -308,9 +308,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.problems = append(h.problems, fmt.Errorf(`client_path %q overlaps engineio_path %q; give the client its own prefix, as in "client_path %s"`, h.clientPath, h.engineIOPath, defaultClientPath))
 	}
 	h.diagnose = nil
+	d := newDiagnostics(h, patterns, derived)
 	if h.Diagnostics == nil && (h.Environment == development || h.Environment == staging) || h.Diagnostics != nil && *h.Diagnostics {
-		h.diagnose = newDiagnostics(h, patterns, derived)
+		h.diagnose = d
 	}
+	live.Store(h, OriginSet{Environment: h.Environment, Credentials: h.Credentials, Sources: d.sources})
 
 	exposed := []string{"Retry-After"}
 	for _, name := range h.ExposeHeaders {

@@ -9,19 +9,26 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/flaskedge/flaskedge/caddymodule/edgecors"
 )
 
 func init() {
 	caddy.RegisterModule(adminAPI{})
 }
 
-// adminAPI serves the live state of socketio_proxy on Caddy's admin
-// endpoint, as reverse_proxy serves /reverse_proxy/upstreams:
+// adminAPI serves the live state of the edge on Caddy's admin endpoint,
+// as reverse_proxy serves /reverse_proxy/upstreams:
 //
 //	GET /socketio/upstreams
 //
 // answers a JSON list with, for each worker, its address, whether it takes
-// new sessions, and its live sessions on this edge by transport.
+// new sessions, and its live sessions on this edge by transport;
+//
+//	GET /socketio/origins
+//
+// answers the effective allowed-origin set of each edge_cors handler, by
+// source (the Caddyfile's list, the app's environment, any_loopback_port).
 type adminAPI struct{}
 
 // UpstreamStatus is one worker in the admin API's answer.
@@ -43,21 +50,24 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (a adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{
-		Pattern: "/socketio/upstreams",
-		Handler: caddy.AdminHandlerFunc(a.handleUpstreams),
-	}}
+	return []caddy.AdminRoute{
+		{Pattern: "/socketio/upstreams", Handler: adminJSON(func() any { return snapshot() })},
+		{Pattern: "/socketio/origins", Handler: adminJSON(func() any { return edgecors.EffectiveOrigins() })},
+	}
 }
 
-func (adminAPI) handleUpstreams(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(snapshot()); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
-	}
-	return nil
+// adminJSON answers GET with the JSON of what state returns.
+func adminJSON(state func() any) caddy.AdminHandler {
+	return caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet {
+			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(state()); err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+		}
+		return nil
+	})
 }
 
 // snapshot is every configured worker's state and live sessions, sorted

@@ -60,6 +60,9 @@ func TestMetricsAndAdminAPIFollowTheTraffic(t *testing.T) {
 	edge := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
 http://%s {
 	bind 127.0.0.1
+	edge_cors https://app.example.com {
+		credentials
+	}
 	socketio_proxy {
 		to %s %s
 	}
@@ -128,4 +131,23 @@ http://%s {
 	assert.Equal(t, 6, added)
 	assert.InDelta(t, ups[0].Sessions, ups[1].Sessions, 1, "least_sessions keeps the workers level: %+v", ups)
 	assert.Equal(t, livePolling+6, sum(scrape(t, edge.AdminAddr), `^caddy_socketio_sessions\{.*transport="polling"`))
+
+	// The admin API also shows what edge_cors allows, and why.
+	res, err = http.Get("http://" + edge.AdminAddr + "/socketio/origins")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var origins []struct {
+		Environment string `json:"environment"`
+		Credentials bool   `json:"credentials"`
+		Sources     []struct {
+			Source  string   `json:"source"`
+			Origins []string `json:"origins"`
+		} `json:"sources"`
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&origins))
+	require.Len(t, origins, 1)
+	assert.True(t, origins[0].Credentials)
+	require.Len(t, origins[0].Sources, 1)
+	assert.Equal(t, "origins", origins[0].Sources[0].Source)
+	assert.Equal(t, []string{"https://app.example.com"}, origins[0].Sources[0].Origins)
 }

@@ -64,7 +64,7 @@ func addScaleFlags() *scaleOpts {
 	flag.DurationVar(&o.Soak, "soak", 0, "run the soak for this long instead of the comparison, e.g. -soak 30m")
 	flag.IntVar(&o.Sessions, "scale-sessions", 0, "sessions of the scale check or soak (default 5000 for -scale, 2000 for -soak)")
 	flag.DurationVar(&o.Duration, "scale-duration", time.Minute, "length of the scale check's run")
-	flag.DurationVar(&o.Interval, "scale-interval", time.Second, "each session sends one acknowledged message this often")
+	flag.DurationVar(&o.Interval, "scale-interval", 0, "each session sends one acknowledged message this often (default 1s for -scale, 5s for -soak)")
 	flag.DurationVar(&o.AckTimeout, "scale-ack-timeout", 10*time.Second, "a message not acknowledged within this counts as lost")
 	flag.IntVar(&o.PerProc, "scale-per-process", 1250, "sessions per Node load process")
 	flag.IntVar(&o.Batch, "scale-batch", 25, "sessions each load process opens at once while connecting")
@@ -89,6 +89,12 @@ func (o *scaleOpts) settle() error {
 	}
 	if o.Sessions == 0 {
 		o.Sessions = map[string]int{"scale": 5000, "soak": 2000}[o.Mode]
+	}
+	if o.Interval == 0 {
+		// The soak looks for growth over time, so its load is one the
+		// machine carries without queueing: 2,000 sessions at one message a
+		// second already saturate two cores (docs/BENCHMARKS.md).
+		o.Interval = map[string]time.Duration{"scale": time.Second, "soak": 5 * time.Second}[o.Mode]
 	}
 	if o.Sample == 0 {
 		o.Sample = map[string]time.Duration{"scale": 5 * time.Second, "soak": 10 * time.Second}[o.Mode]

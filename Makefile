@@ -59,5 +59,13 @@ bench: deps $(CADDY)
 	@bench/deps.sh
 	$(GO) run ./bench -caddy $(CADDY)
 
+# Scale check (5,000 sessions, 60 s) and soak (2,000 sessions, SOAK=30m)
+# through the edge to two real Flask-SocketIO workers; see docs/BENCHMARKS.md.
+.PHONY: scale soak
+scale: deps $(CADDY)
+	$(GO) run ./bench -caddy $(CADDY) -scale
+soak: deps $(CADDY)
+	$(GO) run ./bench -caddy $(CADDY) -soak $(or $(SOAK),30m)
+
 clean:
 	rm -rf bin .cache

@@ -25,6 +25,11 @@ func init() {
 // answers a JSON list with, for each worker, its address, whether it takes
 // new sessions, and its live sessions on this edge by transport;
 //
+//	GET /socketio/namespaces
+//
+// answers, for each Socket.IO namespace, how many live sessions of this
+// edge its workers have connected to it;
+//
 //	GET /socketio/origins
 //
 // answers the effective allowed-origin set of each edge_cors handler, by
@@ -52,6 +57,7 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 func (a adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/socketio/upstreams", Handler: adminJSON(func() any { return snapshot() })},
+		{Pattern: "/socketio/namespaces", Handler: adminJSON(func() any { return namespaceSnapshot() })},
 		{Pattern: "/socketio/origins", Handler: adminJSON(func() any { return edgecors.EffectiveOrigins() })},
 	}
 }
@@ -81,7 +87,7 @@ func snapshot() []UpstreamStatus {
 		return true
 	})
 	registries.Range(func(_, value any) bool {
-		value.(*sessions).each(func(up *upstreamState, websocket bool) {
+		value.(*sessions).each(func(up *upstreamState, websocket bool, _ []string) {
 			st, ok := byAddr[up.addr]
 			if !ok {
 				return // a worker no config names any more
@@ -100,6 +106,48 @@ func snapshot() []UpstreamStatus {
 		out = append(out, *st)
 	}
 	slices.SortFunc(out, func(a, b UpstreamStatus) int { return strings.Compare(a.Address, b.Address) })
+	return out
+}
+
+// NamespaceStatus is one namespace in the admin API's answer.
+type NamespaceStatus struct {
+	Namespace string `json:"namespace"`
+	Sessions  int    `json:"sessions"`
+}
+
+// maxNamespacesShown bounds the namespaces listed (and labelled in the
+// metrics): an app that accepts every namespace lets clients invent them.
+// The rest are summed under "(other)".
+const maxNamespacesShown = 100
+
+// namespaceSnapshot is the live sessions of each namespace, most first.
+func namespaceSnapshot() []NamespaceStatus {
+	counts := map[string]int{}
+	registries.Range(func(_, value any) bool {
+		value.(*sessions).each(func(_ *upstreamState, _ bool, namespaces []string) {
+			for _, ns := range namespaces {
+				counts[ns]++
+			}
+		})
+		return true
+	})
+	out := make([]NamespaceStatus, 0, len(counts))
+	for ns, n := range counts {
+		out = append(out, NamespaceStatus{ns, n})
+	}
+	slices.SortFunc(out, func(a, b NamespaceStatus) int {
+		if a.Sessions != b.Sessions {
+			return b.Sessions - a.Sessions
+		}
+		return strings.Compare(a.Namespace, b.Namespace)
+	})
+	if len(out) > maxNamespacesShown {
+		other := NamespaceStatus{Namespace: "(other)"}
+		for _, st := range out[maxNamespacesShown-1:] {
+			other.Sessions += st.Sessions
+		}
+		out = append(out[:maxNamespacesShown-1], other)
+	}
 	return out
 }
 

@@ -49,6 +49,8 @@ func init() {
 	metrics.live = liveCollector{
 		sessions: prometheus.NewDesc(ns+"_"+sub+"_sessions",
 			"Live Engine.IO sessions on this edge, by worker and transport.", []string{"upstream", "transport"}, nil),
+		namespaces: prometheus.NewDesc(ns+"_"+sub+"_namespace_sessions",
+			"Live Engine.IO sessions on this edge connected to each Socket.IO namespace.", []string{"namespace"}, nil),
 		healthy: prometheus.NewDesc(ns+"_"+sub+"_upstream_healthy",
 			"Whether the worker takes new sessions (1) or not (0).", []string{"upstream"}, nil),
 	}
@@ -107,15 +109,19 @@ func refused(reason string) { metrics.refusals.WithLabelValues(reason).Inc() }
 // liveCollector reports the session registry and the workers' health as
 // they are at scrape time.
 type liveCollector struct {
-	sessions, healthy *prometheus.Desc
+	sessions, namespaces, healthy *prometheus.Desc
 }
 
 func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.sessions
+	ch <- c.namespaces
 	ch <- c.healthy
 }
 
 func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range namespaceSnapshot() {
+		ch <- prometheus.MustNewConstMetric(c.namespaces, prometheus.GaugeValue, float64(st.Sessions), st.Namespace)
+	}
 	for _, st := range snapshot() {
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.Polling), st.Address, "polling")
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.WebSocket), st.Address, "websocket")

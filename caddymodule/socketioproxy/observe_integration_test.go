@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -131,6 +134,52 @@ http://%s {
 	assert.Equal(t, 6, added)
 	assert.InDelta(t, ups[0].Sessions, ups[1].Sessions, 1, "least_sessions keeps the workers level: %+v", ups)
 	assert.Equal(t, livePolling+6, sum(scrape(t, edge.AdminAddr), `^caddy_socketio_sessions\{.*transport="polling"`))
+
+	// Live sessions by namespace follow the worker's CONNECT replies and
+	// the DISCONNECTs, on WebSocket and on polling.
+	nsCount := func(ns string) int {
+		res, err := http.Get("http://" + edge.AdminAddr + "/socketio/namespaces")
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var list []struct {
+			Namespace string `json:"namespace"`
+			Sessions  int    `json:"sessions"`
+		}
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&list))
+		for _, st := range list {
+			if st.Namespace == ns {
+				return st.Sessions
+			}
+		}
+		return 0
+	}
+	nsBefore := nsCount("/")
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
+	require.NoError(t, err)
+	defer ws.Close()
+	_, _, err = ws.ReadMessage() // open
+	require.NoError(t, err)
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("40")))
+	_, reply, err := ws.ReadMessage()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(reply), "40{"), string(reply))
+	assert.Equal(t, nsBefore+1, nsCount("/"))
+	assert.Equal(t, float64(nsBefore+1), sum(scrape(t, edge.AdminAddr), `^caddy_socketio_namespace_sessions\{namespace="/"\}`))
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("41")))
+	require.Eventually(t, func() bool { return nsCount("/") == nsBefore }, 5*time.Second, 20*time.Millisecond)
+
+	res, err = http.Get(base + "/socket.io/?EIO=4&transport=polling")
+	require.NoError(t, err)
+	open, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	sid := strings.Split(strings.Split(string(open), `"sid":"`)[1], `"`)[0]
+	res, err = http.Post(base+"/socket.io/?EIO=4&transport=polling&sid="+sid, "text/plain", strings.NewReader("40"))
+	require.NoError(t, err)
+	res.Body.Close()
+	res, err = http.Get(base + "/socket.io/?EIO=4&transport=polling&sid=" + sid)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, nsBefore+1, nsCount("/"), "a polling session's CONNECT reply counts too")
 
 	// The admin API also shows what edge_cors allows, and why.
 	res, err = http.Get("http://" + edge.AdminAddr + "/socketio/origins")

@@ -50,6 +50,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 				messages++
 			}
 			closing = closing || engineio.PacketType(p[0]) == engineio.Close
+			h.followClient(c.sid, p)
 			return nil
 		})
 		count(true, false, packets, int64(len(body)))
@@ -124,7 +125,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	removeHopHeaders(res.Header)
 	if len(h.Namespaces) > 0 && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
-		h.relayPollWithDenials(w, r, res)
+		h.relayPollWithDenials(w, r, c, res)
 		return
 	}
 	copyHeader(w.Header(), res.Header)
@@ -133,30 +134,60 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		_, _ = io.Copy(w, res.Body)
 		return
 	}
-	cw := &packetCounter{w: w}
-	if _, err := io.Copy(cw, res.Body); err != nil {
+	pw := &pollWatcher{w: w, sid: c.sid, sessions: h.sessions}
+	if _, err := io.Copy(pw, res.Body); err != nil {
 		h.logDebug("poll response cut short", r, err)
 	}
-	cw.done()
+	pw.done()
 }
 
-// packetCounter counts the packets and bytes of a long-poll response as
-// it streams to the client.
-type packetCounter struct {
-	w          io.Writer
-	separators int
-	size       int64
+// pollWatcher passes a long-poll response to the client as it streams,
+// counting its packets and bytes and following the session's namespaces
+// from the start of each packet.
+type pollWatcher struct {
+	w        io.Writer
+	sid      string
+	sessions *sessions
+	packets  int
+	size     int64
+	// head is the start of the packet being streamed, enough to read a
+	// CONNECT reply's or DISCONNECT's namespace.
+	head    [maxNamespaceHead]byte
+	headLen int
 }
 
-func (pc *packetCounter) Write(p []byte) (int, error) {
-	pc.separators += bytes.Count(p, []byte{engineio.RecordSeparator})
-	pc.size += int64(len(p))
-	return pc.w.Write(p)
+// maxNamespaceHead bounds the start of a packet pollWatcher keeps: "40",
+// a namespace and its comma.
+const maxNamespaceHead = 256
+
+func (pw *pollWatcher) Write(p []byte) (int, error) {
+	pw.size += int64(len(p))
+	for rest := p; len(rest) > 0; {
+		i := bytes.IndexByte(rest, engineio.RecordSeparator)
+		part := rest
+		if i >= 0 {
+			part = rest[:i]
+		}
+		pw.headLen += copy(pw.head[pw.headLen:], part)
+		if i < 0 {
+			break
+		}
+		pw.endPacket()
+		rest = rest[i+1:]
+	}
+	return pw.w.Write(p)
 }
 
-func (pc *packetCounter) done() {
-	if pc.size > 0 {
-		count(false, false, pc.separators+1, pc.size)
+func (pw *pollWatcher) endPacket() {
+	pw.packets++
+	pw.sessions.follow(pw.sid, pw.head[:pw.headLen])
+	pw.headLen = 0
+}
+
+func (pw *pollWatcher) done() {
+	if pw.size > 0 {
+		pw.endPacket()
+		count(false, false, pw.packets, pw.size)
 	}
 }
 
@@ -182,7 +213,7 @@ const maxRewrittenPoll = 64 << 20
 
 // relayPollWithDenials passes a long-poll response with the worker's
 // answers to denial CONNECTs turned into the client's CONNECT_ERRORs.
-func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, res *http.Response) {
+func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxRewrittenPoll+1))
 	if err != nil {
 		h.logDebug("poll response cut short", r, err)
@@ -195,7 +226,13 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, r
 	}
 	body = fixDenialReplies(body)
 	if len(body) > 0 {
-		count(false, false, bytes.Count(body, []byte{engineio.RecordSeparator})+1, int64(len(body)))
+		packets := 0
+		_ = engineio.Packets(body, func(p []byte) error {
+			packets++
+			h.sessions.follow(c.sid, p)
+			return nil
+		})
+		count(false, false, packets, int64(len(body)))
 	}
 	copyHeader(w.Header(), res.Header)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

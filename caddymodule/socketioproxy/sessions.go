@@ -1,7 +1,9 @@
 package socketioproxy
 
 import (
+	"bytes"
 	"context"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"sync"
@@ -31,6 +33,9 @@ type session struct {
 	lastSeen  time.Time
 	idle      time.Duration // silence after which a polling session is gone
 	websocket bool          // counted as live while its relay runs
+	// namespaces the worker has connected the session to (its CONNECT
+	// replies), less those since disconnected.
+	namespaces []string
 }
 
 // defaultIdle is python-engineio's pingInterval + pingTimeout with a little
@@ -126,10 +131,57 @@ func (s *sessions) sweep(now time.Time) {
 }
 
 // each calls fn for every live session.
-func (s *sessions) each(fn func(up *upstreamState, websocket bool)) {
+func (s *sessions) each(fn func(up *upstreamState, websocket bool, namespaces []string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ss := range s.live {
-		fn(ss.up, ss.websocket)
+		fn(ss.up, ss.websocket, ss.namespaces)
+	}
+}
+
+// maxNamespacesPerSession bounds what one session can make the edge
+// remember (an app that accepts every namespace lets a client connect
+// any number).
+const maxNamespacesPerSession = 32
+
+// joined records that the worker connected session sid to namespace ns.
+func (s *sessions) joined(sid, ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.live[sid]
+	if !ok || len(ss.namespaces) >= maxNamespacesPerSession || slices.Contains(ss.namespaces, ns) {
+		return
+	}
+	ss.namespaces = append(ss.namespaces, ns)
+}
+
+// left records that session sid left namespace ns.
+func (s *sessions) left(sid, ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss, ok := s.live[sid]; ok {
+		ss.namespaces = slices.DeleteFunc(ss.namespaces, func(n string) bool { return n == ns })
+	}
+}
+
+// follow updates session sid's namespaces from one Engine.IO packet the
+// worker sent: a CONNECT reply joins, a DISCONNECT leaves. The worker
+// writes canonical packets: "40{...}" for "/", "40/chat,{...}" otherwise.
+func (s *sessions) follow(sid string, p []byte) {
+	if len(p) < 2 || p[0] != '4' || (p[1] != '0' && p[1] != '1') || isDenialReply(p) {
+		return
+	}
+	ns := "/"
+	if len(p) > 2 && p[2] == '/' {
+		end := bytes.IndexByte(p[2:], ',')
+		if end < 0 {
+			end = len(p) - 2
+		}
+		ns = string(p[2 : 2+end])
+	}
+	if p[1] == '0' {
+		s.joined(sid, ns)
+	} else {
+		s.left(sid, ns)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/flaskedge/flaskedge/internal/engineio"
 	"github.com/flaskedge/flaskedge/internal/relay"
 	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/flaskedge/flaskedge/internal/socketio"
 )
 
 // upgrader accepts the client's side of a proxied WebSocket. The Origin
@@ -109,9 +110,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	if h.buckets != nil && h.RateLimits.Messages != nil {
 		opt.AdmitClient = h.messageLimit(client, identityOf(r))
 	}
-	if len(h.Namespaces) > 0 {
-		opt.FromClient, opt.FromUpstream = h.namespaceFilters(client, identityOf(r))
-	}
+	opt.FromClient, opt.FromUpstream = h.filters(sid, client, identityOf(r))
 	addr := c.up.addr
 	go func() {
 		stop := context.AfterFunc(h.sessions.draining, func() {
@@ -162,27 +161,58 @@ func (h *Handler) messageLimit(client security.Client, id identity) func() error
 	}
 }
 
-// namespaceFilters apply the namespace rules to a WebSocket session: every
-// client text message that python-socketio could take for a CONNECT is
-// checked against the identity of the upgrade request, and the worker's
-// answers to denial CONNECTs become the client's CONNECT_ERRORs.
-func (h *Handler) namespaceFilters(client security.Client, id identity) (fromClient, fromUpstream *relay.Filter) {
+// filters watch a WebSocket session's Socket.IO packets: the worker's
+// CONNECT replies and either side's DISCONNECTs keep the session's
+// namespaces up to date, and, with namespace rules, every client text
+// message that python-socketio could take for a CONNECT is checked
+// against the identity of the upgrade request and the worker's answers to
+// denial CONNECTs become the client's CONNECT_ERRORs. Only the few
+// messages that may be such packets are read whole; the rest stream.
+func (h *Handler) filters(sid string, client security.Client, id identity) (fromClient, fromUpstream *relay.Filter) {
+	rules := len(h.Namespaces) > 0
 	fromClient = &relay.Filter{
 		PeekLen: 2,
-		Peek:    mayBeConnect,
-		Rewrite: func(msg []byte) ([]byte, error) { return h.checkPacket(client, id, msg, false) },
+		Peek:    func(p []byte) bool { return isDisconnect(p) || rules && mayBeConnect(p) },
+		Rewrite: func(msg []byte) ([]byte, error) {
+			out := msg
+			if rules {
+				var err error
+				if out, err = h.checkPacket(client, id, msg, false); err != nil {
+					return nil, err
+				}
+			}
+			h.followClient(sid, msg)
+			return out, nil
+		},
 	}
 	fromUpstream = &relay.Filter{
 		PeekLen: 2 + len(denialPrefix),
-		Peek:    isDenialPrefix,
+		Peek: func(p []byte) bool {
+			return len(p) >= 2 && p[0] == '4' && (p[1] == '0' || p[1] == '1') || rules && isDenialPrefix(p)
+		},
 		Rewrite: func(msg []byte) ([]byte, error) {
 			if ce, err := connectErrorFor(msg); err == nil {
 				return ce, nil
 			}
+			h.sessions.follow(sid, msg)
 			return msg, nil
 		},
 	}
 	return fromClient, fromUpstream
+}
+
+// isDisconnect says whether a client message starts like a DISCONNECT.
+func isDisconnect(p []byte) bool { return len(p) >= 2 && p[0] == '4' && p[1] == '1' }
+
+// followClient records a client's DISCONNECT of a namespace, read as
+// python-socketio reads it.
+func (h *Handler) followClient(sid string, p []byte) {
+	if !isDisconnect(p) {
+		return
+	}
+	if pkt, err := socketio.Read(p, false); err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Disconnect {
+		h.sessions.left(sid, string(pkt.Namespace))
+	}
 }
 
 // mayBeConnect says, from a client message's first two bytes, whether it

@@ -1,0 +1,49 @@
+package socketioproxy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// A session's namespaces follow the worker's CONNECT replies and either
+// side's DISCONNECTs, never the edge's denial markers.
+func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
+	s := &sessions{live: map[string]*session{}}
+	up := &upstreamState{addr: "w:1"}
+	s.opened("sid", up, time.Minute, true, time.Now())
+	names := func() []string {
+		var out []string
+		s.each(func(_ *upstreamState, _ bool, ns []string) { out = append(out, ns...) })
+		return out
+	}
+
+	s.follow("sid", []byte(`40{"sid":"a"}`))
+	s.follow("sid", []byte(`40/admin,{"sid":"b"}`))
+	s.follow("sid", []byte(`40/admin,{"sid":"b"}`)) // counted once
+	s.follow("sid", []byte(`42["x"]`))
+	s.follow("sid", []byte(`44/chat,{"message":"no"}`))
+	s.follow("sid", []byte(`40`+denialPrefix+`abc,{"sid":"c"}`))
+	assert.Equal(t, []string{"/", "/admin"}, names())
+
+	s.follow("sid", []byte(`41/admin,`))
+	assert.Equal(t, []string{"/"}, names())
+	s.follow("sid", []byte(`41`))
+	assert.Empty(t, names())
+
+	for i := range 100 {
+		s.joined("sid", "/n"+string(rune('a'+i%26))+string(rune('a'+i/26)))
+	}
+	assert.Len(t, names(), maxNamespacesPerSession, "bounded per session")
+	s.follow("other", []byte(`40{"sid":"x"}`)) // unknown session: ignored
+}
+
+// A client's DISCONNECT counts as python-socketio reads it.
+func TestClientDisconnectLeavesTheNamespacePythonReads(t *testing.T) {
+	h := &Handler{sessions: &sessions{live: map[string]*session{}}}
+	h.sessions.opened("sid", &upstreamState{}, time.Minute, false, time.Now())
+	h.sessions.joined("sid", "/admin")
+	h.followClient("sid", []byte(`41/admin?x=1,`))
+	h.sessions.each(func(_ *upstreamState, _ bool, ns []string) { assert.Empty(t, ns) })
+}

@@ -300,6 +300,8 @@ type DashboardData struct {
 	Refusals map[string]uint64 `json:"refusals"`
 	// Namespaces are this socketio_proxy's namespace rules.
 	Namespaces map[string]*NamespaceRule `json:"namespaces,omitempty"`
+	// LiveNamespaces are the live sessions connected to each namespace.
+	LiveNamespaces []NamespaceStatus `json:"live_namespaces"`
 	// Events are the recent security events of every module, newest
 	// first.
 	Events []security.Record `json:"events"`
@@ -332,12 +334,13 @@ type DashboardUpstream struct {
 
 func (h *Handler) dashboardData() DashboardData {
 	data := DashboardData{
-		Time:       clock().UTC(),
-		Messages:   map[string]TransportCounts{},
-		Bytes:      map[string]TransportCounts{},
-		Refusals:   map[string]uint64{},
-		Namespaces: h.Namespaces,
-		Events:     security.Recent(),
+		Time:           clock().UTC(),
+		Messages:       map[string]TransportCounts{},
+		Bytes:          map[string]TransportCounts{},
+		Refusals:       map[string]uint64{},
+		Namespaces:     h.Namespaces,
+		LiveNamespaces: namespaceSnapshot(),
+		Events:         security.Recent(),
 	}
 	handshakes := map[string]*TransportCounts{}
 	eachCounter(metrics.handshakes, func(l map[string]string, n uint64) {

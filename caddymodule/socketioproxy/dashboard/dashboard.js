@@ -118,10 +118,15 @@ function render(d) {
     return tr;
   }));
 
-  const rules = Object.entries(d.namespaces || {}).sort(([a], [b]) => a.localeCompare(b));
-  $("namespaces-section").hidden = rules.length === 0;
-  fill($("namespaces"), rules.map(([ns, r]) => row([{ text: ns, cls: "mono" },
-    r.access === "role" ? "role " + r.roles.join(" or ") : r.access])));
+  const rules = d.namespaces || {};
+  const live = Object.fromEntries((d.live_namespaces || []).map((n) => [n.namespace, n.sessions]));
+  const names = [...new Set([...Object.keys(rules), ...Object.keys(live)])].sort((a, b) => a.localeCompare(b));
+  $("namespaces-section").hidden = names.length === 0;
+  fill($("namespaces"), names.map((ns) => {
+    const r = rules[ns] || rules["*"];
+    const who = !r ? "public" : r.access === "role" ? "role " + r.roles.join(" or ") : r.access;
+    return row([{ text: ns, cls: "mono" }, who, { text: num(live[ns] || 0), cls: "n", id: "namespace-" + ns }]);
+  }));
 
   const seen = new Set((prev ? prev.events : []).map((e) => e.time + e.event + e.remote_ip));
   fill($("events"), (d.events || []).map((e) => {

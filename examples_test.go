@@ -107,6 +107,27 @@ func TestDemoStackConnectsOverHTTPSAndWSS(t *testing.T) {
 	res.Body.Close()
 	assert.Equal(t, http.StatusPermanentRedirect, res.StatusCode)
 
+	// A handshake whose headers trickle in is cut off by the
+	// read_header timeout of examples/Caddyfile.
+	conn, err := tls.Dial("tcp", edgeAddr, &tls.Config{ServerName: "localhost", RootCAs: client.Transport.(*http.Transport).TLSClientConfig.RootCAs})
+	require.NoError(t, err)
+	defer conn.Close()
+	start := time.Now()
+	_, err = conn.Write([]byte("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\n"))
+	require.NoError(t, err)
+	go func() {
+		for range 30 {
+			if _, err := conn.Write([]byte("X: y\r\n")); err != nil {
+				return
+			}
+			time.Sleep(time.Second) // the trickle itself
+		}
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err = io.ReadAll(conn)
+	t.Logf("trickled handshake cut off after %v (%v)", time.Since(start).Round(time.Millisecond), err)
+	assert.Less(t, time.Since(start), 15*time.Second)
+
 	admin := login(t, client, base, "ada", "admin")
 	for _, tc := range []struct {
 		namespace string

@@ -73,7 +73,7 @@ type dashboardRun struct {
 // visitor 401.
 //
 // The screenshot of the admin's page after the refusal is written to
-// $DASHBOARD_SCREENSHOT, or to the test's temporary directory; it is a
+// $DASHBOARD_SCREENSHOT, or to test-artifacts/dashboard.png; it is a
 // test artifact to look at, never committed.
 func TestDashboardFollowsSessionsAndRefusalsLive(t *testing.T) {
 	requireBrowser(t)
@@ -100,7 +100,13 @@ http://%[1]s {
 
 	screenshot := os.Getenv("DASHBOARD_SCREENSHOT")
 	if screenshot == "" {
-		screenshot = filepath.Join(t.TempDir(), "dashboard.png")
+		// A test artifact that outlives the run (CI keeps the tree):
+		// test-artifacts/ at the repository root, ignored by git.
+		dir := filepath.Join(testenv.RepoRoot(t), "test-artifacts")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		screenshot = filepath.Join(dir, "dashboard.png")
 	}
 	run := runDashboardDriver(t, map[string]any{
 		"chromium":   chromium,

@@ -2,8 +2,10 @@ package relay
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -201,4 +203,34 @@ func TestAdmitClientRefusalClosesWith1008(t *testing.T) {
 	require.True(t, errors.As(err, &ce), "the worker got %q", msg)
 	assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
 	assert.Equal(t, "message rate limit exceeded", ce.Text)
+}
+
+// A client that never reads holds the relay at its TCP window: the relay
+// stops reading from the worker, the worker's writes block, and the
+// relay's memory does not grow with what the worker tries to send.
+func TestClientThatNeverReadsDoesNotGrowTheRelaysMemory(t *testing.T) {
+	p := newPair(t, Options{})
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	msg := make([]byte, 64<<10)
+	sent := 0
+	for sent < 256<<20 {
+		_ = p.worker.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if err := p.worker.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			var ne net.Error
+			require.True(t, errors.As(err, &ne) && ne.Timeout(), "worker write: %v", err)
+			break
+		}
+		sent += len(msg)
+	}
+	require.Less(t, sent, 256<<20, "the worker could write 256 MiB to a client that never reads")
+
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("worker wrote %d KiB before blocking; relay heap grew %d KiB", sent>>10, grown>>10)
+	assert.Less(t, grown, int64(4<<20), "heap grew with the unread data")
 }

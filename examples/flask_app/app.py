@@ -245,5 +245,11 @@ def on_stats(_=None):
 
 
 if __name__ == "__main__":
-    log.info("listening on http://%s:%d", host, port)
-    socketio.run(app, host=host, port=port, log_output=False)
+    # eventlet serves each connection in a green thread from a pool of
+    # max_size (1,024 by default), and a WebSocket or a waiting long-poll
+    # holds its thread for as long as it lasts: a stock worker stops
+    # accepting at 1,024 live sessions. Behind the edge, size it for the
+    # sessions one worker should carry.
+    max_connections = int(os.environ.get("WORKER_MAX_CONNECTIONS", "10000"))
+    log.info("listening on http://%s:%d (up to %d connections)", host, port, max_connections)
+    socketio.run(app, host=host, port=port, log_output=False, max_size=max_connections)

@@ -10,8 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,41 +20,6 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
-
-const chromium = "/usr/bin/chromium"
-
-func requireBrowser(t *testing.T) {
-	t.Helper()
-	testenv.RequireNode(t)
-	testenv.RequirePython(t)
-	_, err := os.Stat(chromium)
-	testenv.Require(t, chromium, err == nil, "apt-get install chromium (scripts/deps.sh does)")
-	_, err = os.Stat(filepath.Join(testenv.RepoRoot(t), "node_modules", "playwright-core", "package.json"))
-	testenv.Require(t, "node_modules/playwright-core", err == nil, "run npm ci in the repository root")
-}
-
-// servePage serves page.html and the socket.io-client bundle from
-// node_modules on a fresh port of 127.0.0.1, and returns the port.
-func servePage(t *testing.T) int {
-	t.Helper()
-	root := testenv.RepoRoot(t)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, filepath.Join(root, "test", "browser", "page.html"))
-	})
-	mux.HandleFunc("/socket.io.min.js", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, filepath.Join(root, "node_modules", "socket.io-client", "dist", "socket.io.min.js"))
-	})
-	port := testenv.FreePort(t)
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return port
-}
 
 type driverResult struct {
 	Pages []struct {
@@ -98,7 +61,7 @@ func runBrowser(t *testing.T, edge string, pages ...string) driverResult {
 		screenshot = filepath.Join(t.TempDir(), "page.png")
 	}
 	cfg, _ := json.Marshal(map[string]any{
-		"chromium":    chromium,
+		"chromium":    testenv.Chromium,
 		"userDataDir": t.TempDir(),
 		"edge":        edge,
 		"pages":       pages,
@@ -144,12 +107,12 @@ func runBrowser(t *testing.T, edge string, pages ...string) driverResult {
 // 127.0.0.1): the app's session cookie is SameSite=Lax, which a browser
 // never stores from, nor sends to, a cross-site fetch.
 func TestBrowserCrossOriginThroughTheEdge(t *testing.T) {
-	requireBrowser(t)
+	testenv.RequireBrowser(t)
 	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{
 		Name: "w1",
 		Env:  map[string]string{"CORS_ALLOWED_ORIGINS": "*"},
 	})
-	allowedPort, otherPort := servePage(t), servePage(t)
+	allowedPort, otherPort := testenv.ServePage(t, "test/browser/page.html"), testenv.ServePage(t, "test/browser/page.html")
 	allowed := fmt.Sprintf("http://127.0.0.1:%d", allowedPort)
 	other := fmt.Sprintf("http://localhost:%d", otherPort)
 	edgeAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))

@@ -76,7 +76,7 @@ type dashboardRun struct {
 // $DASHBOARD_SCREENSHOT, or to test-artifacts/dashboard.png; it is a
 // test artifact to look at, never committed.
 func TestDashboardFollowsSessionsAndRefusalsLive(t *testing.T) {
-	requireBrowser(t)
+	testenv.RequireBrowser(t)
 	key := "dashboard-test-secret-key-0123456789"
 	var workers []*testenv.FlaskWorker
 	for _, name := range []string{"w1", "w2"} {
@@ -109,7 +109,7 @@ http://%[1]s {
 		screenshot = filepath.Join(dir, "dashboard.png")
 	}
 	run := runDashboardDriver(t, map[string]any{
-		"chromium":   chromium,
+		"chromium":   testenv.Chromium,
 		"edge":       "http://" + edgeAddr,
 		"dashboard":  "/_edge/dashboard/",
 		"screenshot": screenshot,

@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,41 +24,6 @@ import (
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-const chromium = "/usr/bin/chromium"
-
-func requireBrowser(t *testing.T) {
-	t.Helper()
-	testenv.RequireNode(t)
-	testenv.RequirePython(t)
-	_, err := os.Stat(chromium)
-	testenv.Require(t, chromium, err == nil, "apt-get install chromium (scripts/deps.sh does)")
-	_, err = os.Stat(filepath.Join(testenv.RepoRoot(t), "node_modules", "playwright-core", "package.json"))
-	testenv.Require(t, "node_modules/playwright-core", err == nil, "run npm ci in the repository root")
-}
-
-// servePage serves page.html and the socket.io-client bundle from
-// node_modules on a fresh port of 127.0.0.1, and returns the port.
-func servePage(t *testing.T) int {
-	t.Helper()
-	root := testenv.RepoRoot(t)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, filepath.Join(root, "test", "client", "page.html"))
-	})
-	mux.HandleFunc("/socket.io.min.js", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, filepath.Join(root, "node_modules", "socket.io-client", "dist", "socket.io.min.js"))
-	})
-	port := testenv.FreePort(t)
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return port
-}
-
 // bridge is a running bridge.mjs: Chromium, driven one command at a time.
 type bridge struct {
 	t   *testing.T
@@ -70,7 +33,7 @@ type bridge struct {
 
 func startBridge(t *testing.T) *bridge {
 	t.Helper()
-	cfg, _ := json.Marshal(map[string]any{"chromium": chromium})
+	cfg, _ := json.Marshal(map[string]any{"chromium": testenv.Chromium})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	root := testenv.RepoRoot(t)
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, "test", "client", "bridge.mjs"), string(cfg))
@@ -224,11 +187,11 @@ func names(states []state) string {
 // role admin`, the second with `rate_limit connect 2/20s`. A second page
 // server on http://localhost:OTHER is an origin nobody allowed.
 func TestBrowserClient(t *testing.T) {
-	requireBrowser(t)
+	testenv.RequireBrowser(t)
 	w1 := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
 	w2 := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w2", SecretKey: w1.SecretKey})
 	workers := map[string]*testenv.FlaskWorker{"w1": w1, "w2": w2}
-	allowedPort, otherPort := servePage(t), servePage(t)
+	allowedPort, otherPort := testenv.ServePage(t, "test/client/page.html"), testenv.ServePage(t, "test/client/page.html")
 	allowed := fmt.Sprintf("http://127.0.0.1:%d", allowedPort)
 	other := fmt.Sprintf("http://localhost:%d", otherPort)
 	edgeAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))

@@ -1,11 +1,16 @@
 package testenv
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,4 +54,32 @@ func ServePage(t testing.TB, page string) int {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return port
+}
+
+// RunNodeScript runs the Node script (a path from the repository root)
+// with cfg as its JSON argument and decodes the JSON it prints into out.
+// The script and any browser it starts run in their own process group,
+// killed whole when timeout passes or the test binary dies.
+func RunNodeScript(t testing.TB, script string, cfg any, timeout time.Duration, out any) {
+	t.Helper()
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	root := RepoRoot(t)
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, script), string(arg))
+	cmd.Dir = root
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
+	}
+	if err := json.Unmarshal(stdout, out); err != nil {
+		t.Fatalf("%s printed %q: %v\n%s", script, stdout, err, stderr.String())
+	}
 }

@@ -7,14 +7,10 @@
 package browser
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,32 +56,15 @@ func runBrowser(t *testing.T, edge string, pages ...string) driverResult {
 	if screenshot == "" {
 		screenshot = filepath.Join(t.TempDir(), "page.png")
 	}
-	cfg, _ := json.Marshal(map[string]any{
+	cfg := map[string]any{
 		"chromium":    testenv.Chromium,
 		"userDataDir": t.TempDir(),
 		"edge":        edge,
 		"pages":       pages,
 		"screenshot":  screenshot,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	root := testenv.RepoRoot(t)
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, "test", "browser", "driver.mjs"), string(cfg))
-	cmd.Dir = root
-	// Chromium runs in node's process group, which is killed whole on
-	// timeout, and with node if the test binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("driver.mjs: %v\n%s", err, stderr.String())
 	}
 	var res driverResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("driver.mjs printed %q: %v\n%s", out, err, stderr.String())
-	}
+	testenv.RunNodeScript(t, "test/browser/driver.mjs", cfg, 2*time.Minute, &res)
 	if len(res.Pages) != len(pages) {
 		t.Fatalf("driver.mjs ran %d pages, want %d", len(res.Pages), len(pages))
 	}

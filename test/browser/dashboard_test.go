@@ -1,14 +1,10 @@
 package browser
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -203,23 +199,7 @@ http://%[1]s {
 
 func runDashboardDriver(t *testing.T, cfg map[string]any) dashboardRun {
 	t.Helper()
-	arg, _ := json.Marshal(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	root := testenv.RepoRoot(t)
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, "test", "browser", "dashboard.mjs"), string(arg))
-	cmd.Dir = root
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("dashboard.mjs: %v\n%s", err, stderr.String())
-	}
 	var run dashboardRun
-	if err := json.Unmarshal(out, &run); err != nil {
-		t.Fatalf("dashboard.mjs printed %q: %v\n%s", out, err, stderr.String())
-	}
+	testenv.RunNodeScript(t, "test/browser/dashboard.mjs", cfg, 3*time.Minute, &run)
 	return run
 }

@@ -3,6 +3,8 @@ package socketioproxy
 import (
 	"net/http"
 	"strings"
+
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1, which a
@@ -44,7 +46,7 @@ func upstreamHeader(r *http.Request, websocket bool) http.Header {
 	if r.TLS != nil {
 		proto = "https"
 	}
-	h.Set("X-Forwarded-For", clientIP(r))
+	h.Set("X-Forwarded-For", security.ClientIP(r))
 	h.Set("X-Forwarded-Proto", proto)
 	h.Set("X-Forwarded-Host", r.Host)
 	h.Del("Forwarded")

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 // maxOpenResponse bounds the handshake response the edge reads whole to
@@ -38,7 +39,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 				h.refuseTooLarge(w, r)
 				return
 			}
-			h.logger.Info("polling body not received", zap.String("remote_ip", clientIP(r)), zap.Error(err))
+			h.logger.Info("polling body not received", zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
 			refused(reasonMalformed)
 			return
 		}
@@ -332,7 +333,7 @@ func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request) {
 	refused(reasonSize)
 	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
 		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", h.MaxPayload),
-			zap.String("remote_ip", clientIP(r)), zap.String("uri", r.URL.Path))
+			zap.String("remote_ip", security.ClientIP(r)), zap.String("uri", r.URL.Path))
 	}
 	w.Header().Set("Connection", "close")
 	w.Header().Set("Content-Length", "0")
@@ -341,6 +342,6 @@ func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) logDebug(msg string, r *http.Request, err error) {
 	if c := h.logger.Check(zapcore.DebugLevel, msg); c != nil {
-		c.Write(zap.String("remote_ip", clientIP(r)), zap.String("uri", r.URL.Path), zap.Error(err))
+		c.Write(zap.String("remote_ip", security.ClientIP(r)), zap.String("uri", r.URL.Path), zap.Error(err))
 	}
 }

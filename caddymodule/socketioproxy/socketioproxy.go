@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -362,7 +361,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var c call
 	if q.Handshake() {
 		if h.buckets != nil && h.RateLimits.Connect != nil {
-			if ok, wait := h.buckets.take("c:"+clientIP(r), h.RateLimits.Connect, 1); !ok {
+			if ok, wait := h.buckets.take("c:"+security.ClientIP(r), h.RateLimits.Connect, 1); !ok {
 				h.tooMany(w, r, wait, "new sessions from this address over "+h.RateLimits.Connect.String())
 				return nil
 			}
@@ -431,7 +430,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.E
 		c.Write(
 			zap.String("reason", reason),
 			zap.String("detail", detail),
-			zap.String("remote_ip", clientIP(r)),
+			zap.String("remote_ip", security.ClientIP(r)),
 			zap.String("method", r.Method),
 			zap.String("uri", r.URL.Path),
 		)
@@ -453,7 +452,7 @@ func (h *Handler) noWorker(w http.ResponseWriter, r *http.Request) {
 	refused(reasonUpstream)
 	if c := h.logger.Check(zapcore.WarnLevel, "refused Engine.IO handshake"); c != nil {
 		c.Write(zap.String("reason", "upstream"), zap.String("detail", "no healthy Socket.IO worker"),
-			zap.String("remote_ip", clientIP(r)))
+			zap.String("remote_ip", security.ClientIP(r)))
 	}
 	writeJSON(w, http.StatusServiceUnavailable, `{"code":3,"message":"No Socket.IO worker is available"}`)
 }
@@ -466,7 +465,7 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call
 	c.up.markDown(time.Now(), time.Duration(h.FailDuration))
 	h.logger.Warn("Socket.IO worker unreachable; out of rotation",
 		zap.String("upstream", c.up.addr), zap.Duration("for", time.Duration(h.FailDuration)),
-		zap.String("remote_ip", clientIP(r)), zap.Error(err))
+		zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
 	if c.sid == "" {
 		c.up.sessions.Add(-1)
 		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"No Socket.IO worker is reachable"}`)
@@ -493,7 +492,7 @@ func (h *Handler) nextForHandshake(r *http.Request, c *call, err error) bool {
 	}
 	h.logger.Warn("Socket.IO worker unreachable; out of rotation, handshake sent to another",
 		zap.String("upstream", c.up.addr), zap.String("to", next.addr), zap.Duration("for", time.Duration(h.FailDuration)),
-		zap.String("remote_ip", clientIP(r)), zap.Error(err))
+		zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
 	c.up.sessions.Add(-1)
 	c.up = next
 	return true
@@ -504,19 +503,6 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
-}
-
-// clientIP is the client address Caddy determined, honouring the server's
-// trusted_proxies.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // Interface guards

@@ -248,7 +248,7 @@ func (h *Handler) passRefusal(w http.ResponseWriter, r *http.Request, c *call, r
 		h.sessions.closed(c.sid)
 	}
 	if ce := h.logger.Check(zapcore.DebugLevel, "worker refused WebSocket upgrade"); ce != nil {
-		ce.Write(zap.String("upstream", c.up.addr), zap.Int("status", res.StatusCode), zap.String("remote_ip", clientIP(r)))
+		ce.Write(zap.String("upstream", c.up.addr), zap.Int("status", res.StatusCode), zap.String("remote_ip", security.ClientIP(r)))
 	}
 	removeHopHeaders(res.Header)
 	res.Header.Del("Content-Length")

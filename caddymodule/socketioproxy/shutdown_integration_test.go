@@ -17,8 +17,8 @@ import (
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-// When Caddy exits, a relayed WebSocket gets a 1001 close and a waiting
-// long-poll gets the Engine.IO close packet, so both clients reconnect
+// When Caddy exits, a relayed WebSocket gets the Engine.IO close packet
+// and a 1001 close, and a waiting long-poll gets the Engine.IO close packet, so both clients reconnect
 // at once; Caddy does not wait out the poll.
 func TestShutdownClosesSessionsCleanly(t *testing.T) {
 	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
@@ -88,6 +88,9 @@ http://%s {
 	assert.Less(t, took, 10*time.Second, "a waiting poll must not hold the exit for pingInterval")
 
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, farewell, err := ws.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(farewell), "the Engine.IO close packet comes first")
 	_, _, err = ws.ReadMessage()
 	var ce *websocket.CloseError
 	require.True(t, errors.As(err, &ce), "the WebSocket ended with %v, not a close frame", err)

@@ -2,7 +2,6 @@ package socketioproxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -106,17 +105,20 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	// handler's stack are not held for the connection's life. Nothing
 	// below may touch r or its context, which net/http cancels.
 	client := security.ClientOf(r)
-	opt := relay.Options{MaxMessage: h.MaxPayload, Count: countWebSocket}
+	opt := relay.Options{
+		MaxMessage: h.MaxPayload,
+		Count:      countWebSocket,
+		// When the process exits: the Engine.IO close packet, then 1001.
+		Stop:       h.sessions.draining,
+		Farewell:   []byte{byte(engineio.Close)},
+		StopReason: "edge shutting down",
+	}
 	if h.buckets != nil && h.RateLimits.Messages != nil {
 		opt.AdmitClient = h.messageLimit(client, identityOf(r))
 	}
 	opt.FromClient, opt.FromUpstream = h.filters(sid, client, identityOf(r))
 	addr := c.up.addr
 	go func() {
-		stop := context.AfterFunc(h.sessions.draining, func() {
-			relay.Close(clientConn, upConn, websocket.CloseGoingAway, "edge shutting down")
-		})
-		defer stop()
 		start := time.Now()
 		err := relay.Relay(clientConn, upConn, opt)
 		h.sessions.closed(sid)

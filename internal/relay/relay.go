@@ -10,10 +10,12 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -37,7 +39,16 @@ type Options struct {
 	// AdmitClient, when set, is asked before each client message is
 	// relayed; an error ends the relay as a Filter's refusal does.
 	AdmitClient func() error
+	// Stop, when set, ends the relay once it is done: the client is sent
+	// Farewell (if any) as a text message after the last message relayed
+	// from the worker, then both sides get a 1001 close with StopReason.
+	Stop       context.Context
+	Farewell   []byte
+	StopReason string
 }
+
+// ErrStopped ends a relay whose Options.Stop was done.
+var ErrStopped = errors.New("relay: stopped")
 
 // Filter rewrites some of the text messages a relay passes. Peek sees the
 // first bytes of each text message (at most PeekLen, fewer if the message
@@ -101,13 +112,31 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	finish := func(err error) {
 		once.Do(func() {
 			first = err
-			sendClose(client, upstream, err)
+			sendClose(client, upstream, err, opt.StopReason)
 			timer = time.AfterFunc(opt.CloseGrace, closeBoth)
 		})
 	}
+	var stopping atomic.Bool
+	if opt.Stop != nil {
+		// Wake the worker->client direction, which alone may write to
+		// the client, so that it can say goodbye in order.
+		defer context.AfterFunc(opt.Stop, func() {
+			stopping.Store(true)
+			_ = upstream.SetReadDeadline(time.Now())
+			time.AfterFunc(controlWait, closeBoth)
+		})()
+	}
 	fromUpstream := make(chan struct{})
 	go func() {
-		finish(pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false), nil))
+		err := pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false), nil)
+		if stopping.Load() {
+			if opt.Farewell != nil {
+				_ = client.SetWriteDeadline(time.Now().Add(controlWait))
+				_ = client.WriteMessage(websocket.TextMessage, opt.Farewell)
+			}
+			err = ErrStopped
+		}
+		finish(err)
 		close(fromUpstream)
 	}()
 	finish(pipe(upstream, client, opt.FromClient, opt.MaxMessage, counter(opt.Count, true), opt.AdmitClient))
@@ -121,7 +150,7 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 // a close frame (a dropped TCP connection, which gorilla reports as 1006,
 // an oversized message, or a refused one); a close frame from one side
 // has already been passed to the other by forwardControl.
-func sendClose(client, upstream *websocket.Conn, err error) {
+func sendClose(client, upstream *websocket.Conn, err error, stopReason string) {
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
 		return
@@ -133,6 +162,8 @@ func sendClose(client, upstream *websocket.Conn, err error) {
 		msg = websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "")
 	case errors.As(err, &pe):
 		msg = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(pe.Reason, 120))
+	case errors.Is(err, ErrStopped):
+		msg = websocket.FormatCloseMessage(websocket.CloseGoingAway, truncate(stopReason, 120))
 	}
 	deadline := time.Now().Add(controlWait)
 	_ = client.WriteControl(websocket.CloseMessage, msg, deadline)
@@ -257,15 +288,4 @@ func ignoreTimeout(err error) error {
 		return nil
 	}
 	return err
-}
-
-// Close asks both sides of a relay to close with code and reason, from
-// outside the relay (WriteControl may run beside the relay's writes). The
-// relay then ends as on any close: each side answers, or CloseGrace runs
-// out.
-func Close(client, upstream *websocket.Conn, code int, reason string) {
-	msg := websocket.FormatCloseMessage(code, reason)
-	deadline := time.Now().Add(controlWait)
-	_ = client.WriteControl(websocket.CloseMessage, msg, deadline)
-	_ = upstream.WriteControl(websocket.CloseMessage, msg, deadline)
 }

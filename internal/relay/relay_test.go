@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -233,4 +234,36 @@ func TestClientThatNeverReadsDoesNotGrowTheRelaysMemory(t *testing.T) {
 	grown := int64(after.HeapInuse) - int64(before.HeapInuse)
 	t.Logf("worker wrote %d KiB before blocking; relay heap grew %d KiB", sent>>10, grown>>10)
 	assert.Less(t, grown, int64(4<<20), "heap grew with the unread data")
+}
+
+// Stopping a relay (the edge exiting) tells the client in order: the
+// messages already relayed, then the farewell, then a 1001 close with the
+// reason; the worker gets the 1001 too.
+func TestStopSaysGoodbyeInOrder(t *testing.T) {
+	stop, cancel := context.WithCancel(context.Background())
+	p := newPair(t, Options{Stop: stop, Farewell: []byte("1"), StopReason: "edge shutting down"})
+	require.NoError(t, p.worker.WriteMessage(websocket.TextMessage, []byte("42[\"last\"]")))
+	_, msg, err := p.client.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, `42["last"]`, string(msg))
+
+	cancel()
+	_, msg, err = p.client.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(msg), "the Engine.IO close packet")
+	_, _, err = p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+	assert.Equal(t, "edge shutting down", ce.Text)
+
+	_, _, err = p.worker.ReadMessage()
+	require.True(t, errors.As(err, &ce), "the worker got %v", err)
+	assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+	select {
+	case err := <-p.done:
+		assert.ErrorIs(t, err, ErrStopped)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not end")
+	}
 }

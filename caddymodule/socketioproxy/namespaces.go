@@ -182,9 +182,10 @@ type errMalformedPacket struct{ err error }
 
 func (e errMalformedPacket) Error() string { return "malformed Socket.IO packet: " + e.err.Error() }
 
-// checkPacket applies the namespace rules to one Engine.IO packet from
-// the client. It returns the packet to forward: p itself, or the denial
-// CONNECT.
+// checkPacket reads one Engine.IO packet from the client as
+// python-socketio will, refusing one it cannot read exactly so, and
+// applies the namespace rules, if any. It returns the packet to forward:
+// p itself, or the denial CONNECT.
 func (h *Handler) checkPacket(client security.Client, id identity, p []byte, binary bool) ([]byte, error) {
 	pkt, err := socketio.Read(p, binary)
 	if err != nil {
@@ -204,8 +205,8 @@ func (h *Handler) checkPacket(client security.Client, id identity, p []byte, bin
 	return d.connectFor(), nil
 }
 
-// checkPayload applies the namespace rules to every packet of a polling
-// body, returning the body to forward.
+// checkPayload checks every packet of a polling body as checkPacket does,
+// returning the body to forward.
 func (h *Handler) checkPayload(r *http.Request, body []byte) ([]byte, error) {
 	id, client := identityOf(r), security.ClientOf(r)
 	var out []byte // built only once a packet changes

@@ -121,12 +121,3 @@ func TestFixDenialRepliesLeavesOtherPacketsAlone(t *testing.T) {
 	plain := []byte("2\x1e42[\"x\"]")
 	assert.Equal(t, &plain[0], &fixDenialReplies(plain)[0], "no copy without a denial")
 }
-
-func TestMayBeConnectLetsOnlyNonConnectsStream(t *testing.T) {
-	for _, p := range []string{"2", "3", "6", "41", "42", "43", "45", "46", "3p"} {
-		assert.False(t, mayBeConnect([]byte(p)), p)
-	}
-	for _, p := range []string{"", "4", "40", "47", "4\xd9", "b4", "x", "\xef"} {
-		assert.True(t, mayBeConnect([]byte(p)), "%q", p)
-	}
-}

@@ -61,7 +61,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 				return
 			}
 		}
-		if err == nil && len(h.Namespaces) > 0 {
+		if err == nil {
+			// Every packet is read as python-socketio will read it;
+			// with namespace rules a denied CONNECT is replaced.
 			body, err = h.checkPayload(r, body)
 		}
 		if err != nil {

@@ -37,7 +37,12 @@ func init() {
 // the edge (see engineio.ParseQuery), a polling body must fit in
 // MaxPayload, and a WebSocket upgrade must be a real one. A refused
 // request gets the Engine.IO error reply the client library understands
-// and a log line saying why. Every other request goes to the next handler
+// and a log line saying why. Every Socket.IO packet a client sends, in a
+// polling body or a WebSocket message, is read as python-socketio will
+// read it (see package socketio): one that python drops as malformed, or
+// could read another way than the edge, is refused (400 on polling, a
+// 1008 close on WebSocket), logged as a security event and not
+// forwarded. Every other request goes to the next handler
 // untouched, so socketio_proxy can stand in front of a reverse_proxy that
 // serves the rest of the application.
 //

@@ -163,25 +163,39 @@ func (h *Handler) messageLimit(client security.Client, id identity) func() error
 	}
 }
 
-// filters watch a WebSocket session's Socket.IO packets: the worker's
-// CONNECT replies and either side's DISCONNECTs keep the session's
-// namespaces up to date, and, with namespace rules, every client text
-// message that python-socketio could take for a CONNECT is checked
-// against the identity of the upgrade request and the worker's answers to
-// denial CONNECTs become the client's CONNECT_ERRORs. Only the few
-// messages that may be such packets are read whole; the rest stream.
+// clientPeek is how many bytes of each client message the relay looks
+// at before streaming it: enough for the header of nearly every packet
+// (type, attachment count, a namespace, an ack id), so the rare message
+// that needs reading whole is one whose header runs longer.
+const clientPeek = 32
+
+// filters watch a WebSocket session's Socket.IO packets. Every client text
+// message is read as python-socketio will read it: one the edge cannot
+// read exactly the same way, or that python drops as malformed, ends the
+// session with 1008 and never reaches the worker. With namespace rules,
+// every CONNECT is checked against the identity of the upgrade request,
+// and the worker's answers to denial CONNECTs become the client's
+// CONNECT_ERRORs. The worker's CONNECT replies and either side's
+// DISCONNECTs keep the session's namespaces up to date. Only messages
+// whose first clientPeek bytes leave this undecided, and the few packets
+// that matter (CONNECT, DISCONNECT), are read whole; the rest stream.
 func (h *Handler) filters(sid string, client security.Client, id identity) (fromClient, fromUpstream *relay.Filter) {
 	rules := len(h.Namespaces) > 0
 	fromClient = &relay.Filter{
-		PeekLen: 2,
-		Peek:    func(p []byte) bool { return isDisconnect(p) || rules && mayBeConnect(p) },
+		PeekLen: clientPeek,
+		Peek: func(p []byte) bool {
+			pkt, decided := socketio.ReadHead(p)
+			if !decided {
+				return true
+			}
+			return pkt.Kind == socketio.Message &&
+				(pkt.Type == socketio.Disconnect || rules && pkt.Type == socketio.Connect)
+		},
 		Rewrite: func(msg []byte) ([]byte, error) {
-			out := msg
-			if rules {
-				var err error
-				if out, err = h.checkPacket(client, id, msg, false); err != nil {
-					return nil, err
-				}
+			out, err := h.checkPacket(client, id, msg, false)
+			if err != nil {
+				refused(reasonMalformed)
+				return nil, err
 			}
 			h.followClient(sid, msg)
 			return out, nil
@@ -215,23 +229,6 @@ func (h *Handler) followClient(sid string, p []byte) {
 	if pkt, err := socketio.Read(p, false); err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Disconnect {
 		h.sessions.left(sid, string(pkt.Namespace))
 	}
-}
-
-// mayBeConnect says, from a client message's first two bytes, whether it
-// must be read whole and checked: everything but Engine.IO control
-// packets (an ASCII digit other than 4) and Socket.IO packets of a type
-// other than CONNECT ('4' then an ASCII digit 1 to 6), which are the bulk
-// of the traffic.
-func mayBeConnect(p []byte) bool {
-	switch {
-	case len(p) == 0:
-		return true
-	case p[0] >= '0' && p[0] <= '9' && p[0] != '4':
-		return false
-	case len(p) == 2 && p[0] == '4' && p[1] >= '1' && p[1] <= '6':
-		return false
-	}
-	return true
 }
 
 // isDenialPrefix says whether a worker's message starts like an answer to

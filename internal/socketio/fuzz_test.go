@@ -160,3 +160,33 @@ func pyDecode(ep string) (pyPacket, error) {
 	}
 	return pkt, nil
 }
+
+// FuzzReadHead checks the promise a relay streams messages on: whenever
+// ReadHead decides from a message's first n bytes, Read of the whole
+// message agrees, so no packet Read refuses (or reads as another type or
+// namespace) slips through unread.
+func FuzzReadHead(f *testing.F) {
+	for _, s := range []string{
+		`42["chat","hi"]`, `4217["echo",{"n":1}]`, `42/admin,["x"]`, `40{"token":"t"}`,
+		`451-["up",{"_placeholder":true,"num":0}]`, `42/a?x=1,5[1]`, `42.5["x"]`, `4٠/admin,{}`,
+		`42/ns`, `2probe`, `bAAEC`, `41/admin,`, `4"0/admin,"`, `42 [1]`,
+	} {
+		f.Add([]byte(s), uint8(3))
+		f.Add([]byte(s), uint8(32))
+	}
+	f.Fuzz(func(t *testing.T, p []byte, n uint8) {
+		k := min(int(n), len(p))
+		head, decided := ReadHead(p[:k])
+		if !decided {
+			return
+		}
+		whole, err := Read(p, false)
+		if err != nil {
+			t.Fatalf("ReadHead(%q) decided %s, but Read of %q refuses it: %v", p[:k], describe(head), p, err)
+		}
+		if whole.Kind != head.Kind || whole.Type != head.Type || !bytes.Equal(whole.Namespace, head.Namespace) ||
+			whole.Attachments != head.Attachments || !bytes.Equal(whole.ID, head.ID) {
+			t.Fatalf("ReadHead(%q) = %s, Read(%q) = %s", p[:k], describe(head), p, describe(whole))
+		}
+	})
+}

@@ -232,3 +232,33 @@ func isJSONFloat(b []byte) bool {
 	}
 	return float && i == len(b)
 }
+
+// ReadHead tells from the first bytes of a longer message what Read will
+// make of the whole, when those bytes suffice: decided is true only if
+// Read returns, for every message that begins with head, no error and
+// the same Kind, Type, Namespace, Attachments and ID as it returns here.
+// That holds for Engine.IO control packets, binary records, and Socket.IO
+// packets whose header ends inside head and whose data then begins with
+// '[' or '{' (nothing after the header changes how python-socketio reads
+// it, and such data keeps python-engineio from taking the message for a
+// JSON number). The returned Data is cut at the end of head.
+//
+// A relay peeks at a few bytes of every message and reads whole only the
+// undecided ones, which are rare in real traffic, so it can refuse every
+// packet Read refuses without buffering the common one.
+func ReadHead(head []byte) (pkt Packet, decided bool) {
+	if len(head) == 0 {
+		return Packet{}, false
+	}
+	switch c := head[0]; {
+	case c == 'b':
+		return Packet{Kind: Attachment}, true
+	case c != '4' && isDigit(c):
+		return Packet{Kind: Control}, true
+	}
+	pkt, err := Read(head, false)
+	if err != nil || pkt.Kind != Message || len(pkt.Data) == 0 || (pkt.Data[0] != '[' && pkt.Data[0] != '{') {
+		return Packet{}, false
+	}
+	return pkt, true
+}

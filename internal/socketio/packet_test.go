@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 type readCase struct {
@@ -243,6 +245,39 @@ func TestTypeStringIsTheSpecificationName(t *testing.T) {
 		ConnectError: "CONNECT_ERROR", BinaryEvent: "BINARY_EVENT", BinaryAck: "BINARY_ACK", 7: "UNKNOWN"} {
 		if got := typ.String(); got != want {
 			t.Errorf("Type(%d).String() = %q, want %q", typ, got, want)
+		}
+	}
+}
+
+func TestReadHeadDecidesOnlyWhatTheHeadFixes(t *testing.T) {
+	for _, tc := range []struct {
+		head    string
+		decided bool
+		typ     Type
+		ns      string
+	}{
+		{`42["ch`, true, Event, "/"},
+		{`4217[`, true, Event, "/"},
+		{`42/admin,["x`, true, Event, "/admin"},
+		{`40{"tok`, true, Connect, "/"},
+		{`40/admin,{`, true, Connect, "/admin"},
+		{`451-[`, true, BinaryEvent, "/"},
+		{`2probe`, true, 0, ""},  // Engine.IO ping: never reaches python-socketio
+		{`bAQID`, true, 0, ""},   // binary record
+		{`42/adm`, false, 0, ""}, // the namespace may go on
+		{`4217`, false, 0, ""},   // the ack id may go on
+		{`40`, false, 0, ""},     // a CONNECT to / or, later, to another namespace
+		{`41.`, false, 0, ""},    // may be the JSON float 41.0, a DISCONNECT
+		{`4"0/a`, false, 0, ""},  // a JSON string python-engineio decodes
+		{`42 [`, false, 0, ""},   // data python may read differently
+		{`4٠/a,{`, false, 0, ""}, // a Unicode digit
+		{``, false, 0, ""},
+	} {
+		pkt, decided := ReadHead([]byte(tc.head))
+		require.Equal(t, tc.decided, decided, "ReadHead(%q)", tc.head)
+		if decided && pkt.Kind == Message {
+			require.Equal(t, tc.typ, pkt.Type, "ReadHead(%q)", tc.head)
+			require.Equal(t, tc.ns, string(pkt.Namespace), "ReadHead(%q)", tc.head)
 		}
 	}
 }

@@ -39,6 +39,8 @@ func TestCaddyfileErrorsSayWhatToWrite(t *testing.T) {
 		{"socketio_proxy a:1 {\n max_payload lots\n}", `max_payload "lots" is not a size`},
 		{"socketio_proxy a:1 {\n dial_timeout -1s\n}", "not a positive duration"},
 		{"socketio_proxy a:1 {\n path\n}", "path needs a value"},
+		{"socketio_proxy a:1 {\n drain_period soon\n}", "write e.g. `drain_period 10s`"},
+		{"socketio_proxy a:1 {\n drain_period -1s\n}", "is not a duration"},
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))

@@ -38,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_payload     <size>
 //		dial_timeout    <duration>
 //		body_timeout    <duration>
+//		drain_period    <duration>
 //		client_path     <prefix>
 //		dashboard       <path> [role <roles...>]
 //	}
@@ -52,7 +53,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // takes a byte count or a size such as 1MB. client_path serves the
 // browser client under a prefix such as /socket.io-edge/. dashboard
 // serves the live dashboard at path to users with one of the roles
-// (default admin).
+// (default admin). drain_period spreads the closing of WebSocket sessions
+// over that long when the process exits (default 0: all at once).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
@@ -112,6 +114,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				h.DialTimeout = caddy.Duration(dur)
 			}
+		case "drain_period":
+			v, err := oneArg(d, "drain_period 10s")
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < 0 {
+				return d.Errf("drain_period %q is not a duration; write e.g. `drain_period 10s` (0: close every session at once)", v)
+			}
+			h.DrainPeriod = caddy.Duration(dur)
 		case "namespace":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
@@ -183,7 +195,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.ClientPath = v
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout, body_timeout, dashboard and client_path", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout, body_timeout, drain_period, dashboard and client_path", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {

@@ -20,12 +20,16 @@ type sessions struct {
 	live map[string]*session // by the sid the client sees
 	stop chan struct{}       // ends the sweeper
 
-	// draining is cancelled when the process begins to exit: relayed
-	// WebSockets then get a 1001 close and waiting polls an Engine.IO
-	// close packet, so clients reconnect elsewhere instead of seeing
-	// their connections reset.
-	draining context.Context
-	drain    context.CancelFunc
+	// draining is cancelled when the process begins to exit: waiting
+	// polls then get an Engine.IO close packet, so their clients
+	// reconnect elsewhere instead of seeing their connections reset.
+	// Relayed WebSockets are closed by drain, see drain.go.
+	draining   context.Context
+	drainPoll  context.CancelFunc
+	drainOnce  sync.Once
+	relays     map[*relayStop]struct{} // the live WebSocket relays, under mu
+	stopping   bool                    // drain began, under mu
+	relaysGone chan struct{}           // closed when the last relay ends after drain, under mu
 }
 
 type session struct {
@@ -52,8 +56,8 @@ const sweepInterval = 5 * time.Second
 const exitCheckInterval = 50 * time.Millisecond
 
 func newSessions() *sessions {
-	s := &sessions{live: make(map[string]*session), stop: make(chan struct{})}
-	s.draining, s.drain = context.WithCancel(context.Background())
+	s := &sessions{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{})}
+	s.draining, s.drainPoll = context.WithCancel(context.Background())
 	go func() {
 		sweep := time.NewTicker(sweepInterval)
 		defer sweep.Stop()
@@ -77,12 +81,15 @@ func newSessions() *sessions {
 }
 
 // Destruct stops the sweeper once no config uses the registry. When the
-// process exits, it also drains what is left.
+// process exits, it also drains what is left and waits for the relays to
+// say goodbye (see awaitRelays), so that the process does not exit under
+// them.
 func (s *sessions) Destruct() error {
+	close(s.stop)
 	if caddy.Exiting() {
 		s.drain()
+		s.awaitRelays()
 	}
-	close(s.stop)
 	return nil
 }
 

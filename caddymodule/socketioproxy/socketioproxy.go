@@ -115,6 +115,19 @@ type Handler struct {
 	// Default: 10s.
 	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
 
+	// DrainPeriod spreads the closing of the edge's WebSocket sessions
+	// when the process exits: each gets the Engine.IO close packet and a
+	// 1001 close at a moment of its own, evenly over this period in
+	// random order, and works normally until then, so that its client's
+	// reconnection reaches the remaining edges as part of a stream
+	// rather than a stampede. Waiting long-polls are answered with the
+	// close packet at once (the server no longer accepts connections).
+	// The process exits once every session has closed, at most
+	// DrainPeriod plus 6 s after it began to. Caddy's own grace_period
+	// does not bound it: relayed WebSockets are not HTTP requests to the
+	// server. Default: 0, every session closed at once.
+	DrainPeriod caddy.Duration `json:"drain_period,omitempty"`
+
 	// DialTimeout bounds how long connecting to a worker may take.
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
@@ -294,6 +307,8 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("socketio_proxy: path %q must start and end with a slash, e.g. %q", h.Path, DefaultPath)
 	case h.LBPolicy != PolicyLeastSessions && h.LBPolicy != PolicyRoundRobin:
 		return fmt.Errorf("socketio_proxy: lb_policy %q is unknown; use %s or %s", h.LBPolicy, PolicyLeastSessions, PolicyRoundRobin)
+	case h.DrainPeriod < 0:
+		return fmt.Errorf("socketio_proxy: drain_period %v is negative", time.Duration(h.DrainPeriod))
 	case h.MaxPayload < 0:
 		return fmt.Errorf("socketio_proxy: max_payload %d is negative", h.MaxPayload)
 	case h.HealthChecks != nil && h.HealthChecks.URI != "" && !strings.HasPrefix(h.HealthChecks.URI, "/"):

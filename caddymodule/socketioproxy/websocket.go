@@ -105,11 +105,13 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	// handler's stack are not held for the connection's life. Nothing
 	// below may touch r or its context, which net/http cancels.
 	client := security.ClientOf(r)
+	// When the process exits: the Engine.IO close packet, then 1001, at
+	// this relay's moment in the drain period.
+	stop, relayDone := h.sessions.relaying(time.Duration(h.DrainPeriod))
 	opt := relay.Options{
 		MaxMessage: h.MaxPayload,
 		Count:      countWebSocket,
-		// When the process exits: the Engine.IO close packet, then 1001.
-		Stop:       h.sessions.draining,
+		Stop:       stop,
 		Farewell:   []byte{byte(engineio.Close)},
 		StopReason: "edge shutting down",
 	}
@@ -121,6 +123,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	go func() {
 		start := time.Now()
 		err := relay.Relay(clientConn, upConn, opt)
+		relayDone()
 		h.sessions.closed(sid)
 		if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
 			ce.Write(zap.String("upstream", addr), zap.String("remote_ip", client.IP),

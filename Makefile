@@ -5,7 +5,7 @@ GO       ?= go
 CADDY    := bin/caddy
 GOFILES  := $(shell find . -name '*.go' -not -path './node_modules/*' -not -path './.cache/*') go.mod go.sum
 
-.PHONY: all build deps test demo fuzz clean
+.PHONY: all build deps test demo fuzz clean reload-race
 
 all: build
 
@@ -66,6 +66,11 @@ scale: deps $(CADDY)
 	$(GO) run ./bench -caddy $(CADDY) -scale
 soak: deps $(CADDY)
 	$(GO) run ./bench -caddy $(CADDY) -soak $(or $(SOAK),30m)
+
+# What a reload costs clients on stock Caddy (see docs/BENCHMARKS.md).
+reload-race: $(CADDY)
+	$(GO) run ./bench/reloadrace -caddy $(CADDY)
+	$(GO) run ./bench/reloadrace -caddy $(CADDY) -keepalive
 
 clean:
 	rm -rf bin .cache

@@ -231,6 +231,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.Dashboard.provision()
+	reloadHint.Do(func() { hintMigrateReq(h.logger) })
 
 	repl := caddy.NewReplacer()
 	key := processKey()

@@ -34,3 +34,15 @@ func BenchmarkEncodeConnectError(b *testing.B) {
 		EncodeConnectError("/admin", "forbidden", data)
 	}
 }
+
+// BenchmarkReadHead is what the relay spends on every client message it
+// streams: ReadHead of the first 32 bytes.
+func BenchmarkReadHead(b *testing.B) {
+	p := []byte(`42["message",{"room":"lobby","text":"hello, world"}]`)[:32]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ReadHead(p); !ok {
+			b.Fatal("undecided")
+		}
+	}
+}

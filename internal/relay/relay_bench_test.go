@@ -137,7 +137,7 @@ func benchConnect(b *testing.B, relayed bool) (client, backend *websocket.Conn) 
 
 // benchPair makes a WebSocket connection over net.Pipe through a real HTTP
 // upgrade, and returns its dialling and its accepting end.
-func benchPair(b *testing.B, up websocket.Upgrader, d websocket.Dialer) (dialed, accepted *websocket.Conn) {
+func benchPair(b testing.TB, up websocket.Upgrader, d websocket.Dialer) (dialed, accepted *websocket.Conn) {
 	b.Helper()
 	l := &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
 	acceptedc := make(chan *websocket.Conn, 1)

@@ -1,16 +1,19 @@
 package edgecors
 
 import (
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
 // Tests see an empty environment unless they give one with withEnv, so
 // an APP_ENV set on the machine cannot change their outcome.
 func TestMain(m *testing.M) {
 	lookupEnv = func(string) (string, bool) { return "", false }
-	os.Exit(m.Run())
+	// The run fails if a goroutine a test started (a handler, a test
+	// server's connection) is still running once the tests are over.
+	testenv.VerifyTestMain(m)
 }
 
 func withEnv(t *testing.T, env map[string]string) {

@@ -37,6 +37,7 @@ func RequireBrowser(t testing.TB) {
 // the edge's — and returns the port. The server stops at cleanup.
 func ServePage(t testing.TB, page string) int {
 	t.Helper()
+	VerifyNoLeaks(t)
 	root := RepoRoot(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +63,7 @@ func ServePage(t testing.TB, page string) int {
 // killed whole when timeout passes or the test binary dies.
 func RunNodeScript(t testing.TB, script string, cfg any, timeout time.Duration, out any) {
 	t.Helper()
+	VerifyNoLeaks(t)
 	arg, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 // ./cmd/xcaddy-build once per test process.
 func CaddyBinary(t testing.TB) string {
 	t.Helper()
+	VerifyNoLeaks(t)
 	if bin := os.Getenv("EDGE_CADDY"); bin != "" {
 		if _, err := os.Stat(bin); err != nil {
 			t.Fatalf("testenv: EDGE_CADDY=%s: %v", bin, err)
@@ -101,6 +102,7 @@ func StartEdgeFile(t testing.TB, path string, env map[string]string, listen ...s
 
 func startEdge(t testing.TB, dir, path, admin string, env map[string]string, listen []string) *Edge {
 	t.Helper()
+	VerifyNoLeaks(t)
 	cmd := exec.Command(CaddyBinary(t), "run", "--config", path, "--adapter", "caddyfile")
 	cmd.Dir = RepoRoot(t)
 	cmd.Env = append(os.Environ(),

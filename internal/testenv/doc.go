@@ -11,5 +11,10 @@
 // A missing component (the Debian Python packages, redis-server, node or
 // node_modules) skips the test, or fails it when CI=true; see Require.
 //
+// Every helper that requires or starts a component also registers
+// VerifyNoLeaks for the test, so each integration test fails if a
+// goroutine it started in the test binary outlives it (go.uber.org/goleak);
+// VerifyTestMain does the same for a whole package.
+//
 // The package is Linux-only, like the machines the tests run on.
 package testenv

@@ -78,6 +78,7 @@ var handedOut sync.Map // port → true
 // cannot pass by skipping. hint says how to install the component.
 func Require(t testing.TB, what string, ok bool, hint string) {
 	t.Helper()
+	VerifyNoLeaks(t)
 	if ok {
 		return
 	}

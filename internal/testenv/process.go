@@ -22,6 +22,7 @@ type process struct {
 // the group, then log its output if the test failed.
 func start(t testing.TB, name string, cmd *exec.Cmd) *process {
 	t.Helper()
+	VerifyNoLeaks(t)
 	p := &process{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -34,7 +34,7 @@ type ProbeOptions struct {
 	TimeoutMs    int               `json:"timeoutMs,omitempty"`
 	Reconnection bool              `json:"reconnection,omitempty"`
 	CA           string            `json:"ca,omitempty"`        // PEM file
-	KeepAlive    bool              `json:"keepAlive,omitempty"` // polling reuses connections, as in a browser
+	KeepAlive    bool              `json:"keepAlive,omitempty"` // polling reuses connections and resends as a browser does
 
 	ReconnectionDelay    int `json:"reconnectionDelay,omitempty"`    // ms
 	ReconnectionDelayMax int `json:"reconnectionDelayMax,omitempty"` // ms
@@ -56,6 +56,10 @@ type ProbeResult struct {
 	// EventLoopDelayMs is how late the probe ran its callbacks during the
 	// long run (only with DurationMs): a busy client records events late.
 	EventLoopDelayMs *ProbeLatency `json:"eventLoopDelayMs,omitempty"`
+	// Resent counts, with KeepAlive, the polling requests sent once more
+	// on a new connection after the reused one they went out on closed
+	// before any answer, as a browser sends them again.
+	Resent int `json:"resent"`
 }
 
 // ProbeFailure is one session's failure. Stage is connect, upgrade, join,

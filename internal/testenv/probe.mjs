@@ -29,7 +29,9 @@
 //   reconnectionDelay, reconnectionDelayMax
 //                 socket.io-client's backoff, in ms; defaults 1000 and 5000
 //   ca            PEM file of a CA to trust for https/wss (verification stays on)
-//   keepAlive     polling requests reuse connections, as a browser's do; default false:
+//   keepAlive     polling requests reuse connections and a request that fails on a
+//                 reused connection before any answer is sent once more on a new
+//                 one, as a browser's are (see BrowserLikePolling); default false:
 //                 engine.io-client in Node opens a connection per request, which
 //                 costs the client and the server CPU that a long run may lack
 //   durationMs    long run: once every session is ready, each keeps sending
@@ -65,7 +67,9 @@
 //                   "connectErrors": [{"at": t, "error": "..."}],
 //                   "echoFailures": [{"at": t, "seq": n, "error": "..."}],
 //                   "workers": ["...", ...]}],
-//    "eventLoopDelayMs": {"p50": ..., "p99": ..., "max": ...}}       (only with durationMs)
+//    "eventLoopDelayMs": {"p50": ..., "p99": ..., "max": ...},       (only with durationMs)
+//    "resent": n}   (only with keepAlive: polling requests sent again on a new
+//                    connection after their reused one closed without an answer)
 //
 // Timeline times are absolute Unix epoch milliseconds (fractional) from a
 // monotonic clock, performance.timeOrigin + performance.now(), so that a
@@ -98,9 +102,83 @@ import http from "node:http";
 import https from "node:https";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { isDeepStrictEqual } from "node:util";
+import { Fetch, NodeWebSocket } from "engine.io-client";
 import { io } from "socket.io-client";
 
 class ConfigError extends Error {}
+
+// Polling requests sent again after their reused connection closed.
+let resent = 0;
+
+// How many times a request goes out again. Each failure takes a
+// connection the server had closed out of the agent's pool, so a request
+// meets a new connection after at most as many tries as there were
+// pooled connections to that server; a browser retries the same way.
+const maxResends = 16;
+
+// BrowserLikePolling is Engine.IO long-polling that treats its
+// connections as Chromium and Firefox do: requests go over the keep-alive
+// agent's connections, and one that fails on a reused connection before
+// any byte of an answer came back (the server closed that idle
+// connection as the request left, e.g. the old config's server at a
+// `caddy reload`) is sent again, on the next pooled connection or a new
+// one.
+//
+// engine.io-client's own Node polling (xmlhttprequest-ssl 2.1.2, the
+// newest 4.0.0 too) means to do the same, but its retry never writes the
+// request: the new connection carries no byte and the request hangs
+// until the session's ping timeout (bench/reloadrace/xhr-retry.mjs shows
+// it). Node's fetch cannot be given the agent. So this transport keeps
+// engine.io-client's polling logic (it extends its Fetch transport) and
+// replaces only how a request is sent.
+class BrowserLikePolling extends Fetch {
+  _fetch(data) {
+    return new Promise((resolve, reject) => this._send(data, 0, resolve, reject));
+  }
+
+  _send(data, tries, resolve, reject) {
+    const url = new URL(this.uri());
+    const post = data !== undefined;
+    const headers = { ...this.opts.extraHeaders };
+    if (post) headers["content-type"] = "text/plain;charset=UTF-8";
+    const request = url.protocol === "https:" ? https.request : http.request;
+    let answered = false;
+    const req = request(url, { method: post ? "POST" : "GET", headers, agent: this.opts.agent, ca: this.opts.ca }, (res) => {
+      answered = true;
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const body = Buffer.concat(chunks).toString("utf8");
+        resolve({ ok: res.statusCode >= 200 && res.statusCode < 300, status: res.statusCode, text: async () => body });
+      });
+    });
+    req.on("error", (err) => {
+      if (req.reusedSocket && !answered && tries < maxResends) {
+        resent++;
+        this._send(data, tries + 1, resolve, reject);
+        return;
+      }
+      reject(err);
+    });
+    req.end(post ? data : undefined);
+  }
+}
+
+// The transports a session asks for by name, as classes engine.io-client
+// accepts, with polling replaced by BrowserLikePolling.
+function keepAliveTransports(names) {
+  return (names ?? ["polling", "websocket"]).map((name) => {
+    switch (name) {
+      case "polling":
+        return BrowserLikePolling;
+      case "websocket":
+        return NodeWebSocket;
+      default:
+        throw new ConfigError(`transport ${JSON.stringify(name)}: keepAlive knows polling and websocket`);
+    }
+  });
+}
 
 function readConfig() {
   const text = process.argv[2] ?? readFileSync(0, "utf8");
@@ -407,7 +485,7 @@ async function main() {
     const transports = cfg.transportMix ? cfg.transportMix[i % cfg.transportMix.length] : cfg.transports;
     const socket = io(url + cfg.namespace, {
       path: cfg.path,
-      transports: transports ?? undefined,
+      transports: cfg.keepAlive ? keepAliveTransports(transports) : (transports ?? undefined),
       extraHeaders: cfg.extraHeaders,
       auth: cfg.auth,
       reconnection: cfg.reconnection,
@@ -494,6 +572,7 @@ async function main() {
     s.socket.disconnect();
   }
 
+  if (cfg.keepAlive) result.resent = resent;
   latencies.sort((a, b) => a - b);
   if (latencies.length > 0) {
     result.latencyMs = {

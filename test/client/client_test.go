@@ -184,18 +184,24 @@ func names(states []state) string {
 // /socket.io-edge/ and edge_cors allowing the page origin
 // http://127.0.0.1:PAGE with credentials (same-site with the edge, so
 // Flask's SameSite=Lax cookie flows): the first with `namespace /admin
-// role admin`, the second with `rate_limit connect 2/20s`. A second page
-// server on http://localhost:OTHER is an origin nobody allowed.
+// role admin`, the second with `rate_limit connect 2/20s`, the third
+// dropping every WebSocket upgrade (as some corporate proxies do), the
+// fourth in front of workers w3 and w4 of its own. A second page server
+// on http://localhost:OTHER is an origin nobody allowed.
 func TestBrowserClient(t *testing.T) {
 	testenv.RequireBrowser(t)
 	w1 := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
 	w2 := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w2", SecretKey: w1.SecretKey})
-	workers := map[string]*testenv.FlaskWorker{"w1": w1, "w2": w2}
+	w3 := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w3", SecretKey: w1.SecretKey})
+	w4 := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w4", SecretKey: w1.SecretKey})
+	workers := map[string]*testenv.FlaskWorker{"w1": w1, "w2": w2, "w3": w3, "w4": w4}
 	allowedPort, otherPort := testenv.ServePage(t, "test/client/page.html"), testenv.ServePage(t, "test/client/page.html")
 	allowed := fmt.Sprintf("http://127.0.0.1:%d", allowedPort)
 	other := fmt.Sprintf("http://localhost:%d", otherPort)
 	edgeAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	limitedAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	noWSAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	ownAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
 (app) {
 	bind 127.0.0.1
@@ -222,8 +228,25 @@ http://%[2]s {
 		client_path /socket.io-edge/
 	}
 }
-`, edgeAddr, limitedAddr, allowed, w1.SecretKey, w1.Addr, w2.Addr)), edgeAddr, limitedAddr)
-	edge, limited := "http://"+edgeAddr, "http://"+limitedAddr
+http://%[7]s {
+	import app
+	route {
+		@upgrade header Upgrade websocket
+		abort @upgrade
+		socketio_proxy %[5]s %[6]s {
+			client_path /socket.io-edge/
+		}
+	}
+}
+http://%[8]s {
+	import app
+	socketio_proxy %[9]s %[10]s {
+		client_path /socket.io-edge/
+	}
+}
+`, edgeAddr, limitedAddr, allowed, w1.SecretKey, w1.Addr, w2.Addr, noWSAddr, ownAddr, w3.Addr, w4.Addr)),
+		edgeAddr, limitedAddr, noWSAddr, ownAddr)
+	edge, limited, noWS, own := "http://"+edgeAddr, "http://"+limitedAddr, "http://"+noWSAddr, "http://"+ownAddr
 	b := startBridge(t)
 
 	// The allowed page stays open: the last subtest kills its worker.
@@ -315,6 +338,86 @@ http://%[2]s {
 		}
 		t.Logf("Retry-After %d s; reported delay %.0f ms; connected %.0f ms after the 429; states %s",
 			*suspended.RetryAfter, suspended.Delay, connected.T-suspended.T, names(states))
+	})
+
+	t.Run("with WebSockets blocked the client falls back to polling", func(t *testing.T) {
+		p := b.open(t, "nows", allowed+"/?edge="+noWS)
+		p.eval(t, `startClient("fb")`, nil)
+		states := p.waitState(t, "fb", "connected", "", 30*time.Second)
+		if names(states) != "connecting → reconnecting → connected" || states[1].Category != "transport_failed" {
+			t.Errorf("states %s (%s); want connecting → reconnecting (transport_failed) → connected", names(states), states[1].Category)
+		}
+		var rung int
+		p.eval(t, `__clients.fb.rung`, &rung)
+		if rung != 1 {
+			t.Errorf("on rung %d of the transport ladder; want 1, the first fallback", rung)
+		}
+		var transport string
+		p.eval(t, `__clients.fb.socket.io.engine.transport.name`, &transport)
+		if transport != "polling" {
+			t.Errorf("connected over %q; want polling, the ladder's next rung", transport)
+		}
+		var ack map[string]any
+		p.eval(t, `echo("fb")`, &ack)
+		if ack["data"] != "hi" {
+			t.Errorf("echo over the fallback: %v", ack)
+		}
+		t.Logf("connected over %s %.0f ms after the first attempt; states %s; reconnecting said %q",
+			transport, states[len(states)-1].T-states[0].T, names(states), states[1].Message)
+	})
+
+	t.Run("a background tab waits to reconnect until it is shown", func(t *testing.T) {
+		p := b.open(t, "tab", allowed+"/?edge="+own)
+		p.eval(t, `startClient("bg")`, nil)
+		p.waitState(t, "bg", "connected", "", 20*time.Second)
+		var ack map[string]any
+		p.eval(t, `echo("bg")`, &ack)
+		before, _ := ack["worker"].(string)
+		w, ok := workers[before]
+		if !ok || (before != "w3" && before != "w4") {
+			t.Fatalf("echo answered by %q; want w3 or w4", before)
+		}
+		// Headless Chromium never hides a page; the page's own view of
+		// its visibility is what the client reads, so that is what is
+		// switched, with the event a browser fires.
+		p.eval(t, `(() => {
+			window.__visibility = "hidden";
+			Object.defineProperty(document, "visibilityState", { configurable: true, get: () => window.__visibility });
+			Object.defineProperty(document, "hidden", { configurable: true, get: () => window.__visibility === "hidden" });
+			document.dispatchEvent(new Event("visibilitychange"));
+			return true;
+		})()`, nil)
+		seen := len(p.states(t, "bg"))
+		w.Kill()
+		states := p.waitState(t, "bg", "suspended", "background", 20*time.Second)
+		suspended := states[len(states)-1]
+		// Hidden for longer than the first reconnection delays: a client
+		// that did not wait would be connected to the other worker by now.
+		var hiddenUntil float64
+		p.eval(t, `performance.now() + 2500`, &hiddenUntil)
+		if err := p.b.do(map[string]any{"op": "wait", "page": p.name, "expr": fmt.Sprintf("performance.now() > %f", hiddenUntil), "timeout": 10000}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if after := p.states(t, "bg")[seen:]; names(after) != "suspended" {
+			t.Fatalf("while hidden: %s; want suspended only", names(after))
+		}
+		var shown float64
+		p.eval(t, `(() => { window.__visibility = "visible"; document.dispatchEvent(new Event("visibilitychange")); return performance.now(); })()`, &shown)
+		states = p.waitState(t, "bg", "connected", "", 20*time.Second)
+		after := states[seen:]
+		if names(after) != "suspended → reconnecting → connected" {
+			t.Errorf("after the kill: %s; want suspended → reconnecting → connected", names(after))
+		}
+		connected := after[len(after)-1]
+		if took := connected.T - shown; took > 2000 {
+			t.Errorf("connected %.0f ms after the tab was shown; want at once, not after a backoff", took)
+		}
+		p.eval(t, `echo("bg")`, &ack)
+		if ack["worker"] == before {
+			t.Errorf("still on %s after it was killed", before)
+		}
+		t.Logf("killed %s while hidden; suspended %.0f ms, reconnected %.0f ms after being shown, now on %v",
+			before, shown-suspended.T, connected.T-shown, ack["worker"])
 	})
 
 	t.Run("killing the worker shows reconnecting then connected on the other", func(t *testing.T) {

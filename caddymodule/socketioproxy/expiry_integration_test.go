@@ -21,25 +21,8 @@ import (
 // signing time in whole seconds; the edge refuses one signed more than
 // max_age ago, as itsdangerous does.
 func TestExpiredSessionCookieCountsAsAnonymousAtTheEdge(t *testing.T) {
-	testenv.RequireNode(t)
 	const maxAge = 3 * time.Second
-	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: "expiry-test-secret"})
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%[1]s {
-	bind 127.0.0.1
-	flask_session {
-		secret_key expiry-test-secret
-		max_age %[3]s
-	}
-	socketio_proxy {
-		to %[2]s
-		namespace /admin role admin
-	}
-	reverse_proxy %[2]s
-}
-`, addr, worker.Addr, maxAge)), addr)
-	edgeURL := "http://" + addr
+	edgeURL, worker := startRuledStack(t, fmt.Sprintf("max_age %s", maxAge))
 
 	admin := testenv.Login(t, worker.URL(), "ada", "admin")
 	signed := time.Now()

@@ -15,8 +15,9 @@ import (
 )
 
 // startRuledStack runs a worker behind an edge that verifies the Flask
-// session and allows /admin to admins only.
-func startRuledStack(t *testing.T) (edgeURL string, worker *testenv.FlaskWorker) {
+// session and allows /admin to admins only. sessionOptions are further
+// lines of the flask_session block, e.g. "max_age 3s".
+func startRuledStack(t *testing.T, sessionOptions ...string) (edgeURL string, worker *testenv.FlaskWorker) {
 	t.Helper()
 	testenv.RequireNode(t)
 	worker = testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: "ns-test-secret"})
@@ -26,6 +27,7 @@ http://%[1]s {
 	bind 127.0.0.1
 	flask_session {
 		secret_key ns-test-secret
+		%[3]s
 	}
 	socketio_proxy {
 		to %[2]s
@@ -33,7 +35,7 @@ http://%[1]s {
 	}
 	reverse_proxy %[2]s
 }
-`, edge, worker.Addr)), edge)
+`, edge, worker.Addr, strings.Join(sessionOptions, "\n\t\t"))), edge)
 	return "http://" + edge, worker
 }
 

@@ -167,17 +167,10 @@ class BrowserLikePolling extends Fetch {
 
 // The transports a session asks for by name, as classes engine.io-client
 // accepts, with polling replaced by BrowserLikePolling.
+const keepAliveTransport = { polling: BrowserLikePolling, websocket: NodeWebSocket };
+
 function keepAliveTransports(names) {
-  return (names ?? ["polling", "websocket"]).map((name) => {
-    switch (name) {
-      case "polling":
-        return BrowserLikePolling;
-      case "websocket":
-        return NodeWebSocket;
-      default:
-        throw new ConfigError(`transport ${JSON.stringify(name)}: keepAlive knows polling and websocket`);
-    }
-  });
+  return (names ?? ["polling", "websocket"]).map((name) => keepAliveTransport[name]);
 }
 
 function readConfig() {
@@ -227,6 +220,13 @@ function readConfig() {
   }
   if (cfg.transportMix !== null && !(Array.isArray(cfg.transportMix) && cfg.transportMix.length > 0 && cfg.transportMix.every(isTransports))) {
     throw new ConfigError('"transportMix" must be a non-empty array of transports, e.g. [["polling"], null]');
+  }
+  if (cfg.keepAlive) {
+    for (const t of [cfg.transports, ...(cfg.transportMix ?? [])]) {
+      for (const name of t ?? []) {
+        if (!keepAliveTransport[name]) throw new ConfigError(`"keepAlive" takes the transports polling and websocket, not ${JSON.stringify(name)}`);
+      }
+    }
   }
   if (!cfg.namespace.startsWith("/")) throw new ConfigError('"namespace" must start with "/"');
   if (cfg.ca) cfg.caPEM = readFileSync(cfg.ca, "utf8");

@@ -1,7 +1,6 @@
 package flaskedge_test
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -56,7 +55,7 @@ func TestREADMEScalingOutWalkthroughWorks(t *testing.T) {
 	}
 
 	cmd := exec.Command("bash", "-euc", script)
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -128,7 +127,7 @@ func lowFreePort(t *testing.T) int {
 var lowPorts sync.Map // port → true, the ones lowFreePort handed out
 
 // waitAnswers polls url until it answers 200, for up to 60 s.
-func waitAnswers(t *testing.T, url string, out *syncBuffer) {
+func waitAnswers(t *testing.T, url string, out *testenv.SyncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -158,22 +157,4 @@ func waitClosed(t *testing.T, port int) {
 		time.Sleep(50 * time.Millisecond) // polling for the process to be gone
 	}
 	t.Errorf("port %d still accepts connections 10 s after the README's processes were killed", port)
-}
-
-// syncBuffer is a bytes.Buffer safe for the processes' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,7 +13,7 @@ import (
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{} // closed once the process has been waited for
 	kill func()
 }
@@ -23,7 +23,7 @@ type process struct {
 func start(t testing.TB, name string, cmd *exec.Cmd) *process {
 	t.Helper()
 	VerifyNoLeaks(t)
-	p := &process{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, out: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true,
@@ -87,20 +87,21 @@ func (p *process) waitReady(t testing.TB, timeout time.Duration, ready func() er
 	}
 }
 
-// syncBuffer collects a process's stdout and stderr; the test reads it
-// while the process is still writing.
-type syncBuffer struct {
+// SyncBuffer collects a process's stdout and stderr, safe for their
+// concurrent writes; the test reads it while the process is still
+// writing.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -219,6 +219,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.security = security.Logger()
+	if err := security.RegisterMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("edge_cors: registering metrics: %w", err)
+	}
 	h.guardEnabled = h.WebSocketOriginGuard == nil || *h.WebSocketOriginGuard
 	h.problems = nil
 	h.Environment, h.envSource = resolveEnvironment(h.Environment)

@@ -101,6 +101,7 @@ func (h *Handler) refuseGuarded(w http.ResponseWriter, r *http.Request, what, or
 	default:
 		reason = what + " refused: origin not allowed by " + h.source
 	}
+	security.Refused(security.ReasonOrigin)
 	h.event(r, reason, origin)
 	h.setResponseHeaders(w.Header(), nil, varyOrigin)
 	w.WriteHeader(http.StatusForbidden)
@@ -145,6 +146,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, origin strin
 		}
 	}
 	if refused != "" {
+		security.Refused(security.ReasonOrigin)
 		if h.security.Core().Enabled(zap.WarnLevel) {
 			reason := "preflight refused: " + refused
 			switch {

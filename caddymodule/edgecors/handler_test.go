@@ -498,3 +498,53 @@ func assertEvent(t *testing.T, logs *observer.ObservedLogs, reason, origin strin
 		t.Errorf("security event = %v\nwant event %q, reason %q, origin %q", f, security.OriginRefused, reason, origin)
 	}
 }
+
+// Every request edge_cors turns away counts once as
+// caddy_socketio_refusals_total{reason="origin"}; what it lets through
+// does not count, and Provision registers the counter in the config's
+// registry.
+func TestRefusalsCountAsOrigin(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{Origins: []string{"https://app.example.com"}}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	families, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := false
+	for _, f := range families {
+		registered = registered || f.GetName() == "caddy_socketio_refusals_total"
+	}
+	if !registered {
+		t.Error("caddy_socketio_refusals_total is not in the config's registry")
+	}
+
+	for _, tt := range []struct {
+		name    string
+		r       *http.Request
+		refused bool
+	}{
+		{"upgrade from a foreign origin", websocketRequest("http://api.example.com/socket.io/?EIO=4&transport=websocket", "https://evil.example.net"), true},
+		{"upgrade from Origin null", websocketRequest("http://api.example.com/socket.io/?EIO=4&transport=websocket", "null"), true},
+		{"preflight from a foreign origin", preflight("https://evil.example.net", "POST", ""), true},
+		{"preflight for a method not allowed", preflight("https://app.example.com", "TRACE", ""), true},
+		{"upgrade from the allowed origin", websocketRequest("http://api.example.com/socket.io/?EIO=4&transport=websocket", "https://app.example.com"), false},
+		{"preflight from the allowed origin", preflight("https://app.example.com", "POST", "content-type"), false},
+	} {
+		before := security.RefusalCounts()[security.ReasonOrigin]
+		serve(t, h, &appHandler{}, tt.r)
+		want := uint64(0)
+		if tt.refused {
+			want = 1
+		}
+		if got := security.RefusalCounts()[security.ReasonOrigin] - before; got != want {
+			t.Errorf("%s: refusals_total{reason=\"origin\"} moved by %d, want %d", tt.name, got, want)
+		}
+	}
+}

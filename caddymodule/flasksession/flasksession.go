@@ -145,6 +145,9 @@ const (
 func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 	fs.logger = ctx.Logger()
 	fs.security = security.Logger()
+	if err := security.RegisterMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("flask_session: registering metrics: %w", err)
+	}
 	if fs.CookieName == "" {
 		fs.CookieName = defaultCookieName
 	}
@@ -238,8 +241,22 @@ var (
 
 // Authenticate implements caddyauth.Authenticator. A missing or refused
 // cookie is an anonymous user, not a fault; the only error is a whoami
-// lookup that failed, after the 503 has been written to w.
+// lookup that failed, after the 503 has been written to w. Each request
+// require turns away counts once in caddy_socketio_refusals_total:
+// "auth" without a verified user, "role" with one that lacks the role.
 func (fs *FlaskSession) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	user, ok, err := fs.authenticate(w, r)
+	if !ok && err == nil {
+		if user.ID == "" {
+			security.Refused(security.ReasonAuth)
+		} else {
+			security.Refused(security.ReasonRole)
+		}
+	}
+	return user, ok, err
+}
+
+func (fs *FlaskSession) authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
 	value, ok := cookieValue(r.Header, fs.CookieName)
 	if !ok {
 		fs.IdentityHeaders.set(r.Header, "", "", false)

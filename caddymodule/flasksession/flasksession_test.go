@@ -19,6 +19,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 // vectors are the cookies real Flask wrote (testdata/flask_cookies/gen.py).
@@ -116,25 +118,60 @@ func TestRequire(t *testing.T) {
 		require *Require
 		cookie  string
 		want    bool
+		refusal string // the reason refusals_total counts, if any
 	}{
-		{"nothing required, no cookie", nil, "", true},
-		{"authenticated, no cookie", &Require{Authenticated: true}, "", false},
-		{"authenticated, tampered cookie", &Require{Authenticated: true}, vs["payload_bit_flipped"].Cookie, false},
-		{"authenticated, valid session without user", &Require{Authenticated: true}, anon.Cookie, false},
-		{"authenticated, logged in", &Require{Authenticated: true}, plain.Cookie, true},
-		{"role held", &Require{Roles: []string{"editor", "admin"}}, plain.Cookie, true},
-		{"role not held", &Require{Roles: []string{"editor"}}, plain.Cookie, false},
-		{"role, no cookie", &Require{Roles: []string{"admin"}}, "", false},
+		{"nothing required, no cookie", nil, "", true, ""},
+		{"authenticated, no cookie", &Require{Authenticated: true}, "", false, security.ReasonAuth},
+		{"authenticated, tampered cookie", &Require{Authenticated: true}, vs["payload_bit_flipped"].Cookie, false, security.ReasonAuth},
+		{"authenticated, valid session without user", &Require{Authenticated: true}, anon.Cookie, false, security.ReasonAuth},
+		{"authenticated, logged in", &Require{Authenticated: true}, plain.Cookie, true, ""},
+		{"role held", &Require{Roles: []string{"editor", "admin"}}, plain.Cookie, true, ""},
+		{"role not held", &Require{Roles: []string{"editor"}}, plain.Cookie, false, security.ReasonRole},
+		{"role, no cookie", &Require{Roles: []string{"admin"}}, "", false, security.ReasonAuth},
+		{"nothing required, tampered cookie", nil, vs["payload_bit_flipped"].Cookie, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := provisioned(t, FlaskSession{SecretKeys: plain.Keys, Require: tt.require}, plain.Now)
+			before := security.RefusalCounts()
 			_, ok, err := fs.Authenticate(nil, requestWithCookie(tt.cookie))
 			if err != nil || ok != tt.want {
 				t.Fatalf("ok=%v err=%v, want ok=%v", ok, err, tt.want)
 			}
+			after := security.RefusalCounts()
+			for _, reason := range security.Reasons {
+				want := uint64(0)
+				if reason == tt.refusal {
+					want = 1
+				}
+				if got := after[reason] - before[reason]; got != want {
+					t.Errorf("refusals_total{reason=%q} moved by %d, want %d", reason, got, want)
+				}
+			}
 		})
 	}
+}
+
+// Provision registers caddy_socketio_refusals_total in the config's
+// registry, which Caddy's /metrics serves.
+func TestProvisionRegistersTheRefusalCounter(t *testing.T) {
+	plain := loadVectors(t)["plain"]
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	fs := FlaskSession{SecretKeys: plain.Keys}
+	if err := fs.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	families, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "caddy_socketio_refusals_total" {
+			return
+		}
+	}
+	t.Fatal("caddy_socketio_refusals_total is not in the config's registry")
 }
 
 // TestPlaceholdersThroughCaddyAuthentication runs the provider inside

@@ -224,11 +224,13 @@ func (h *Handler) dashboardAdmits(w http.ResponseWriter, r *http.Request, page b
 	case dashboardAllowed:
 		return true
 	case dashboardLogIn:
+		security.Refused(security.ReasonAuth)
 		status, title = http.StatusUnauthorized, "Log in to see the dashboard"
 		msg = "This dashboard is for users with the role " + roles + ". You are not logged in: log in to the application, then reload this page."
 	default:
 		status, title = http.StatusForbidden, "This dashboard needs the role "+roles
 		msg = "You are logged in as " + id.userID + ", without the role " + roles + ". Log in as a user who has it."
+		security.Refused(security.ReasonRole)
 		security.Log(h.security, "socketio_proxy", security.RoleDenied, "dashboard requires the role "+roles, r,
 			security.Fields{UserID: id.userID})
 	}
@@ -337,7 +339,6 @@ func (h *Handler) dashboardData() DashboardData {
 		Time:           clock().UTC(),
 		Messages:       map[string]TransportCounts{},
 		Bytes:          map[string]TransportCounts{},
-		Refusals:       map[string]uint64{},
 		Namespaces:     h.Namespaces,
 		LiveNamespaces: namespaceSnapshot(),
 		Events:         security.Recent(),
@@ -365,7 +366,7 @@ func (h *Handler) dashboardData() DashboardData {
 			into[l["direction"]] = tc
 		})
 	}
-	eachCounter(metrics.refusals, func(l map[string]string, n uint64) { data.Refusals[l["reason"]] = n })
+	data.Refusals = security.RefusalCounts()
 	return data
 }
 

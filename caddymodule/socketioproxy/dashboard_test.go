@@ -162,7 +162,7 @@ func TestDashboardDataHasTheWorkersCountersAndEvents(t *testing.T) {
 	assert.GreaterOrEqual(t, up.Handshakes.WebSocket, uint64(1))
 	assert.GreaterOrEqual(t, data.Sessions.Total, uint64(2))
 	assert.Equal(t, data.Sessions.Total, data.Sessions.Polling+data.Sessions.WebSocket)
-	for _, reason := range []string{reasonMalformed, reasonSID, reasonSize, reasonUpstream, reasonNamespace, reasonRate} {
+	for _, reason := range security.Reasons {
 		assert.Contains(t, data.Refusals, reason)
 	}
 	for _, dir := range []string{fromClient, fromUpstream} {

@@ -1,6 +1,7 @@
 package socketioproxy_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -117,6 +119,67 @@ func TestOversizedPollingBodyIs413(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
+}
+
+// A WebSocket message over max_payload closes its session with 1009 and
+// never reaches the worker, which, reached directly, acts on the same
+// message; the edge counts it as refusals_total{reason="size"}.
+func TestOversizedWebSocketMessageClosesTheSessionWith1009(t *testing.T) {
+	testenv.RequireNode(t)
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	edge := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		max_payload 1KB
+	}
+}
+`, addr, worker.Addr)), addr)
+	// A CONNECT to /admin, which the worker logs ("namespace=/admin")
+	// whether it admits it or not, padded past 1 KB.
+	big := `40/admin,{"pad":"` + strings.Repeat("x", 2000) + `"}`
+
+	open := func(base string) *websocket.Conn {
+		ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(base, "http", "ws", 1)+"/socket.io/?EIO=4&transport=websocket", nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { ws.Close() })
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, msg, err := ws.ReadMessage()
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(string(msg), "0{"), string(msg))
+		return ws
+	}
+
+	// The control: straight to the worker, the message is acted on.
+	direct := open(worker.URL())
+	require.NoError(t, direct.WriteMessage(websocket.TextMessage, []byte(big)))
+	require.Eventually(t, func() bool { return strings.Contains(worker.Output(), "namespace=/admin") },
+		10*time.Second, 20*time.Millisecond, "the worker did not act on the padded CONNECT; the test proves nothing")
+	direct.Close()
+	seen := strings.Count(worker.Output(), "namespace=/admin")
+
+	before := scrape(t, edge.AdminAddr)
+	ws := open("http://" + addr)
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(big)))
+	var err error
+	for err == nil {
+		_, _, err = ws.ReadMessage()
+	}
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "the session ended with %v, not a close frame", err)
+	assert.Equal(t, websocket.CloseMessageTooBig, ce.Code)
+
+	// The edge's count moves once the relay has ended; the worker, told
+	// 1009 too, has by then dropped the session without the message.
+	require.Eventually(t, func() bool {
+		return sum(scrape(t, edge.AdminAddr), `^caddy_socketio_refusals_total\{reason="size"\}`)-
+			sum(before, `^caddy_socketio_refusals_total\{reason="size"\}`) == 1
+	}, 10*time.Second, 20*time.Millisecond, "refusals_total{reason=\"size\"} did not move by one")
+	require.Eventually(t, func() bool {
+		return sum(scrape(t, edge.AdminAddr), `^caddy_socketio_sessions\{`) == 0
+	}, 10*time.Second, 20*time.Millisecond, "the refused session is still live")
+	assert.Equal(t, seen, strings.Count(worker.Output(), "namespace=/admin"), "worker log:\n%s", worker.Output())
 }
 
 // A polling POST body trickled a byte at a time is cut off after

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 // Metrics, in Caddy's registry under the caddy_socketio_ prefix. The
@@ -12,21 +14,10 @@ import (
 // across reloads.
 var metrics = struct {
 	handshakes *prometheus.CounterVec
-	refusals   *prometheus.CounterVec
 	messages   *prometheus.CounterVec
 	bytes      *prometheus.CounterVec
 	live       prometheus.Collector
 }{}
-
-// The label values of refusals' "reason".
-const (
-	reasonMalformed = "malformed"
-	reasonSID       = "sid"
-	reasonSize      = "size"
-	reasonUpstream  = "upstream"
-	reasonNamespace = "namespace"
-	reasonRate      = "rate"
-)
 
 func init() {
 	const ns, sub = "caddy", "socketio"
@@ -34,10 +25,6 @@ func init() {
 		Namespace: ns, Subsystem: sub, Name: "handshakes_total",
 		Help: "Engine.IO sessions opened through the edge, by worker and transport.",
 	}, []string{"upstream", "transport"})
-	metrics.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "refusals_total",
-		Help: "Engine.IO requests and Socket.IO packets the edge refused, by reason.",
-	}, []string{"reason"})
 	metrics.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "messages_total",
 		Help: "Engine.IO packets relayed (WebSocket messages, polling records), by direction and transport.",
@@ -54,9 +41,6 @@ func init() {
 		healthy: prometheus.NewDesc(ns+"_"+sub+"_upstream_healthy",
 			"Whether the worker takes new sessions (1) or not (0).", []string{"upstream"}, nil),
 	}
-	for _, r := range []string{reasonMalformed, reasonSID, reasonSize, reasonUpstream, reasonNamespace, reasonRate} {
-		metrics.refusals.WithLabelValues(r)
-	}
 	for d, direction := range []string{fromClient, fromUpstream} {
 		for t, transport := range []string{"polling", "websocket"} {
 			flows[d][t] = flow{
@@ -67,13 +51,15 @@ func init() {
 	}
 }
 
-// registerMetrics adds the collectors to a config's registry.
-func registerMetrics(registry *prometheus.Registry) {
-	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.refusals, metrics.messages, metrics.bytes, metrics.live} {
+// registerMetrics adds the collectors, and the refusal counter the edge
+// modules share, to a config's registry.
+func registerMetrics(registry *prometheus.Registry) error {
+	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.live} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
-			panic(err)
+			return err
 		}
 	}
+	return security.RegisterMetrics(registry)
 }
 
 // Direction labels.
@@ -103,8 +89,6 @@ func boolIndex(b bool) int {
 	}
 	return 0
 }
-
-func refused(reason string) { metrics.refusals.WithLabelValues(reason).Inc() }
 
 // liveCollector reports the session registry and the workers' health as
 // they are at scrape time.

@@ -199,7 +199,7 @@ func (h *Handler) checkPacket(client security.Client, id identity, p []byte, bin
 	if d == nil {
 		return p, nil
 	}
-	refused(reasonNamespace)
+	security.Refused(security.ReasonNamespace)
 	security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, client,
 		security.Fields{UserID: id.userID, Namespace: d.Namespace})
 	return d.connectFor(), nil

@@ -81,12 +81,21 @@ http://%s {
 	res, err := http.Get(base + "/socket.io/?EIO=4&transport=polling&sid=" + strings.Repeat("A", 40))
 	require.NoError(t, err)
 	res.Body.Close()
+	// A handshake from a page edge_cors does not allow.
+	req, err := http.NewRequest(http.MethodGet, base+"/socket.io/?EIO=4&transport=polling", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "https://evil.example")
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusForbidden, res.StatusCode)
 
 	after := scrape(t, edge.AdminAddr)
 	delta := func(pattern string) float64 { return sum(after, pattern) - sum(before, pattern) }
 	assert.Equal(t, 10.0, delta(`^caddy_socketio_handshakes_total\{.*transport="polling"`))
 	assert.Equal(t, 10.0, delta(`^caddy_socketio_handshakes_total\{.*transport="websocket"`))
 	assert.Equal(t, 1.0, delta(`^caddy_socketio_refusals_total\{reason="sid"\}`))
+	assert.Equal(t, 1.0, delta(`^caddy_socketio_refusals_total\{reason="origin"\}`))
 	for _, dir := range []string{"client_to_upstream", "upstream_to_client"} {
 		for _, tr := range []string{"polling", "websocket"} {
 			// At least the 50 echoes and their acks crossed each way.

@@ -40,7 +40,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 				return
 			}
 			h.logger.Info("polling body not received", zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
-			refused(reasonMalformed)
+			security.Refused(security.ReasonMalformed)
 			return
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
@@ -67,7 +67,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			body, err = h.checkPayload(r, body)
 		}
 		if err != nil {
-			h.refuse(w, r, engineio.CodeBadRequest, reasonMalformed, "polling body: "+err.Error())
+			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "polling body: "+err.Error())
 			return
 		}
 	}
@@ -83,7 +83,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
-		h.refuse(w, r, engineio.CodeBadRequest, reasonMalformed, err.Error())
+		h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, err.Error())
 		return
 	}
 	if body == nil {
@@ -332,7 +332,7 @@ func (h *Handler) readBody(r *http.Request) ([]byte, error) {
 // refuseTooLarge answers a body over MaxPayload as the reference server
 // does, with 413.
 func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request) {
-	refused(reasonSize)
+	security.Refused(security.ReasonSize)
 	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
 		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", h.MaxPayload),
 			zap.String("remote_ip", security.ClientIP(r)), zap.String("uri", r.URL.Path))

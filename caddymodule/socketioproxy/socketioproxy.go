@@ -202,7 +202,9 @@ var processKey = sync.OnceValue(func() []byte {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.security = security.Logger()
-	registerMetrics(ctx.GetMetricsRegistry())
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	if h.Path == "" {
 		h.Path = DefaultPath
 	}
@@ -371,7 +373,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !errors.As(err, &qe) {
 			qe = &engineio.QueryError{Code: engineio.CodeUnsupportedProtocolVersion, Reason: "no EIO parameter"}
 		}
-		h.refuse(w, r, qe.Code, reasonMalformed, qe.Reason)
+		h.refuse(w, r, qe.Code, security.ReasonMalformed, qe.Reason)
 		return nil
 	}
 
@@ -395,12 +397,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	} else {
 		var ok bool
 		if c.up, c.workerSID, ok = h.pool.route(q.SID); !ok {
-			h.refuse(w, r, engineio.CodeSessionIDUnknown, reasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
+			h.refuse(w, r, engineio.CodeSessionIDUnknown, security.ReasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
 			return nil
 		}
 		if !c.up.serving() {
 			h.sessions.closed(q.SID)
-			h.refuse(w, r, engineio.CodeSessionIDUnknown, reasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
+			h.refuse(w, r, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
 			return nil
 		}
 		c.uri = r.URL.Path + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
@@ -421,11 +423,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) methodAllowed(w http.ResponseWriter, r *http.Request, q engineio.Query) bool {
 	switch {
 	case q.Transport == engineio.WebSocket && (r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r)):
-		h.refuse(w, r, engineio.CodeBadRequest, reasonMalformed, "transport=websocket without a WebSocket upgrade")
+		h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "transport=websocket without a WebSocket upgrade")
 	case q.Transport == engineio.Polling && r.Method != http.MethodGet && r.Method != http.MethodPost:
-		h.refuse(w, r, engineio.CodeBadHandshakeMethod, reasonMalformed, "method "+r.Method+" is not GET or POST")
+		h.refuse(w, r, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "method "+r.Method+" is not GET or POST")
 	case q.Handshake() && r.Method != http.MethodGet:
-		h.refuse(w, r, engineio.CodeBadHandshakeMethod, reasonMalformed, "a handshake must be a GET")
+		h.refuse(w, r, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "a handshake must be a GET")
 	default:
 		return true
 	}
@@ -443,8 +445,8 @@ type call struct {
 // refuse answers with an Engine.IO error and logs why; reason is one of
 // the refusal kinds the metrics count (malformed, sid, size, upstream).
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.ErrorCode, reason, detail string) {
-	refused(reason)
-	if reason == reasonSID {
+	security.Refused(reason)
+	if reason == security.ReasonSID {
 		security.Log(h.security, "socketio_proxy", security.SIDTampered, detail, r, security.Fields{})
 	}
 	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
@@ -461,7 +463,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.E
 
 // tooMany answers a client over a rate limit with 429 and Retry-After.
 func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, detail string) {
-	refused(reasonRate)
+	security.Refused(security.ReasonRate)
 	security.Log(h.security, "socketio_proxy", security.RateLimited, detail, r, security.Fields{UserID: identityOf(r).userID})
 	w.Header().Set("Retry-After", retryAfterSeconds(wait))
 	writeJSON(w, http.StatusTooManyRequests, `{"code":3,"message":"Too many requests; retry after `+retryAfterSeconds(wait)+` s"}`)
@@ -470,7 +472,7 @@ func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, wait time.Dura
 // noWorker answers a handshake when no worker is healthy, with a 503 the
 // client retries with its backoff.
 func (h *Handler) noWorker(w http.ResponseWriter, r *http.Request) {
-	refused(reasonUpstream)
+	security.Refused(security.ReasonUpstream)
 	if c := h.logger.Check(zapcore.WarnLevel, "refused Engine.IO handshake"); c != nil {
 		c.Write(zap.String("reason", "upstream"), zap.String("detail", "no healthy Socket.IO worker"),
 			zap.String("remote_ip", security.ClientIP(r)))

@@ -125,6 +125,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		err := relay.Relay(clientConn, upConn, opt)
 		relayDone()
 		h.sessions.closed(sid)
+		if errors.Is(err, websocket.ErrReadLimit) {
+			h.refusedMessageSize(client)
+		}
 		if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
 			ce.Write(zap.String("upstream", addr), zap.String("remote_ip", client.IP),
 				zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
@@ -147,6 +150,18 @@ func (h *Handler) readOpen(upConn *websocket.Conn, c *call) ([]byte, string, err
 	return h.sealOpen(msg, c)
 }
 
+// refusedMessageSize counts and logs a WebSocket session the relay
+// closed with 1009 for a message over MaxPayload. The relay stops
+// reading where the limit is crossed: the worker gets the same 1009 and
+// never a whole message.
+func (h *Handler) refusedMessageSize(client security.Client) {
+	security.Refused(security.ReasonSize)
+	if c := h.logger.Check(zapcore.InfoLevel, "WebSocket message over max_payload; session closed with 1009"); c != nil {
+		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", h.MaxPayload),
+			zap.String("remote_ip", client.IP))
+	}
+}
+
 func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, size) }
 
 var errMessageRate = errors.New("message rate limit exceeded")
@@ -158,7 +173,7 @@ func (h *Handler) messageLimit(client security.Client, id identity) func() error
 		if lim.AllowN(clock(), 1) {
 			return nil
 		}
-		refused(reasonRate)
+		security.Refused(security.ReasonRate)
 		security.LogClient(h.security, "socketio_proxy", security.RateLimited,
 			"WebSocket session over its message rate "+h.RateLimits.Messages.String()+"; closed", client,
 			security.Fields{UserID: id.userID})
@@ -197,7 +212,7 @@ func (h *Handler) filters(sid string, client security.Client, id identity) (from
 		Rewrite: func(msg []byte) ([]byte, error) {
 			out, err := h.checkPacket(client, id, msg, false)
 			if err != nil {
-				refused(reasonMalformed)
+				security.Refused(security.ReasonMalformed)
 				return nil, err
 			}
 			h.followClient(sid, msg)

@@ -34,6 +34,10 @@ const (
 	ReasonMalformed = "malformed"
 	// ReasonSID: a sid this edge did not seal, or whose worker is gone.
 	ReasonSID = "sid"
+	// ReasonIdentity: a request of an Engine.IO session from another
+	// user than the one who opened it (a login, a logout, or another
+	// user's cookie on the session's sid).
+	ReasonIdentity = "identity"
 	// ReasonUpstream: no healthy worker for a handshake, or the session's
 	// worker is unhealthy.
 	ReasonUpstream = "upstream"
@@ -41,7 +45,7 @@ const (
 
 // Reasons lists every reason, each reported from the first scrape.
 var Reasons = []string{ReasonOrigin, ReasonAuth, ReasonRole, ReasonNamespace, ReasonRate,
-	ReasonSize, ReasonMalformed, ReasonSID, ReasonUpstream}
+	ReasonSize, ReasonMalformed, ReasonSID, ReasonIdentity, ReasonUpstream}
 
 // refusals is made once per process and registered in each config's
 // registry, so its values carry across reloads as Caddy's own metrics do.

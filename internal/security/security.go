@@ -36,13 +36,16 @@ type Event string
 
 // The events the edge logs.
 const (
-	OriginRefused    Event = "origin_refused"
-	CookieInvalid    Event = "cookie_invalid"
-	CookieExpired    Event = "cookie_expired"
-	RoleDenied       Event = "role_denied"
-	NamespaceDenied  Event = "namespace_denied"
-	RateLimited      Event = "rate_limited"
-	SIDTampered      Event = "sid_tampered"
+	OriginRefused   Event = "origin_refused"
+	CookieInvalid   Event = "cookie_invalid"
+	CookieExpired   Event = "cookie_expired"
+	RoleDenied      Event = "role_denied"
+	NamespaceDenied Event = "namespace_denied"
+	RateLimited     Event = "rate_limited"
+	SIDTampered     Event = "sid_tampered"
+	// IdentityMismatch: a request of an Engine.IO session carried
+	// another user than the one who opened the session.
+	IdentityMismatch Event = "identity_mismatch"
 	MalformedRequest Event = "malformed"
 	PayloadTooLarge  Event = "payload_too_large"
 )

@@ -19,25 +19,58 @@ type Record struct {
 	Module    string    `json:"module"`
 }
 
-// RecentSize is how many events Recent keeps.
-const RecentSize = 100
+// RecentPerEvent is how many events of each kind Recent keeps: a flood
+// of one kind (a client forging sids, say) pushes out only older events
+// of that kind, never the rare namespace_denied before it.
+const RecentPerEvent = 20
+
+// recentMax bounds what Recent returns: a ring for every Event constant
+// and one shared by any other kind, so an unexpected kind cannot grow
+// memory either.
+const recentMax = (len(events) + 1) * RecentPerEvent
 
 // maxField bounds each text field of a kept event: an origin, and parts
-// of some reasons, come from the client, and the ring must stay small
+// of some reasons, come from the client, and the rings must stay small
 // whatever clients send.
 const maxField = 256
 
 // now is the clock of the records, a variable so tests can fix it.
 var now = time.Now
 
-// recent is a ring of the last RecentSize events of the process, across
-// config reloads, whatever the log level: socketio_proxy's dashboard shows
-// them without reading logs.
+// recent keeps the last RecentPerEvent events of each kind of the
+// process, across config reloads, whatever the log level:
+// socketio_proxy's dashboard shows them without reading logs. seq orders
+// them across rings, whatever the wall clock does.
 var recent struct {
-	mu   sync.Mutex
-	ring [RecentSize]Record
+	mu    sync.Mutex
+	seq   uint64
+	rings [len(events) + 1]ring // one per events entry, then the rest
+}
+
+// ringOf is the index in recent.rings of each Event constant. It is
+// read-only after init.
+var ringOf = func() map[Event]int {
+	m := make(map[Event]int, len(events))
+	for i, ev := range events {
+		m[ev] = i
+	}
+	return m
+}()
+
+type ring struct {
+	buf  [RecentPerEvent]entry
 	next int // where the next record goes
-	full bool
+	n    int // records kept, up to RecentPerEvent
+}
+
+type entry struct {
+	seq uint64
+	rec Record
+}
+
+// at is the k-th newest record kept, k < r.n.
+func (r *ring) at(k int) *entry {
+	return &r.buf[(r.next-1-k+RecentPerEvent)%RecentPerEvent]
 }
 
 func remember(rec Record) {
@@ -45,24 +78,41 @@ func remember(rec Record) {
 	rec.Origin = clip(rec.Origin)
 	rec.UserID = clip(rec.UserID)
 	rec.Namespace = clip(rec.Namespace)
+	i, ok := ringOf[rec.Event]
+	if !ok {
+		i = len(events)
+	}
 	recent.mu.Lock()
-	recent.ring[recent.next] = rec
-	recent.next = (recent.next + 1) % RecentSize
-	recent.full = recent.full || recent.next == 0
+	recent.seq++
+	r := &recent.rings[i]
+	r.buf[r.next] = entry{seq: recent.seq, rec: rec}
+	r.next = (r.next + 1) % RecentPerEvent
+	r.n = min(r.n+1, RecentPerEvent)
 	recent.mu.Unlock()
 }
 
-// Recent returns the kept events, newest first.
+// Recent returns the kept events, every kind merged, newest first; at
+// most recentMax.
 func Recent() []Record {
 	recent.mu.Lock()
 	defer recent.mu.Unlock()
-	n := recent.next
-	if recent.full {
-		n = RecentSize
+	total := 0
+	for i := range recent.rings {
+		total += recent.rings[i].n
 	}
-	out := make([]Record, 0, n)
-	for i := 1; i <= n; i++ {
-		out = append(out, recent.ring[(recent.next-i+RecentSize)%RecentSize])
+	out := make([]Record, 0, total)
+	var taken [len(recent.rings)]int
+	for range total {
+		// The newest record not yet taken heads one of the rings.
+		best := -1
+		for i := range recent.rings {
+			r := &recent.rings[i]
+			if taken[i] < r.n && (best < 0 || r.at(taken[i]).seq > recent.rings[best].at(taken[best]).seq) {
+				best = i
+			}
+		}
+		out = append(out, recent.rings[best].at(taken[best]).rec)
+		taken[best]++
 	}
 	return out
 }

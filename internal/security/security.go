@@ -17,8 +17,9 @@
 //
 //	"logger":"flaskedge.security".*"remote_ip":"<HOST>"
 //
-// Whatever the log level, the last RecentSize events are also kept in
-// memory (see Recent), where socketio_proxy's dashboard reads them.
+// Whatever the log level, the last RecentPerEvent events of each Event
+// are also kept in memory (see Recent), where socketio_proxy's dashboard
+// reads them: a flood of one event does not hide a rarer one.
 package security
 
 import (
@@ -49,6 +50,11 @@ const (
 	MalformedRequest Event = "malformed"
 	PayloadTooLarge  Event = "payload_too_large"
 )
+
+// events lists every Event constant above; Recent keeps a ring for each
+// (TestEveryEventHasItsOwnRing checks that none is missing).
+var events = [...]Event{OriginRefused, CookieInvalid, CookieExpired, RoleDenied, NamespaceDenied,
+	RateLimited, SIDTampered, IdentityMismatch, MalformedRequest, PayloadTooLarge}
 
 // LoggerName is the name of the security logger.
 const LoggerName = "flaskedge.security"

@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    secret_key <key> [<fallback_key>...]
 //	    cookie_name <name>
 //	    max_age <duration>
+//	    clock_skew <duration>
 //	    user_key <key>
 //	    role_key <key>
 //	    identity_headers <user_header> <role_header> | off
@@ -51,7 +52,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // secret_key is required and given once: the app's SECRET_KEY, then any
 // older keys still accepted. Keep keys out of the file with
 // {env.FLASK_SECRET_KEY} or {file./run/secrets/flask_key}, resolved when
-// the config loads. max_age takes Caddy durations (12h, 31d). `require
+// the config loads. max_age takes Caddy durations (12h, 31d). clock_skew
+// is how far in the future a signature may be (default 5s); `clock_skew 0`
+// refuses any timestamp in the future, as Flask does. `require
 // role` accepts any one of the listed roles. Without require, requests
 // without a valid session continue as the anonymous user.
 //
@@ -110,6 +113,17 @@ func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_age %q is under one second; write the app's PERMANENT_SESSION_LIFETIME, e.g. 31d", v)
 			}
 			fs.MaxAge = caddy.Duration(dur)
+		case "clock_skew":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("clock_skew takes exactly one duration, e.g. clock_skew 5s, or clock_skew 0 for the strict check")
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("clock_skew %q is not a duration (%v); write e.g. 5s, or 0 for the strict check", v, err)
+			}
+			skew := caddy.Duration(dur)
+			fs.ClockSkew = &skew
 		case "identity_headers":
 			args := d.RemainingArgs()
 			switch {
@@ -185,7 +199,7 @@ func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			fs.whoamiBlock().CacheSize = n
 		default:
-			return d.Errf("unknown flask_session subdirective %q; expected secret_key, cookie_name, max_age, user_key, role_key, identity_headers, require, "+
+			return d.Errf("unknown flask_session subdirective %q; expected secret_key, cookie_name, max_age, clock_skew, user_key, role_key, identity_headers, require, "+
 				"whoami, whoami_timeout, whoami_ttl, whoami_negative_ttl or whoami_cache_size", sub)
 		}
 	}

@@ -33,6 +33,9 @@ func TestCaddyfileErrorsSayWhereAndWhatToWrite(t *testing.T) {
 		{"bad duration", "flask_session {\n secret_key k\n max_age forever\n}", `max_age "forever" is not a duration`},
 		{"max_age too small", "flask_session {\n secret_key k\n max_age 10ms\n}", "under one second"},
 		{"max_age without value", "flask_session {\n secret_key k\n max_age\n}", "max_age takes exactly one duration"},
+		{"clock_skew not a duration", "flask_session {\n secret_key k\n clock_skew soon\n}", `clock_skew "soon" is not a duration`},
+		{"clock_skew without value", "flask_session {\n secret_key k\n clock_skew\n}", "clock_skew takes exactly one duration, e.g. clock_skew 5s"},
+		{"clock_skew two values", "flask_session {\n secret_key k\n clock_skew 1s 2s\n}", "clock_skew takes exactly one duration"},
 		{"cookie_name with two values", "flask_session {\n secret_key k\n cookie_name a b\n}", "cookie_name takes exactly one value, e.g. cookie_name session"},
 		{"empty user_key", "flask_session {\n secret_key k\n user_key \"\"\n}", "user_key is empty"},
 		{"require nothing", "flask_session {\n secret_key k\n require\n}", "require takes 'authenticated' or 'role <role...>'"},
@@ -71,6 +74,7 @@ func TestCaddyfileFullBlock(t *testing.T) {
 		secret_key {env.FLASK_SECRET_KEY} old-key
 		cookie_name app_session
 		max_age 12h
+		clock_skew 2s
 		user_key uid
 		role_key roles
 		require role admin ops
@@ -79,7 +83,7 @@ func TestCaddyfileFullBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(fs.SecretKeys, " ") != "{env.FLASK_SECRET_KEY} old-key" || fs.CookieName != "app_session" ||
-		fs.MaxAge != caddy.Duration(12*time.Hour) || fs.UserKey != "uid" || fs.RoleKey != "roles" ||
+		fs.MaxAge != caddy.Duration(12*time.Hour) || fs.ClockSkew == nil || *fs.ClockSkew != caddy.Duration(2*time.Second) || fs.UserKey != "uid" || fs.RoleKey != "roles" ||
 		fs.Require == nil || strings.Join(fs.Require.Roles, " ") != "admin ops" || fs.Require.Authenticated {
 		t.Fatalf("parsed %+v (require %+v)", fs, fs.Require)
 	}

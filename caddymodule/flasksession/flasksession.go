@@ -85,6 +85,15 @@ type FlaskSession struct {
 	// days, Flask's default.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
+	// ClockSkew accepts cookies signed up to this far in the future, for
+	// workers whose clock runs ahead of the edge's: Flask signs whole
+	// seconds, so a worker a few milliseconds ahead across a second
+	// boundary signs a second ahead. Anything further ahead is still
+	// refused (reason "future"). Default: 5s when absent; 0 restores
+	// Flask's strict check (no future timestamp at all), which is why
+	// the field is a pointer: absent and 0 differ. Must not be negative.
+	ClockSkew *caddy.Duration `json:"clock_skew,omitempty"`
+
 	// UserKey is the session key holding the user id: a string, an
 	// integer or a UUID. Default: "_user_id", where Flask-Login keeps it.
 	// No placeholders.
@@ -154,6 +163,10 @@ func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 	if fs.MaxAge == 0 {
 		fs.MaxAge = defaultMaxAge
 	}
+	if fs.ClockSkew == nil {
+		skew := caddy.Duration(flaskcookie.DefaultClockSkew)
+		fs.ClockSkew = &skew
+	}
 	if fs.UserKey == "" {
 		fs.UserKey = defaultUserKey
 	}
@@ -173,6 +186,10 @@ func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("flask_session: max_age %s is under one second; set it to the app's PERMANENT_SESSION_LIFETIME, e.g. 31d",
 			time.Duration(fs.MaxAge))
 	}
+	if *fs.ClockSkew < 0 {
+		return fmt.Errorf("flask_session: clock_skew %s is negative; write how far ahead of the edge's clock a worker's may be, e.g. 5s, or 0 to refuse every timestamp in the future",
+			time.Duration(*fs.ClockSkew))
+	}
 	repl := caddy.NewReplacer()
 	keys := make([][]byte, len(fs.SecretKeys))
 	for i, raw := range fs.SecretKeys {
@@ -186,7 +203,8 @@ func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 		}
 		keys[i] = []byte(key)
 	}
-	v, err := flaskcookie.NewVerifier(flaskcookie.Options{SecretKeys: keys, MaxAge: time.Duration(fs.MaxAge)})
+	v, err := flaskcookie.NewVerifier(flaskcookie.Options{SecretKeys: keys, MaxAge: time.Duration(fs.MaxAge),
+		ClockSkew: time.Duration(*fs.ClockSkew)})
 	if err != nil {
 		return fmt.Errorf("flask_session: %v", err)
 	}

@@ -77,10 +77,13 @@ func requestWithCookie(cookie string) *http.Request {
 	return r
 }
 
+// The vectors are what Flask itself decides, so the provider runs with
+// Flask's strict clock (clock_skew 0) to agree with every one of them.
 func TestAuthenticateFlaskVectors(t *testing.T) {
+	strict := caddy.Duration(0)
 	for name, v := range loadVectors(t) {
 		t.Run(name, func(t *testing.T) {
-			fs := provisioned(t, FlaskSession{SecretKeys: v.Keys}, v.Now)
+			fs := provisioned(t, FlaskSession{SecretKeys: v.Keys, ClockSkew: &strict}, v.Now)
 			user, ok, err := fs.Authenticate(httptest.NewRecorder(), requestWithCookie(v.Cookie))
 			if err != nil || !ok {
 				t.Fatalf("without require every request continues; got ok=%v err=%v", ok, err)
@@ -107,6 +110,53 @@ func TestDefaultMaxAgeIsFlasks31Days(t *testing.T) {
 	user, _, _ := fs.Authenticate(nil, requestWithCookie(v.Cookie))
 	if user.Metadata["session"] != "invalid" {
 		t.Fatalf("a cookie 31 days and 1 second old was %q", user.Metadata["session"])
+	}
+}
+
+// Flask's own cookie signed one second after the edge's clock: accepted
+// by default (clock_skew 5s), refused with clock_skew 0 as Flask does,
+// refused when further ahead than clock_skew.
+func TestClockSkewDefaultAcceptsAWorkerSlightlyAhead(t *testing.T) {
+	v := loadVectors(t)["future_timestamp"]
+	oneSecondAhead := v.Now
+	zero, half := caddy.Duration(0), caddy.Duration(500*time.Millisecond)
+	for _, tt := range []struct {
+		name string
+		skew *caddy.Duration
+		at   int64
+		want string
+	}{
+		{"default, 1s ahead", nil, oneSecondAhead, "valid"},
+		{"default, 5s ahead", nil, oneSecondAhead - 4, "valid"},
+		{"default, 10s ahead", nil, oneSecondAhead - 9, "invalid"},
+		{"0 is strict, 1s ahead", &zero, oneSecondAhead, "invalid"},
+		{"500ms, 1s ahead", &half, oneSecondAhead, "invalid"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := provisioned(t, FlaskSession{SecretKeys: v.Keys, ClockSkew: tt.skew}, tt.at)
+			user, _, _ := fs.Authenticate(nil, requestWithCookie(v.Cookie))
+			if user.Metadata["session"] != tt.want {
+				t.Fatalf("session %q, want %q", user.Metadata["session"], tt.want)
+			}
+		})
+	}
+}
+
+func TestProvisionSetsTheDefaultClockSkewAndRefusesANegativeOne(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	fs := FlaskSession{SecretKeys: []string{"k"}}
+	if err := fs.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fs.ClockSkew == nil || time.Duration(*fs.ClockSkew) != 5*time.Second {
+		t.Fatalf("default clock_skew %v, want 5s", fs.ClockSkew)
+	}
+	negative := caddy.Duration(-2 * time.Second)
+	fs = FlaskSession{SecretKeys: []string{"k"}, ClockSkew: &negative}
+	err := fs.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), "clock_skew -2s is negative") || !strings.Contains(err.Error(), "or 0 to refuse") {
+		t.Fatalf("error %v should name the value and say what to write", err)
 	}
 }
 

@@ -15,7 +15,10 @@
 // Verification is stricter than itsdangerous where Flask never writes
 // the variant: base64 must be canonical (no padding, no characters
 // outside the alphabet, zero unused bits) and the timestamp must have no
-// leading zero bytes. It never accepts a cookie that Flask would refuse.
+// leading zero bytes. It never accepts a cookie that Flask would refuse,
+// but for one opt-in: Options.ClockSkew accepts a signature from a
+// worker whose clock is slightly ahead of the edge's, which itsdangerous
+// refuses as "age < 0".
 //
 // The package has no Caddy dependency; caddymodule/flasksession wraps it.
 package flaskcookie
@@ -44,6 +47,10 @@ const (
 	// DefaultMaxPayloadLen caps the JSON after inflating: a 4 kB cookie
 	// can carry megabytes of zlib-compressed zeros.
 	DefaultMaxPayloadLen = 64 << 10
+	// DefaultClockSkew is the Options.ClockSkew flask_session uses when
+	// none is configured: more than NTP-synchronised clocks drift, far
+	// less than any session lifetime.
+	DefaultClockSkew = 5 * time.Second
 
 	// salt is Flask's SecureCookieSessionInterface.salt.
 	salt = "cookie-session"
@@ -67,6 +74,13 @@ type Options struct {
 	// MaxPayloadLen caps the decoded (and inflated) JSON payload.
 	// Default DefaultMaxPayloadLen.
 	MaxPayloadLen int
+	// ClockSkew is how far in the future a signature may be: the
+	// timestamp is whole seconds of the signing worker's clock, so a
+	// worker a few milliseconds ahead of the edge across a second
+	// boundary signs "in the future". Zero refuses any future
+	// timestamp, as itsdangerous does; flask_session passes
+	// DefaultClockSkew unless configured otherwise. Must not be negative.
+	ClockSkew time.Duration
 }
 
 // Verifier checks cookies against a fixed set of keys. It is safe for
@@ -74,6 +88,7 @@ type Options struct {
 type Verifier struct {
 	keys          [][]byte // derived signing keys, current first
 	maxAge        int64    // seconds
+	clockSkew     time.Duration
 	maxCookieLen  int
 	maxPayloadLen int
 	scratch       sync.Pool // *scratch
@@ -101,8 +116,12 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	if opts.MaxAge < time.Second {
 		return nil, errors.New("flaskcookie: max age must be at least one second")
 	}
+	if opts.ClockSkew < 0 {
+		return nil, errors.New("flaskcookie: clock skew must not be negative")
+	}
 	v := &Verifier{
 		maxAge:        int64(opts.MaxAge / time.Second),
+		clockSkew:     opts.ClockSkew,
 		maxCookieLen:  opts.MaxCookieLen,
 		maxPayloadLen: opts.MaxPayloadLen,
 	}
@@ -184,13 +203,12 @@ func (v *Verifier) Verify(cookie string, now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if signedAt > math.MaxInt64 {
+	// The signature's whole second may start up to clockSkew after now;
+	// with no skew this is itsdangerous' age < 0.
+	if signedAt > math.MaxInt64 || int64(signedAt) > now.Add(v.clockSkew).Unix() {
 		return nil, errFuture
 	}
-	switch age := now.Unix() - int64(signedAt); {
-	case age < 0:
-		return nil, errFuture
-	case age > v.maxAge:
+	if now.Unix()-int64(signedAt) > v.maxAge {
 		return nil, errExpired
 	}
 

@@ -152,12 +152,57 @@ func TestVerifierIsReusableAfterARefusedZlibStream(t *testing.T) {
 	}
 }
 
+// A worker whose clock runs ahead of the edge's signs "in the future":
+// by a whole second when it is a few milliseconds ahead across a second
+// boundary. ClockSkew accepts that much, and nothing beyond it.
+func TestClockSkew(t *testing.T) {
+	payload := []byte(`{"_user_id":"1"}`)
+	at := func(sec uint64) string { return sign(payload, tsBytes(sec), testKey, false) }
+	edge := time.Unix(testNow, 0)
+	tests := []struct {
+		name   string
+		skew   time.Duration
+		cookie string
+		now    time.Time
+		want   error
+	}{
+		{"1s ahead accepted with DefaultClockSkew", DefaultClockSkew, at(testNow + 1), edge, nil},
+		{"worker 3ms ahead across a second boundary, DefaultClockSkew", DefaultClockSkew, at(testNow + 1), edge.Add(998 * time.Millisecond), nil},
+		{"exactly DefaultClockSkew ahead accepted", DefaultClockSkew, at(testNow + 5), edge, nil},
+		{"just past DefaultClockSkew refused", DefaultClockSkew, at(testNow + 6), edge, ErrFuture},
+		{"10s ahead refused with DefaultClockSkew", DefaultClockSkew, at(testNow + 10), edge, ErrFuture},
+		{"largest timestamp refused with DefaultClockSkew", DefaultClockSkew,
+			sign(payload, bytes.Repeat([]byte{0xff}, 8), testKey, false), edge, ErrFuture},
+		{"0 is strict: 1s ahead refused", 0, at(testNow + 1), edge, ErrFuture},
+		{"0 is strict: 3ms ahead across a second boundary refused", 0, at(testNow + 1), edge.Add(998 * time.Millisecond), ErrFuture},
+		{"0 is strict: now accepted", 0, at(testNow), edge.Add(999 * time.Millisecond), nil},
+		{"sub-second skew covers the next second once near it", 500 * time.Millisecond, at(testNow + 1), edge.Add(600 * time.Millisecond), nil},
+		{"sub-second skew refuses the next second before that", 500 * time.Millisecond, at(testNow + 1), edge.Add(400 * time.Millisecond), ErrFuture},
+		{"skew does not extend max age", DefaultClockSkew, at(testNow - 3601), edge, ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := newTestVerifier(t, Options{ClockSkew: tt.skew}).Verify(tt.cookie, tt.now)
+			if tt.want == nil {
+				if err != nil || !bytes.Equal(got, payload) {
+					t.Fatalf("want valid, got %q, %v", got, err)
+				}
+				return
+			}
+			if Reason(err) != Reason(tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestNewVerifierRefusesUnusableOptions(t *testing.T) {
 	for name, opts := range map[string]Options{
 		"no key":         {MaxAge: time.Hour},
 		"empty key":      {SecretKeys: [][]byte{[]byte("k"), {}}, MaxAge: time.Hour},
 		"no max age":     {SecretKeys: [][]byte{[]byte("k")}},
 		"sub-second age": {SecretKeys: [][]byte{[]byte("k")}, MaxAge: time.Millisecond},
+		"negative skew":  {SecretKeys: [][]byte{[]byte("k")}, MaxAge: time.Hour, ClockSkew: -time.Second},
 	} {
 		if _, err := NewVerifier(opts); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -310,6 +310,7 @@ func (fs *FlaskSession) authenticate(w http.ResponseWriter, r *http.Request) (ca
 	}
 	roles := strings.Join(claims.Roles, ",")
 	fs.IdentityHeaders.set(r.Header, claims.UserID, roles, true)
+	fs.leaveIdentity(r, value, claims.UserID, roles)
 	user := caddyauth.User{
 		ID: claims.UserID,
 		Metadata: map[string]string{
@@ -360,6 +361,7 @@ func (fs *FlaskSession) authenticateWithWhoami(w http.ResponseWriter, r *http.Re
 	}
 	claims.Roles = a.roles
 	fs.IdentityHeaders.set(r.Header, claims.UserID, a.metadata["role"], true)
+	fs.leaveIdentity(r, value, claims.UserID, a.metadata["role"])
 	return caddyauth.User{ID: claims.UserID, Metadata: a.metadata}, fs.admitted(r, claims), nil
 }
 

@@ -118,6 +118,12 @@ func (l *whoamiLookup) release() error {
 // one subrequest shared by every request of the session that misses
 // meanwhile. An error means the answer is unknown: fail closed.
 func (l *whoamiLookup) lookup(r *http.Request, value, userID string) (*whoamiAnswer, error) {
+	return l.lookupFor(r.Context(), security.ClientOf(r), value, userID)
+}
+
+// lookupFor is lookup for a client whose request may be gone: a live
+// Socket.IO session asking again for its user's roles.
+func (l *whoamiLookup) lookupFor(ctx context.Context, client security.Client, value, userID string) (*whoamiAnswer, error) {
 	key := cookieKey(value)
 	if a, ok := l.cache.Get(key); ok && now().Before(a.expires) {
 		return a, nil
@@ -129,14 +135,14 @@ func (l *whoamiLookup) lookup(r *http.Request, value, userID string) (*whoamiAns
 		}
 		// The requests sharing this call wait for it; the first one's
 		// client going away must not cancel it for the others.
-		a, err := l.fetch(context.WithoutCancel(r.Context()), value, userID)
+		a, err := l.fetch(context.WithoutCancel(ctx), value, userID)
 		if err != nil {
 			return nil, err
 		}
 		ttl := l.ttl
 		if a.refused {
 			ttl = l.negativeTTL
-			security.Log(l.security, "flask_session", security.CookieInvalid, "whoami: "+a.reason, r, security.Fields{UserID: userID})
+			security.LogClient(l.security, "flask_session", security.CookieInvalid, "whoami: "+a.reason, client, security.Fields{UserID: userID})
 		}
 		a.expires = now().Add(ttl)
 		l.cache.Add(key, a)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/security"
 )
 
@@ -202,11 +203,11 @@ const (
 	dashboardNoRole  // verified user without one of the roles: 403
 )
 
-func (d *Dashboard) admit(id identity) int {
+func (d *Dashboard) admit(id identity.Identity) int {
 	switch {
-	case id.userID == "":
+	case id.Anonymous():
 		return dashboardLogIn
-	case id.hasRole(d.Roles):
+	case id.HasRole(d.Roles):
 		return dashboardAllowed
 	}
 	return dashboardNoRole
@@ -216,7 +217,7 @@ func (d *Dashboard) admit(id identity) int {
 // refused one: with a page for the page, with JSON for the data.
 func (h *Handler) dashboardAdmits(w http.ResponseWriter, r *http.Request, page bool) bool {
 	d := h.Dashboard
-	id := identityOf(r)
+	id := identity.Of(r)
 	var status int
 	var title, msg string
 	roles := strings.Join(d.Roles, " or ")
@@ -229,10 +230,10 @@ func (h *Handler) dashboardAdmits(w http.ResponseWriter, r *http.Request, page b
 		msg = "This dashboard is for users with the role " + roles + ". You are not logged in: log in to the application, then reload this page."
 	default:
 		status, title = http.StatusForbidden, "This dashboard needs the role "+roles
-		msg = "You are logged in as " + id.userID + ", without the role " + roles + ". Log in as a user who has it."
+		msg = "You are logged in as " + id.UserID + ", without the role " + roles + ". Log in as a user who has it."
 		security.Refused(security.ReasonRole)
 		security.Log(h.security, "socketio_proxy", security.RoleDenied, "dashboard requires the role "+roles, r,
-			security.Fields{UserID: id.userID})
+			security.Fields{UserID: id.UserID})
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if !page {

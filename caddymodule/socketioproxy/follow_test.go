@@ -12,7 +12,7 @@ import (
 func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
 	s := &sessions{live: map[string]*session{}}
 	up := &upstreamState{addr: "w:1"}
-	s.opened("sid", up, time.Minute, true, time.Now())
+	s.opened("sid", up, time.Minute, time.Now())
 	names := func() []string {
 		var out []string
 		s.each(func(_ *upstreamState, _ bool, ns []string) { out = append(out, ns...) })
@@ -42,7 +42,7 @@ func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
 // A client's DISCONNECT counts as python-socketio reads it.
 func TestClientDisconnectLeavesTheNamespacePythonReads(t *testing.T) {
 	h := &Handler{sessions: &sessions{live: map[string]*session{}}}
-	h.sessions.opened("sid", &upstreamState{}, time.Minute, false, time.Now())
+	h.sessions.opened("sid", &upstreamState{}, time.Minute, time.Now())
 	h.sessions.joined("sid", "/admin")
 	h.followClient("sid", []byte(`41/admin?x=1,`))
 	h.sessions.each(func(_ *upstreamState, _ bool, ns []string) { assert.Empty(t, ns) })

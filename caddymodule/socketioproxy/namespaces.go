@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/socketio"
 )
@@ -59,33 +57,6 @@ func (nr *NamespaceRule) validate(ns string) error {
 	return nil
 }
 
-// identity is who the request's verified session says the client is, as
-// flask_session (or any authentication provider) left it in the
-// {http.auth.user.*} placeholders; empty for an anonymous request.
-type identity struct {
-	userID string
-	roles  string // comma-separated
-}
-
-func identityOf(r *http.Request) identity {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return identity{}
-	}
-	id, _ := repl.GetString("http.auth.user.id")
-	roles, _ := repl.GetString("http.auth.user.role")
-	return identity{userID: id, roles: roles}
-}
-
-func (id identity) hasRole(want []string) bool {
-	for r := range strings.SplitSeq(id.roles, ",") {
-		if r != "" && slices.Contains(want, r) {
-			return true
-		}
-	}
-	return false
-}
-
 // denial is a refused CONNECT, and what the client is told.
 type denial struct {
 	Namespace string         `json:"n"`
@@ -95,24 +66,24 @@ type denial struct {
 }
 
 // admit applies the namespace's rule to the client; nil admits.
-func (h *Handler) admit(id identity, ns string) *denial {
+func (p *policy) admit(id identity.Identity, ns string) *denial {
 	if strings.HasPrefix(ns, denialPrefix) {
 		return &denial{ns, "This namespace is reserved by the edge.",
 			map[string]any{"reason": "reserved", "namespace": ns}, "reserved namespace"}
 	}
-	rule, ok := h.Namespaces[ns]
+	rule, ok := p.namespaces[ns]
 	if !ok {
-		if rule, ok = h.Namespaces[DefaultNamespaceRule]; !ok {
+		if rule, ok = p.namespaces[DefaultNamespaceRule]; !ok {
 			return nil
 		}
 	}
 	switch {
 	case rule.Access == AccessPublic:
 		return nil
-	case id.userID == "":
+	case id.Anonymous():
 		return &denial{ns, "Log in to use the " + ns + " namespace.",
 			map[string]any{"reason": "unauthenticated", "namespace": ns}, "not logged in"}
-	case rule.Access == AccessAuthenticated || id.hasRole(rule.Roles):
+	case rule.Access == AccessAuthenticated || id.HasRole(rule.Roles):
 		return nil
 	}
 	return &denial{ns, "The " + ns + " namespace requires the role " + strings.Join(rule.Roles, " or ") + ".",
@@ -184,37 +155,39 @@ func (e errMalformedPacket) Error() string { return "malformed Socket.IO packet:
 
 // checkPacket reads one Engine.IO packet from the client as
 // python-socketio will, refusing one it cannot read exactly so, and
-// applies the namespace rules, if any. It returns the packet to forward:
-// p itself, or the denial CONNECT.
-func (h *Handler) checkPacket(client security.Client, id identity, p []byte, binary bool) ([]byte, error) {
+// applies the policy's namespace rules, if any, to a CONNECT: id is
+// asked for the session's identity only then. It returns the packet to
+// forward: p itself, or the denial CONNECT.
+func (h *Handler) checkPacket(pol *policy, client security.Client, id func() identity.Identity, p []byte, binary bool) ([]byte, error) {
 	pkt, err := socketio.Read(p, binary)
 	if err != nil {
-		security.LogClient(h.security, "socketio_proxy", security.MalformedRequest, err.Error(), client, security.Fields{UserID: id.userID})
+		security.LogClient(h.security, "socketio_proxy", security.MalformedRequest, err.Error(), client, security.Fields{})
 		return nil, errMalformedPacket{err}
 	}
-	if pkt.Kind != socketio.Message || pkt.Type != socketio.Connect {
+	if pkt.Kind != socketio.Message || pkt.Type != socketio.Connect || !pol.hasRules() && !strings.HasPrefix(string(pkt.Namespace), denialPrefix) {
 		return p, nil
 	}
-	d := h.admit(id, string(pkt.Namespace))
+	who := id()
+	d := pol.admit(who, string(pkt.Namespace))
 	if d == nil {
 		return p, nil
 	}
 	security.Refused(security.ReasonNamespace)
 	security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, client,
-		security.Fields{UserID: id.userID, Namespace: d.Namespace})
+		security.Fields{UserID: who.UserID, Namespace: d.Namespace})
 	return d.connectFor(), nil
 }
 
 // checkPayload checks every packet of a polling body as checkPacket does,
 // returning the body to forward.
-func (h *Handler) checkPayload(r *http.Request, body []byte) ([]byte, error) {
-	id, client := identityOf(r), security.ClientOf(r)
+func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.Identity, body []byte) ([]byte, error) {
+	who := func() identity.Identity { return id }
 	var out []byte // built only once a packet changes
 	offset := 0
 	err := engineio.Packets(body, func(p []byte) error {
 		start := offset
 		offset += len(p) + 1
-		q, err := h.checkPacket(client, id, p, false)
+		q, err := h.checkPacket(pol, client, who, p, false)
 		if err != nil {
 			return err
 		}

@@ -11,10 +11,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+
+	"github.com/flaskedge/flaskedge/internal/identity"
+	"github.com/flaskedge/flaskedge/internal/security"
 )
 
 func rulesHandler() *Handler {
-	return &Handler{
+	h := &Handler{
 		Namespaces: map[string]*NamespaceRule{
 			"/admin": {Access: AccessRole, Roles: []string{"admin"}},
 			"/chat":  {Access: AccessAuthenticated},
@@ -22,13 +25,15 @@ func rulesHandler() *Handler {
 		},
 		security: zap.NewNop(),
 	}
+	h.policy = h.newPolicy()
+	return h
 }
 
 func TestAdmitAppliesTheNamespaceRules(t *testing.T) {
 	h := rulesHandler()
-	anon, user, admin := identity{}, identity{"7", "user"}, identity{"1", "editor,admin"}
+	anon, user, admin := identity.Identity{}, identity.Identity{UserID: "7", Roles: "user"}, identity.Identity{UserID: "1", Roles: "editor,admin"}
 	for _, tc := range []struct {
-		id     identity
+		id     identity.Identity
 		ns     string
 		reason string // "" admits
 	}{
@@ -37,7 +42,7 @@ func TestAdmitAppliesTheNamespaceRules(t *testing.T) {
 		{admin, "/admin", ""}, {admin, "/chat", ""},
 		{admin, denialPrefix + "x", "reserved"},
 	} {
-		d := h.admit(tc.id, tc.ns)
+		d := h.policy.admit(tc.id, tc.ns)
 		if tc.reason == "" {
 			assert.Nil(t, d, "%v %s", tc.id, tc.ns)
 			continue
@@ -47,14 +52,14 @@ func TestAdmitAppliesTheNamespaceRules(t *testing.T) {
 		}
 	}
 	// A role is matched whole, not as a substring of another.
-	assert.NotNil(t, h.admit(identity{"2", "administrator"}, "/admin"))
+	assert.NotNil(t, h.policy.admit(identity.Identity{UserID: "2", Roles: "administrator"}, "/admin"))
 }
 
 // The worker's answer to a denial CONNECT becomes the CONNECT_ERROR the
 // client expects for the namespace it asked for.
 func TestDenialRoundTripsThroughTheWorkersAnswer(t *testing.T) {
 	h := rulesHandler()
-	d := h.admit(identity{"7", "user"}, "/admin")
+	d := h.policy.admit(identity.Identity{UserID: "7", Roles: "user"}, "/admin")
 	connect := d.connectFor()
 	assert.True(t, strings.HasPrefix(string(connect), "40"+denialPrefix))
 	assert.NotContains(t, string(connect[2:len(connect)-1]), ",")
@@ -84,7 +89,7 @@ func requestAs(id, role string) *http.Request {
 func TestCheckPayloadReplacesOnlyTheDeniedConnect(t *testing.T) {
 	h := rulesHandler()
 	body := []byte("40\x1e40/admin,{\"token\":1}\x1e42[\"echo\",1]\x1e40/chat,")
-	out, err := h.checkPayload(requestAs("7", "user"), body)
+	out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), body)
 	require.NoError(t, err)
 	parts := strings.Split(string(out), "\x1e")
 	require.Len(t, parts, 4)
@@ -93,7 +98,7 @@ func TestCheckPayloadReplacesOnlyTheDeniedConnect(t *testing.T) {
 	assert.Equal(t, "42[\"echo\",1]", parts[2])
 	assert.Equal(t, "40/chat,", parts[3])
 
-	same, err := h.checkPayload(requestAs("1", "admin"), body)
+	same, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("1", "admin")), body)
 	require.NoError(t, err)
 	assert.Equal(t, string(body), string(same))
 }
@@ -104,7 +109,7 @@ func TestNonCanonicalConnectsToAdminAreDenied(t *testing.T) {
 	for _, p := range []string{
 		"40/admin,", "40/admin", "40/admin?x=1,", "401-/admin,", "40/admin,{}", "400-/admin,",
 	} {
-		out, err := h.checkPayload(requestAs("7", "user"), []byte(p))
+		out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), []byte(p))
 		if err != nil {
 			continue // refused outright is as good
 		}
@@ -113,7 +118,7 @@ func TestNonCanonicalConnectsToAdminAreDenied(t *testing.T) {
 }
 
 func TestFixDenialRepliesLeavesOtherPacketsAlone(t *testing.T) {
-	d := rulesHandler().admit(identity{}, "/chat")
+	d := rulesHandler().policy.admit(identity.Identity{}, "/chat")
 	ns := string(d.connectFor()[2 : len(d.connectFor())-1])
 	body := []byte("2\x1e44" + ns + ",\"Unable to connect\"\x1e42[\"x\"]")
 	out := string(fixDenialReplies(body))

@@ -31,12 +31,12 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		// A body must arrive within BodyTimeout, so a client trickling
 		// it a byte at a time holds nothing for long.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout)))
-		if body, err = h.readBody(r); err != nil {
+		if body, err = readBody(r, c.pol.maxPayload); err != nil {
 			if errors.Is(err, errTooLarge) {
 				// Read on, up to as much again, so a client that sends
 				// a too large body sees the 413 rather than a reset.
-				_, _ = io.CopyN(io.Discard, r.Body, h.MaxPayload)
-				h.refuseTooLarge(w, r)
+				_, _ = io.CopyN(io.Discard, r.Body, c.pol.maxPayload)
+				h.refuseTooLarge(w, r, c.pol.maxPayload)
 				return
 			}
 			h.logger.Info("polling body not received", zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
@@ -64,7 +64,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		if err == nil {
 			// Every packet is read as python-socketio will read it;
 			// with namespace rules a denied CONNECT is replaced.
-			body, err = h.checkPayload(r, body)
+			body, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body)
 		}
 		if err != nil {
 			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "polling body: "+err.Error())
@@ -72,6 +72,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 	}
 
+	if r.Method == http.MethodGet && c.sid != "" && h.withdrawPolling(w, r, c) {
+		return
+	}
 	ctx := r.Context()
 	if r.Method == http.MethodGet && c.sid != "" {
 		// A waiting poll ends with an Engine.IO close packet when the
@@ -127,7 +130,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		h.sessions.closed(c.sid)
 	}
 	removeHopHeaders(res.Header)
-	if len(h.Namespaces) > 0 && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
+	if c.pol.hasRules() && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
 		h.relayPollWithDenials(w, r, c, res)
 		return
 	}
@@ -268,7 +271,7 @@ func (h *Handler) relayHandshake(w http.ResponseWriter, r *http.Request, c *call
 		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
 		return
 	}
-	h.sessions.opened(sid, c.up.upstreamState, idleOf(sealed), false, time.Now())
+	h.sessions.opened(sid, c.up.upstreamState, idleOf(sealed), time.Now())
 	metrics.handshakes.WithLabelValues(c.up.addr, "polling").Inc()
 	copyHeader(w.Header(), res.Header)
 	w.Header().Set("Content-Length", strconv.Itoa(len(sealed)))
@@ -284,7 +287,7 @@ func (h *Handler) sealOpen(payload []byte, c *call) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	sid := h.pool.codec.Seal(c.up.tag, o.SID)
+	sid := h.pool.codec.Seal(c.up.tag, o.SID, c.owner)
 	open, _, err := engineio.ReplaceOpenSID(first, sid)
 	if err != nil {
 		return nil, "", err
@@ -308,22 +311,21 @@ func idleOf(open []byte) time.Duration {
 
 var errTooLarge = errors.New("body exceeds max_payload")
 
-// readBody reads a polling POST body whole, up to MaxPayload, so that what
-// the worker receives is exactly what the edge checked.
-func (h *Handler) readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > h.MaxPayload {
+// readBody reads a polling POST body whole, up to max bytes, so that what
+// the worker receives is exactly what the edge checked. The buffer grows
+// with the bytes that arrive, never with what Content-Length announces:
+// a client that announces a large body and sends nothing makes the edge
+// hold nothing.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
 		return nil, errTooLarge
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 512
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, h.MaxPayload+1))
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	if err != nil {
 		return nil, err
 	}
-	if n > h.MaxPayload {
+	if n > max {
 		return nil, errTooLarge
 	}
 	return buf.Bytes(), nil
@@ -331,10 +333,10 @@ func (h *Handler) readBody(r *http.Request) ([]byte, error) {
 
 // refuseTooLarge answers a body over MaxPayload as the reference server
 // does, with 413.
-func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
 	security.Refused(security.ReasonSize)
 	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
-		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", h.MaxPayload),
+		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", max),
 			zap.String("remote_ip", security.ClientIP(r)), zap.String("uri", r.URL.Path))
 	}
 	w.Header().Set("Connection", "close")

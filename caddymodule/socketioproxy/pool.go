@@ -55,18 +55,6 @@ func (p *pool) pick(now time.Time) *upstream {
 	return best
 }
 
-// route returns the worker a sealed sid belongs to and the worker's own
-// sid. ok is false when the edge did not seal it or its worker is no
-// longer configured.
-func (p *pool) route(sid string) (u *upstream, workerSID string, ok bool) {
-	tag, workerSID, ok := p.codec.Open(sid)
-	if !ok {
-		return nil, "", false
-	}
-	u, ok = p.byTag[tag]
-	return u, workerSID, ok
-}
-
 // HealthChecks configures active health checks of the workers.
 type HealthChecks struct {
 	// URI is the path (and query) requested from each worker, e.g.

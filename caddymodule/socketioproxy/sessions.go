@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"slices"
-
-	"github.com/caddyserver/caddy/v2"
 	"sync"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // sessions tracks the Engine.IO sessions live on this edge, so that the
@@ -30,13 +30,20 @@ type sessions struct {
 	relays     map[*relayStop]struct{} // the live WebSocket relays, under mu
 	stopping   bool                    // drain began, under mu
 	relaysGone chan struct{}           // closed when the last relay ends after drain, under mu
+
+	// requests counts the Engine.IO requests in flight per client IP,
+	// under mu.
+	requests map[string]int
 }
 
 type session struct {
 	up        *upstreamState
 	lastSeen  time.Time
 	idle      time.Duration // silence after which a polling session is gone
-	websocket bool          // counted as live while its relay runs
+	websocket bool          // a relay runs: live until it ends
+	// getting and posting are the long-polling requests in flight
+	// through this edge: Engine.IO allows one GET and one POST at a time.
+	getting, posting *flight
 	// namespaces the worker has connected the session to (its CONNECT
 	// replies), less those since disconnected.
 	namespaces []string
@@ -56,7 +63,8 @@ const sweepInterval = 5 * time.Second
 const exitCheckInterval = 50 * time.Millisecond
 
 func newSessions() *sessions {
-	s := &sessions{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{})}
+	s := &sessions{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}),
+		requests: make(map[string]int)}
 	s.draining, s.drainPoll = context.WithCancel(context.Background())
 	go func() {
 		sweep := time.NewTicker(sweepInterval)
@@ -95,24 +103,121 @@ func (s *sessions) Destruct() error {
 
 // opened records a session whose handshake this edge relayed; pick
 // already counted it on its worker.
-func (s *sessions) opened(sid string, up *upstreamState, idle time.Duration, websocket bool, now time.Time) {
+func (s *sessions) opened(sid string, up *upstreamState, idle time.Duration, now time.Time) {
 	s.mu.Lock()
-	s.live[sid] = &session{up: up, lastSeen: now, idle: idle, websocket: websocket}
+	s.live[sid] = &session{up: up, lastSeen: now, idle: idle}
 	s.mu.Unlock()
 }
 
 // seen records activity of a session, which may have been opened through
 // another edge.
-func (s *sessions) seen(sid string, up *upstreamState, websocket bool, now time.Time) {
+func (s *sessions) seen(sid string, up *upstreamState, now time.Time) {
+	s.mu.Lock()
+	s.touch(sid, up, now)
+	s.mu.Unlock()
+}
+
+// touch is seen under mu; it returns the session.
+func (s *sessions) touch(sid string, up *upstreamState, now time.Time) *session {
+	if ss, ok := s.live[sid]; ok {
+		ss.lastSeen = now
+		return ss
+	}
+	ss := &session{up: up, lastSeen: now, idle: defaultIdle}
+	s.live[sid] = ss
+	up.sessions.Add(1)
+	return ss
+}
+
+// flight is a long-polling request in flight.
+type flight struct {
+	ctx  context.Context // the request's: done once its client has gone
+	done chan struct{}   // closed when the request ends
+}
+
+// overlapWait bounds how long a request waits for the one before it,
+// whose client has gone, to end: a client that lost a keep-alive
+// connection sends the request again at once, before the edge has seen
+// the first one end.
+const overlapWait = 2 * time.Second
+
+// poll records a long-polling request of a session beginning: false
+// when the session already has one of the same method in flight through
+// this edge, which Engine.IO does not allow (unless that one's client
+// has gone: then it waits for it to end). done ends it.
+func (s *sessions) poll(ctx context.Context, sid string, up *upstreamState, post bool, now time.Time) (ok bool, done func()) {
+	deadline := time.NewTimer(overlapWait)
+	defer deadline.Stop()
+	s.mu.Lock()
+	for {
+		ss := s.touch(sid, up, now)
+		slot := &ss.getting
+		if post {
+			slot = &ss.posting
+		}
+		prev := *slot
+		if prev == nil {
+			f := &flight{ctx: ctx, done: make(chan struct{})}
+			*slot = f
+			s.mu.Unlock()
+			return true, func() {
+				s.mu.Lock()
+				if *slot == f {
+					*slot = nil
+				}
+				s.mu.Unlock()
+				close(f.done)
+			}
+		}
+		s.mu.Unlock()
+		if prev.ctx.Err() == nil {
+			return false, nil
+		}
+		select {
+		case <-prev.done:
+		case <-deadline.C:
+			return false, nil
+		case <-ctx.Done():
+			return false, nil
+		}
+		s.mu.Lock()
+	}
+}
+
+// relayStarted records that a WebSocket relay now carries the session: it
+// stays live until the relay ends.
+func (s *sessions) relayStarted(sid string, up *upstreamState, now time.Time) {
+	s.mu.Lock()
+	s.touch(sid, up, now).websocket = true
+	s.mu.Unlock()
+}
+
+// namespacesOf returns the namespaces session sid is connected to.
+func (s *sessions) namespacesOf(sid string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {
-		ss.lastSeen = now
-		ss.websocket = ss.websocket || websocket
-		return
+		return slices.Clone(ss.namespaces)
 	}
-	s.live[sid] = &session{up: up, lastSeen: now, idle: defaultIdle, websocket: websocket}
-	up.sessions.Add(1)
+	return nil
+}
+
+// request counts an Engine.IO request of client ip beginning: false when
+// the client already has max in flight. done ends it.
+func (s *sessions) request(ip string, max int) (ok bool, done func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.requests[ip] >= max {
+		return false, nil
+	}
+	s.requests[ip]++
+	return true, func() {
+		s.mu.Lock()
+		if s.requests[ip]--; s.requests[ip] <= 0 {
+			delete(s.requests, ip)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // closed forgets a session.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/sticky"
 )
@@ -110,6 +112,14 @@ type Handler struct {
 	// Default: 1000000, python-engineio's max_http_buffer_size.
 	MaxPayload int64 `json:"max_payload,omitempty"`
 
+	// MaxRequestsPerIP bounds the Engine.IO requests one client address
+	// may have in flight at once: long-polls, POSTs, and upgrades not
+	// yet relaying (a relayed WebSocket no longer counts). Over it, a
+	// request gets 429. Each session may in any case have only one GET
+	// and one POST in flight through an edge, as Engine.IO allows.
+	// Default: 4096, room for thousands of browsers behind one NAT.
+	MaxRequestsPerIP int `json:"max_requests_per_ip,omitempty"`
+
 	// BodyTimeout bounds how long a polling POST body may take to
 	// arrive, so that a client trickling it holds no connection long.
 	// Default: 10s.
@@ -148,6 +158,9 @@ type Handler struct {
 
 	pool     *pool
 	sessions *sessions
+	slot     *policySlot // the policy live sessions follow
+	policy   *policy     // this config's
+	slotKey  string
 	buckets  *buckets     // nil without rate limits
 	client   *clientFiles // nil without ClientPath
 	logger   *zap.Logger
@@ -187,6 +200,7 @@ const (
 	DefaultFailDuration   = 10 * time.Second
 	DefaultHealthInterval = 5 * time.Second
 	DefaultHealthTimeout  = 2 * time.Second
+	DefaultMaxRequests    = 4096
 	minStickySecret       = 16
 )
 
@@ -216,6 +230,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.DialTimeout == 0 {
 		h.DialTimeout = caddy.Duration(DefaultDialTimeout)
+	}
+	if h.MaxRequestsPerIP == 0 {
+		h.MaxRequestsPerIP = DefaultMaxRequests
 	}
 	if h.BodyTimeout == 0 {
 		h.BodyTimeout = caddy.Duration(DefaultBodyTimeout)
@@ -263,6 +280,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.pool.byTag[tag] = u
 	}
 	h.sessions = loadRegistry()
+	h.policy = h.newPolicy()
+	h.slotKey = policyKey(h.Path, key)
+	h.slot = loadPolicySlot(h.slotKey, h.policy)
 	if rl := h.RateLimits; rl != nil {
 		if rl.MaxTracked == 0 {
 			rl.MaxTracked = defaultMaxTracked
@@ -312,6 +332,8 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("socketio_proxy: lb_policy %q is unknown; use %s or %s", h.LBPolicy, PolicyLeastSessions, PolicyRoundRobin)
 	case h.DrainPeriod < 0:
 		return fmt.Errorf("socketio_proxy: drain_period %v is negative", time.Duration(h.DrainPeriod))
+	case h.MaxRequestsPerIP < 0:
+		return fmt.Errorf("socketio_proxy: max_requests_per_ip %d is negative", h.MaxRequestsPerIP)
 	case h.MaxPayload < 0:
 		return fmt.Errorf("socketio_proxy: max_payload %d is negative", h.MaxPayload)
 	case h.HealthChecks != nil && h.HealthChecks.URI != "" && !strings.HasPrefix(h.HealthChecks.URI, "/"):
@@ -347,6 +369,9 @@ func (h *Handler) Cleanup() error {
 	if h.sessions != nil {
 		_, _ = registries.Delete(registryKey)
 	}
+	if h.slot != nil {
+		h.slot.release(h.slotKey, h.policy)
+	}
 	if h.buckets != nil {
 		_, _ = bucketPools.Delete(h.RateLimits.bucketsKey())
 	}
@@ -367,6 +392,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return next.ServeHTTP(w, r)
 	}
+	// The worker reads the path as the client escaped it and decodes it
+	// itself: a '?' or '#' that only decoding reveals would start a
+	// query of its own ahead of the one the edge checks.
+	if strings.ContainsAny(r.URL.Path, "?#") {
+		h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "path holds '?' or '#' once decoded")
+		return nil
+	}
 	q, err := engineio.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		var qe *engineio.QueryError
@@ -376,12 +408,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.refuse(w, r, qe.Code, security.ReasonMalformed, qe.Reason)
 		return nil
 	}
-
 	if !h.methodAllowed(w, r, q) {
 		return nil
 	}
+	ok, done := h.sessions.request(security.ClientIP(r), h.MaxRequestsPerIP)
+	if !ok {
+		h.tooMany(w, r, time.Second, "over "+strconv.Itoa(h.MaxRequestsPerIP)+" Engine.IO requests in flight from this address")
+		return nil
+	}
+	defer done()
+
 	now := time.Now()
-	var c call
+	c := call{id: identity.Of(r), pol: h.slot.now()}
+	origin := r.Header.Get("Origin")
 	if q.Handshake() {
 		if h.buckets != nil && h.RateLimits.Connect != nil {
 			if ok, wait := h.buckets.take("c:"+security.ClientIP(r), h.RateLimits.Connect, 1); !ok {
@@ -393,27 +432,49 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.noWorker(w, r)
 			return nil
 		}
-		c.uri = r.URL.RequestURI()
+		c.owner = sticky.Owner{User: c.id.UserID, Origin: origin}
+		c.uri = r.URL.EscapedPath() + "?" + r.URL.RawQuery
 	} else {
-		var ok bool
-		if c.up, c.workerSID, ok = h.pool.route(q.SID); !ok {
+		sealed, ok := h.pool.codec.Open(q.SID)
+		if ok {
+			c.up, ok = h.pool.byTag[sealed.Tag]
+		}
+		switch {
+		case !ok:
 			h.refuse(w, r, engineio.CodeSessionIDUnknown, security.ReasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
 			return nil
-		}
-		if !c.up.serving() {
+		case !h.pool.codec.OwnedBy(sealed, c.id.UserID):
+			// Another user's cookie (or none, or a new login) on this
+			// session: it is not theirs. The client that opened it is
+			// not disturbed; a client whose login changed opens a new
+			// session on this answer.
+			h.refuseIdentity(w, r, c.id)
+			return nil
+		case origin != "" && !h.pool.codec.OpenedFrom(sealed, origin) && !h.pool.codec.OpenedFrom(sealed, ""):
+			h.refuseOrigin(w, r, origin)
+			return nil
+		case !c.up.serving():
 			h.sessions.closed(q.SID)
 			h.refuse(w, r, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
 			return nil
 		}
-		c.uri = r.URL.Path + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
-		h.sessions.seen(q.SID, c.up.upstreamState, q.Transport == engineio.WebSocket, now)
+		c.workerSID = sealed.WorkerSID
+		c.uri = r.URL.EscapedPath() + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
 	}
 	c.sid = q.SID
 	if q.Transport == engineio.WebSocket {
 		h.serveWebSocket(w, r, &c)
-	} else {
-		h.servePolling(w, r, &c)
+		return nil
 	}
+	if c.sid != "" {
+		ok, done := h.sessions.poll(r.Context(), c.sid, c.up.upstreamState, r.Method == http.MethodPost, now)
+		if !ok {
+			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "a second "+r.Method+" of the session while one is in flight")
+			return nil
+		}
+		defer done()
+	}
+	h.servePolling(w, r, &c)
 	return nil
 }
 
@@ -439,7 +500,10 @@ type call struct {
 	up        *upstream
 	sid       string // as the client sees it; empty for a handshake
 	workerSID string
-	uri       string // request URI for the worker, with the worker's sid
+	uri       string       // request URI for the worker, with the worker's sid
+	owner     sticky.Owner // who opens the session, for a handshake
+	id        identity.Identity
+	pol       *policy
 }
 
 // refuse answers with an Engine.IO error and logs why; reason is one of
@@ -461,10 +525,28 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.E
 	engineio.WriteError(w, code)
 }
 
+// refuseIdentity answers a request of a session from another user than
+// the one who opened it.
+func (h *Handler) refuseIdentity(w http.ResponseWriter, r *http.Request, id identity.Identity) {
+	security.Refused(security.ReasonIdentity)
+	security.Log(h.security, "socketio_proxy", security.IdentityMismatch,
+		"the session was opened by another user (or before a login or logout)", r, security.Fields{UserID: id.UserID})
+	engineio.WriteError(w, engineio.CodeSessionIDUnknown)
+}
+
+// refuseOrigin answers a request of a session from another origin than
+// the one that opened it.
+func (h *Handler) refuseOrigin(w http.ResponseWriter, r *http.Request, origin string) {
+	security.Refused(security.ReasonOrigin)
+	security.Log(h.security, "socketio_proxy", security.OriginRefused,
+		"the session was opened from another origin", r, security.Fields{})
+	engineio.WriteError(w, engineio.CodeForbidden)
+}
+
 // tooMany answers a client over a rate limit with 429 and Retry-After.
 func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, detail string) {
 	security.Refused(security.ReasonRate)
-	security.Log(h.security, "socketio_proxy", security.RateLimited, detail, r, security.Fields{UserID: identityOf(r).userID})
+	security.Log(h.security, "socketio_proxy", security.RateLimited, detail, r, security.Fields{UserID: identity.Of(r).UserID})
 	w.Header().Set("Retry-After", retryAfterSeconds(wait))
 	writeJSON(w, http.StatusTooManyRequests, `{"code":3,"message":"Too many requests; retry after `+retryAfterSeconds(wait)+` s"}`)
 }

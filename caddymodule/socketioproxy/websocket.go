@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/time/rate"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
 	"github.com/flaskedge/flaskedge/internal/relay"
@@ -76,7 +77,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 			writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
 			return
 		}
-		h.sessions.opened(sid, c.up.upstreamState, idleOf(open), true, time.Now())
+		h.sessions.opened(sid, c.up.upstreamState, idleOf(open), time.Now())
 		metrics.handshakes.WithLabelValues(c.up.addr, "websocket").Inc()
 	}
 
@@ -105,28 +106,34 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	// handler's stack are not held for the connection's life. Nothing
 	// below may touch r or its context, which net/http cancels.
 	client := security.ClientOf(r)
+	h.sessions.relayStarted(sid, c.up.upstreamState, time.Now())
 	// When the process exits: the Engine.IO close packet, then 1001, at
 	// this relay's moment in the drain period.
 	stop, relayDone := h.sessions.relaying(time.Duration(h.DrainPeriod))
+	// The session follows the policy of the moment (see policySlot), not
+	// the one of the config that upgraded it.
+	slot := h.slot
+	live := &liveIdentity{at: c.id, logger: h.logger}
 	opt := relay.Options{
-		MaxMessage: h.MaxPayload,
-		Count:      countWebSocket,
-		Stop:       stop,
-		Farewell:   []byte{byte(engineio.Close)},
-		StopReason: "edge shutting down",
+		Limit:       func() int64 { return slot.now().maxPayload },
+		AdmitClient: h.messageLimit(slot, client, c.id.UserID),
+		Count:       countWebSocket,
+		Stop:        stop,
+		Farewell:    []byte{byte(engineio.Close)},
+		StopReason:  "edge shutting down",
+		Inject:      new(relay.Injector),
 	}
-	if h.buckets != nil && h.RateLimits.Messages != nil {
-		opt.AdmitClient = h.messageLimit(client, identityOf(r))
-	}
-	opt.FromClient, opt.FromUpstream = h.filters(sid, client, identityOf(r))
+	opt.FromClient, opt.FromUpstream = h.filters(slot, sid, client, live)
+	stopWatching := h.watchRoles(slot, sid, live, client, opt.Inject)
 	addr := c.up.addr
 	go func() {
 		start := time.Now()
 		err := relay.Relay(clientConn, upConn, opt)
+		stopWatching()
 		relayDone()
 		h.sessions.closed(sid)
 		if errors.Is(err, websocket.ErrReadLimit) {
-			h.refusedMessageSize(client)
+			h.refusedMessageSize(client, slot.now().maxPayload)
 		}
 		if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
 			ce.Write(zap.String("upstream", addr), zap.String("remote_ip", client.IP),
@@ -154,10 +161,10 @@ func (h *Handler) readOpen(upConn *websocket.Conn, c *call) ([]byte, string, err
 // closed with 1009 for a message over MaxPayload. The relay stops
 // reading where the limit is crossed: the worker gets the same 1009 and
 // never a whole message.
-func (h *Handler) refusedMessageSize(client security.Client) {
+func (h *Handler) refusedMessageSize(client security.Client, max int64) {
 	security.Refused(security.ReasonSize)
 	if c := h.logger.Check(zapcore.InfoLevel, "WebSocket message over max_payload; session closed with 1009"); c != nil {
-		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", h.MaxPayload),
+		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", max),
 			zap.String("remote_ip", client.IP))
 	}
 }
@@ -166,17 +173,29 @@ func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, si
 
 var errMessageRate = errors.New("message rate limit exceeded")
 
-// messageLimit is a WebSocket session's own message bucket.
-func (h *Handler) messageLimit(client security.Client, id identity) func() error {
-	lim := h.RateLimits.Messages.newLimiter()
+// messageLimit is a WebSocket session's own message bucket, under the
+// rate of the policy of the moment: a reload that changes the rate gives
+// the session a fresh bucket at the new rate.
+func (h *Handler) messageLimit(slot *policySlot, client security.Client, userID string) func() error {
+	var (
+		lim  *rate.Limiter
+		lims Rate
+	)
 	return func() error {
+		r := slot.now().messages
+		if r == nil {
+			return nil
+		}
+		if lim == nil || *r != lims {
+			lim, lims = r.newLimiter(), *r
+		}
 		if lim.AllowN(clock(), 1) {
 			return nil
 		}
 		security.Refused(security.ReasonRate)
 		security.LogClient(h.security, "socketio_proxy", security.RateLimited,
-			"WebSocket session over its message rate "+h.RateLimits.Messages.String()+"; closed", client,
-			security.Fields{UserID: id.userID})
+			"WebSocket session over its message rate "+r.String()+"; closed", client,
+			security.Fields{UserID: userID})
 		return errMessageRate
 	}
 }
@@ -190,15 +209,15 @@ const clientPeek = 32
 // filters watch a WebSocket session's Socket.IO packets. Every client text
 // message is read as python-socketio will read it: one the edge cannot
 // read exactly the same way, or that python drops as malformed, ends the
-// session with 1008 and never reaches the worker. With namespace rules,
-// every CONNECT is checked against the identity of the upgrade request,
-// and the worker's answers to denial CONNECTs become the client's
-// CONNECT_ERRORs. The worker's CONNECT replies and either side's
-// DISCONNECTs keep the session's namespaces up to date. Only messages
-// whose first clientPeek bytes leave this undecided, and the few packets
-// that matter (CONNECT, DISCONNECT), are read whole; the rest stream.
-func (h *Handler) filters(sid string, client security.Client, id identity) (fromClient, fromUpstream *relay.Filter) {
-	rules := len(h.Namespaces) > 0
+// session with 1008 and never reaches the worker. With namespace rules
+// (those of the policy of the moment), every CONNECT is checked against
+// the session's user as of now, and the worker's answers to denial
+// CONNECTs become the client's CONNECT_ERRORs. The worker's CONNECT
+// replies and either side's DISCONNECTs keep the session's namespaces up
+// to date. Only messages whose first clientPeek bytes leave this
+// undecided, and the few packets that matter (CONNECT, DISCONNECT), are
+// read whole; the rest stream.
+func (h *Handler) filters(slot *policySlot, sid string, client security.Client, live *liveIdentity) (fromClient, fromUpstream *relay.Filter) {
 	fromClient = &relay.Filter{
 		PeekLen: clientPeek,
 		Peek: func(p []byte) bool {
@@ -207,10 +226,10 @@ func (h *Handler) filters(sid string, client security.Client, id identity) (from
 				return true
 			}
 			return pkt.Kind == socketio.Message &&
-				(pkt.Type == socketio.Disconnect || rules && pkt.Type == socketio.Connect)
+				(pkt.Type == socketio.Disconnect || pkt.Type == socketio.Connect && slot.now().hasRules())
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
-			out, err := h.checkPacket(client, id, msg, false)
+			out, err := h.checkPacket(slot.now(), client, live.current, msg, false)
 			if err != nil {
 				security.Refused(security.ReasonMalformed)
 				return nil, err
@@ -222,7 +241,7 @@ func (h *Handler) filters(sid string, client security.Client, id identity) (from
 	fromUpstream = &relay.Filter{
 		PeekLen: 2 + len(denialPrefix),
 		Peek: func(p []byte) bool {
-			return len(p) >= 2 && p[0] == '4' && (p[1] == '0' || p[1] == '1') || rules && isDenialPrefix(p)
+			return len(p) >= 2 && p[0] == '4' && (p[1] == '0' || p[1] == '1') || isDenialPrefix(p)
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
 			if ce, err := connectErrorFor(msg); err == nil {

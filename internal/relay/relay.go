@@ -27,6 +27,13 @@ type Options struct {
 	// client; a larger one closes the connection with 1009 (message too
 	// big). Zero means no limit.
 	MaxMessage int64
+	// Limit, when set, replaces MaxMessage and is asked as each client
+	// message begins, so that a limit changed while the relay runs (a
+	// config reload) applies from the next message on.
+	Limit func() int64
+	// Inject, when set, lets the caller send messages of its own into
+	// the relay while it runs (see Injector).
+	Inject *Injector
 	// CloseGrace is how long, once one side has closed, the other side
 	// has to answer the close before both connections are torn down.
 	CloseGrace time.Duration
@@ -81,8 +88,14 @@ const controlWait = 5 * time.Second
 // close and the worker sees the client's. It returns the error that ended
 // the relay: a *websocket.CloseError for an orderly close.
 func Relay(client, upstream *websocket.Conn, opt Options) error {
-	if opt.MaxMessage > 0 {
-		client.SetReadLimit(opt.MaxMessage)
+	limit := opt.Limit
+	if limit == nil {
+		max := opt.MaxMessage
+		limit = func() int64 { return max }
+	}
+	toClient, toUpstream := &lockedConn{Conn: client}, &lockedConn{Conn: upstream}
+	if opt.Inject != nil {
+		opt.Inject.start(toClient, toUpstream)
 	}
 	for _, f := range []*Filter{opt.FromClient, opt.FromUpstream} {
 		if f != nil && (f.PeekLen <= 0 || f.PeekLen > maxPeek) {
@@ -128,18 +141,18 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	}
 	fromUpstream := make(chan struct{})
 	go func() {
-		err := pipe(client, upstream, opt.FromUpstream, 0, counter(opt.Count, false), nil)
+		err := pipe(toClient, upstream, opt.FromUpstream, nil, counter(opt.Count, false), nil)
 		if stopping.Load() {
 			if opt.Farewell != nil {
 				_ = client.SetWriteDeadline(time.Now().Add(controlWait))
-				_ = client.WriteMessage(websocket.TextMessage, opt.Farewell)
+				_ = toClient.write(opt.Farewell)
 			}
 			err = ErrStopped
 		}
 		finish(err)
 		close(fromUpstream)
 	}()
-	finish(pipe(upstream, client, opt.FromClient, opt.MaxMessage, counter(opt.Count, true), opt.AdmitClient))
+	finish(pipe(toUpstream, client, opt.FromClient, limit, counter(opt.Count, true), opt.AdmitClient))
 	<-fromUpstream
 	timer.Stop()
 	closeBoth()
@@ -179,14 +192,32 @@ func counter(count func(bool, int64), fromClient bool) func(int64) {
 
 // pipe copies messages from src to dst until src fails or closes, passing
 // text messages through f when it is set, asking admit (when set) before
-// each, and telling count each message's size. limit bounds a message f
-// reads whole (0: src's read limit alone applies).
-func pipe(dst, src *websocket.Conn, f *Filter, limit int64, count func(int64), admit func() error) error {
+// each, and telling count each message's size. limit, when set, bounds
+// each message read from src: it is asked as the message begins and
+// also set as src's read limit, so that a frame announcing more is
+// refused from its header.
+func pipe(dst *lockedConn, src *websocket.Conn, f *Filter, limit func() int64, count func(int64), admit func() error) error {
 	var peek [maxPeek]byte
+	var body limitedReader
 	for {
+		var max int64
+		if limit != nil {
+			max = limit()
+			src.SetReadLimit(max)
+		}
 		mt, r, err := src.NextReader()
 		if err != nil {
 			return err
+		}
+		if limit != nil {
+			if now := limit(); now != max {
+				max = now
+				src.SetReadLimit(max)
+			}
+		}
+		if max > 0 {
+			body = limitedReader{r: r, left: max}
+			r = &body
 		}
 		if admit != nil {
 			if err := admit(); err != nil {
@@ -201,7 +232,7 @@ func pipe(dst, src *websocket.Conn, f *Filter, limit int64, count func(int64), a
 			}
 			head = peek[:n]
 			if f.Peek(head) {
-				n, err := rewrite(dst, f, head, r, limit)
+				n, err := rewrite(dst, f, head, r)
 				if err != nil {
 					return err
 				}
@@ -209,49 +240,121 @@ func pipe(dst, src *websocket.Conn, f *Filter, limit int64, count func(int64), a
 				continue
 			}
 		}
-		w, err := dst.NextWriter(mt)
+		n, err := dst.copyMessage(mt, head, r)
 		if err != nil {
 			return err
 		}
-		if len(head) > 0 {
-			if _, err := w.Write(head); err != nil {
-				w.Close()
-				return err
-			}
-		}
-		// gorilla's message writer implements io.ReaderFrom, so this
-		// reads straight into dst's write buffer.
-		n, err := io.Copy(w, r)
-		if err != nil {
-			w.Close()
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-		count(n + int64(len(head)))
+		count(n)
 	}
+}
+
+// limitedReader reads one message up to a limit and fails with
+// websocket.ErrReadLimit past it, as the connection's own limit does.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n, websocket.ErrReadLimit
+	}
+	return n, err
 }
 
 // rewrite reads the rest of a message whose head f.Peek chose, passes it
 // to f.Rewrite and sends the result.
-func rewrite(dst *websocket.Conn, f *Filter, head []byte, r io.Reader, limit int64) (int64, error) {
+func rewrite(dst *lockedConn, f *Filter, head []byte, r io.Reader) (int64, error) {
 	buf := bytes.NewBuffer(make([]byte, 0, 256))
 	buf.Write(head)
-	if limit > 0 {
-		r = io.LimitReader(r, limit-int64(len(head))+1)
-	}
 	if _, err := buf.ReadFrom(r); err != nil {
 		return 0, err
-	}
-	if limit > 0 && int64(buf.Len()) > limit {
-		return 0, websocket.ErrReadLimit
 	}
 	msg, err := f.Rewrite(buf.Bytes())
 	if err != nil {
 		return 0, &PolicyError{Reason: err.Error()}
 	}
-	return int64(len(msg)), dst.WriteMessage(websocket.TextMessage, msg)
+	return int64(len(msg)), dst.write(msg)
+}
+
+// lockedConn is one side of a relay, written to by the relay's goroutine
+// for that direction and by an Injector, one message at a time.
+type lockedConn struct {
+	*websocket.Conn
+	mu sync.Mutex
+}
+
+func (c *lockedConn) write(msg []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.WriteMessage(websocket.TextMessage, msg)
+}
+
+// copyMessage sends head and then what r holds as one message of type mt.
+func (c *lockedConn) copyMessage(mt int, head []byte, r io.Reader) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, err := c.NextWriter(mt)
+	if err != nil {
+		return 0, err
+	}
+	if len(head) > 0 {
+		if _, err := w.Write(head); err != nil {
+			w.Close()
+			return 0, err
+		}
+	}
+	// gorilla's message writer implements io.ReaderFrom, so this reads
+	// straight into the connection's write buffer.
+	n, err := io.Copy(w, r)
+	if err != nil {
+		w.Close()
+		return 0, err
+	}
+	return n + int64(len(head)), w.Close()
+}
+
+// Injector sends text messages of the caller's own into a running relay,
+// each whole and between two relayed messages: the edge uses it to tell
+// both sides of a session that it withdrew a namespace.
+type Injector struct {
+	mu               sync.Mutex
+	client, upstream *lockedConn
+}
+
+// ErrNotRelaying is returned by an Injector whose relay has not started.
+var ErrNotRelaying = errors.New("relay: not running")
+
+func (in *Injector) start(client, upstream *lockedConn) {
+	in.mu.Lock()
+	in.client, in.upstream = client, upstream
+	in.mu.Unlock()
+}
+
+func (in *Injector) conns() (client, upstream *lockedConn) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.client, in.upstream
+}
+
+// ToClient sends msg to the client.
+func (in *Injector) ToClient(msg []byte) error {
+	c, _ := in.conns()
+	if c == nil {
+		return ErrNotRelaying
+	}
+	return c.write(msg)
+}
+
+// ToUpstream sends msg to the upstream, as if the client had sent it.
+func (in *Injector) ToUpstream(msg []byte) error {
+	_, u := in.conns()
+	if u == nil {
+		return ErrNotRelaying
+	}
+	return u.write(msg)
 }
 
 func truncate(s string, n int) string {

@@ -1,21 +1,26 @@
-// Package sticky binds an Engine.IO session to the worker that created it
-// without any state at the edge: the session id a client sees carries an
-// authenticated reference to its worker.
+// Package sticky binds an Engine.IO session to the worker that created it,
+// to the user who opened it and to the origin it was opened from, without
+// any state at the edge: the session id a client sees carries an
+// authenticated reference to all three.
 //
 // A worker's open packet names its session, say "Bq0Vq5ZfDP6QrQUXAAAB".
-// The edge hands the client that sid followed by a 20-character seal:
+// The edge hands the client that sid followed by a 32-character seal:
 //
-//	seal = base64url( tag(3 bytes) || mac(12 bytes) )
-//	tag  = HMAC-SHA256(key, "upstream\x00" || upstream)[:3]
-//	mac  = HMAC-SHA256(key, "sid\x00" || tag || worker sid)[:12]
+//	seal   = base64url( tag(3 bytes) || user(6) || origin(3) || mac(12) )
+//	tag    = HMAC-SHA256(key, "upstream\x00" || upstream)[:3]
+//	user   = HMAC-SHA256(key, "user\x00" || verified user id, "" if anonymous)[:6]
+//	origin = HMAC-SHA256(key, "origin\x00" || Origin header of the handshake)[:3]
+//	mac    = HMAC-SHA256(key, "sid\x00" || tag || user || origin || worker sid)[:12]
 //
 // and, on each later request, checks the seal, finds the worker by its tag
 // and forwards the worker's own sid. Any edge that shares the key routes
-// the session the same way, a reload that keeps the key keeps every
-// binding, and a client cannot steer a request to a worker of its choosing:
-// without the key it cannot seal a sid (a 96-bit MAC), and a sealed sid
-// names exactly one worker. The sid stays within the base64url alphabet
-// Engine.IO clients expect.
+// the session the same way and knows whose it is, a reload that keeps the
+// key keeps every binding, and a client cannot steer a request to a worker
+// of its choosing nor claim a session as another user's: without the key
+// it cannot seal a sid (a 96-bit MAC), and a sealed sid names exactly one
+// worker, one user and one origin. The digests are keyed, so a sid tells
+// nobody without the key who its user is. The sid stays within the
+// base64url alphabet Engine.IO clients expect.
 package sticky
 
 import (
@@ -30,10 +35,29 @@ import (
 type Tag [3]byte
 
 const (
-	macSize = 12
+	userSize   = 6
+	originSize = 3
+	macSize    = 12
+	rawSize    = len(Tag{}) + userSize + originSize + macSize
 	// SealLength is how many characters Seal appends to a worker's sid.
-	SealLength = (len(Tag{}) + macSize) * 4 / 3
+	SealLength = rawSize * 4 / 3
 )
+
+// Owner is who opened a session: the verified user id ("" for an
+// anonymous client) and the Origin header of the handshake ("" when it
+// had none).
+type Owner struct {
+	User   string
+	Origin string
+}
+
+// Sealed is what a sealed sid says of its session.
+type Sealed struct {
+	Tag       Tag
+	WorkerSID string
+	user      [userSize]byte
+	origin    [originSize]byte
+}
 
 // Codec seals and opens session ids with one key.
 type Codec struct {
@@ -65,35 +89,71 @@ func (c *Codec) Tag(upstream string) Tag {
 	return Tag{s[0], s[1], s[2]}
 }
 
+func (c *Codec) userDigest(user string) (d [userSize]byte) {
+	s := c.sum([]byte("user\x00"), []byte(user))
+	copy(d[:], s[:])
+	return d
+}
+
+func (c *Codec) originDigest(origin string) (d [originSize]byte) {
+	s := c.sum([]byte("origin\x00"), []byte(origin))
+	copy(d[:], s[:])
+	return d
+}
+
+func (c *Codec) mac(raw *[rawSize]byte, workerSID string) [sha256.Size]byte {
+	return c.sum([]byte("sid\x00"), raw[:rawSize-macSize], []byte(workerSID))
+}
+
 // Seal returns the sid the client sees for workerSID on the upstream
-// tagged tag.
-func (c *Codec) Seal(tag Tag, workerSID string) string {
-	var raw [len(Tag{}) + macSize]byte
-	copy(raw[:], tag[:])
-	mac := c.sum([]byte("sid\x00"), tag[:], []byte(workerSID))
-	copy(raw[len(tag):], mac[:macSize])
+// tagged tag, opened by owner.
+func (c *Codec) Seal(tag Tag, workerSID string, owner Owner) string {
+	var raw [rawSize]byte
+	n := copy(raw[:], tag[:])
+	u, o := c.userDigest(owner.User), c.originDigest(owner.Origin)
+	n += copy(raw[n:], u[:])
+	n += copy(raw[n:], o[:])
+	mac := c.mac(&raw, workerSID)
+	copy(raw[n:], mac[:macSize])
 	buf := make([]byte, len(workerSID)+SealLength)
 	copy(buf, workerSID)
 	base64.RawURLEncoding.Encode(buf[len(workerSID):], raw[:])
 	return string(buf)
 }
 
-// Open checks a sealed sid and returns the worker's sid and the tag of its
-// upstream. ok is false for any sid the key did not seal.
-func (c *Codec) Open(sid string) (tag Tag, workerSID string, ok bool) {
+// Open checks a sealed sid and returns what it says. ok is false for any
+// sid the key did not seal.
+func (c *Codec) Open(sid string) (s Sealed, ok bool) {
 	if len(sid) <= SealLength {
-		return Tag{}, "", false
+		return Sealed{}, false
 	}
-	workerSID = sid[:len(sid)-SealLength]
-	var raw [len(Tag{}) + macSize]byte
+	workerSID := sid[:len(sid)-SealLength]
+	var raw [rawSize]byte
 	n, err := base64.RawURLEncoding.Strict().Decode(raw[:], []byte(sid[len(workerSID):]))
 	if err != nil || n != len(raw) {
-		return Tag{}, "", false
+		return Sealed{}, false
 	}
-	copy(tag[:], raw[:len(tag)])
-	mac := c.sum([]byte("sid\x00"), tag[:], []byte(workerSID))
-	if !hmac.Equal(mac[:macSize], raw[len(tag):]) {
-		return Tag{}, "", false
+	mac := c.mac(&raw, workerSID)
+	if !hmac.Equal(mac[:macSize], raw[rawSize-macSize:]) {
+		return Sealed{}, false
 	}
-	return tag, workerSID, true
+	s.WorkerSID = workerSID
+	n = copy(s.Tag[:], raw[:])
+	n += copy(s.user[:], raw[n:])
+	copy(s.origin[:], raw[n:])
+	return s, true
+}
+
+// OwnedBy reports whether the session was opened by user ("" for
+// anonymous).
+func (c *Codec) OwnedBy(s Sealed, user string) bool {
+	d := c.userDigest(user)
+	return hmac.Equal(d[:], s.user[:])
+}
+
+// OpenedFrom reports whether the session's handshake carried origin as
+// its Origin header ("" for none).
+func (c *Codec) OpenedFrom(s Sealed, origin string) bool {
+	d := c.originDigest(origin)
+	return hmac.Equal(d[:], s.origin[:])
 }

@@ -9,35 +9,45 @@ import (
 	"github.com/flaskedge/flaskedge/internal/engineio"
 )
 
-// The requests that open a server-side session for whoever sends them,
-// which CORS alone does not stop: a browser sends a WebSocket upgrade to
-// any origin and reads the socket (no CORS applies), and sends a
-// long-polling handshake as a simple GET, so the worker creates the
+// The requests CORS alone does not stop: a browser sends a WebSocket
+// upgrade to any origin and reads the socket (no CORS applies), and sends
+// a long-polling handshake as a simple GET, so the worker creates the
 // Engine.IO session before the browser decides the page may not read
-// the answer. The guard refuses both, from a foreign origin, with 403
-// before any later handler runs.
+// the answer. Nor does CORS stop the later requests of a session: a page
+// on any site can make a browser POST a text/plain body (a Socket.IO
+// CONNECT, say) to a session whose sid it knows, with the browser's
+// cookies, and CORS only keeps the page from reading the answer. The
+// guard refuses all of them, from a foreign origin, with 403 before any
+// later handler runs.
 
 // guarded reports whether r is a WebSocket upgrade (any path) or an
-// Engine.IO handshake (under the Engine.IO path).
+// Engine.IO request (under the Engine.IO path), and which.
 func (h *Handler) guarded(r *http.Request) (what string, ok bool) {
 	if isWebSocketUpgrade(r) {
 		return "WebSocket upgrade", true
 	}
+	if !strings.HasPrefix(r.URL.Path, h.engineIOPath) {
+		return "", false
+	}
 	if h.isEngineIOHandshake(r) {
 		return "Engine.IO handshake", true
 	}
-	return "", false
+	return guardSessionRequest, true
 }
 
-// isEngineIOHandshake reports whether r is a request under the
-// Engine.IO path that python-engineio would treat as a new session: its
-// query has no non-empty sid. That takes in every handshake whatever its
-// EIO, transport or method (a request without EIO=4 is refused by the
-// worker anyway), and reads the query as the worker's parse_qs does: '&'
+// guardSessionRequest is what guarded calls a request of an existing
+// Engine.IO session.
+const guardSessionRequest = "Engine.IO request of a session"
+
+// isEngineIOHandshake reports whether r, under the Engine.IO path, is
+// one python-engineio would treat as a new session: its query has no
+// non-empty sid. That takes in every handshake whatever its EIO,
+// transport or method (a request without EIO=4 is refused by the worker
+// anyway), and reads the query as the worker's parse_qs does: '&'
 // separates, keys are percent-decoded with '+' as a space, and a blank
 // or '='-less sid does not count.
 func (h *Handler) isEngineIOHandshake(r *http.Request) bool {
-	return strings.HasPrefix(r.URL.Path, h.engineIOPath) && !engineio.HasParam(r.URL.RawQuery, "sid")
+	return !engineio.HasParam(r.URL.RawQuery, "sid")
 }
 
 // isWebSocketUpgrade reports whether r asks to become a WebSocket: an

@@ -78,13 +78,25 @@ func TestEngineIOHandshakeFromAllowedOriginSameOriginOrNoOriginPasses(t *testing
 	}
 }
 
-// Only handshakes are guarded: a request carrying a sid belongs to a
-// session that a foreign page could not have learnt, and other paths
-// are ordinary requests, which get no CORS headers but are not refused.
-func TestRequestsThatAreNotHandshakesFromDisallowedOriginsPass(t *testing.T) {
-	h, _ := newTestHandler(t, &Handler{Origins: []string{"https://app.example.com"}})
+// A request of an existing session is guarded too: a page on any site
+// can make a browser POST a Socket.IO packet to a sid, with its cookies.
+// Other paths are ordinary requests, which get no CORS headers but are
+// not refused.
+func TestEngineIORequestsOfASessionFromDisallowedOriginsAre403(t *testing.T) {
+	h, logs := newTestHandler(t, &Handler{Origins: []string{"https://app.example.com"}})
+	for i, method := range []string{http.MethodGet, http.MethodPost} {
+		if i > 0 {
+			logs.TakeAll()
+		}
+		app := &appHandler{}
+		r := handshake("http://api.example.com/socket.io/?EIO=4&transport=polling&sid=abc", "https://evil.example.net")
+		r.Method = method
+		if rec := serve(t, h, app, r); rec.Code != http.StatusForbidden || app.reached {
+			t.Errorf("%s with a sid: status=%d reached=%v; want 403", method, rec.Code, app.reached)
+		}
+		assertEvent(t, logs, "Engine.IO request of a session refused: origin not allowed by origins (explicit list)", "https://evil.example.net")
+	}
 	for _, target := range []string{
-		"http://api.example.com/socket.io/?EIO=4&transport=polling&sid=abc",
 		"http://api.example.com/api/whoami?EIO=4",
 		"http://api.example.com/socket.io?EIO=4&transport=polling", // not under /socket.io/: Flask's 404
 	} {
@@ -92,6 +104,13 @@ func TestRequestsThatAreNotHandshakesFromDisallowedOriginsPass(t *testing.T) {
 		rec := serve(t, h, app, handshake(target, "https://evil.example.net"))
 		if !app.reached || len(accessControlHeaders(rec.Header())) != 0 {
 			t.Errorf("%s: reached=%v headers=%v; want passed on without CORS headers", target, app.reached, accessControlHeaders(rec.Header()))
+		}
+	}
+	for _, origin := range []string{"https://app.example.com", "http://api.example.com", ""} {
+		app := &appHandler{}
+		serve(t, h, app, handshake("http://api.example.com/socket.io/?EIO=4&transport=polling&sid=abc", origin))
+		if !app.reached {
+			t.Errorf("a request of a session from %q was refused", origin)
 		}
 	}
 }
@@ -117,7 +136,6 @@ func TestIsEngineIOHandshakeReadsTheQueryAsTheWorkerDoes(t *testing.T) {
 		{"/socket.io/?EIO=4;sid=abc", true},   // ';' does not separate
 		{"/socket.io/?EIO=4&sid=%", false},
 		{"/socket.io/?EIO=4&%7", true},
-		{"/other/?EIO=4", false},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "http://api.example.com"+tc.target, nil)
 		if got := h.isEngineIOHandshake(r); got != tc.want {

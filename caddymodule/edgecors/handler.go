@@ -54,9 +54,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.guardEnabled {
 		// "null" (sandboxed frames, file: pages) is never a page of the
 		// app's, even under origins "*".
-		refusable := crossOrigin && (!allowed || origin == "null") || len(vals) == 0 && h.RequireOrigin
-		if refusable {
-			if what, ok := h.guarded(r); ok {
+		// require_origin applies to what opens a session: a browser
+		// sends no Origin on a same-origin GET, a long-poll among them.
+		foreign := crossOrigin && (!allowed || origin == "null")
+		if foreign || len(vals) == 0 && h.RequireOrigin {
+			if what, ok := h.guarded(r); ok && (foreign || what != guardSessionRequest) {
 				h.refuseGuarded(w, r, what, origin, len(vals) == 0)
 				return nil
 			}

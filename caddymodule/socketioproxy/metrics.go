@@ -16,6 +16,7 @@ var metrics = struct {
 	handshakes *prometheus.CounterVec
 	messages   *prometheus.CounterVec
 	bytes      *prometheus.CounterVec
+	inFlight   prometheus.Gauge
 	live       prometheus.Collector
 }{}
 
@@ -33,6 +34,10 @@ func init() {
 		Namespace: ns, Subsystem: sub, Name: "bytes_total",
 		Help: "Engine.IO payload bytes relayed, by direction and transport.",
 	}, []string{"direction", "transport"})
+	metrics.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Subsystem: sub, Name: "requests_in_flight",
+		Help: "Engine.IO requests the edge is serving (long-polls, POSTs, upgrades not yet relaying); max_requests_per_ip bounds them per client.",
+	})
 	metrics.live = liveCollector{
 		sessions: prometheus.NewDesc(ns+"_"+sub+"_sessions",
 			"Live Engine.IO sessions on this edge, by worker and transport.", []string{"upstream", "transport"}, nil),
@@ -54,7 +59,7 @@ func init() {
 // registerMetrics adds the collectors, and the refusal counter the edge
 // modules share, to a config's registry.
 func registerMetrics(registry *prometheus.Registry) error {
-	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.live} {
+	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.inFlight, metrics.live} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

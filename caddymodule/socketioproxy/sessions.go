@@ -211,7 +211,9 @@ func (s *sessions) request(ip string, max int) (ok bool, done func()) {
 		return false, nil
 	}
 	s.requests[ip]++
+	metrics.inFlight.Inc()
 	return true, func() {
+		metrics.inFlight.Dec()
 		s.mu.Lock()
 		if s.requests[ip]--; s.requests[ip] <= 0 {
 			delete(s.requests, ip)

@@ -14,6 +14,12 @@ Configuration (environment):
   CORS_ALLOWED_ORIGINS  optional comma list; unset means no Origin checks
   ROLE_OVERRIDES        optional "user:role,..."; stands in for a user database
                         (see current_user), for the edge's whoami tests
+  PING_INTERVAL, PING_TIMEOUT
+                        optional, seconds; Engine.IO's ping interval and timeout
+                        (python-engineio's defaults: 25 and 20)
+  ROLES_FILE            optional path of a JSON object {"user": "role"}, read on
+                        every lookup and taking precedence over ROLE_OVERRIDES:
+                        a user database whose roles change while the app runs
 
 Run: /usr/bin/python3 examples/flask_app/app.py
 """
@@ -24,6 +30,7 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -96,9 +103,15 @@ app.config.update(
     SECRET_KEY=secret_key,
     SESSION_COOKIE_SAMESITE="Lax",
 )
+ping = {
+    key: float(os.environ[name])
+    for key, name in (("ping_interval", "PING_INTERVAL"), ("ping_timeout", "PING_TIMEOUT"))
+    if os.environ.get(name)
+}
 socketio = SocketIO(
     app,
     async_mode="eventlet",
+    **ping,
     message_queue=os.environ.get("REDIS_URL") or None,
     cors_allowed_origins=cors_allowed_origins(
         os.environ.get("CORS_ALLOWED_ORIGINS")
@@ -115,7 +128,15 @@ def current_user():
     # plays that database, so a role can differ from the one in the cookie
     # and the edge's whoami lookup can be told apart from the cookie's role.
     user_id = session.get("_user_id")
-    return {"id": user_id, "role": role_overrides.get(user_id, session.get("role"))}
+    role = role_overrides.get(user_id, session.get("role"))
+    roles_file = os.environ.get("ROLES_FILE")
+    if roles_file and user_id:
+        try:
+            with open(roles_file) as f:
+                role = json.load(f).get(user_id, role)
+        except FileNotFoundError:
+            pass
+    return {"id": user_id, "role": role}
 
 
 @app.get("/")

@@ -37,6 +37,7 @@ func TestCaddyfileErrorsSayWhatToWrite(t *testing.T) {
 		{`socketio_proxy localhost`, "is not host:port"},
 		{`socketio_proxy https://a:1`, "only plain http workers"},
 		{"socketio_proxy a:1 {\n max_payload lots\n}", `max_payload "lots" is not a size`},
+		{"socketio_proxy a:1 {\n max_requests_per_ip 0\n}", `max_requests_per_ip "0" is not a positive number`},
 		{"socketio_proxy a:1 {\n dial_timeout -1s\n}", "not a positive duration"},
 		{"socketio_proxy a:1 {\n path\n}", "path needs a value"},
 		{"socketio_proxy a:1 {\n drain_period soon\n}", "write e.g. `drain_period 10s`"},

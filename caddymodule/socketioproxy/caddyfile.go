@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		fail_duration   <duration>
 //		path            <prefix>
 //		max_payload     <size>
+//		max_requests_per_ip <n>
 //		dial_timeout    <duration>
 //		body_timeout    <duration>
 //		drain_period    <duration>
@@ -181,6 +182,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_payload %q is not a size; write e.g. `max_payload 1MB` or `max_payload 1000000`", v)
 			}
 			h.MaxPayload = int64(size)
+		case "max_requests_per_ip":
+			v, err := oneArg(d, "max_requests_per_ip 4096")
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return d.Errf("max_requests_per_ip %q is not a positive number; write e.g. `max_requests_per_ip 4096`", v)
+			}
+			h.MaxRequestsPerIP = n
 		case "dashboard":
 			if err := h.unmarshalDashboard(d); err != nil {
 				return err
@@ -195,7 +206,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.ClientPath = v
 		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, dial_timeout, body_timeout, drain_period, dashboard and client_path", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, max_requests_per_ip, dial_timeout, body_timeout, drain_period, dashboard and client_path", sub)
 		}
 	}
 	if len(h.Upstreams) == 0 {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -34,11 +35,11 @@ func (h *Handler) newPolicy() *policy {
 // hasRules reports whether any namespace rule applies.
 func (p *policy) hasRules() bool { return len(p.namespaces) > 0 }
 
-// policySlots holds a *policySlot per Engine.IO endpoint (its path and
-// its sticky key): the sessions of one application, across reloads.
+// policySlots holds a *policySlot per handler: the sessions of one
+// socketio_proxy, across reloads.
 var policySlots = caddy.NewUsagePool()
 
-// policySlot is the current policy of one endpoint. Each config's handler
+// policySlot is the current policy of one handler. Each config's handler
 // adds its policy in Provision and removes it in Cleanup; the newest one
 // still present is current. So a reload switches live sessions to the new
 // policy, and a config that fails to load (provisioned, then cleaned up
@@ -52,11 +53,34 @@ type policySlot struct {
 // Destruct implements caddy.Destructor.
 func (*policySlot) Destruct() error { return nil }
 
-// policyKey names the endpoint of a handler: its path and a digest of its
-// sticky key (never the key).
-func policyKey(path string, stickyKey []byte) string {
+// ordinals numbers, within one config, the handlers that share an
+// Engine.IO path and sticky key (several sites of one Caddyfile may):
+// the same Caddyfile provisions them in the same order every time, so
+// the Nth such handler of a new config takes over the Nth of the old.
+var ordinals struct {
+	mu   sync.Mutex
+	root caddy.Module // the app of the config being provisioned
+	next map[string]int
+}
+
+// policyKey names a handler across reloads: its path, a digest of its
+// sticky key (never the key), and its ordinal among the handlers of its
+// config that share both.
+func policyKey(ctx caddy.Context, path string, stickyKey []byte) string {
 	sum := sha256.Sum256(append([]byte("socketio_proxy policy\x00"), stickyKey...))
-	return path + "\x00" + hex.EncodeToString(sum[:8])
+	base := path + "\x00" + hex.EncodeToString(sum[:8])
+	var root caddy.Module
+	if mods := ctx.Modules(); len(mods) > 0 {
+		root = mods[0]
+	}
+	ordinals.mu.Lock()
+	defer ordinals.mu.Unlock()
+	if ordinals.next == nil || root != ordinals.root {
+		ordinals.root, ordinals.next = root, make(map[string]int)
+	}
+	n := ordinals.next[base]
+	ordinals.next[base]++
+	return base + "\x00" + strconv.Itoa(n)
 }
 
 func loadPolicySlot(key string, p *policy) *policySlot {

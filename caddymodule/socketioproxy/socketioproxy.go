@@ -281,7 +281,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.sessions = loadRegistry()
 	h.policy = h.newPolicy()
-	h.slotKey = policyKey(h.Path, key)
+	h.slotKey = policyKey(ctx, h.Path, key)
 	h.slot = loadPolicySlot(h.slotKey, h.policy)
 	if rl := h.RateLimits; rl != nil {
 		if rl.MaxTracked == 0 {

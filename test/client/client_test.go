@@ -311,6 +311,25 @@ http://%[8]s {
 		p.waitState(t, "admin", "connected", "", 20*time.Second)
 	})
 
+	t.Run("retry() after a login opens a new session as the new user", func(t *testing.T) {
+		p := b.open(t, "relogin", allowed+"/?edge="+edge)
+		p.eval(t, `startClient("main", { withCredentials: true })`, nil)
+		p.waitState(t, "main", "connected", "", 20*time.Second)
+		var before, after string
+		p.eval(t, `__clients.main.socket.io.engine.id`, &before)
+		var status int
+		p.eval(t, `login("erin", "admin")`, &status)
+		if status != 200 {
+			t.Fatalf("login: %d", status)
+		}
+		p.eval(t, `__clients.main.retry().then(() => true)`, nil)
+		p.waitState(t, "main", "connected", "", 20*time.Second)
+		p.eval(t, `__clients.main.socket.io.engine.id`, &after)
+		if before == "" || before == after {
+			t.Errorf("Engine.IO session %q before the login, %q after; want a new one", before, after)
+		}
+	})
+
 	t.Run("a rate-limited client waits for Retry-After", func(t *testing.T) {
 		p := b.open(t, "limited", allowed+"/?edge="+limited)
 		for _, c := range []string{"a", "b"} {

@@ -126,8 +126,19 @@ export class EdgeClient {
     this._attempt();
   }
 
-  /** Same as open(): retry at once, whatever the state. */
-  retry() {
+  /**
+   * Opens a new Engine.IO session at once, whatever the state: call it
+   * after the user logged in or out. A session belongs to the user who
+   * opened it, and the edge refuses it to anyone else (a new cookie
+   * included), so the new identity needs a new session.
+   */
+  async retry() {
+    await this.ready;
+    if (this.socket) {
+      this.socket.off();
+      this.socket.disconnect();
+      this.socket = null;
+    }
     return this.open();
   }
 

@@ -5,8 +5,9 @@
 const $ = (id) => document.getElementById(id);
 
 // Both namespaces share one Manager, hence one Engine.IO connection, as in
-// a real app. The edge decides on the session cookie when that connection
-// is opened, so a login or logout must reopen it (see reconnect()).
+// a real app. The edge binds that connection to the user who opened it
+// and refuses it to anyone else, so a login or logout must open a new
+// one (see reconnect()).
 const main = io({ autoConnect: false });
 const admin = io("/admin", { autoConnect: false });
 const manager = main.io;

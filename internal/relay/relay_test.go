@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,4 +269,45 @@ func TestStopSaysGoodbyeInOrder(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the relay did not end")
 	}
+}
+
+// A limit changed while the relay runs (a config reload) applies from the
+// next message on, even to a relay already waiting for it.
+func TestLimitIsAskedAsEachMessageBegins(t *testing.T) {
+	var limit atomic.Int64
+	limit.Store(1 << 20)
+	p := newPair(t, Options{Limit: limit.Load})
+	big := strings.Repeat("x", 100)
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte(big)))
+	_, msg, err := p.worker.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, big, string(msg))
+
+	limit.Store(64)
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte(big)))
+	_, _, err = p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, websocket.CloseMessageTooBig, ce.Code)
+	assert.ErrorIs(t, <-p.done, websocket.ErrReadLimit)
+}
+
+// An Injector's messages reach each side whole, between relayed ones.
+func TestInjectorSendsToBothSides(t *testing.T) {
+	in := new(Injector)
+	assert.ErrorIs(t, in.ToClient([]byte("x")), ErrNotRelaying)
+	p := newPair(t, Options{Inject: in})
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte("40")))
+	_, msg, err := p.worker.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "40", string(msg))
+
+	require.NoError(t, in.ToUpstream([]byte("41/admin,")))
+	require.NoError(t, in.ToClient([]byte("41/admin,")))
+	_, msg, err = p.worker.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "41/admin,", string(msg))
+	_, msg, err = p.client.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "41/admin,", string(msg))
 }

@@ -395,6 +395,14 @@ func TestAdversarialARoleWithdrawnTakesAdminFromALiveWebSocket(t *testing.T) {
 	ws := dialWS(t, s, ada)
 	require.True(t, strings.HasPrefix(ws.connect(t, "/"), "40{"))
 	require.True(t, strings.HasPrefix(ws.connect(t, "/admin"), "40/admin,{"), "ada is an admin in the database")
+	// And a polling session of hers, also in /admin.
+	h := map[string]string{"Cookie": ada}
+	sid := s.openPolling(t, ada)
+	poll := "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	status, body := s.request(t, "POST", poll, "40/admin,", h)
+	require.Equal(t, 200, status, body)
+	_, body = s.request(t, "GET", poll, "", h)
+	require.Contains(t, body, `40/admin,{"sid"`)
 
 	require.NoError(t, os.WriteFile(roles, []byte(`{"ada": "user"}`), 0o600))
 	withdrawn := time.Now()
@@ -406,6 +414,15 @@ func TestAdversarialARoleWithdrawnTakesAdminFromALiveWebSocket(t *testing.T) {
 	reply := ws.connect(t, "/admin")
 	assert.True(t, strings.HasPrefix(reply, "44/admin,"), reply)
 	ws.echo(t, 1)
+
+	// The polling session loses /admin at its next long-poll.
+	status, body = s.request(t, "GET", poll, "", h)
+	assert.Equal(t, 200, status)
+	assert.Equal(t, "41/admin,", body)
+	status, body = s.request(t, "POST", poll, "40/admin,", h)
+	require.Equal(t, 200, status, body)
+	_, body = s.request(t, "GET", poll, "", h)
+	assert.Contains(t, body, `44/admin,{"message":"The /admin namespace requires the role admin."`)
 	assert.Eventually(t, func() bool { return strings.Contains(s.worker.Output(), "disconnect namespace=/admin") },
 		10*time.Second, 50*time.Millisecond, "the worker was told")
 }

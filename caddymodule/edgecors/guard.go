@@ -26,7 +26,7 @@ func (h *Handler) guarded(r *http.Request) (what string, ok bool) {
 	if isWebSocketUpgrade(r) {
 		return "WebSocket upgrade", true
 	}
-	if !strings.HasPrefix(r.URL.Path, h.engineIOPath) {
+	if !strings.HasPrefix(engineio.WorkerPath(r.URL.EscapedPath()), h.engineIOPath) {
 		return "", false
 	}
 	if h.isEngineIOHandshake(r) {

@@ -5,9 +5,7 @@ package socketioproxy_test
 // SocketIO worker behind an edge with edge_cors, flask_session,
 // socketio_proxy and, as in examples/Caddyfile, a reverse_proxy to the
 // same worker for the rest of the app. Each test names the attack it
-// runs and fails if the edge lets it through; every attack here is
-// stopped today. (Attacks found still open are reported separately and
-// get their tests with their fixes.)
+// runs; each fails while the edge lets the attack through.
 
 import (
 	"fmt"
@@ -234,6 +232,60 @@ lines:
 	return n
 }
 
+// HOLE. The edge decides "is this Engine.IO?" from r.URL.Path starting
+// with /socket.io/, but the worker's HTTP server (Python's http.server,
+// under eventlet) reduces a leading "//" to "/" before anything else.
+// So "//socket.io/?EIO=4&..." is not Engine.IO to socketio_proxy, goes
+// to the next handler (the reverse_proxy that serves the rest of the
+// app, as in examples/Caddyfile), and opens a raw, unsealed worker
+// session: no namespace rule, no seal, no user or origin binding, no
+// max_payload, no rate limit, not counted by least_sessions. Here an
+// anonymous client connects to "/", which the edge requires a login for,
+// on polling (from a foreign Origin, which the guard lets through too)
+// and on WebSocket.
+//
+//	curl --path-as-is 'http://EDGE//socket.io/?EIO=4&transport=polling'
+//	  -> 0{"sid":"<20-char raw worker sid>",...}
+//	curl --path-as-is -H 'Origin: https://evil.example' -d 40 'http://EDGE//socket.io/?EIO=4&transport=polling&sid=<raw>'
+//	curl --path-as-is 'http://EDGE//socket.io/?EIO=4&transport=polling&sid=<raw>'  -> 40{"sid":...}
+func TestAttackDoubleSlashPathReachesTheWorkerPastTheEdge(t *testing.T) {
+	s := startAtkStack(t, nil, "", "namespace / authenticated\n\t\tmax_payload 1000")
+	// The rule holds on the real path.
+	p, status, body := atkOpen(t, s.url(), "/socket.io/", "")
+	require.Equal(t, 200, status, body)
+	status, body = p.post("40")
+	require.Equal(t, 200, status, body)
+	require.True(t, strings.HasPrefix(p.until("4", 3), "44{"), "anonymous is denied / on /socket.io/")
+
+	for _, path := range []string{"//socket.io/", "///socket.io/"} {
+		p, status, body := atkOpen(t, s.url(), path, "")
+		if status != 200 || p.sid == "" {
+			continue // refused: what the edge should do
+		}
+		assert.Len(t, p.sid, 20+sticky.SealLength, "%s opened a session with an unsealed sid %q", path, p.sid)
+		p.header["Origin"] = atkForeign
+		status, body = p.post("40")
+		assert.NotEqual(t, 200, status, "%s: a foreign Origin's POST on the session was accepted: %s", path, body)
+		delete(p.header, "Origin")
+		p.post("40")
+		got := p.until("4", 2)
+		assert.False(t, strings.HasPrefix(got, "40{"), "%s: anonymous connected to / past the rule: %q", path, got)
+		// max_payload 1000 does not apply either.
+		status, _ = p.post(`42["echo","` + strings.Repeat("x", 5000) + `"]`)
+		assert.NotEqual(t, 200, status, "%s: a 5 kB body went past max_payload 1000", path)
+	}
+
+	ws, status, err := atkDial(t, s.addr, "//socket.io/?EIO=4&transport=websocket", nil)
+	if err == nil {
+		ws.send(t, "40")
+		got := ws.next("4", 5*time.Second)
+		assert.False(t, strings.HasPrefix(got, "40{"), "WebSocket at //socket.io/: anonymous connected to / past the rule: %q", got)
+	} else {
+		t.Logf("WebSocket at //socket.io/ refused: %d %v", status, err)
+	}
+	assert.Zero(t, atkCount(s.worker, "connect namespace=/ ", "user=-"), "the worker connected an anonymous client to /")
+}
+
 // STOPPED. Paths that are not under /socket.io/ for the edge and are not
 // for the worker either (after its own decoding) reach the app, never
 // Engine.IO: encoded slashes, case, dot segments before the prefix, a
@@ -251,13 +303,80 @@ func TestAttackPathsOutsideTheEngineIOPathNeverOpenAWorkerSession(t *testing.T) 
 	}
 }
 
-// STOPPED. With whoami, a role withdrawn in the app's database takes
-// /admin from a polling session at its next long-poll (within whoami_ttl):
-// the client gets 41/admin, and the worker no longer answers the
-// session's /admin events.
-func TestAttackWithdrawnRoleLeavesAPollingSession(t *testing.T) {
+// HOLE. The edge tracks which namespaces a session is in to withdraw them
+// when a role is withdrawn (whoami). A client's DISCONNECT of a
+// namespace is recorded as the POST body is read, before the body is
+// checked: a body whose later packet is malformed is refused (400) and
+// never reaches the worker, but the edge has already forgotten the
+// namespace. The session stays in /admin at the worker, and a role
+// withdrawn in the app's database never takes it away.
+//
+//	POST /socket.io/?EIO=4&transport=polling&sid=S  (admin ada)  40/admin,
+//	GET  ...&sid=S                                               -> 40/admin,{"sid":...}
+//	POST ...&sid=S   body "41/admin,\x1e4x"                      -> 400
+//	roles.json: ada -> user; wait whoami_ttl
+//	GET  ...&sid=S   -> no 41/admin, (a ping after 25 s)
+//	POST ...&sid=S   42/admin,1["stats"]  -> the worker answers 43/admin,1[...]
+func TestAttackRefusedPollingBodyKeepsAWithdrawnNamespace(t *testing.T) {
 	s, roles := startAtkWhoamiStack(t)
-	atkCheckWithdrawal(t, s, roles, func(*atkPoller) {})
+	for _, tc := range []struct {
+		name  string
+		trick func(p *atkPoller)
+	}{
+		{"control", func(*atkPoller) {}},
+		{"DISCONNECT then a malformed packet", func(p *atkPoller) {
+			status, body := p.post("41/admin,\x1e4x")
+			require.Equal(t, 400, status, body)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			atkCheckWithdrawal(t, s, roles, tc.trick)
+		})
+	}
+}
+
+// HOLE. Same effect through the WebSocket upgrade: an upgrade of a
+// polling session that fails (here a Sec-WebSocket-Version the edge's
+// upgrader refuses after it has dialled the worker; a client dropping
+// the upgrade before its probe does the same) makes the edge forget the
+// session, namespaces included, while the worker's polling session lives
+// on in /admin. socket.io-client falls back to polling on a failed
+// upgrade, so this happens to honest clients too.
+//
+//	GET  /socket.io/?EIO=4&transport=websocket&sid=S  Connection: Upgrade, Upgrade: websocket,
+//	     Sec-WebSocket-Version: 12, Sec-WebSocket-Key: ...   -> 400
+//	then as above: the withdrawn role never takes /admin.
+func TestAttackFailedUpgradeKeepsAWithdrawnNamespace(t *testing.T) {
+	s, roles := startAtkWhoamiStack(t)
+	for _, tc := range []struct {
+		name  string
+		trick func(p *atkPoller)
+	}{
+		{"bad Sec-WebSocket-Version", func(p *atkPoller) {
+			req, err := http.NewRequest("GET", s.url()+"/socket.io/?EIO=4&transport=websocket&sid="+p.sid, nil)
+			require.NoError(t, err)
+			req.Header.Set("Cookie", p.header["Cookie"])
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "12")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+			res, err := atkClient.Do(req)
+			require.NoError(t, err)
+			res.Body.Close()
+			require.NotEqual(t, 101, res.StatusCode)
+		}},
+		{"upgrade dropped before its probe", func(p *atkPoller) {
+			ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket&sid="+p.sid,
+				http.Header{"Cookie": {p.header["Cookie"]}})
+			require.NoError(t, err, status)
+			ws.conn.Close()
+			time.Sleep(500 * time.Millisecond)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			atkCheckWithdrawal(t, s, roles, tc.trick)
+		})
+	}
 }
 
 // startAtkWhoamiStack is a stack whose roles come from the app's
@@ -359,9 +478,69 @@ http://%[2]s {
 	return a, b, testenv.StartEdge(t, cfg(0), a, b), w, cfg
 }
 
-// STOPPED. A reload (same sticky_secret) that adds a namespace rule
-// applies to a live WebSocket's next CONNECT, answered by the edge, not
-// the worker; the WebSocket keeps working on "/".
+// HOLE. Since 68e14d9 a handler's policy slot is found again after a
+// reload by its ordinal among the handlers sharing its path and sticky
+// key, counted in provisioning order. But Caddy provisions the servers
+// of a config by ranging over a map (caddyhttp.App.Servers), so with two
+// sites on two listeners the order, and hence which site's policy a
+// live WebSocket follows, changes from one load to the next: after a
+// reload of the very same Caddyfile, about one time in two, site A's
+// live WebSocket follows site B's policy (no rules) and its CONNECT to
+// /admin goes to the worker; site B's live sockets get A's rules.
+//
+//	two sites as in startAtkTwoSites; WS on A as uma (a plain user);
+//	repeat: POST /load (same Caddyfile); on the live WS send 40/admin,
+//	-> sometimes the worker's own 44/admin,{"message":"the /admin namespace
+//	   requires the admin role; ..."} instead of the edge's CONNECT_ERROR.
+func TestAttackReloadSwapsPoliciesBetweenSites(t *testing.T) {
+	a, _, edge, w, cfg := startAtkTwoSites(t)
+	uma := testenv.Login(t, w.URL(), "uma", "user")
+	ws, status, err := atkDial(t, a, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {uma}})
+	require.NoError(t, err, status)
+	require.NotEmpty(t, ws.next("0{", 5*time.Second))
+	ws.send(t, "40")
+	require.True(t, strings.HasPrefix(ws.next("40", 5*time.Second), "40{"))
+	for i := range 40 {
+		edge.Reload(t, cfg(i+1))
+		ws.send(t, "40/admin,")
+		reply := ws.next("4", 5*time.Second)
+		if !assert.Contains(t, reply, "The /admin namespace requires the role admin.",
+			"reload %d: site A's live WebSocket no longer follows site A's rules: %q", i+1, reply) {
+			break
+		}
+	}
+	assert.Zero(t, atkCount(w, "namespace=/admin"), "the worker saw a CONNECT to /admin")
+}
+
+// HOLE. The policy slot is keyed by the path and the sticky key, so a
+// reload that also changes sticky_secret (a key rotation) leaves every
+// live WebSocket on the old config's policy for good: the namespace
+// rule the reload adds never applies to it, and the worker sees the
+// CONNECT.
+//
+//	config 1: socketio_proxy { to W; sticky_secret <A> }
+//	WS as uma, 40 -> 40{...}
+//	reload:   socketio_proxy { to W; sticky_secret <B>; namespace /admin role admin }
+//	on the live WS: 40/admin, -> the worker's own refusal (or, for an app
+//	without its own check, a connection), never the edge's CONNECT_ERROR.
+func TestAttackReloadRotatingStickySecretKeepsLiveWebSocketsOnOldRules(t *testing.T) {
+	s := startAtkStack(t, nil, "", "sticky_secret attack-sticky-secret-one")
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {uma}})
+	require.NoError(t, err, status)
+	require.NotEmpty(t, ws.next("0{", 5*time.Second))
+	ws.send(t, "40")
+	require.True(t, strings.HasPrefix(ws.next("40", 5*time.Second), "40{"))
+
+	s.edge.Reload(t, s.config("sticky_secret attack-sticky-secret-two\n\t\tnamespace /admin role admin"))
+	ws.send(t, "40/admin,")
+	reply := ws.next("4", 5*time.Second)
+	assert.Contains(t, reply, "The /admin namespace requires the role admin.", "the edge did not apply the reloaded rule: %q", reply)
+	assert.Zero(t, atkCount(s.worker, "namespace=/admin"), "the worker saw the CONNECT to /admin")
+}
+
+// STOPPED. A reload that changes nothing but adds the rule applies to the
+// live WebSocket's next CONNECT (the control for the test above).
 func TestAttackReloadAddingARuleReachesALiveWebSocket(t *testing.T) {
 	s := startAtkStack(t, nil, "", "sticky_secret attack-sticky-secret-one")
 	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
@@ -450,11 +629,12 @@ func atkRaw(t *testing.T, addr, request string) (int, string) {
 	return status, body
 }
 
-// STOPPED. On a plain user's polling session, an upgrade and a POST of
-// 40/admin, carrying an admin's cookie, no cookie (a logout) or a cookie
-// for the same user name signed with another key, each from no Origin,
-// an allowed one and a foreign one, are refused (400 or 403) before the
-// worker sees any CONNECT to /admin.
+// STOPPED. An admin's cookie on a plain user's WebSocket-only session
+// (the upgrade carries the sid of the user's WS session, i.e. a second
+// WebSocket on it), from no Origin, an allowed one and a foreign one, is
+// refused before the worker; so is the user's own sid with no cookie
+// (a logout) and with a cookie for the same user name signed with
+// another key.
 func TestAttackOtherIdentitiesOnAUsersSessionAreRefused(t *testing.T) {
 	s := startAtkStack(t, nil, "", "namespace /admin role admin")
 	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
@@ -502,4 +682,129 @@ func TestAttackOverlappingPostsOnOneSessionAreRefused(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	status, body = p.post("40")
 	assert.Equal(t, 400, status, body)
+}
+
+// HOLE. On polling, a withdrawn role is acted on only when a long-poll
+// GET arrives; POSTs are never checked. python-engineio needs no GET to
+// keep a session alive (a POSTed pong answers each ping), so a client
+// that stops polling keeps sending events to /admin, and the worker
+// handles them, for as long as it likes after the role was withdrawn,
+// well past whoami_ttl plus the check interval.
+//
+//	ada (admin in the database) joins /admin on polling; roles.json: ada -> user
+//	wait 8 s (whoami_ttl 1 s + 5 s), POSTing only pongs ("3") every 2 s
+//	POST ...&sid=S  42/admin,7["stats"]   -> 200 OK
+//	GET  ...&sid=S  -> 41/admin,   GET -> 43/admin,7[{...}]: the worker
+//	handled the /admin event after the withdrawal.
+func TestAttackPollingPostsSkipTheRoleWithdrawal(t *testing.T) {
+	s, roles := startAtkWhoamiStack(t)
+	ada := testenv.Login(t, s.worker.URL(), "ada", "user")
+	p, status, body := atkOpen(t, s.url(), "/socket.io/", ada)
+	require.Equal(t, 200, status, body)
+	p.post("40/admin,")
+	require.True(t, strings.HasPrefix(p.until("40/admin,", 3), "40/admin,{"), "ada is an admin in the database")
+
+	require.NoError(t, os.WriteFile(roles, []byte(`{"ada": "user"}`), 0o600))
+	// whoami_ttl 1 s + the 5 s check interval + margin, keeping the
+	// session alive with pongs alone (pingInterval is 3 s here): no GET.
+	for range 4 {
+		time.Sleep(2 * time.Second)
+		status, body = p.post("3")
+		require.Equal(t, 200, status, body)
+	}
+	status, body = p.post(`42/admin,7["stats"]`)
+	t.Logf("POST of an /admin event 8 s after the withdrawal: %d %s", status, body)
+	time.Sleep(500 * time.Millisecond)
+	var got []string
+	for range 2 {
+		status, body := atkDo(t, "GET", s.url(), "/socket.io/?EIO=4&transport=polling&sid="+p.sid, "", p.header)
+		if status != 200 {
+			break
+		}
+		got = append(got, body)
+		if strings.Contains(body, "43/admin,7") {
+			break
+		}
+	}
+	assert.NotContains(t, strings.Join(got, "|"), "43/admin,7", "the worker handled an /admin event sent after the role was withdrawn: %q", got)
+}
+
+// HOLE (minor). A reload that adds a rule withdraws the namespaces it now
+// denies from polling sessions (at their next GET) and from logged-in
+// WebSockets (within 5 s), but never from anonymous WebSockets, which
+// watchRoles does not watch: an anonymous WebSocket connected to "/"
+// before `namespace / authenticated` was added keeps using "/".
+func TestAttackReloadRuleIsNotWithdrawnFromAnonymousWebSockets(t *testing.T) {
+	s := startAtkStack(t, nil, "", "sticky_secret attack-sticky-secret-one")
+	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", nil)
+	require.NoError(t, err, status)
+	require.NotEmpty(t, ws.next("0{", 5*time.Second))
+	ws.send(t, "40")
+	require.True(t, strings.HasPrefix(ws.next("40", 5*time.Second), "40{"))
+	p, status, body := atkOpen(t, s.url(), "/socket.io/", "")
+	require.Equal(t, 200, status, body)
+	p.post("40")
+	require.True(t, strings.HasPrefix(p.until("40", 3), "40{"))
+
+	s.edge.Reload(t, s.config("sticky_secret attack-sticky-secret-one\n\t\tnamespace / authenticated"))
+	assert.Equal(t, "41", p.until("41", 1), "the polling session lost / at its next GET")
+	assert.Equal(t, "41", ws.next("41", 8*time.Second), "the anonymous WebSocket kept / after the reload denied it")
+}
+
+// HOLE. Which namespaces a session is in is known only to the edge that
+// relayed the worker's CONNECT reply; the withdrawal is done by the edge
+// that serves the session's later requests. With two edges sharing
+// sticky_secret (as README's several-edges setup has), a client that
+// joins /admin through edge B and then polls (or upgrades) through edge A
+// is never withdrawn: A never saw the reply.
+//
+//	via B: handshake, POST 40/admin,, GET -> 40/admin,{...}
+//	roles.json: ada -> user; wait whoami_ttl
+//	via A: GET ...&sid=S -> no 41/admin,; POST 42/admin,7["stats"] -> ack from the worker
+func TestAttackJoinThroughOneEdgeKeepsAdminThroughAnother(t *testing.T) {
+	roles := filepath.Join(t.TempDir(), "roles.json")
+	require.NoError(t, os.WriteFile(roles, []byte(`{"ada": "admin"}`), 0o600))
+	env := map[string]string{"ROLES_FILE": roles, "PING_INTERVAL": "3", "PING_TIMEOUT": "5"}
+	testenv.RequirePython(t)
+	w := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: atkSecret, Env: env})
+	whoami := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "whoami", SecretKey: atkSecret, Env: env})
+	var edges []string
+	for range 2 {
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	flask_session {
+		secret_key %[3]s
+		whoami %[4]s/api/whoami
+		whoami_ttl 1s
+	}
+	socketio_proxy {
+		to %[2]s
+		sticky_secret attack-sticky-secret-one
+		namespace /admin role admin
+	}
+}
+`, addr, w.Addr, atkSecret, whoami.URL())), addr)
+		edges = append(edges, "http://"+addr)
+	}
+	ada := testenv.Login(t, w.URL(), "ada", "user")
+	viaB, status, body := atkOpen(t, edges[1], "/socket.io/", ada)
+	require.Equal(t, 200, status, body)
+	viaB.post("40/admin,")
+	require.True(t, strings.HasPrefix(viaB.until("40/admin,", 3), "40/admin,{"), "ada is an admin in the database")
+
+	require.NoError(t, os.WriteFile(roles, []byte(`{"ada": "user"}`), 0o600))
+	time.Sleep(1500 * time.Millisecond)
+	viaA := &atkPoller{t: t, base: edges[0], path: "/socket.io/", sid: viaB.sid, header: viaB.header}
+	// Edge A never relayed the join, so it cannot tell ada of the
+	// withdrawal before she uses /admin; but the first /admin packet
+	// either way is the last: hers becomes a DISCONNECT to the worker,
+	// and she gets the DISCONNECT instead of an answer.
+	status, _ = viaA.post(`42/admin,7["stats"]`)
+	require.Equal(t, 200, status)
+	assert.Equal(t, "41/admin,", viaA.until("41/admin,", 3), "edge A did not withdraw /admin, joined through edge B")
+	assert.Empty(t, viaA.until("43/admin,7", 2), "the worker still answers ada's /admin events through edge A")
+	assert.Eventually(t, func() bool { return strings.Contains(w.Output(), "disconnect namespace=/admin") },
+		10*time.Second, 50*time.Millisecond, "the worker was not told")
 }

@@ -153,22 +153,55 @@ type errMalformedPacket struct{ err error }
 
 func (e errMalformedPacket) Error() string { return "malformed Socket.IO packet: " + e.err.Error() }
 
+// who is a session's user: as of now (with whoami, asking the app
+// within its TTL) for the rare decision that needs it, a CONNECT, and as
+// last known for every other packet.
+type who interface {
+	current() identity.Identity
+	recent() identity.Identity
+}
+
+// requestIdentity is the user of a polling request, verified for it.
+type requestIdentity struct{ id identity.Identity }
+
+func (r requestIdentity) current() identity.Identity { return r.id }
+func (r requestIdentity) recent() identity.Identity  { return r.id }
+
 // checkPacket reads one Engine.IO packet from the client as
 // python-socketio will, refusing one it cannot read exactly so, and
-// applies the policy's namespace rules, if any, to a CONNECT: id is
-// asked for the session's identity only then. It returns the packet to
-// forward: p itself, or the denial CONNECT.
-func (h *Handler) checkPacket(pol *policy, client security.Client, id func() identity.Identity, p []byte, binary bool) ([]byte, error) {
+// applies the policy's namespace rules, if any: a denied CONNECT becomes
+// the denial CONNECT, and any other packet to a namespace the session's
+// user may no longer use (a role withdrawn, a rule added by a reload)
+// becomes that namespace's DISCONNECT, after withdrawn(ns) is called so
+// the client is told too. It returns the packet to forward.
+func (h *Handler) checkPacket(pol *policy, client security.Client, w who, p []byte, binary bool, withdrawn func(ns string)) ([]byte, error) {
 	pkt, err := socketio.Read(p, binary)
 	if err != nil {
 		security.LogClient(h.security, "socketio_proxy", security.MalformedRequest, err.Error(), client, security.Fields{})
 		return nil, errMalformedPacket{err}
 	}
-	if pkt.Kind != socketio.Message || pkt.Type != socketio.Connect || !pol.hasRules() && !strings.HasPrefix(string(pkt.Namespace), denialPrefix) {
+	if pkt.Kind != socketio.Message || pkt.Type == socketio.Disconnect {
 		return p, nil
 	}
-	who := id()
-	d := pol.admit(who, string(pkt.Namespace))
+	ns := string(pkt.Namespace)
+	if pkt.Type != socketio.Connect {
+		if !pol.hasRules() {
+			return p, nil
+		}
+		who := w.recent()
+		d := pol.admit(who, ns)
+		if d == nil {
+			return p, nil
+		}
+		h.logWithdrawn(d, who, client)
+		withdrawn(ns)
+		return disconnectPacket(ns), nil
+	}
+	if !pol.hasRules() && !strings.HasPrefix(ns, denialPrefix) {
+		return p, nil
+	}
+	who := w.current()
+	d := pol.admit(who, ns)
 	if d == nil {
 		return p, nil
 	}
@@ -178,16 +211,22 @@ func (h *Handler) checkPacket(pol *policy, client security.Client, id func() ide
 	return d.connectFor(), nil
 }
 
+// logWithdrawn counts and logs a namespace taken from a live session.
+func (h *Handler) logWithdrawn(d *denial, id identity.Identity, client security.Client) {
+	security.Refused(security.ReasonNamespace)
+	security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied, d.reason+"; withdrawn from a live session",
+		client, security.Fields{UserID: id.UserID, Namespace: d.Namespace})
+}
+
 // checkPayload checks every packet of a polling body as checkPacket does,
 // returning the body to forward.
-func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.Identity, body []byte) ([]byte, error) {
-	who := func() identity.Identity { return id }
+func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.Identity, body []byte, withdrawn func(ns string)) ([]byte, error) {
 	var out []byte // built only once a packet changes
 	offset := 0
 	err := engineio.Packets(body, func(p []byte) error {
 		start := offset
 		offset += len(p) + 1
-		q, err := h.checkPacket(pol, client, who, p, false)
+		q, err := h.checkPacket(pol, client, requestIdentity{id}, p, false, withdrawn)
 		if err != nil {
 			return err
 		}

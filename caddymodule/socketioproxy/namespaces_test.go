@@ -89,7 +89,7 @@ func requestAs(id, role string) *http.Request {
 func TestCheckPayloadReplacesOnlyTheDeniedConnect(t *testing.T) {
 	h := rulesHandler()
 	body := []byte("40\x1e40/admin,{\"token\":1}\x1e42[\"echo\",1]\x1e40/chat,")
-	out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), body)
+	out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), body, func(string) {})
 	require.NoError(t, err)
 	parts := strings.Split(string(out), "\x1e")
 	require.Len(t, parts, 4)
@@ -98,7 +98,7 @@ func TestCheckPayloadReplacesOnlyTheDeniedConnect(t *testing.T) {
 	assert.Equal(t, "42[\"echo\",1]", parts[2])
 	assert.Equal(t, "40/chat,", parts[3])
 
-	same, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("1", "admin")), body)
+	same, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("1", "admin")), body, func(string) {})
 	require.NoError(t, err)
 	assert.Equal(t, string(body), string(same))
 }
@@ -109,7 +109,7 @@ func TestNonCanonicalConnectsToAdminAreDenied(t *testing.T) {
 	for _, p := range []string{
 		"40/admin,", "40/admin", "40/admin?x=1,", "401-/admin,", "40/admin,{}", "400-/admin,",
 	} {
-		out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), []byte(p))
+		out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), []byte(p), func(string) {})
 		if err != nil {
 			continue // refused outright is as good
 		}

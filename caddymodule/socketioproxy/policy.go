@@ -1,10 +1,8 @@
 package socketioproxy
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -13,15 +11,16 @@ import (
 
 // policy is what decides a session's traffic once it is open: who may
 // connect to which namespace, how fast it may send, how large a message
-// may be. A polling request is served by the config of the moment, but a
-// WebSocket relay outlives the config that upgraded it; so live sessions
-// read the policy through their handler's policySlot, which `caddy
-// reload` moves to the new config's policy, and apply it from their next
-// packet on while keeping their worker.
+// may be. A polling request is served by the config of the moment, which
+// applies its own policy; but a WebSocket relay outlives the config that
+// upgraded it, so it reads the policy through its Engine.IO path's
+// policySlot, which `caddy reload` moves to the new config, and applies it
+// from its next packet on while keeping its worker.
 type policy struct {
 	namespaces map[string]*NamespaceRule
 	messages   *Rate // nil: no message rate limit
 	maxPayload int64
+	digest     string // the settings above, to find an unchanged policy in a new config
 }
 
 func (h *Handler) newPolicy() *policy {
@@ -29,84 +28,109 @@ func (h *Handler) newPolicy() *policy {
 	if h.RateLimits != nil {
 		p.messages = h.RateLimits.Messages
 	}
+	js, _ := json.Marshal([]any{p.namespaces, p.messages, p.maxPayload})
+	p.digest = string(js)
 	return p
 }
 
 // hasRules reports whether any namespace rule applies.
 func (p *policy) hasRules() bool { return len(p.namespaces) > 0 }
 
-// policySlots holds a *policySlot per handler: the sessions of one
-// socketio_proxy, across reloads.
+// policySlots holds a *policySlot per Engine.IO path.
 var policySlots = caddy.NewUsagePool()
 
-// policySlot is the current policy of one handler. Each config's handler
-// adds its policy in Provision and removes it in Cleanup; the newest one
-// still present is current. So a reload switches live sessions to the new
-// policy, and a config that fails to load (provisioned, then cleaned up
-// without ever serving) leaves the running one in force.
+// policySlot follows the policies of the handlers that serve one
+// Engine.IO path, config after config. Each handler adds its policy in
+// Provision and removes it in Cleanup; the newest config still present is
+// current. So a reload moves live sessions to the new config's policy,
+// and a config that fails to load (provisioned, then cleaned up without
+// ever serving) leaves the running one in force.
+//
+// One config may hold several handlers on the same path (one per site).
+// Caddy does not say which handler of a new config takes over which of
+// the old, so then a live session follows the new config's policy that
+// is the same as its own (a site the reload left alone), and keeps its
+// own otherwise; only a path served by one handler is unambiguous.
 type policySlot struct {
 	mu      sync.Mutex
-	configs []*policy // in the order provisioned
-	current atomic.Pointer[policy]
+	configs []*slotConfig // in the order provisioned
+	current atomic.Pointer[slotConfig]
+}
+
+// slotConfig is one config's policies for the path.
+type slotConfig struct {
+	root     caddy.Module // the app of the config, which tells configs apart
+	policies []*policy
 }
 
 // Destruct implements caddy.Destructor.
 func (*policySlot) Destruct() error { return nil }
 
-// ordinals numbers, within one config, the handlers that share an
-// Engine.IO path and sticky key (several sites of one Caddyfile may):
-// the same Caddyfile provisions them in the same order every time, so
-// the Nth such handler of a new config takes over the Nth of the old.
-var ordinals struct {
-	mu   sync.Mutex
-	root caddy.Module // the app of the config being provisioned
-	next map[string]int
-}
-
-// policyKey names a handler across reloads: its path, a digest of its
-// sticky key (never the key), and its ordinal among the handlers of its
-// config that share both.
-func policyKey(ctx caddy.Context, path string, stickyKey []byte) string {
-	sum := sha256.Sum256(append([]byte("socketio_proxy policy\x00"), stickyKey...))
-	base := path + "\x00" + hex.EncodeToString(sum[:8])
-	var root caddy.Module
+// configRoot is the first module of a config's lineage (its http app),
+// a different value for every config load.
+func configRoot(ctx caddy.Context) caddy.Module {
 	if mods := ctx.Modules(); len(mods) > 0 {
-		root = mods[0]
+		return mods[0]
 	}
-	ordinals.mu.Lock()
-	defer ordinals.mu.Unlock()
-	if ordinals.next == nil || root != ordinals.root {
-		ordinals.root, ordinals.next = root, make(map[string]int)
-	}
-	n := ordinals.next[base]
-	ordinals.next[base]++
-	return base + "\x00" + strconv.Itoa(n)
+	return nil
 }
 
-func loadPolicySlot(key string, p *policy) *policySlot {
-	v, _, _ := policySlots.LoadOrNew(key, func() (caddy.Destructor, error) {
+func loadPolicySlot(path string, root caddy.Module, p *policy) *policySlot {
+	v, _, _ := policySlots.LoadOrNew(path, func() (caddy.Destructor, error) {
 		return new(policySlot), nil
 	})
 	s := v.(*policySlot)
 	s.mu.Lock()
-	s.configs = append(s.configs, p)
-	s.current.Store(p)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.configs, func(c *slotConfig) bool { return c.root == root })
+	if i < 0 {
+		s.configs = append(s.configs, &slotConfig{root: root})
+		i = len(s.configs) - 1
+	}
+	// A new value, so readers of the current one never see it change.
+	c := &slotConfig{root: root, policies: append(slices.Clone(s.configs[i].policies), p)}
+	s.configs[i] = c
+	s.publish()
 	return s
 }
 
-// release removes a config's policy. When it was current, the newest
-// remaining one becomes current; the last one stays current for the
-// sessions that outlive every config.
-func (s *policySlot) release(key string, p *policy) {
-	s.mu.Lock()
-	s.configs = slices.DeleteFunc(s.configs, func(q *policy) bool { return q == p })
+// publish makes the newest config current; under mu.
+func (s *policySlot) publish() {
 	if n := len(s.configs); n > 0 {
 		s.current.Store(s.configs[n-1])
 	}
-	s.mu.Unlock()
-	_, _ = policySlots.Delete(key)
 }
 
-// now returns the policy in force.
-func (s *policySlot) now() *policy { return s.current.Load() }
+// release removes a config's policy. The last one stays current for the
+// sessions that outlive every config.
+func (s *policySlot) release(path string, root caddy.Module, p *policy) {
+	s.mu.Lock()
+	if i := slices.IndexFunc(s.configs, func(c *slotConfig) bool { return c.root == root }); i >= 0 {
+		rest := slices.DeleteFunc(slices.Clone(s.configs[i].policies), func(q *policy) bool { return q == p })
+		if len(rest) == 0 {
+			s.configs = slices.Delete(s.configs, i, i+1)
+		} else {
+			s.configs[i] = &slotConfig{root: root, policies: rest}
+		}
+		s.publish()
+	}
+	s.mu.Unlock()
+	_, _ = policySlots.Delete(path)
+}
+
+// now returns the policy in force for a session that began under own.
+func (s *policySlot) now(own *policy) *policy {
+	c := s.current.Load()
+	if c == nil {
+		return own
+	}
+	if len(c.policies) == 1 {
+		return c.policies[0]
+	}
+	for _, p := range c.policies {
+		if p == own || p.digest == own.digest {
+			return p
+		}
+	}
+	return own
+}

@@ -24,7 +24,7 @@ const maxOpenResponse = 64 << 10
 // servePolling relays one long-polling request: a GET that receives
 // packets (or opens the session) or a POST that sends them.
 func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) {
-	var body []byte
+	var body, accepted []byte
 	closing := false
 	if r.Method == http.MethodPost {
 		var err error
@@ -51,7 +51,6 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 				messages++
 			}
 			closing = closing || engineio.PacketType(p[0]) == engineio.Close
-			h.followClient(c.sid, p)
 			return nil
 		})
 		count(true, false, packets, int64(len(body)))
@@ -61,14 +60,34 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 				return
 			}
 		}
+		var owed [][]byte
 		if err == nil {
 			// Every packet is read as python-socketio will read it;
-			// with namespace rules a denied CONNECT is replaced.
-			body, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body)
+			// with namespace rules a denied CONNECT is replaced, and
+			// a packet to a namespace the user may no longer use
+			// becomes its DISCONNECT, owed to the client too.
+			checked := body
+			checked, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body, func(ns string) {
+				owed = append(owed, disconnectPacket(ns))
+			})
+			if err == nil && c.pol.hasRules() {
+				// Namespaces withdrawn since, which this POST tells
+				// the worker of ahead of its packets.
+				gone := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r))
+				if len(gone) > 0 {
+					checked = bytes.Join(append(gone, checked), []byte{engineio.RecordSeparator})
+					owed = append(owed, gone...)
+				}
+			}
+			accepted = body
+			body = checked
 		}
 		if err != nil {
 			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "polling body: "+err.Error())
 			return
+		}
+		if len(owed) > 0 {
+			h.sessions.owe(c.sid, owed...)
 		}
 	}
 
@@ -128,6 +147,12 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		h.sessions.closed(c.sid)
 	case closing && res.StatusCode == http.StatusOK:
 		h.sessions.closed(c.sid)
+	case accepted != nil && res.StatusCode == http.StatusOK:
+		// The worker took the body: its DISCONNECTs count now.
+		_ = engineio.Packets(accepted, func(p []byte) error {
+			h.followClient(c.sid, p)
+			return nil
+		})
 	}
 	removeHopHeaders(res.Header)
 	if c.pol.hasRules() && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
@@ -231,6 +256,9 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c
 		return
 	}
 	body = fixDenialReplies(body)
+	if filtered := h.filterWorkerPoll(r, c, body); filtered != nil {
+		body = filtered
+	}
 	if len(body) > 0 {
 		packets := 0
 		_ = engineio.Packets(body, func(p []byte) error {

@@ -44,6 +44,9 @@ type session struct {
 	// getting and posting are the long-polling requests in flight
 	// through this edge: Engine.IO allows one GET and one POST at a time.
 	getting, posting *flight
+	// owed are DISCONNECTs the worker has been sent for this session
+	// and the client not yet (a POST cannot carry them back).
+	owed [][]byte
 	// namespaces the worker has connected the session to (its CONNECT
 	// replies), less those since disconnected.
 	namespaces []string
@@ -190,6 +193,44 @@ func (s *sessions) relayStarted(sid string, up *upstreamState, now time.Time) {
 	s.mu.Lock()
 	s.touch(sid, up, now).websocket = true
 	s.mu.Unlock()
+}
+
+// relayEnded records the end of a WebSocket relay. A session whose
+// client completed the upgrade (or that began on the WebSocket) ended
+// with it; one whose upgrade never completed lives on in polling.
+func (s *sessions) relayEnded(sid string, over bool, now time.Time) {
+	if over {
+		s.closed(sid)
+		return
+	}
+	s.mu.Lock()
+	if ss, ok := s.live[sid]; ok {
+		ss.websocket = false
+		ss.lastSeen = now
+	}
+	s.mu.Unlock()
+}
+
+// owe keeps DISCONNECTs for the session's next long-poll.
+func (s *sessions) owe(sid string, packets ...[]byte) {
+	s.mu.Lock()
+	if ss, ok := s.live[sid]; ok && len(ss.owed) < maxNamespacesPerSession {
+		ss.owed = append(ss.owed, packets...)
+	}
+	s.mu.Unlock()
+}
+
+// takeOwed returns and forgets the DISCONNECTs owed to the client.
+func (s *sessions) takeOwed(sid string) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.live[sid]
+	if !ok {
+		return nil
+	}
+	owed := ss.owed
+	ss.owed = nil
+	return owed
 }
 
 // namespacesOf returns the namespaces session sid is connected to.

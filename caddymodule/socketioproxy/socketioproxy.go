@@ -158,9 +158,9 @@ type Handler struct {
 
 	pool     *pool
 	sessions *sessions
-	slot     *policySlot // the policy live sessions follow
-	policy   *policy     // this config's
-	slotKey  string
+	policy   *policy      // this config's
+	slot     *policySlot  // the policy live WebSockets follow
+	root     caddy.Module // this config's, in slot
 	buckets  *buckets     // nil without rate limits
 	client   *clientFiles // nil without ClientPath
 	logger   *zap.Logger
@@ -281,8 +281,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.sessions = loadRegistry()
 	h.policy = h.newPolicy()
-	h.slotKey = policyKey(ctx, h.Path, key)
-	h.slot = loadPolicySlot(h.slotKey, h.policy)
+	h.root = configRoot(ctx)
+	h.slot = loadPolicySlot(h.Path, h.root, h.policy)
 	if rl := h.RateLimits; rl != nil {
 		if rl.MaxTracked == 0 {
 			rl.MaxTracked = defaultMaxTracked
@@ -370,7 +370,7 @@ func (h *Handler) Cleanup() error {
 		_, _ = registries.Delete(registryKey)
 	}
 	if h.slot != nil {
-		h.slot.release(h.slotKey, h.policy)
+		h.slot.release(h.Path, h.root, h.policy)
 	}
 	if h.buckets != nil {
 		_, _ = bucketPools.Delete(h.RateLimits.bucketsKey())
@@ -386,6 +386,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if !strings.HasPrefix(r.URL.Path, h.Path) {
+		if strings.HasPrefix(engineio.WorkerPath(r.URL.EscapedPath()), h.Path) {
+			// "//socket.io/": the worker reduces the slashes and serves
+			// it as Engine.IO; the edge would have passed it on unchecked.
+			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "path reaches the Engine.IO path only once its leading slashes are reduced")
+			return nil
+		}
 		if h.client.serves(r) {
 			h.client.serve(w, r)
 			return nil
@@ -419,7 +425,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer done()
 
 	now := time.Now()
-	c := call{id: identity.Of(r), pol: h.slot.now()}
+	c := call{id: identity.Of(r), pol: h.policy}
 	origin := r.Header.Get("Origin")
 	if q.Handshake() {
 		if h.buckets != nil && h.RateLimits.Connect != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -88,7 +89,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	clientConn, err := upgrader.Upgrade(hijacker{w}, r, respHeader)
 	if err != nil {
 		upConn.Close()
-		h.sessions.closed(sid)
+		if c.sid == "" {
+			// A polling session whose upgrade failed goes on in polling.
+			h.sessions.closed(sid)
+		}
 		h.logDebug("client WebSocket upgrade failed", r, err)
 		return
 	}
@@ -112,28 +116,31 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	stop, relayDone := h.sessions.relaying(time.Duration(h.DrainPeriod))
 	// The session follows the policy of the moment (see policySlot), not
 	// the one of the config that upgraded it.
-	slot := h.slot
-	live := &liveIdentity{at: c.id, logger: h.logger}
+	slot, own := h.slot, h.policy
+	pol := func() *policy { return slot.now(own) }
+	live := newLiveIdentity(c.id, h.logger)
 	opt := relay.Options{
-		Limit:       func() int64 { return slot.now().maxPayload },
-		AdmitClient: h.messageLimit(slot, client, c.id.UserID),
+		Limit:       func() int64 { return pol().maxPayload },
+		AdmitClient: h.messageLimit(pol, client, c.id.UserID),
 		Count:       countWebSocket,
 		Stop:        stop,
 		Farewell:    []byte{byte(engineio.Close)},
 		StopReason:  "edge shutting down",
 		Inject:      new(relay.Injector),
 	}
-	opt.FromClient, opt.FromUpstream = h.filters(slot, sid, client, live)
-	stopWatching := h.watchRoles(slot, sid, live, client, opt.Inject)
+	var upgraded atomic.Bool
+	opt.FromClient, opt.FromUpstream = h.filters(pol, sid, client, live, opt.Inject, &upgraded)
+	stopWatching := h.watchRoles(pol, sid, live, client, opt.Inject)
+	newSession := c.sid == ""
 	addr := c.up.addr
 	go func() {
 		start := time.Now()
 		err := relay.Relay(clientConn, upConn, opt)
 		stopWatching()
 		relayDone()
-		h.sessions.closed(sid)
+		h.sessions.relayEnded(sid, newSession || upgraded.Load(), time.Now())
 		if errors.Is(err, websocket.ErrReadLimit) {
-			h.refusedMessageSize(client, slot.now().maxPayload)
+			h.refusedMessageSize(client, pol().maxPayload)
 		}
 		if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
 			ce.Write(zap.String("upstream", addr), zap.String("remote_ip", client.IP),
@@ -176,13 +183,13 @@ var errMessageRate = errors.New("message rate limit exceeded")
 // messageLimit is a WebSocket session's own message bucket, under the
 // rate of the policy of the moment: a reload that changes the rate gives
 // the session a fresh bucket at the new rate.
-func (h *Handler) messageLimit(slot *policySlot, client security.Client, userID string) func() error {
+func (h *Handler) messageLimit(pol func() *policy, client security.Client, userID string) func() error {
 	var (
 		lim  *rate.Limiter
 		lims Rate
 	)
 	return func() error {
-		r := slot.now().messages
+		r := pol().messages
 		if r == nil {
 			return nil
 		}
@@ -217,7 +224,11 @@ const clientPeek = 32
 // to date. Only messages whose first clientPeek bytes leave this
 // undecided, and the few packets that matter (CONNECT, DISCONNECT), are
 // read whole; the rest stream.
-func (h *Handler) filters(slot *policySlot, sid string, client security.Client, live *liveIdentity) (fromClient, fromUpstream *relay.Filter) {
+func (h *Handler) filters(pol func() *policy, sid string, client security.Client, live *liveIdentity, inj *relay.Injector, upgraded *atomic.Bool) (fromClient, fromUpstream *relay.Filter) {
+	withdrawn := func(ns string) {
+		h.sessions.left(sid, ns)
+		_ = inj.ToClient(disconnectPacket(ns))
+	}
 	fromClient = &relay.Filter{
 		PeekLen: clientPeek,
 		Peek: func(p []byte) bool {
@@ -225,11 +236,26 @@ func (h *Handler) filters(slot *policySlot, sid string, client security.Client, 
 			if !decided {
 				return true
 			}
-			return pkt.Kind == socketio.Message &&
-				(pkt.Type == socketio.Disconnect || pkt.Type == socketio.Connect && slot.now().hasRules())
+			if pkt.Kind != socketio.Message {
+				if len(p) == 1 && p[0] == byte(engineio.Upgrade) {
+					// The client moved its session here: it ends with
+					// this WebSocket.
+					upgraded.Store(true)
+				}
+				return false
+			}
+			switch pkt.Type {
+			case socketio.Disconnect:
+				return true
+			case socketio.Connect:
+				return pol().hasRules()
+			}
+			// A packet to a namespace the user may no longer use.
+			pl := pol()
+			return pl.hasRules() && pl.admit(live.recent(), string(pkt.Namespace)) != nil
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
-			out, err := h.checkPacket(slot.now(), client, live.current, msg, false)
+			out, err := h.checkPacket(pol(), client, live, msg, false, withdrawn)
 			if err != nil {
 				security.Refused(security.ReasonMalformed)
 				return nil, err
@@ -239,13 +265,37 @@ func (h *Handler) filters(slot *policySlot, sid string, client security.Client, 
 		},
 	}
 	fromUpstream = &relay.Filter{
-		PeekLen: 2 + len(denialPrefix),
+		PeekLen: maxWorkerPeek,
 		Peek: func(p []byte) bool {
-			return len(p) >= 2 && p[0] == '4' && (p[1] == '0' || p[1] == '1') || isDenialPrefix(p)
+			if len(p) >= 2 && p[0] == '4' && (p[1] == '0' || p[1] == '1') || isDenialPrefix(p) {
+				return true
+			}
+			pl := pol()
+			if !pl.hasRules() {
+				return false
+			}
+			typ, ns, ok := workerNamespace(p)
+			if !ok {
+				// A namespace longer than the peek: read it whole.
+				return len(p) == maxWorkerPeek && len(p) > 2 && p[0] == '4' && carriesData(p[1])
+			}
+			return carriesData(typ) && pl.admit(live.recent(), ns) != nil
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
 			if ce, err := connectErrorFor(msg); err == nil {
 				return ce, nil
+			}
+			if typ, ns, ok := workerNamespace(msg); ok && carriesData(typ) {
+				id := live.recent()
+				if d := pol().admit(id, ns); d != nil {
+					// The worker's data for a namespace withdrawn from
+					// the session: the client gets the DISCONNECT
+					// instead, and so does the worker.
+					h.logWithdrawn(d, id, client)
+					h.sessions.left(sid, ns)
+					_ = inj.ToUpstream(disconnectPacket(ns))
+					return disconnectPacket(ns), nil
+				}
 			}
 			h.sessions.follow(sid, msg)
 			return msg, nil
@@ -253,6 +303,10 @@ func (h *Handler) filters(slot *policySlot, sid string, client security.Client, 
 	}
 	return fromClient, fromUpstream
 }
+
+// maxWorkerPeek is how many bytes of each worker message the relay looks
+// at: a packet header and a namespace of usual length.
+const maxWorkerPeek = 32
 
 // isDisconnect says whether a client message starts like a DISCONNECT.
 func isDisconnect(p []byte) bool { return len(p) >= 2 && p[0] == '4' && p[1] == '1' }
@@ -271,8 +325,8 @@ func (h *Handler) followClient(sid string, p []byte) {
 // isDenialPrefix says whether a worker's message starts like an answer to
 // a denial CONNECT.
 func isDenialPrefix(p []byte) bool {
-	return len(p) == 2+len(denialPrefix) && p[0] == '4' && (p[1] == '4' || p[1] == '0') &&
-		string(p[2:]) == denialPrefix
+	return len(p) >= 2+len(denialPrefix) && p[0] == '4' && (p[1] == '4' || p[1] == '0') &&
+		string(p[2:2+len(denialPrefix)]) == denialPrefix
 }
 
 // passRefusal relays the worker's HTTP answer to an upgrade it refused.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,9 +57,7 @@ func (h *Handler) withdraw(pol *policy, sid string, id identity.Identity, client
 			continue
 		}
 		h.sessions.left(sid, ns)
-		security.Refused(security.ReasonNamespace)
-		security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied, d.reason+"; withdrawn from a live session",
-			client, security.Fields{UserID: id.UserID, Namespace: ns})
+		h.logWithdrawn(d, id, client)
 		out = append(out, disconnectPacket(ns))
 	}
 	return out
@@ -65,21 +65,36 @@ func (h *Handler) withdraw(pol *policy, sid string, id identity.Identity, client
 
 // withdrawPolling withdraws, on a long-poll GET, the namespaces the
 // session may no longer use: the worker gets their DISCONNECTs in a POST
-// of the edge's own, and the GET is answered with them at once. It
-// reports whether it answered the GET.
+// of the edge's own, and the GET is answered with them at once, together
+// with those a POST's packets gave away (see owe). It reports whether it
+// answered the GET.
 func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *call) bool {
 	if !c.pol.hasRules() {
 		return false
 	}
 	packets := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r))
+	if len(packets) > 0 {
+		h.tellWorker(r, c, bytes.Join(packets, []byte{engineio.RecordSeparator}))
+	}
+	packets = append(h.sessions.takeOwed(c.sid), packets...)
 	if len(packets) == 0 {
 		return false
 	}
-	payload := bytes.Join(packets, []byte{engineio.RecordSeparator})
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(bytes.Join(packets, []byte{engineio.RecordSeparator}))
+	return true
+}
+
+// tellWorker POSTs packets of the edge's own to the session's worker, as
+// if the client had sent them.
+func (h *Handler) tellWorker(r *http.Request, c *call, payload []byte) {
 	out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader(payload))
 	if err == nil {
 		out.Header = upstreamHeader(r, false)
 		out.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+		out.Header.Del("Content-Length")
 		out.Host = r.Host
 		var res *http.Response
 		if res, err = c.up.http.RoundTrip(out); err == nil {
@@ -89,18 +104,90 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		h.logger.Warn("could not tell the worker of a withdrawn namespace", zap.String("upstream", c.up.addr), zap.Error(err))
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(payload)
-	return true
+}
+
+// workerNamespace reads the type and namespace of a Socket.IO packet the
+// worker sent, in the canonical form python-socketio writes
+// ("42/admin,[...]", "451-/admin,[...]", "43[...]" for "/"). ok is false
+// when p is not such a packet or its namespace does not end within p.
+func workerNamespace(p []byte) (typ byte, ns string, ok bool) {
+	if len(p) < 2 || p[0] != '4' || p[1] < '0' || p[1] > '6' {
+		return 0, "", false
+	}
+	typ, rest := p[1], p[2:]
+	if typ == '5' || typ == '6' {
+		i := bytes.IndexByte(rest, '-')
+		if i < 0 {
+			return 0, "", false
+		}
+		rest = rest[i+1:]
+	}
+	if len(rest) == 0 || rest[0] != '/' {
+		return typ, "/", true
+	}
+	end := bytes.IndexByte(rest, ',')
+	if end < 0 {
+		return 0, "", false
+	}
+	return typ, string(rest[:end]), true
+}
+
+// carriesData reports whether a worker packet of type typ carries the
+// namespace's data to the client: EVENT, ACK and their binary forms.
+func carriesData(typ byte) bool { return typ == '2' || typ == '3' || typ == '5' || typ == '6' }
+
+// filterWorkerPoll drops, from a long-poll response, the worker's data
+// packets for namespaces the session's user may no longer use, puts their
+// DISCONNECTs in their place and tells the worker; nil when nothing
+// changes.
+func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte {
+	id := c.id.At(time.Now())
+	var out []byte
+	var told []string
+	changed := false
+	_ = engineio.Packets(body, func(p []byte) error {
+		if typ, ns, ok := workerNamespace(p); ok && carriesData(typ) {
+			if d := c.pol.admit(id, ns); d != nil {
+				changed = true
+				if !slices.Contains(told, ns) {
+					told = append(told, ns)
+					h.logWithdrawn(d, id, security.ClientOf(r))
+					h.sessions.left(c.sid, ns)
+					p = disconnectPacket(ns)
+				} else {
+					return nil
+				}
+			}
+		}
+		if len(out) > 0 {
+			out = append(out, engineio.RecordSeparator)
+		}
+		out = append(out, p...)
+		return nil
+	})
+	if !changed {
+		return nil
+	}
+	var tell [][]byte
+	for _, ns := range told {
+		tell = append(tell, disconnectPacket(ns))
+	}
+	h.tellWorker(r, c, bytes.Join(tell, []byte{engineio.RecordSeparator}))
+	return out
 }
 
 // liveIdentity is the user of a WebSocket session, as of its upgrade,
 // and the way to ask for it as of now.
 type liveIdentity struct {
 	at     identity.Identity
+	last   atomic.Pointer[identity.Identity] // what current last found
 	logger *zap.Logger
+}
+
+func newLiveIdentity(at identity.Identity, logger *zap.Logger) *liveIdentity {
+	l := &liveIdentity{at: at, logger: logger}
+	l.last.Store(&at)
+	return l
 }
 
 // current is the session's user as of now: with whoami, the app's answer
@@ -113,20 +200,23 @@ func (l *liveIdentity) current() identity.Identity {
 		if err != nil {
 			l.logger.Warn("whoami lookup for a live Socket.IO session failed; treating it as anonymous until it answers",
 				zap.String("user_id", id.UserID), zap.Error(err))
-			return identity.Identity{}
+			fresh = identity.Identity{}
 		}
 		id = fresh
 	}
-	return id.At(time.Now())
+	id = id.At(time.Now())
+	l.last.Store(&id)
+	return id
 }
 
+// recent is the session's user as current last found it (at most
+// roleCheckInterval ago), with the cookie's expiry applied.
+func (l *liveIdentity) recent() identity.Identity { return l.last.Load().At(time.Now()) }
+
 // watchRoles checks a live WebSocket session's namespaces every
-// roleCheckInterval, and when its cookie expires, until stop is called.
-// Anonymous sessions have nothing to lose and are not watched.
-func (h *Handler) watchRoles(slot *policySlot, sid string, live *liveIdentity, client security.Client, inj *relay.Injector) (stop func()) {
-	if live.at.Anonymous() {
-		return func() {}
-	}
+// roleCheckInterval, and when its cookie expires, until stop is called:
+// the user's roles may have changed, or a reload added a rule.
+func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity, client security.Client, inj *relay.Injector) (stop func()) {
 	var (
 		mu      sync.Mutex
 		timer   *time.Timer
@@ -147,8 +237,8 @@ func (h *Handler) watchRoles(slot *policySlot, sid string, live *liveIdentity, c
 		mu.Unlock()
 	}
 	check = func() {
-		if pol := slot.now(); pol.hasRules() {
-			for _, p := range h.withdraw(pol, sid, live.current(), client) {
+		if p := pol(); p.hasRules() {
+			for _, p := range h.withdraw(p, sid, live.current(), client) {
 				if inj.ToUpstream(p) != nil || inj.ToClient(p) != nil {
 					break
 				}

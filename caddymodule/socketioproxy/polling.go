@@ -66,7 +66,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			// with namespace rules a denied CONNECT is replaced, and
 			// a packet to a namespace the user may no longer use
 			// becomes its DISCONNECT, owed to the client too.
-			checked := body
+			var checked []byte
 			checked, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body, func(ns string) {
 				owed = append(owed, disconnectPacket(ns))
 			})

@@ -47,7 +47,7 @@ func (s *advStack) url() string { return "http://" + s.addr }
 // startAdvStack starts the stack; sessionOptions are lines for the
 // flask_session block, proxyOptions for socketio_proxy's (a namespace
 // rule for /admin is there unless noRules).
-func startAdvStack(t *testing.T, env map[string]string, sessionOptions, proxyOptions string, noRules bool) *advStack {
+func startAdvStack(t testing.TB, env map[string]string, sessionOptions, proxyOptions string, noRules bool) *advStack {
 	t.Helper()
 	testenv.RequireNode(t)
 	s := &advStack{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
@@ -84,7 +84,7 @@ http://%[1]s {
 }
 
 // request sends one Engine.IO request through the edge.
-func (s *advStack) request(t *testing.T, method, target, body string, header map[string]string) (int, string) {
+func (s *advStack) request(t testing.TB, method, target, body string, header map[string]string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, s.url()+target, strings.NewReader(body))
 	require.NoError(t, err)
@@ -471,6 +471,7 @@ func TestAdversarialHeaderOnlyPOSTsHoldNoMemory(t *testing.T) {
 // whose headers announce nearly max_payload and whose body never comes,
 // and returns the growth of the edge's Go heap in MB while they wait.
 func headerOnlyPOSTsHeapGrowth(t testing.TB, s *advStack, n int) float64 {
+	t.Helper()
 	sids := make([]string, n)
 	for i := range sids {
 		req, _ := http.NewRequest("GET", s.url()+"/socket.io/?EIO=4&transport=polling", nil)
@@ -534,4 +535,39 @@ func heapInuse(t testing.TB, edge *testenv.Edge) float64 {
 
 func inFlight(t testing.TB, edge *testenv.Edge) float64 {
 	return metric(t, edge, "caddy_socketio_requests_in_flight")
+}
+
+// A WebSocket outlives its cookie: once the cookie passes max_age, the
+// session loses what it needed a login for (here /admin), while "/"
+// goes on.
+func TestAdversarialACookiePastMaxAgeTakesAdminFromALiveWebSocket(t *testing.T) {
+	const maxAge = 3 * time.Second
+	s := startAdvStack(t, nil, "max_age 3s", "", false)
+	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
+	signed := time.Now()
+	ws := dialWS(t, s, ada)
+	require.True(t, strings.HasPrefix(ws.connect(t, "/"), "40{"))
+	require.True(t, strings.HasPrefix(ws.connect(t, "/admin"), "40/admin,{"))
+	require.Less(t, time.Since(signed), maxAge, "connecting took longer than max_age")
+
+	assert.Equal(t, "41/admin,", ws.read(t, "41"))
+	took := time.Since(signed)
+	t.Logf("/admin withdrawn %v after the cookie was signed (max_age %v)", took, maxAge)
+	// itsdangerous counts whole seconds: the cookie is good for max_age
+	// plus what was left of the second it was signed in.
+	assert.GreaterOrEqual(t, took, maxAge-time.Second)
+	assert.Less(t, took, maxAge+2*time.Second)
+	ws.echo(t, 1)
+}
+
+// BenchmarkHeaderOnlyPOSTs reports the edge's heap growth under 300
+// POSTs that announce nearly max_payload and send no body: a figure, not
+// a time (docs/BENCHMARKS.md). Run it with -benchtime 1x.
+func BenchmarkHeaderOnlyPOSTs(b *testing.B) {
+	s := startAdvStack(b, nil, "", "", false)
+	var mb float64
+	for b.Loop() {
+		mb = headerOnlyPOSTsHeapGrowth(b, s, 300)
+	}
+	b.ReportMetric(mb, "MB-heap-growth")
 }

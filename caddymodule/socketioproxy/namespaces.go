@@ -172,43 +172,46 @@ func (r requestIdentity) recent() identity.Identity  { return r.id }
 // applies the policy's namespace rules, if any: a denied CONNECT becomes
 // the denial CONNECT, and any other packet to a namespace the session's
 // user may no longer use (a role withdrawn, a rule added by a reload)
-// becomes that namespace's DISCONNECT, after withdrawn(ns) is called so
-// the client is told too. It returns the packet to forward.
-func (h *Handler) checkPacket(pol *policy, client security.Client, w who, p []byte, binary bool, withdrawn func(ns string)) ([]byte, error) {
+// becomes that namespace's DISCONNECT, once: withdrawn(ns) says whether
+// it is the first (the client is then told too); later ones are dropped
+// (nil). It returns the packet read and the one to forward.
+func (h *Handler) checkPacket(pol *policy, client security.Client, w who, p []byte, binary bool, withdrawn func(ns string) (first bool)) (socketio.Packet, []byte, error) {
 	pkt, err := socketio.Read(p, binary)
 	if err != nil {
 		security.LogClient(h.security, "socketio_proxy", security.MalformedRequest, err.Error(), client, security.Fields{})
-		return nil, errMalformedPacket{err}
+		return pkt, nil, errMalformedPacket{err}
 	}
 	if pkt.Kind != socketio.Message || pkt.Type == socketio.Disconnect {
-		return p, nil
+		return pkt, p, nil
 	}
 	ns := string(pkt.Namespace)
 	if pkt.Type != socketio.Connect {
 		if !pol.hasRules() {
-			return p, nil
+			return pkt, p, nil
 		}
 		who := w.recent()
 		d := pol.admit(who, ns)
 		if d == nil {
-			return p, nil
+			return pkt, p, nil
+		}
+		if !withdrawn(ns) {
+			return pkt, nil, nil
 		}
 		h.logWithdrawn(d, who, client)
-		withdrawn(ns)
-		return disconnectPacket(ns), nil
+		return pkt, disconnectPacket(ns), nil
 	}
 	if !pol.hasRules() && !strings.HasPrefix(ns, denialPrefix) {
-		return p, nil
+		return pkt, p, nil
 	}
 	who := w.current()
 	d := pol.admit(who, ns)
 	if d == nil {
-		return p, nil
+		return pkt, p, nil
 	}
 	security.Refused(security.ReasonNamespace)
 	security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, client,
 		security.Fields{UserID: who.UserID, Namespace: d.Namespace})
-	return d.connectFor(), nil
+	return pkt, d.connectFor(), nil
 }
 
 // logWithdrawn counts and logs a namespace taken from a live session.
@@ -219,32 +222,49 @@ func (h *Handler) logWithdrawn(d *denial, id identity.Identity, client security.
 }
 
 // checkPayload checks every packet of a polling body as checkPacket does,
-// returning the body to forward.
-func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.Identity, body []byte, withdrawn func(ns string)) ([]byte, error) {
-	var out []byte // built only once a packet changes
-	offset := 0
-	err := engineio.Packets(body, func(p []byte) error {
-		start := offset
-		offset += len(p) + 1
-		q, err := h.checkPacket(pol, client, requestIdentity{id}, p, false, withdrawn)
+// following the attachments python-socketio awaits (att, carried from
+// the session's earlier bodies), and returns the body to forward and the
+// DISCONNECTs owed to the client.
+func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.Identity, body []byte, att *attachments) (out []byte, owed [][]byte, err error) {
+	var told []string
+	withdrawn := func(ns string) bool {
+		if slices.Contains(told, ns) {
+			return false
+		}
+		told = append(told, ns)
+		owed = append(owed, disconnectPacket(ns))
+		return true
+	}
+	parts := make([][]byte, 0, 4)
+	changed := false
+	err = engineio.Packets(body, func(p []byte) error {
+		drop, attachment := att.next()
+		if drop {
+			changed = true
+			return nil
+		}
+		if attachment {
+			parts = append(parts, p)
+			return nil
+		}
+		pkt, q, err := h.checkPacket(pol, client, requestIdentity{id}, p, false, withdrawn)
 		if err != nil {
 			return err
 		}
-		if out == nil && &q[0] == &p[0] && len(q) == len(p) {
-			return nil
+		same := q != nil && len(q) == len(p) && &q[0] == &p[0]
+		att.read(pkt, !same)
+		if !same {
+			changed = true
 		}
-		if out == nil {
-			out = append(make([]byte, 0, len(body)+64), body[:start]...)
-		} else {
-			out = append(out, engineio.RecordSeparator)
+		if q != nil {
+			parts = append(parts, q)
 		}
-		out = append(out, q...)
 		return nil
 	})
-	if err != nil || out == nil {
-		return body, err
+	if err != nil || !changed {
+		return body, owed, err
 	}
-	return out, nil
+	return bytes.Join(parts, []byte{engineio.RecordSeparator}), owed, nil
 }
 
 // fixDenialReplies turns the worker's answers to denial CONNECTs in a

@@ -89,7 +89,7 @@ func requestAs(id, role string) *http.Request {
 func TestCheckPayloadReplacesOnlyTheDeniedConnect(t *testing.T) {
 	h := rulesHandler()
 	body := []byte("40\x1e40/admin,{\"token\":1}\x1e42[\"echo\",1]\x1e40/chat,")
-	out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), body, func(string) {})
+	out, _, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), body, new(attachments))
 	require.NoError(t, err)
 	parts := strings.Split(string(out), "\x1e")
 	require.Len(t, parts, 4)
@@ -98,7 +98,7 @@ func TestCheckPayloadReplacesOnlyTheDeniedConnect(t *testing.T) {
 	assert.Equal(t, "42[\"echo\",1]", parts[2])
 	assert.Equal(t, "40/chat,", parts[3])
 
-	same, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("1", "admin")), body, func(string) {})
+	same, _, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("1", "admin")), body, new(attachments))
 	require.NoError(t, err)
 	assert.Equal(t, string(body), string(same))
 }
@@ -109,7 +109,7 @@ func TestNonCanonicalConnectsToAdminAreDenied(t *testing.T) {
 	for _, p := range []string{
 		"40/admin,", "40/admin", "40/admin?x=1,", "401-/admin,", "40/admin,{}", "400-/admin,",
 	} {
-		out, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), []byte(p), func(string) {})
+		out, _, err := h.checkPayload(h.policy, security.Client{}, identity.Of(requestAs("7", "user")), []byte(p), new(attachments))
 		if err != nil {
 			continue // refused outright is as good
 		}
@@ -125,4 +125,34 @@ func TestFixDenialRepliesLeavesOtherPacketsAlone(t *testing.T) {
 	assert.Equal(t, "2\x1e44/chat,{\"message\":\"Log in to use the /chat namespace.\",\"data\":{\"namespace\":\"/chat\",\"reason\":\"unauthenticated\"}}\x1e42[\"x\"]", out)
 	plain := []byte("2\x1e42[\"x\"]")
 	assert.Equal(t, &plain[0], &fixDenialReplies(plain)[0], "no copy without a denial")
+}
+
+// python-socketio takes the messages after a BINARY_EVENT as its
+// attachments, whatever they hold: the edge reads them so too, and drops
+// the attachments of a packet it replaced.
+func TestCheckPayloadFollowsPendingAttachments(t *testing.T) {
+	h := rulesHandler()
+	admin, user := identity.Identity{UserID: "1", Roles: "admin"}, identity.Identity{UserID: "7", Roles: "user"}
+	var att attachments
+	body := []byte("451-/admin,[\"x\",{\"_placeholder\":true,\"num\":0}]\x1e41/admin,")
+	out, owed, err := h.checkPayload(h.policy, security.Client{}, admin, body, &att)
+	require.NoError(t, err)
+	assert.Equal(t, string(body), string(out))
+	assert.Empty(t, owed)
+	assert.Zero(t, att.pending, "the text after the header was its attachment")
+
+	// Split over two bodies, the attachment is still one.
+	att = attachments{}
+	_, _, err = h.checkPayload(h.policy, security.Client{}, admin, []byte("452-/admin,[\"x\"]"), &att)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, att.pending)
+
+	// A user's binary event to /admin: one DISCONNECT, its attachments
+	// dropped, and a second one to /admin dropped whole.
+	att = attachments{}
+	body = []byte("451-/admin,[\"x\",{\"_placeholder\":true,\"num\":0}]\x1ebAQID\x1e42/admin,[\"y\"]\x1e42[\"z\"]")
+	out, owed, err = h.checkPayload(h.policy, security.Client{}, user, body, &att)
+	require.NoError(t, err)
+	assert.Equal(t, "41/admin,\x1e42[\"z\"]", string(out))
+	assert.Equal(t, [][]byte{[]byte("41/admin,")}, owed)
 }

@@ -66,18 +66,24 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			// with namespace rules a denied CONNECT is replaced, and
 			// a packet to a namespace the user may no longer use
 			// becomes its DISCONNECT, owed to the client too.
+			att, _ := h.sessions.attachmentsOf(c.sid)
 			var checked []byte
-			checked, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body, func(ns string) {
-				owed = append(owed, disconnectPacket(ns))
-			})
+			checked, owed, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body, &att)
 			if err == nil && c.pol.hasRules() {
-				// Namespaces withdrawn since, which this POST tells
-				// the worker of ahead of its packets.
-				gone := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r))
-				if len(gone) > 0 {
-					checked = bytes.Join(append(gone, checked), []byte{engineio.RecordSeparator})
+				// Namespaces withdrawn since: the worker is told after
+				// this body's packets, once it awaits no attachment
+				// that would swallow the DISCONNECT.
+				if gone := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r)); len(gone) > 0 {
+					if att.pending > 0 {
+						h.closeAwaitingAttachments(w, r, c)
+						return
+					}
+					checked = bytes.Join(append([][]byte{checked}, gone...), []byte{engineio.RecordSeparator})
 					owed = append(owed, gone...)
 				}
+			}
+			if err == nil {
+				h.sessions.setClientAttachments(c.sid, att)
 			}
 			accepted = body
 			body = checked

@@ -48,8 +48,16 @@ type session struct {
 	// and the client not yet (a POST cannot carry them back).
 	owed [][]byte
 	// namespaces the worker has connected the session to (its CONNECT
-	// replies), less those since disconnected.
+	// replies), less those since disconnected by either side.
 	namespaces []string
+	// granted are the namespaces the worker connected the session to,
+	// less those the worker or the edge disconnected: what a withdrawal
+	// must take. A client's own DISCONNECT does not count here, as
+	// python-socketio may not have read it as one (see attachments).
+	granted []string
+	// client and worker follow the binary attachments python-socketio
+	// and socket.io-client are waiting for on polling.
+	client, worker attachments
 }
 
 // defaultIdle is python-engineio's pingInterval + pingTimeout with a little
@@ -214,8 +222,12 @@ func (s *sessions) relayEnded(sid string, over bool, now time.Time) {
 // owe keeps DISCONNECTs for the session's next long-poll.
 func (s *sessions) owe(sid string, packets ...[]byte) {
 	s.mu.Lock()
-	if ss, ok := s.live[sid]; ok && len(ss.owed) < maxNamespacesPerSession {
-		ss.owed = append(ss.owed, packets...)
+	if ss, ok := s.live[sid]; ok {
+		for _, p := range packets {
+			if len(ss.owed) < maxNamespacesPerSession && !slices.ContainsFunc(ss.owed, func(q []byte) bool { return bytes.Equal(p, q) }) {
+				ss.owed = append(ss.owed, p)
+			}
+		}
 	}
 	s.mu.Unlock()
 }
@@ -233,12 +245,40 @@ func (s *sessions) takeOwed(sid string) [][]byte {
 	return owed
 }
 
-// namespacesOf returns the namespaces session sid is connected to.
-func (s *sessions) namespacesOf(sid string) []string {
+// attachmentsOf returns the attachment state of a polling session.
+func (s *sessions) attachmentsOf(sid string) (client, worker attachments) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {
-		return slices.Clone(ss.namespaces)
+		return ss.client, ss.worker
+	}
+	return attachments{}, attachments{}
+}
+
+// setClientAttachments and setWorkerAttachments store them back.
+func (s *sessions) setClientAttachments(sid string, a attachments) {
+	s.mu.Lock()
+	if ss, ok := s.live[sid]; ok {
+		ss.client = a
+	}
+	s.mu.Unlock()
+}
+
+func (s *sessions) setWorkerAttachments(sid string, a attachments) {
+	s.mu.Lock()
+	if ss, ok := s.live[sid]; ok {
+		ss.worker = a
+	}
+	s.mu.Unlock()
+}
+
+// grantedTo returns the namespaces a withdrawal may have to take from
+// session sid.
+func (s *sessions) grantedTo(sid string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss, ok := s.live[sid]; ok {
+		return slices.Clone(ss.granted)
 	}
 	return nil
 }
@@ -304,14 +344,30 @@ func (s *sessions) joined(sid, ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.live[sid]
-	if !ok || len(ss.namespaces) >= maxNamespacesPerSession || slices.Contains(ss.namespaces, ns) {
+	if !ok {
 		return
 	}
-	ss.namespaces = append(ss.namespaces, ns)
+	for _, list := range []*[]string{&ss.namespaces, &ss.granted} {
+		if len(*list) < maxNamespacesPerSession && !slices.Contains(*list, ns) {
+			*list = append(*list, ns)
+		}
+	}
 }
 
-// left records that session sid left namespace ns.
+// left records that the worker (or the edge) disconnected session sid
+// from namespace ns.
 func (s *sessions) left(sid, ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss, ok := s.live[sid]; ok {
+		ss.namespaces = slices.DeleteFunc(ss.namespaces, func(n string) bool { return n == ns })
+		ss.granted = slices.DeleteFunc(ss.granted, func(n string) bool { return n == ns })
+	}
+}
+
+// clientLeft records a client's DISCONNECT of namespace ns, which only
+// the live view counts.
+func (s *sessions) clientLeft(sid, ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {

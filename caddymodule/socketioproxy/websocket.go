@@ -129,8 +129,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		Inject:      new(relay.Injector),
 	}
 	var upgraded atomic.Bool
-	opt.FromClient, opt.FromUpstream = h.filters(pol, sid, client, live, opt.Inject, &upgraded)
-	stopWatching := h.watchRoles(pol, sid, live, client, opt.Inject)
+	var toWorker func(ns string)
+	opt.FromClient, opt.FromUpstream, toWorker = h.filters(pol, sid, client, live, opt.Inject, &upgraded)
+	stopWatching := h.watchRoles(pol, sid, live, client, opt.Inject, toWorker)
 	newSession := c.sid == ""
 	addr := c.up.addr
 	go func() {
@@ -224,14 +225,52 @@ const clientPeek = 32
 // to date. Only messages whose first clientPeek bytes leave this
 // undecided, and the few packets that matter (CONNECT, DISCONNECT), are
 // read whole; the rest stream.
-func (h *Handler) filters(pol func() *policy, sid string, client security.Client, live *liveIdentity, inj *relay.Injector, upgraded *atomic.Bool) (fromClient, fromUpstream *relay.Filter) {
-	withdrawn := func(ns string) {
+func (h *Handler) filters(pol func() *policy, sid string, client security.Client, live *liveIdentity, inj *relay.Injector, upgraded *atomic.Bool) (fromClient, fromUpstream *relay.Filter, toWorker func(ns string)) {
+	// The attachments python-socketio awaits from the client. Only the
+	// client's direction changes them; the other goroutines read pending
+	// before sending the worker a DISCONNECT it could swallow.
+	var (
+		clientAtt    attachments
+		clientAwaits atomic.Int64
+		dropThis     bool // the message Peek chose is to be dropped
+		told         = make(map[string]bool)
+		workerDrop   atomic.Int64
+	)
+	// toWorker sends the worker a DISCONNECT of the edge's own, or ends
+	// the session when python-socketio would take it as an attachment.
+	toWorker = func(ns string) {
+		if clientAwaits.Load() > 0 {
+			inj.Close("a namespace was withdrawn while a binary event awaited its attachments")
+			return
+		}
+		_ = inj.ToUpstream(disconnectPacket(ns))
+	}
+	withdrawn := func(ns string) bool {
+		if told[ns] {
+			return false
+		}
+		told[ns] = true
 		h.sessions.left(sid, ns)
 		_ = inj.ToClient(disconnectPacket(ns))
+		return true
 	}
 	fromClient = &relay.Filter{
 		PeekLen: clientPeek,
+		Binary: func() bool {
+			drop, _ := clientAtt.next()
+			clientAwaits.Store(clientAtt.pending)
+			return !drop
+		},
 		Peek: func(p []byte) bool {
+			drop, attachment := clientAtt.next()
+			clientAwaits.Store(clientAtt.pending)
+			if drop {
+				dropThis = true
+				return true
+			}
+			if attachment {
+				return false
+			}
 			pkt, decided := socketio.ReadHead(p)
 			if !decided {
 				return true
@@ -250,15 +289,29 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 			case socketio.Connect:
 				return pol().hasRules()
 			}
-			// A packet to a namespace the user may no longer use.
 			pl := pol()
-			return pl.hasRules() && pl.admit(live.recent(), string(pkt.Namespace)) != nil
+			if pl.hasRules() && pl.admit(live.recent(), string(pkt.Namespace)) != nil {
+				// A packet to a namespace the user may no longer use.
+				return true
+			}
+			clientAtt.read(pkt, false)
+			clientAwaits.Store(clientAtt.pending)
+			return false
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
-			out, err := h.checkPacket(pol(), client, live, msg, false, withdrawn)
+			if dropThis {
+				dropThis = false
+				return nil, nil
+			}
+			pkt, out, err := h.checkPacket(pol(), client, live, msg, false, withdrawn)
 			if err != nil {
 				security.Refused(security.ReasonMalformed)
 				return nil, err
+			}
+			clientAtt.read(pkt, out == nil || len(out) != len(msg) || &out[0] != &msg[0])
+			clientAwaits.Store(clientAtt.pending)
+			if pkt.Kind == socketio.Message && pkt.Type == socketio.Connect {
+				delete(told, string(pkt.Namespace))
 			}
 			h.followClient(sid, msg)
 			return out, nil
@@ -266,6 +319,13 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 	}
 	fromUpstream = &relay.Filter{
 		PeekLen: maxWorkerPeek,
+		Binary: func() bool {
+			if workerDrop.Load() > 0 {
+				workerDrop.Add(-1)
+				return false
+			}
+			return true
+		},
 		Peek: func(p []byte) bool {
 			if len(p) >= 2 && p[0] == '4' && (p[1] == '0' || p[1] == '1') || isDenialPrefix(p) {
 				return true
@@ -289,11 +349,13 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 				id := live.recent()
 				if d := pol().admit(id, ns); d != nil {
 					// The worker's data for a namespace withdrawn from
-					// the session: the client gets the DISCONNECT
+					// the session, and its attachments, do not reach
+					// the client; the client gets the DISCONNECT
 					// instead, and so does the worker.
+					workerDrop.Store(workerAttachments(msg))
 					h.logWithdrawn(d, id, client)
 					h.sessions.left(sid, ns)
-					_ = inj.ToUpstream(disconnectPacket(ns))
+					toWorker(ns)
 					return disconnectPacket(ns), nil
 				}
 			}
@@ -301,7 +363,7 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 			return msg, nil
 		},
 	}
-	return fromClient, fromUpstream
+	return fromClient, fromUpstream, toWorker
 }
 
 // maxWorkerPeek is how many bytes of each worker message the relay looks
@@ -318,7 +380,7 @@ func (h *Handler) followClient(sid string, p []byte) {
 		return
 	}
 	if pkt, err := socketio.Read(p, false); err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Disconnect {
-		h.sessions.left(sid, string(pkt.Namespace))
+		h.sessions.clientLeft(sid, string(pkt.Namespace))
 	}
 }
 

@@ -46,18 +46,26 @@ func disconnectPacket(ns string) []byte {
 	return []byte("41" + ns + ",")
 }
 
-// withdraw finds the namespaces session sid is connected to that id may
-// no longer use under pol, forgets them, and logs each. It returns their
-// DISCONNECT packets.
-func (h *Handler) withdraw(pol *policy, sid string, id identity.Identity, client security.Client) [][]byte {
-	var out [][]byte
-	for _, ns := range h.sessions.namespacesOf(sid) {
+// withdrawNamespaces finds the namespaces the worker granted session sid
+// that id may no longer use under pol, forgets them, and logs each.
+func (h *Handler) withdrawNamespaces(pol *policy, sid string, id identity.Identity, client security.Client) []string {
+	var out []string
+	for _, ns := range h.sessions.grantedTo(sid) {
 		d := pol.admit(id, ns)
 		if d == nil {
 			continue
 		}
 		h.sessions.left(sid, ns)
 		h.logWithdrawn(d, id, client)
+		out = append(out, ns)
+	}
+	return out
+}
+
+// withdraw is withdrawNamespaces, returning their DISCONNECT packets.
+func (h *Handler) withdraw(pol *policy, sid string, id identity.Identity, client security.Client) [][]byte {
+	var out [][]byte
+	for _, ns := range h.withdrawNamespaces(pol, sid, id, client) {
 		out = append(out, disconnectPacket(ns))
 	}
 	return out
@@ -74,6 +82,10 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *cal
 	}
 	packets := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r))
 	if len(packets) > 0 {
+		if client, _ := h.sessions.attachmentsOf(c.sid); client.pending > 0 {
+			h.closeAwaitingAttachments(w, r, c)
+			return true
+		}
 		h.tellWorker(r, c, bytes.Join(packets, []byte{engineio.RecordSeparator}))
 	}
 	packets = append(h.sessions.takeOwed(c.sid), packets...)
@@ -85,6 +97,23 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *cal
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(bytes.Join(packets, []byte{engineio.RecordSeparator}))
 	return true
+}
+
+// closeAwaitingAttachments ends a polling session from which a namespace
+// must be withdrawn while python-socketio awaits binary attachments of
+// its client, which would swallow the DISCONNECT: the worker gets the
+// Engine.IO close packet, and the client, on this request, too.
+func (h *Handler) closeAwaitingAttachments(w http.ResponseWriter, r *http.Request, c *call) {
+	h.tellWorker(r, c, []byte{byte(engineio.Close)})
+	h.sessions.closed(c.sid)
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method == http.MethodPost {
+		engineio.WriteError(w, engineio.CodeSessionIDUnknown)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte{byte(engineio.Close)})
 }
 
 // tellWorker POSTs packets of the edge's own to the session's worker, as
@@ -137,43 +166,55 @@ func workerNamespace(p []byte) (typ byte, ns string, ok bool) {
 func carriesData(typ byte) bool { return typ == '2' || typ == '3' || typ == '5' || typ == '6' }
 
 // filterWorkerPoll drops, from a long-poll response, the worker's data
-// packets for namespaces the session's user may no longer use, puts their
-// DISCONNECTs in their place and tells the worker; nil when nothing
-// changes.
+// packets for namespaces the session's user may no longer use (with their
+// binary attachments, here or in a later response), puts one DISCONNECT
+// in their place and tells the worker; nil when nothing changes.
 func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte {
 	id := c.id.At(time.Now())
-	var out []byte
+	_, att := h.sessions.attachmentsOf(c.sid)
+	parts := make([][]byte, 0, 4)
 	var told []string
 	changed := false
 	_ = engineio.Packets(body, func(p []byte) error {
+		if drop, _ := att.next(); drop {
+			changed = true
+			return nil
+		}
 		if typ, ns, ok := workerNamespace(p); ok && carriesData(typ) {
 			if d := c.pol.admit(id, ns); d != nil {
 				changed = true
+				att.drop = workerAttachments(p)
 				if !slices.Contains(told, ns) {
 					told = append(told, ns)
 					h.logWithdrawn(d, id, security.ClientOf(r))
 					h.sessions.left(c.sid, ns)
-					p = disconnectPacket(ns)
-				} else {
-					return nil
+					parts = append(parts, disconnectPacket(ns))
 				}
+				return nil
 			}
 		}
-		if len(out) > 0 {
-			out = append(out, engineio.RecordSeparator)
-		}
-		out = append(out, p...)
+		parts = append(parts, p)
 		return nil
 	})
+	h.sessions.setWorkerAttachments(c.sid, attachments{drop: att.drop})
 	if !changed {
 		return nil
 	}
-	var tell [][]byte
-	for _, ns := range told {
-		tell = append(tell, disconnectPacket(ns))
+	if len(told) > 0 {
+		if client, _ := h.sessions.attachmentsOf(c.sid); client.pending == 0 {
+			var tell [][]byte
+			for _, ns := range told {
+				tell = append(tell, disconnectPacket(ns))
+			}
+			h.tellWorker(r, c, bytes.Join(tell, []byte{engineio.RecordSeparator}))
+		} else {
+			// The DISCONNECT would be swallowed as an attachment: end
+			// the session at the worker; the client learns at its
+			// next request.
+			h.tellWorker(r, c, []byte{byte(engineio.Close)})
+		}
 	}
-	h.tellWorker(r, c, bytes.Join(tell, []byte{engineio.RecordSeparator}))
-	return out
+	return bytes.Join(parts, []byte{engineio.RecordSeparator})
 }
 
 // liveIdentity is the user of a WebSocket session, as of its upgrade,
@@ -216,7 +257,7 @@ func (l *liveIdentity) recent() identity.Identity { return l.last.Load().At(time
 // watchRoles checks a live WebSocket session's namespaces every
 // roleCheckInterval, and when its cookie expires, until stop is called:
 // the user's roles may have changed, or a reload added a rule.
-func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity, client security.Client, inj *relay.Injector) (stop func()) {
+func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity, client security.Client, inj *relay.Injector, toWorker func(ns string)) (stop func()) {
 	var (
 		mu      sync.Mutex
 		timer   *time.Timer
@@ -238,8 +279,9 @@ func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity,
 	}
 	check = func() {
 		if p := pol(); p.hasRules() {
-			for _, p := range h.withdraw(p, sid, live.current(), client) {
-				if inj.ToUpstream(p) != nil || inj.ToClient(p) != nil {
+			for _, ns := range h.withdrawNamespaces(p, sid, live.current(), client) {
+				toWorker(ns)
+				if inj.ToClient(disconnectPacket(ns)) != nil {
 					break
 				}
 			}

@@ -65,10 +65,13 @@ var ErrStopped = errors.New("relay: stopped")
 type Filter struct {
 	PeekLen int
 	Peek    func(prefix []byte) bool
-	// Rewrite returns the message to send instead. An error ends the
-	// relay with close code 1008 (policy violation) and the error's text
-	// as the reason, sent to both sides.
+	// Rewrite returns the message to send instead, or nil to send
+	// nothing. An error ends the relay with close code 1008 (policy
+	// violation) and the error's text as the reason, sent to both sides.
 	Rewrite func(msg []byte) ([]byte, error)
+	// Binary, when set, is asked before each binary message; false
+	// drops the message.
+	Binary func() bool
 }
 
 // maxPeek bounds Filter.PeekLen, so the peeked bytes live on the stack.
@@ -224,6 +227,12 @@ func pipe(dst *lockedConn, src *websocket.Conn, f *Filter, limit func() int64, c
 				return &PolicyError{Reason: err.Error()}
 			}
 		}
+		if f != nil && f.Binary != nil && mt == websocket.BinaryMessage && !f.Binary() {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return err
+			}
+			continue
+		}
 		var head []byte
 		if f != nil && mt == websocket.TextMessage {
 			n, err := io.ReadFull(r, peek[:f.PeekLen])
@@ -275,6 +284,9 @@ func rewrite(dst *lockedConn, f *Filter, head []byte, r io.Reader) (int64, error
 	msg, err := f.Rewrite(buf.Bytes())
 	if err != nil {
 		return 0, &PolicyError{Reason: err.Error()}
+	}
+	if msg == nil {
+		return 0, nil
 	}
 	return int64(len(msg)), dst.write(msg)
 }
@@ -346,6 +358,20 @@ func (in *Injector) ToClient(msg []byte) error {
 		return ErrNotRelaying
 	}
 	return c.write(msg)
+}
+
+// Close ends the relay: both sides get a 1008 close with reason.
+func (in *Injector) Close(reason string) {
+	c, u := in.conns()
+	if c == nil {
+		return
+	}
+	msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(reason, 120))
+	deadline := time.Now().Add(controlWait)
+	_ = c.WriteControl(websocket.CloseMessage, msg, deadline)
+	_ = u.WriteControl(websocket.CloseMessage, msg, deadline)
+	c.Close()
+	u.Close()
 }
 
 // ToUpstream sends msg to the upstream, as if the client had sent it.

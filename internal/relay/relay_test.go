@@ -311,3 +311,20 @@ func TestInjectorSendsToBothSides(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "41/admin,", string(msg))
 }
+
+// A Filter may drop messages: a Rewrite that returns nil sends nothing,
+// and Binary decides for each binary message.
+func TestFilterDropsMessages(t *testing.T) {
+	p := newPair(t, Options{FromClient: &Filter{
+		PeekLen: 2,
+		Peek:    func(h []byte) bool { return string(h) == "xx" },
+		Rewrite: func([]byte) ([]byte, error) { return nil, nil },
+		Binary:  func() bool { return false },
+	}})
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte("xx dropped")))
+	require.NoError(t, p.client.WriteMessage(websocket.BinaryMessage, []byte("dropped too")))
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte("kept")))
+	_, msg, err := p.worker.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "kept", string(msg))
+}

@@ -184,6 +184,10 @@ func (h *Handler) checkPacket(pol *policy, client security.Client, w who, p []by
 	if pkt.Kind != socketio.Message || pkt.Type == socketio.Disconnect {
 		return pkt, p, nil
 	}
+	if (pkt.Type == socketio.BinaryEvent || pkt.Type == socketio.BinaryAck) && pkt.Attachments == 0 {
+		security.LogClient(h.security, "socketio_proxy", security.MalformedRequest, errNoAttachments.Error(), client, security.Fields{})
+		return pkt, nil, errMalformedPacket{errNoAttachments}
+	}
 	ns := string(pkt.Namespace)
 	if pkt.Type != socketio.Connect {
 		if !pol.hasRules() {
@@ -222,9 +226,10 @@ func (h *Handler) logWithdrawn(d *denial, id identity.Identity, client security.
 }
 
 // checkPayload checks every packet of a polling body as checkPacket does,
-// following the attachments python-socketio awaits (att, carried from
-// the session's earlier bodies), and returns the body to forward and the
-// DISCONNECTs owed to the client.
+// following the attachments python-socketio awaits (att, carried from the
+// session's earlier bodies; the caller keeps it once the worker took the
+// body), and returns the body to forward and the DISCONNECTs owed to the
+// client.
 func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.Identity, body []byte, att *attachments) (out []byte, owed [][]byte, err error) {
 	var told []string
 	withdrawn := func(ns string) bool {
@@ -238,15 +243,12 @@ func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.
 	parts := make([][]byte, 0, 4)
 	changed := false
 	err = engineio.Packets(body, func(p []byte) error {
-		drop, attachment := att.next()
-		if drop {
+		if counts(p, false) && att.next() {
 			changed = true
 			return nil
 		}
-		if attachment {
-			parts = append(parts, p)
-			return nil
-		}
+		// Checked as a packet even where python may take it as an
+		// attachment: that is only stricter.
 		pkt, q, err := h.checkPacket(pol, client, requestIdentity{id}, p, false, withdrawn)
 		if err != nil {
 			return err

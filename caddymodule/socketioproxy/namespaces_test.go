@@ -156,3 +156,25 @@ func TestCheckPayloadFollowsPendingAttachments(t *testing.T) {
 	assert.Equal(t, "41/admin,\x1e42[\"z\"]", string(out))
 	assert.Equal(t, [][]byte{[]byte("41/admin,")}, owed)
 }
+
+// Engine.IO's own packets never reach python-socketio, so they are not
+// attachments; a binary packet announcing none is refused; and a record
+// in the attachment window is still checked as a packet.
+func TestAttachmentsCountWhatPythonSocketIOSees(t *testing.T) {
+	h := rulesHandler()
+	anon := identity.Identity{}
+	att := attachments{}
+	out, _, err := h.checkPayload(h.policy, security.Client{}, anon, []byte("451-[\"x\",{\"_placeholder\":true,\"num\":0}]\x1e3\x1e6"), &att)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, att.pending, "a pong and a noop are no attachments")
+	assert.Equal(t, "451-[\"x\",{\"_placeholder\":true,\"num\":0}]\x1e3\x1e6", string(out))
+
+	out, _, err = h.checkPayload(h.policy, security.Client{}, anon, []byte("40/chat,"), &att)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(out), "40"+denialPrefix), "checked although python may take it as the attachment")
+
+	for _, p := range []string{`45["x"]`, `46/admin,1["x"]`, `450-["x"]`} {
+		_, _, err := h.checkPayload(h.policy, security.Client{}, anon, []byte(p), new(attachments))
+		assert.Error(t, err, p)
+	}
+}

@@ -25,6 +25,7 @@ const maxOpenResponse = 64 << 10
 // packets (or opens the session) or a POST that sends them.
 func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) {
 	var body, accepted []byte
+	var clientAtt attachments // the client's attachments once the worker takes the body
 	closing := false
 	if r.Method == http.MethodPost {
 		var err error
@@ -82,9 +83,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 					owed = append(owed, gone...)
 				}
 			}
-			if err == nil {
-				h.sessions.setClientAttachments(c.sid, att)
-			}
+			clientAtt = att
 			accepted = body
 			body = checked
 		}
@@ -154,7 +153,10 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	case closing && res.StatusCode == http.StatusOK:
 		h.sessions.closed(c.sid)
 	case accepted != nil && res.StatusCode == http.StatusOK:
-		// The worker took the body: its DISCONNECTs count now.
+		// The worker took the body: its DISCONNECTs and attachments
+		// count now. (python-engineio answers 200 to a body it could
+		// not decode too; then the count errs on the side of closing.)
+		h.sessions.setClientAttachments(c.sid, clientAtt)
 		_ = engineio.Packets(accepted, func(p []byte) error {
 			h.followClient(c.sid, p)
 			return nil

@@ -257,20 +257,21 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 	fromClient = &relay.Filter{
 		PeekLen: clientPeek,
 		Binary: func() bool {
-			drop, _ := clientAtt.next()
+			drop := clientAtt.next()
 			clientAwaits.Store(clientAtt.pending)
 			return !drop
 		},
 		Peek: func(p []byte) bool {
-			drop, attachment := clientAtt.next()
-			clientAwaits.Store(clientAtt.pending)
-			if drop {
-				dropThis = true
-				return true
+			if counts(p, false) {
+				drop := clientAtt.next()
+				clientAwaits.Store(clientAtt.pending)
+				if drop {
+					dropThis = true
+					return true
+				}
 			}
-			if attachment {
-				return false
-			}
+			// Read as a packet even where python may take it as an
+			// attachment: that is only stricter.
 			pkt, decided := socketio.ReadHead(p)
 			if !decided {
 				return true
@@ -288,6 +289,9 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 				return true
 			case socketio.Connect:
 				return pol().hasRules()
+			}
+			if (pkt.Type == socketio.BinaryEvent || pkt.Type == socketio.BinaryAck) && pkt.Attachments == 0 {
+				return true // refused by checkPacket
 			}
 			pl := pol()
 			if pl.hasRules() && pl.admit(live.recent(), string(pkt.Namespace)) != nil {

@@ -176,7 +176,7 @@ func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte
 	var told []string
 	changed := false
 	_ = engineio.Packets(body, func(p []byte) error {
-		if drop, _ := att.next(); drop {
+		if counts(p, false) && att.next() {
 			changed = true
 			return nil
 		}

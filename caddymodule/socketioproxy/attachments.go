@@ -33,16 +33,18 @@ func counts(p []byte, binary bool) bool {
 }
 
 // next says whether the next message python-socketio sees is to be
-// dropped, and takes it off the count.
-func (a *attachments) next() (drop bool) {
+// dropped, or is an attachment python awaits (which then must not start
+// a count of its own, whatever it holds), and takes it off the count.
+func (a *attachments) next() (drop, attachment bool) {
 	switch {
 	case a.drop > 0:
 		a.drop--
-		return true
+		return true, false
 	case a.pending > 0:
 		a.pending--
+		return false, true
 	}
-	return false
+	return false, false
 }
 
 // read records a packet read from the stream; replaced says the edge did

@@ -243,18 +243,24 @@ func (h *Handler) checkPayload(pol *policy, client security.Client, id identity.
 	parts := make([][]byte, 0, 4)
 	changed := false
 	err = engineio.Packets(body, func(p []byte) error {
-		if counts(p, false) && att.next() {
-			changed = true
-			return nil
+		var attachment bool
+		if counts(p, false) {
+			var drop bool
+			if drop, attachment = att.next(); drop {
+				changed = true
+				return nil
+			}
 		}
-		// Checked as a packet even where python may take it as an
+		// Checked as a packet even where python takes it as an
 		// attachment: that is only stricter.
 		pkt, q, err := h.checkPacket(pol, client, requestIdentity{id}, p, false, withdrawn)
 		if err != nil {
 			return err
 		}
 		same := q != nil && len(q) == len(p) && &q[0] == &p[0]
-		att.read(pkt, !same)
+		if !attachment {
+			att.read(pkt, !same)
+		}
 		if !same {
 			changed = true
 		}

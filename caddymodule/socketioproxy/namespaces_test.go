@@ -178,3 +178,14 @@ func TestAttachmentsCountWhatPythonSocketIOSees(t *testing.T) {
 		assert.Error(t, err, p)
 	}
 }
+
+// A binary event sent as an awaited attachment is an attachment to
+// python, not a new count: the edge's count goes on.
+func TestAnAttachmentNeverStartsACountOfItsOwn(t *testing.T) {
+	h := rulesHandler()
+	att := attachments{}
+	body := "455-[\"e\",{\"_placeholder\":true,\"num\":0}]\x1e451-[\"e\",{\"_placeholder\":true,\"num\":0}]\x1e42[\"x\"]"
+	_, _, err := h.checkPayload(h.policy, security.Client{}, identity.Identity{}, []byte(body), &att)
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, att.pending)
+}

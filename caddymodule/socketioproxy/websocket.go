@@ -233,6 +233,7 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 		clientAtt    attachments
 		clientAwaits atomic.Int64
 		dropThis     bool // the message Peek chose is to be dropped
+		attachThis   bool // the message Peek saw is an awaited attachment
 		told         = make(map[string]bool)
 		workerDrop   atomic.Int64
 	)
@@ -257,13 +258,15 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 	fromClient = &relay.Filter{
 		PeekLen: clientPeek,
 		Binary: func() bool {
-			drop := clientAtt.next()
+			drop, _ := clientAtt.next()
 			clientAwaits.Store(clientAtt.pending)
 			return !drop
 		},
 		Peek: func(p []byte) bool {
+			attachThis = false
 			if counts(p, false) {
-				drop := clientAtt.next()
+				var drop bool
+				drop, attachThis = clientAtt.next()
 				clientAwaits.Store(clientAtt.pending)
 				if drop {
 					dropThis = true
@@ -298,8 +301,10 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 				// A packet to a namespace the user may no longer use.
 				return true
 			}
-			clientAtt.read(pkt, false)
-			clientAwaits.Store(clientAtt.pending)
+			if !attachThis {
+				clientAtt.read(pkt, false)
+				clientAwaits.Store(clientAtt.pending)
+			}
 			return false
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
@@ -312,8 +317,10 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 				security.Refused(security.ReasonMalformed)
 				return nil, err
 			}
-			clientAtt.read(pkt, out == nil || len(out) != len(msg) || &out[0] != &msg[0])
-			clientAwaits.Store(clientAtt.pending)
+			if !attachThis {
+				clientAtt.read(pkt, out == nil || len(out) != len(msg) || &out[0] != &msg[0])
+				clientAwaits.Store(clientAtt.pending)
+			}
 			if pkt.Kind == socketio.Message && pkt.Type == socketio.Connect {
 				delete(told, string(pkt.Namespace))
 			}

@@ -176,9 +176,11 @@ func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte
 	var told []string
 	changed := false
 	_ = engineio.Packets(body, func(p []byte) error {
-		if counts(p, false) && att.next() {
-			changed = true
-			return nil
+		if counts(p, false) {
+			if drop, _ := att.next(); drop {
+				changed = true
+				return nil
+			}
 		}
 		if typ, ns, ok := workerNamespace(p); ok && carriesData(typ) {
 			if d := c.pol.admit(id, ns); d != nil {

@@ -87,7 +87,7 @@ func snapshot() []UpstreamStatus {
 		return true
 	})
 	registries.Range(func(_, value any) bool {
-		value.(*sessions).each(func(up *upstreamState, websocket bool, _ []string) {
+		value.(*registry).each(func(up *upstreamState, websocket bool, _ []string) {
 			st, ok := byAddr[up.addr]
 			if !ok {
 				return // a worker no config names any more
@@ -124,7 +124,7 @@ const maxNamespacesShown = 100
 func namespaceSnapshot() []NamespaceStatus {
 	counts := map[string]int{}
 	registries.Range(func(_, value any) bool {
-		value.(*sessions).each(func(_ *upstreamState, _ bool, namespaces []string) {
+		value.(*registry).each(func(_ *upstreamState, _ bool, namespaces []string) {
 			for _, ns := range namespaces {
 				counts[ns]++
 			}

@@ -280,7 +280,7 @@ func (h *Handler) streamDashboard(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-h.Dashboard.done.Done():
 			return
-		case <-h.sessions.draining.Done():
+		case <-h.registry.draining.Done():
 			return
 		case <-end.C:
 			return

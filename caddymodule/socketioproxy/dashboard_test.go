@@ -29,7 +29,7 @@ func dashboardHandler(t *testing.T, roles ...string) *Handler {
 		Dashboard:  &Dashboard{Path: "/_edge/dashboard/", Roles: roles},
 		Namespaces: map[string]*NamespaceRule{"/admin": {Access: AccessRole, Roles: []string{"admin"}}},
 		security:   zap.NewNop(),
-		sessions:   loadRegistry(),
+		registry:   loadRegistry(),
 	}
 	h.Dashboard.provision()
 	require.NoError(t, h.Dashboard.validate(h.Path))
@@ -130,11 +130,11 @@ func TestDashboardDataHasTheWorkersCountersAndEvents(t *testing.T) {
 	h := dashboardHandler(t)
 	st := loadUpstreamState("127.0.0.1:59999")
 	defer upstreamStates.Delete(st.addr)
-	h.sessions.opened("s1", st, time.Minute, time.Now())
-	h.sessions.relayStarted("s1", st, time.Now())
-	h.sessions.opened("s2", st, time.Minute, time.Now())
-	defer h.sessions.closed("s1")
-	defer h.sessions.closed("s2")
+	h.registry.opened("s1", st, time.Minute, time.Now())
+	h.registry.relayStarted("s1", st, time.Now())
+	h.registry.opened("s2", st, time.Minute, time.Now())
+	defer h.registry.closed("s1")
+	defer h.registry.closed("s2")
 	metrics.handshakes.WithLabelValues(st.addr, "websocket").Inc()
 	security.LogClient(zap.NewNop(), "edge_cors", security.OriginRefused, "preflight refused", security.Client{IP: "198.51.100.7", Origin: "https://evil.example"}, security.Fields{})
 

@@ -35,7 +35,7 @@ type relayStop struct {
 // drain period. It returns the context that ends the relay when its turn
 // to drain comes, and the func to call once the relay has ended. A relay
 // that starts while the edge is draining is stopped at once.
-func (s *sessions) relaying(period time.Duration) (context.Context, func()) {
+func (s *registry) relaying(period time.Duration) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := &relayStop{stop: cancel, period: period}
 	s.mu.Lock()
@@ -57,7 +57,7 @@ func (s *sessions) relaying(period time.Duration) (context.Context, func()) {
 }
 
 // drain begins to close every session, once.
-func (s *sessions) drain() {
+func (s *registry) drain() {
 	s.drainOnce.Do(func() {
 		s.mu.Lock()
 		s.stopping = true
@@ -104,7 +104,7 @@ func spread(stops []*relayStop, start time.Time) {
 
 // awaitRelays waits, after drain, until every relay has ended or the
 // longest drain period plus drainSlack has passed.
-func (s *sessions) awaitRelays() {
+func (s *registry) awaitRelays() {
 	s.mu.Lock()
 	if len(s.relays) == 0 {
 		s.mu.Unlock()

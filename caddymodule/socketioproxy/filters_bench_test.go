@@ -25,7 +25,7 @@ func BenchmarkFilterPeek(b *testing.B) {
 		{"admin rule", map[string]*NamespaceRule{"/admin": {Access: AccessRole, Roles: []string{"admin"}}}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			h := &Handler{Namespaces: tc.rules, sessions: &sessions{live: map[string]*session{}}, security: zap.NewNop(), logger: zap.NewNop()}
+			h := &Handler{Namespaces: tc.rules, registry: &registry{live: map[string]*session{}}, security: zap.NewNop(), logger: zap.NewNop()}
 			pol := h.newPolicy()
 			live := newLiveIdentity(identity.Identity{UserID: "7", Roles: "user"}, zap.NewNop())
 			var upgraded atomic.Bool

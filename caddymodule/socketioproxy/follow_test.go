@@ -10,7 +10,7 @@ import (
 // A session's namespaces follow the worker's CONNECT replies and either
 // side's DISCONNECTs, never the edge's denial markers.
 func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
-	s := &sessions{live: map[string]*session{}}
+	s := &registry{live: map[string]*session{}}
 	up := &upstreamState{addr: "w:1"}
 	s.opened("sid", up, time.Minute, time.Now())
 	names := func() []string {
@@ -41,9 +41,9 @@ func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
 
 // A client's DISCONNECT counts as python-socketio reads it.
 func TestClientDisconnectLeavesTheNamespacePythonReads(t *testing.T) {
-	h := &Handler{sessions: &sessions{live: map[string]*session{}}}
-	h.sessions.opened("sid", &upstreamState{}, time.Minute, time.Now())
-	h.sessions.joined("sid", "/admin")
+	h := &Handler{registry: &registry{live: map[string]*session{}}}
+	h.registry.opened("sid", &upstreamState{}, time.Minute, time.Now())
+	h.registry.joined("sid", "/admin")
 	h.followClient("sid", []byte(`41/admin?x=1,`))
-	h.sessions.each(func(_ *upstreamState, _ bool, ns []string) { assert.Empty(t, ns) })
+	h.registry.each(func(_ *upstreamState, _ bool, ns []string) { assert.Empty(t, ns) })
 }

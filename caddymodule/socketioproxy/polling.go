@@ -67,7 +67,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			// with namespace rules a denied CONNECT is replaced, and
 			// a packet to a namespace the user may no longer use
 			// becomes its DISCONNECT, owed to the client too.
-			att, _ := h.sessions.attachmentsOf(c.sid)
+			att, _ := h.registry.attachmentsOf(c.sid)
 			var checked []byte
 			checked, owed, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body, &att)
 			if err == nil && c.pol.hasRules() {
@@ -92,7 +92,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			return
 		}
 		if len(owed) > 0 {
-			h.sessions.owe(c.sid, owed...)
+			h.registry.owe(c.sid, owed...)
 		}
 	}
 
@@ -106,7 +106,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		defer context.AfterFunc(h.sessions.draining, cancel)()
+		defer context.AfterFunc(h.registry.draining, cancel)()
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
@@ -125,7 +125,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		res, err = c.up.http.RoundTrip(out)
 	}
 	if err != nil {
-		if h.sessions.draining.Err() != nil && r.Context().Err() == nil {
+		if h.registry.draining.Err() != nil && r.Context().Err() == nil {
 			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write([]byte{byte(engineio.Close)})
@@ -133,7 +133,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 		if r.Context().Err() != nil {
 			if c.sid == "" {
-				c.up.sessions.Add(-1)
+				c.up.live.Add(-1)
 			}
 			h.logDebug("client went away during a poll", r, err)
 			return
@@ -149,14 +149,14 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		return
 	case res.StatusCode == http.StatusBadRequest:
 		// The worker no longer knows the session.
-		h.sessions.closed(c.sid)
+		h.registry.closed(c.sid)
 	case closing && res.StatusCode == http.StatusOK:
-		h.sessions.closed(c.sid)
+		h.registry.closed(c.sid)
 	case accepted != nil && res.StatusCode == http.StatusOK:
 		// The worker took the body: its DISCONNECTs and attachments
 		// count now. (python-engineio answers 200 to a body it could
 		// not decode too; then the count errs on the side of closing.)
-		h.sessions.setClientAttachments(c.sid, clientAtt)
+		h.registry.setClientAttachments(c.sid, clientAtt)
 		_ = engineio.Packets(accepted, func(p []byte) error {
 			h.followClient(c.sid, p)
 			return nil
@@ -173,7 +173,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		_, _ = io.Copy(w, res.Body)
 		return
 	}
-	pw := &pollWatcher{w: w, sid: c.sid, sessions: h.sessions}
+	pw := &pollWatcher{w: w, sid: c.sid, sessions: h.registry}
 	if _, err := io.Copy(pw, res.Body); err != nil {
 		h.logDebug("poll response cut short", r, err)
 	}
@@ -186,7 +186,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 type pollWatcher struct {
 	w        io.Writer
 	sid      string
-	sessions *sessions
+	sessions *registry
 	packets  int
 	size     int64
 	// head is the start of the packet being streamed, enough to read a
@@ -241,7 +241,7 @@ func (h *Handler) closeForRate(w http.ResponseWriter, r *http.Request, c *call) 
 			res.Body.Close()
 		}
 	}
-	h.sessions.closed(c.sid)
+	h.registry.closed(c.sid)
 	h.tooMany(w, r, time.Duration(h.RateLimits.Messages.Window), "session over its message rate "+h.RateLimits.Messages.String()+"; closed")
 }
 
@@ -271,7 +271,7 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c
 		packets := 0
 		_ = engineio.Packets(body, func(p []byte) error {
 			packets++
-			h.sessions.follow(c.sid, p)
+			h.registry.follow(c.sid, p)
 			return nil
 		})
 		count(false, false, packets, int64(len(body)))
@@ -287,7 +287,7 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c
 func (h *Handler) relayHandshake(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
 	removeHopHeaders(res.Header)
 	if res.StatusCode != http.StatusOK {
-		c.up.sessions.Add(-1)
+		c.up.live.Add(-1)
 		copyHeader(w.Header(), res.Header)
 		w.WriteHeader(res.StatusCode)
 		_, _ = io.Copy(w, io.LimitReader(res.Body, maxOpenResponse))
@@ -302,12 +302,12 @@ func (h *Handler) relayHandshake(w http.ResponseWriter, r *http.Request, c *call
 		err = errors.New("handshake response larger than 64 KiB")
 	}
 	if err != nil {
-		c.up.sessions.Add(-1)
+		c.up.live.Add(-1)
 		h.logger.Error("Socket.IO worker sent an unreadable handshake", zap.String("upstream", c.up.addr), zap.Error(err))
 		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
 		return
 	}
-	h.sessions.opened(sid, c.up.upstreamState, idleOf(sealed), time.Now())
+	h.registry.opened(sid, c.up.upstreamState, idleOf(sealed), time.Now())
 	metrics.handshakes.WithLabelValues(c.up.addr, "polling").Inc()
 	copyHeader(w.Header(), res.Header)
 	w.Header().Set("Content-Length", strconv.Itoa(len(sealed)))

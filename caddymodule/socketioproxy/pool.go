@@ -45,12 +45,12 @@ func (p *pool) pick(now time.Time) *upstream {
 			best = u
 			break
 		}
-		if best == nil || u.sessions.Load() < best.sessions.Load() {
+		if best == nil || u.live.Load() < best.live.Load() {
 			best = u
 		}
 	}
 	if best != nil {
-		best.sessions.Add(1)
+		best.live.Add(1)
 	}
 	return best
 }

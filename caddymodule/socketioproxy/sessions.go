@@ -10,12 +10,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
-// sessions tracks the Engine.IO sessions live on this edge, so that the
+// registry tracks the Engine.IO registry live on this edge, so that the
 // least_sessions policy sees each worker's load. A polling session has no
 // connection to watch, so it counts as live until it sends a close packet,
 // its worker forgets it, or it stays silent longer than its ping interval
 // and timeout allow.
-type sessions struct {
+type registry struct {
 	mu   sync.Mutex
 	live map[string]*session // by the sid the client sees
 	stop chan struct{}       // ends the sweeper
@@ -73,8 +73,8 @@ const sweepInterval = 5 * time.Second
 // active request, so the registry watches caddy.Exiting instead.
 const exitCheckInterval = 50 * time.Millisecond
 
-func newSessions() *sessions {
-	s := &sessions{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}),
+func newRegistry() *registry {
+	s := &registry{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}),
 		requests: make(map[string]int)}
 	s.draining, s.drainPoll = context.WithCancel(context.Background())
 	go func() {
@@ -103,7 +103,7 @@ func newSessions() *sessions {
 // process exits, it also drains what is left and waits for the relays to
 // say goodbye (see awaitRelays), so that the process does not exit under
 // them.
-func (s *sessions) Destruct() error {
+func (s *registry) Destruct() error {
 	close(s.stop)
 	if caddy.Exiting() {
 		s.drain()
@@ -114,7 +114,7 @@ func (s *sessions) Destruct() error {
 
 // opened records a session whose handshake this edge relayed; pick
 // already counted it on its worker.
-func (s *sessions) opened(sid string, up *upstreamState, idle time.Duration, now time.Time) {
+func (s *registry) opened(sid string, up *upstreamState, idle time.Duration, now time.Time) {
 	s.mu.Lock()
 	s.live[sid] = &session{up: up, lastSeen: now, idle: idle}
 	s.mu.Unlock()
@@ -122,21 +122,21 @@ func (s *sessions) opened(sid string, up *upstreamState, idle time.Duration, now
 
 // seen records activity of a session, which may have been opened through
 // another edge.
-func (s *sessions) seen(sid string, up *upstreamState, now time.Time) {
+func (s *registry) seen(sid string, up *upstreamState, now time.Time) {
 	s.mu.Lock()
 	s.touch(sid, up, now)
 	s.mu.Unlock()
 }
 
 // touch is seen under mu; it returns the session.
-func (s *sessions) touch(sid string, up *upstreamState, now time.Time) *session {
+func (s *registry) touch(sid string, up *upstreamState, now time.Time) *session {
 	if ss, ok := s.live[sid]; ok {
 		ss.lastSeen = now
 		return ss
 	}
 	ss := &session{up: up, lastSeen: now, idle: defaultIdle}
 	s.live[sid] = ss
-	up.sessions.Add(1)
+	up.live.Add(1)
 	return ss
 }
 
@@ -156,7 +156,7 @@ const overlapWait = 2 * time.Second
 // when the session already has one of the same method in flight through
 // this edge, which Engine.IO does not allow (unless that one's client
 // has gone: then it waits for it to end). done ends it.
-func (s *sessions) poll(ctx context.Context, sid string, up *upstreamState, post bool, now time.Time) (ok bool, done func()) {
+func (s *registry) poll(ctx context.Context, sid string, up *upstreamState, post bool, now time.Time) (ok bool, done func()) {
 	deadline := time.NewTimer(overlapWait)
 	defer deadline.Stop()
 	s.mu.Lock()
@@ -197,7 +197,7 @@ func (s *sessions) poll(ctx context.Context, sid string, up *upstreamState, post
 
 // relayStarted records that a WebSocket relay now carries the session: it
 // stays live until the relay ends.
-func (s *sessions) relayStarted(sid string, up *upstreamState, now time.Time) {
+func (s *registry) relayStarted(sid string, up *upstreamState, now time.Time) {
 	s.mu.Lock()
 	s.touch(sid, up, now).websocket = true
 	s.mu.Unlock()
@@ -206,7 +206,7 @@ func (s *sessions) relayStarted(sid string, up *upstreamState, now time.Time) {
 // relayEnded records the end of a WebSocket relay. A session whose
 // client completed the upgrade (or that began on the WebSocket) ended
 // with it; one whose upgrade never completed lives on in polling.
-func (s *sessions) relayEnded(sid string, over bool, now time.Time) {
+func (s *registry) relayEnded(sid string, over bool, now time.Time) {
 	if over {
 		s.closed(sid)
 		return
@@ -220,7 +220,7 @@ func (s *sessions) relayEnded(sid string, over bool, now time.Time) {
 }
 
 // owe keeps DISCONNECTs for the session's next long-poll.
-func (s *sessions) owe(sid string, packets ...[]byte) {
+func (s *registry) owe(sid string, packets ...[]byte) {
 	s.mu.Lock()
 	if ss, ok := s.live[sid]; ok {
 		for _, p := range packets {
@@ -233,7 +233,7 @@ func (s *sessions) owe(sid string, packets ...[]byte) {
 }
 
 // takeOwed returns and forgets the DISCONNECTs owed to the client.
-func (s *sessions) takeOwed(sid string) [][]byte {
+func (s *registry) takeOwed(sid string) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.live[sid]
@@ -246,7 +246,7 @@ func (s *sessions) takeOwed(sid string) [][]byte {
 }
 
 // attachmentsOf returns the attachment state of a polling session.
-func (s *sessions) attachmentsOf(sid string) (client, worker attachments) {
+func (s *registry) attachmentsOf(sid string) (client, worker attachments) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {
@@ -256,7 +256,7 @@ func (s *sessions) attachmentsOf(sid string) (client, worker attachments) {
 }
 
 // setClientAttachments and setWorkerAttachments store them back.
-func (s *sessions) setClientAttachments(sid string, a attachments) {
+func (s *registry) setClientAttachments(sid string, a attachments) {
 	s.mu.Lock()
 	if ss, ok := s.live[sid]; ok {
 		ss.client = a
@@ -264,7 +264,7 @@ func (s *sessions) setClientAttachments(sid string, a attachments) {
 	s.mu.Unlock()
 }
 
-func (s *sessions) setWorkerAttachments(sid string, a attachments) {
+func (s *registry) setWorkerAttachments(sid string, a attachments) {
 	s.mu.Lock()
 	if ss, ok := s.live[sid]; ok {
 		ss.worker = a
@@ -274,7 +274,7 @@ func (s *sessions) setWorkerAttachments(sid string, a attachments) {
 
 // grantedTo returns the namespaces a withdrawal may have to take from
 // session sid.
-func (s *sessions) grantedTo(sid string) []string {
+func (s *registry) grantedTo(sid string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {
@@ -285,7 +285,7 @@ func (s *sessions) grantedTo(sid string) []string {
 
 // request counts an Engine.IO request of client ip beginning: false when
 // the client already has max in flight. done ends it.
-func (s *sessions) request(ip string, max int) (ok bool, done func()) {
+func (s *registry) request(ip string, max int) (ok bool, done func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.requests[ip] >= max {
@@ -304,29 +304,29 @@ func (s *sessions) request(ip string, max int) (ok bool, done func()) {
 }
 
 // closed forgets a session.
-func (s *sessions) closed(sid string) {
+func (s *registry) closed(sid string) {
 	s.mu.Lock()
 	if ss, ok := s.live[sid]; ok {
 		delete(s.live, sid)
-		ss.up.sessions.Add(-1)
+		ss.up.live.Add(-1)
 	}
 	s.mu.Unlock()
 }
 
 // sweep forgets the polling sessions that have been silent too long.
-func (s *sessions) sweep(now time.Time) {
+func (s *registry) sweep(now time.Time) {
 	s.mu.Lock()
 	for sid, ss := range s.live {
 		if !ss.websocket && now.Sub(ss.lastSeen) > ss.idle {
 			delete(s.live, sid)
-			ss.up.sessions.Add(-1)
+			ss.up.live.Add(-1)
 		}
 	}
 	s.mu.Unlock()
 }
 
 // each calls fn for every live session.
-func (s *sessions) each(fn func(up *upstreamState, websocket bool, namespaces []string)) {
+func (s *registry) each(fn func(up *upstreamState, websocket bool, namespaces []string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ss := range s.live {
@@ -340,7 +340,7 @@ func (s *sessions) each(fn func(up *upstreamState, websocket bool, namespaces []
 const maxNamespacesPerSession = 32
 
 // joined records that the worker connected session sid to namespace ns.
-func (s *sessions) joined(sid, ns string) {
+func (s *registry) joined(sid, ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.live[sid]
@@ -356,7 +356,7 @@ func (s *sessions) joined(sid, ns string) {
 
 // left records that the worker (or the edge) disconnected session sid
 // from namespace ns.
-func (s *sessions) left(sid, ns string) {
+func (s *registry) left(sid, ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {
@@ -367,7 +367,7 @@ func (s *sessions) left(sid, ns string) {
 
 // clientLeft records a client's DISCONNECT of namespace ns, which only
 // the live view counts.
-func (s *sessions) clientLeft(sid, ns string) {
+func (s *registry) clientLeft(sid, ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.live[sid]; ok {
@@ -378,7 +378,7 @@ func (s *sessions) clientLeft(sid, ns string) {
 // follow updates session sid's namespaces from one Engine.IO packet the
 // worker sent: a CONNECT reply joins, a DISCONNECT leaves. The worker
 // writes canonical packets: "40{...}" for "/", "40/chat,{...}" otherwise.
-func (s *sessions) follow(sid string, p []byte) {
+func (s *registry) follow(sid string, p []byte) {
 	if len(p) < 2 || p[0] != '4' || (p[1] != '0' && p[1] != '1') || isDenialReply(p) {
 		return
 	}

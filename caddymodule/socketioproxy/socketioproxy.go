@@ -157,7 +157,7 @@ type Handler struct {
 	Dashboard *Dashboard `json:"dashboard,omitempty"`
 
 	pool     *pool
-	sessions *sessions
+	registry *registry
 	policy   *policy      // this config's
 	slot     *policySlot  // the policy live WebSockets follow
 	root     caddy.Module // this config's, in slot
@@ -165,7 +165,7 @@ type Handler struct {
 	client   *clientFiles // nil without ClientPath
 	logger   *zap.Logger
 	security *zap.Logger
-	workers  *background
+	healthLoop  *background
 }
 
 // background is the handler's own goroutines, the health checks, which
@@ -279,7 +279,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.pool.upstreams = append(h.pool.upstreams, u)
 		h.pool.byTag[tag] = u
 	}
-	h.sessions = loadRegistry()
+	h.registry = loadRegistry()
 	h.policy = h.newPolicy()
 	h.root = configRoot(ctx)
 	h.slot = loadPolicySlot(h.Path, h.root, h.policy)
@@ -315,8 +315,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	} else {
 		bg, stop := context.WithCancel(context.Background())
-		h.workers = &background{stop: stop}
-		h.workers.run(bg, h.runHealthChecks)
+		h.healthLoop = &background{stop: stop}
+		h.healthLoop.run(bg, h.runHealthChecks)
 	}
 	return nil
 }
@@ -357,16 +357,16 @@ func (h *Handler) Validate() error {
 // WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
 	h.Dashboard.cleanup()
-	if h.workers != nil {
-		h.workers.stop()
-		h.workers.wg.Wait()
+	if h.healthLoop != nil {
+		h.healthLoop.stop()
+		h.healthLoop.wg.Wait()
 	}
 	if h.pool != nil {
 		for _, u := range h.pool.upstreams {
 			u.close()
 		}
 	}
-	if h.sessions != nil {
+	if h.registry != nil {
 		_, _ = registries.Delete(registryKey)
 	}
 	if h.slot != nil {
@@ -417,7 +417,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.methodAllowed(w, r, q) {
 		return nil
 	}
-	ok, done := h.sessions.request(security.ClientIP(r), h.MaxRequestsPerIP)
+	ok, done := h.registry.request(security.ClientIP(r), h.MaxRequestsPerIP)
 	if !ok {
 		h.tooMany(w, r, time.Second, "over "+strconv.Itoa(h.MaxRequestsPerIP)+" Engine.IO requests in flight from this address")
 		return nil
@@ -460,7 +460,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.refuseOrigin(w, r, origin)
 			return nil
 		case !c.up.serving():
-			h.sessions.closed(q.SID)
+			h.registry.closed(q.SID)
 			h.refuse(w, r, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
 			return nil
 		}
@@ -473,7 +473,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if c.sid != "" {
-		ok, done := h.sessions.poll(r.Context(), c.sid, c.up.upstreamState, r.Method == http.MethodPost, now)
+		ok, done := h.registry.poll(r.Context(), c.sid, c.up.upstreamState, r.Method == http.MethodPost, now)
 		if !ok {
 			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "a second "+r.Method+" of the session while one is in flight")
 			return nil
@@ -578,11 +578,11 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call
 		zap.String("upstream", c.up.addr), zap.Duration("for", time.Duration(h.FailDuration)),
 		zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
 	if c.sid == "" {
-		c.up.sessions.Add(-1)
+		c.up.live.Add(-1)
 		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"No Socket.IO worker is reachable"}`)
 		return
 	}
-	h.sessions.closed(c.sid)
+	h.registry.closed(c.sid)
 	engineio.WriteError(w, engineio.CodeSessionIDUnknown)
 }
 
@@ -604,7 +604,7 @@ func (h *Handler) nextForHandshake(r *http.Request, c *call, err error) bool {
 	h.logger.Warn("Socket.IO worker unreachable; out of rotation, handshake sent to another",
 		zap.String("upstream", c.up.addr), zap.String("to", next.addr), zap.Duration("for", time.Duration(h.FailDuration)),
 		zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
-	c.up.sessions.Add(-1)
+	c.up.live.Add(-1)
 	c.up = next
 	return true
 }

@@ -25,9 +25,9 @@ const registryKey = "sessions"
 // upstreamState is a worker's live sessions and health.
 type upstreamState struct {
 	addr string
-	// sessions counts the live Engine.IO sessions this edge has on the
+	// live counts the live Engine.IO live this edge has on the
 	// worker, including handshakes in flight.
-	sessions atomic.Int64
+	live atomic.Int64
 	// checkedHealthy is the last active health check's verdict (true
 	// when there are no active checks).
 	checkedHealthy atomic.Bool
@@ -71,9 +71,9 @@ func (s *upstreamState) markDown(now time.Time, d time.Duration) {
 }
 
 // loadRegistry takes a reference to the process's session registry.
-func loadRegistry() *sessions {
+func loadRegistry() *registry {
 	v, _, _ := registries.LoadOrNew(registryKey, func() (caddy.Destructor, error) {
-		return newSessions(), nil
+		return newRegistry(), nil
 	})
-	return v.(*sessions)
+	return v.(*registry)
 }

@@ -60,7 +60,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 			h.passRefusal(w, r, c, res)
 		case r.Context().Err() != nil:
 			if c.sid == "" {
-				c.up.sessions.Add(-1)
+				c.up.live.Add(-1)
 			}
 		default:
 			h.upstreamFailed(w, r, c, err)
@@ -73,12 +73,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	if sid == "" {
 		if open, sid, err = h.readOpen(upConn, c); err != nil {
 			upConn.Close()
-			c.up.sessions.Add(-1)
+			c.up.live.Add(-1)
 			h.logger.Error("Socket.IO worker sent an unreadable handshake", zap.String("upstream", c.up.addr), zap.Error(err))
 			writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
 			return
 		}
-		h.sessions.opened(sid, c.up.upstreamState, idleOf(open), time.Now())
+		h.registry.opened(sid, c.up.upstreamState, idleOf(open), time.Now())
 		metrics.handshakes.WithLabelValues(c.up.addr, "websocket").Inc()
 	}
 
@@ -91,7 +91,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		upConn.Close()
 		if c.sid == "" {
 			// A polling session whose upgrade failed goes on in polling.
-			h.sessions.closed(sid)
+			h.registry.closed(sid)
 		}
 		h.logDebug("client WebSocket upgrade failed", r, err)
 		return
@@ -100,7 +100,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		if err := clientConn.WriteMessage(websocket.TextMessage, open); err != nil {
 			clientConn.Close()
 			upConn.Close()
-			h.sessions.closed(sid)
+			h.registry.closed(sid)
 			return
 		}
 	}
@@ -110,10 +110,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	// handler's stack are not held for the connection's life. Nothing
 	// below may touch r or its context, which net/http cancels.
 	client := security.ClientOf(r)
-	h.sessions.relayStarted(sid, c.up.upstreamState, time.Now())
+	h.registry.relayStarted(sid, c.up.upstreamState, time.Now())
 	// When the process exits: the Engine.IO close packet, then 1001, at
 	// this relay's moment in the drain period.
-	stop, relayDone := h.sessions.relaying(time.Duration(h.DrainPeriod))
+	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod))
 	// The session follows the policy of the moment (see policySlot), not
 	// the one of the config that upgraded it.
 	slot, own := h.slot, h.policy
@@ -139,7 +139,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 		err := relay.Relay(clientConn, upConn, opt)
 		stopWatching()
 		relayDone()
-		h.sessions.relayEnded(sid, newSession || upgraded.Load(), time.Now())
+		h.registry.relayEnded(sid, newSession || upgraded.Load(), time.Now())
 		if errors.Is(err, websocket.ErrReadLimit) {
 			h.refusedMessageSize(client, pol().maxPayload)
 		}
@@ -251,7 +251,7 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 			return false
 		}
 		told[ns] = true
-		h.sessions.left(sid, ns)
+		h.registry.left(sid, ns)
 		_ = inj.ToClient(disconnectPacket(ns))
 		return true
 	}
@@ -365,12 +365,12 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 					// instead, and so does the worker.
 					workerDrop.Store(workerAttachments(msg))
 					h.logWithdrawn(d, id, client)
-					h.sessions.left(sid, ns)
+					h.registry.left(sid, ns)
 					toWorker(ns)
 					return disconnectPacket(ns), nil
 				}
 			}
-			h.sessions.follow(sid, msg)
+			h.registry.follow(sid, msg)
 			return msg, nil
 		},
 	}
@@ -391,7 +391,7 @@ func (h *Handler) followClient(sid string, p []byte) {
 		return
 	}
 	if pkt, err := socketio.Read(p, false); err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Disconnect {
-		h.sessions.clientLeft(sid, string(pkt.Namespace))
+		h.registry.clientLeft(sid, string(pkt.Namespace))
 	}
 }
 
@@ -406,9 +406,9 @@ func isDenialPrefix(p []byte) bool {
 func (h *Handler) passRefusal(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
 	defer res.Body.Close()
 	if c.sid == "" {
-		c.up.sessions.Add(-1)
+		c.up.live.Add(-1)
 	} else if res.StatusCode == http.StatusBadRequest {
-		h.sessions.closed(c.sid)
+		h.registry.closed(c.sid)
 	}
 	if ce := h.logger.Check(zapcore.DebugLevel, "worker refused WebSocket upgrade"); ce != nil {
 		ce.Write(zap.String("upstream", c.up.addr), zap.Int("status", res.StatusCode), zap.String("remote_ip", security.ClientIP(r)))

@@ -50,12 +50,12 @@ func disconnectPacket(ns string) []byte {
 // that id may no longer use under pol, forgets them, and logs each.
 func (h *Handler) withdrawNamespaces(pol *policy, sid string, id identity.Identity, client security.Client) []string {
 	var out []string
-	for _, ns := range h.sessions.grantedTo(sid) {
+	for _, ns := range h.registry.grantedTo(sid) {
 		d := pol.admit(id, ns)
 		if d == nil {
 			continue
 		}
-		h.sessions.left(sid, ns)
+		h.registry.left(sid, ns)
 		h.logWithdrawn(d, id, client)
 		out = append(out, ns)
 	}
@@ -82,13 +82,13 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *cal
 	}
 	packets := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r))
 	if len(packets) > 0 {
-		if client, _ := h.sessions.attachmentsOf(c.sid); client.pending > 0 {
+		if client, _ := h.registry.attachmentsOf(c.sid); client.pending > 0 {
 			h.closeAwaitingAttachments(w, r, c)
 			return true
 		}
 		h.tellWorker(r, c, bytes.Join(packets, []byte{engineio.RecordSeparator}))
 	}
-	packets = append(h.sessions.takeOwed(c.sid), packets...)
+	packets = append(h.registry.takeOwed(c.sid), packets...)
 	if len(packets) == 0 {
 		return false
 	}
@@ -105,7 +105,7 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *cal
 // Engine.IO close packet, and the client, on this request, too.
 func (h *Handler) closeAwaitingAttachments(w http.ResponseWriter, r *http.Request, c *call) {
 	h.tellWorker(r, c, []byte{byte(engineio.Close)})
-	h.sessions.closed(c.sid)
+	h.registry.closed(c.sid)
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method == http.MethodPost {
@@ -171,7 +171,7 @@ func carriesData(typ byte) bool { return typ == '2' || typ == '3' || typ == '5' 
 // in their place and tells the worker; nil when nothing changes.
 func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte {
 	id := c.id.At(time.Now())
-	_, att := h.sessions.attachmentsOf(c.sid)
+	_, att := h.registry.attachmentsOf(c.sid)
 	parts := make([][]byte, 0, 4)
 	var told []string
 	changed := false
@@ -189,7 +189,7 @@ func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte
 				if !slices.Contains(told, ns) {
 					told = append(told, ns)
 					h.logWithdrawn(d, id, security.ClientOf(r))
-					h.sessions.left(c.sid, ns)
+					h.registry.left(c.sid, ns)
 					parts = append(parts, disconnectPacket(ns))
 				}
 				return nil
@@ -198,12 +198,12 @@ func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte
 		parts = append(parts, p)
 		return nil
 	})
-	h.sessions.setWorkerAttachments(c.sid, attachments{drop: att.drop})
+	h.registry.setWorkerAttachments(c.sid, attachments{drop: att.drop})
 	if !changed {
 		return nil
 	}
 	if len(told) > 0 {
-		if client, _ := h.sessions.attachmentsOf(c.sid); client.pending == 0 {
+		if client, _ := h.registry.attachmentsOf(c.sid); client.pending == 0 {
 			var tell [][]byte
 			for _, ns := range told {
 				tell = append(tell, disconnectPacket(ns))

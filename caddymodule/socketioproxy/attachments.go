@@ -71,22 +71,3 @@ func awaitsAttachments(pkt socketio.Packet) bool {
 // attachment: python-socketio would wait for attachments anyway and take
 // every later message of the session, the edge's own included, as one.
 var errNoAttachments = errors.New("a binary packet that announces no attachment")
-
-// workerAttachments is the attachment count of a worker's BINARY_EVENT
-// or BINARY_ACK, canonical ("451-/admin,[...]"); 0 for any other packet.
-func workerAttachments(p []byte) int64 {
-	if len(p) < 3 || p[0] != '4' || p[1] != '5' && p[1] != '6' {
-		return 0
-	}
-	var n int64
-	for _, c := range p[2:] {
-		if c == '-' {
-			return n
-		}
-		if c < '0' || c > '9' || n > 1<<40 {
-			return 0
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return 0
-}

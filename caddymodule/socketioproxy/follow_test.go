@@ -19,24 +19,29 @@ func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
 		return out
 	}
 
-	s.follow("sid", []byte(`40{"sid":"a"}`))
-	s.follow("sid", []byte(`40/admin,{"sid":"b"}`))
-	s.follow("sid", []byte(`40/admin,{"sid":"b"}`)) // counted once
-	s.follow("sid", []byte(`42["x"]`))
-	s.follow("sid", []byte(`44/chat,{"message":"no"}`))
-	s.follow("sid", []byte(`40`+denialPrefix+`abc,{"sid":"c"}`))
+	s.follow("sid", []byte(`40{"sid":"a"}`), true)
+	s.follow("sid", []byte(`40/admin,{"sid":"b"}`), true)
+	s.follow("sid", []byte(`40/admin,{"sid":"b"}`), true) // counted once
+	s.follow("sid", []byte(`42["x"]`), true)
+	s.follow("sid", []byte(`44/chat,{"message":"no"}`), true)
+	s.follow("sid", []byte(`40`+denialPrefix+`abc,{"sid":"c"}`), true)
 	assert.Equal(t, []string{"/", "/admin"}, names())
 
-	s.follow("sid", []byte(`41/admin,`))
+	s.follow("sid", []byte(`41/admin,`), true)
 	assert.Equal(t, []string{"/"}, names())
-	s.follow("sid", []byte(`41`))
+	s.follow("sid", []byte(`41`), true)
+	assert.Empty(t, names())
+
+	// From a long-poll's first bytes: a namespace cut short is not read.
+	s.follow("sid", []byte(`40/adm`), false)
+	s.follow("sid", []byte(`40`), false)
 	assert.Empty(t, names())
 
 	for i := range 100 {
 		s.joined("sid", "/n"+string(rune('a'+i%26))+string(rune('a'+i/26)))
 	}
 	assert.Len(t, names(), maxNamespacesPerSession, "bounded per session")
-	s.follow("other", []byte(`40{"sid":"x"}`)) // unknown session: ignored
+	s.follow("other", []byte(`40{"sid":"x"}`), true) // unknown session: ignored
 }
 
 // A client's DISCONNECT counts as python-socketio reads it.

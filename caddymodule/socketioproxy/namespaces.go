@@ -2,9 +2,6 @@ package socketioproxy
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -57,19 +54,22 @@ func (nr *NamespaceRule) validate(ns string) error {
 	return nil
 }
 
-// denial is a refused CONNECT, and what the client is told.
+// denial is a refused CONNECT, what the client is told, and why, for
+// the log.
 type denial struct {
-	Namespace string         `json:"n"`
-	Message   string         `json:"m"`
-	Data      map[string]any `json:"d"`
-	reason    string
+	socketio.Denial
+	reason string
+}
+
+func newDenial(ns, message string, data map[string]any, reason string) *denial {
+	return &denial{socketio.Denial{Namespace: ns, Message: message, Data: data}, reason}
 }
 
 // admit applies the namespace's rule to the client; nil admits.
 func (p *policy) admit(id identity.Identity, ns string) *denial {
 	if strings.HasPrefix(ns, denialPrefix) {
-		return &denial{ns, "This namespace is reserved by the edge.",
-			map[string]any{"reason": "reserved", "namespace": ns}, "reserved namespace"}
+		return newDenial(ns, "This namespace is reserved by the edge.",
+			map[string]any{"reason": "reserved", "namespace": ns}, "reserved namespace")
 	}
 	rule, ok := p.namespaces[ns]
 	if !ok {
@@ -81,72 +81,19 @@ func (p *policy) admit(id identity.Identity, ns string) *denial {
 	case rule.Access == AccessPublic:
 		return nil
 	case id.Anonymous():
-		return &denial{ns, "Log in to use the " + ns + " namespace.",
-			map[string]any{"reason": "unauthenticated", "namespace": ns}, "not logged in"}
+		return newDenial(ns, "Log in to use the "+ns+" namespace.",
+			map[string]any{"reason": "unauthenticated", "namespace": ns}, "not logged in")
 	case rule.Access == AccessAuthenticated || id.HasRole(rule.Roles):
 		return nil
 	}
-	return &denial{ns, "The " + ns + " namespace requires the role " + strings.Join(rule.Roles, " or ") + ".",
-		map[string]any{"reason": "role", "namespace": ns, "required": rule.Roles}, "role missing"}
+	return newDenial(ns, "The "+ns+" namespace requires the role "+strings.Join(rule.Roles, " or ")+".",
+		map[string]any{"reason": "role", "namespace": ns, "required": rule.Roles}, "role missing")
 }
 
-// A denied CONNECT is not forwarded as it was, and yet the client must
-// receive its CONNECT_ERROR on its own transport: on polling, that is in
-// the response to a long-poll GET the worker is holding, possibly at
-// another edge. So the edge forwards instead a CONNECT to a namespace
-// that carries the denial, under a prefix no application uses:
-//
-//	40/.flaskedge-denied/<base64url of {"n":ns,"m":message,"d":data}>,
-//
-// python-socketio answers it at once, in order with everything else it
-// sends, with "44/.flaskedge-denied/...,"Unable to connect"", and
-// whichever edge relays that answer turns it into the client's
-// CONNECT_ERROR for the namespace it asked for. No edge keeps state, and
-// the worker never connects the client to the namespace it was denied.
-// (An app that accepts every namespace, python-socketio's
-// namespaces='*', connects the marker namespace instead; the client is
-// still told CONNECT_ERROR, and the marker namespace sees no traffic.)
-const denialPrefix = "/.flaskedge-denied/"
-
-// connectFor is the CONNECT packet the edge forwards for a denied one.
-func (d *denial) connectFor() []byte {
-	js, _ := json.Marshal(d)
-	b := make([]byte, 0, 3+len(denialPrefix)+base64.RawURLEncoding.EncodedLen(len(js)))
-	b = append(b, "40"...)
-	b = append(b, denialPrefix...)
-	b = base64.RawURLEncoding.AppendEncode(b, js)
-	return append(b, ',')
-}
-
-// isDenialReply reports whether a packet from a worker may be its answer
-// to a denial CONNECT: "44" (or "40") and the marker namespace.
-func isDenialReply(p []byte) bool {
-	return len(p) > 2+len(denialPrefix) && p[0] == '4' && (p[1] == '4' || p[1] == '0') &&
-		string(p[2:2+len(denialPrefix)]) == denialPrefix
-}
-
-var errNotDenial = errors.New("not a denial reply")
-
-// connectErrorFor turns a worker's answer to a denial CONNECT into the
-// client's CONNECT_ERROR.
-func connectErrorFor(p []byte) ([]byte, error) {
-	if !isDenialReply(p) {
-		return nil, errNotDenial
-	}
-	enc, _, _ := bytes.Cut(p[2+len(denialPrefix):], []byte{','})
-	js, err := base64.RawURLEncoding.DecodeString(string(enc))
-	if err != nil {
-		return nil, err
-	}
-	var d denial
-	if err := json.Unmarshal(js, &d); err != nil {
-		return nil, err
-	}
-	if !strings.HasPrefix(d.Namespace, "/") || strings.ContainsAny(d.Namespace, ",") {
-		return nil, errNotDenial
-	}
-	return socketio.EncodeConnectError(d.Namespace, d.Message, d.Data), nil
-}
+// A denied CONNECT reaches the worker as a CONNECT to the edge's marker
+// namespace (see socketio.Denial), whose answer whichever edge relays it
+// turns into the client's CONNECT_ERROR.
+const denialPrefix = socketio.DenialPrefix
 
 // errMalformedPacket is a client packet the edge will not forward.
 type errMalformedPacket struct{ err error }
@@ -215,7 +162,7 @@ func (h *Handler) checkPacket(pol *policy, client security.Client, w who, p []by
 	security.Refused(security.ReasonNamespace)
 	security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied, d.reason, client,
 		security.Fields{UserID: who.UserID, Namespace: d.Namespace})
-	return pkt, d.connectFor(), nil
+	return pkt, d.Connect(), nil
 }
 
 // logWithdrawn counts and logs a namespace taken from a live session.
@@ -286,7 +233,7 @@ func fixDenialReplies(body []byte) []byte {
 		if len(out) > 0 {
 			out = append(out, engineio.RecordSeparator)
 		}
-		if ce, err := connectErrorFor(p); err == nil {
+		if ce, ok := socketio.DenialConnectError(p); ok {
 			p = ce
 		}
 		out = append(out, p...)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/flaskedge/flaskedge/internal/socketio"
 )
 
 func rulesHandler() *Handler {
@@ -60,18 +61,18 @@ func TestAdmitAppliesTheNamespaceRules(t *testing.T) {
 func TestDenialRoundTripsThroughTheWorkersAnswer(t *testing.T) {
 	h := rulesHandler()
 	d := h.policy.admit(identity.Identity{UserID: "7", Roles: "user"}, "/admin")
-	connect := d.connectFor()
+	connect := d.Connect()
 	assert.True(t, strings.HasPrefix(string(connect), "40"+denialPrefix))
 	assert.NotContains(t, string(connect[2:len(connect)-1]), ",")
 
 	ns := string(connect[2 : len(connect)-1])
 	for _, reply := range []string{`44` + ns + `,"Unable to connect"`, `40` + ns + `,{"sid":"x"}`} {
-		ce, err := connectErrorFor([]byte(reply))
-		require.NoError(t, err)
+		ce, ok := socketio.DenialConnectError([]byte(reply))
+		require.True(t, ok)
 		assert.Equal(t, `44/admin,{"message":"The /admin namespace requires the role admin.","data":{"namespace":"/admin","reason":"role","required":["admin"]}}`, string(ce))
 	}
-	_, err := connectErrorFor([]byte(`44/admin,"x"`))
-	assert.Error(t, err)
+	_, ok := socketio.DenialConnectError([]byte(`44/admin,"x"`))
+	assert.False(t, ok)
 }
 
 func requestAs(id, role string) *http.Request {
@@ -119,7 +120,7 @@ func TestNonCanonicalConnectsToAdminAreDenied(t *testing.T) {
 
 func TestFixDenialRepliesLeavesOtherPacketsAlone(t *testing.T) {
 	d := rulesHandler().policy.admit(identity.Identity{}, "/chat")
-	ns := string(d.connectFor()[2 : len(d.connectFor())-1])
+	ns := string(d.Connect()[2 : len(d.Connect())-1])
 	body := []byte("2\x1e44" + ns + ",\"Unable to connect\"\x1e42[\"x\"]")
 	out := string(fixDenialReplies(body))
 	assert.Equal(t, "2\x1e44/chat,{\"message\":\"Log in to use the /chat namespace.\",\"data\":{\"namespace\":\"/chat\",\"reason\":\"unauthenticated\"}}\x1e42[\"x\"]", out)

@@ -173,7 +173,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		_, _ = io.Copy(w, res.Body)
 		return
 	}
-	pw := &pollWatcher{w: w, sid: c.sid, sessions: h.registry}
+	pw := &pollWatcher{w: w, sid: c.sid, registry: h.registry, whole: true}
 	if _, err := io.Copy(pw, res.Body); err != nil {
 		h.logDebug("poll response cut short", r, err)
 	}
@@ -186,13 +186,14 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 type pollWatcher struct {
 	w        io.Writer
 	sid      string
-	sessions *registry
+	registry *registry
 	packets  int
 	size     int64
 	// head is the start of the packet being streamed, enough to read a
 	// CONNECT reply's or DISCONNECT's namespace.
 	head    [maxNamespaceHead]byte
 	headLen int
+	whole   bool // the packet being streamed fits in head so far
 }
 
 // maxNamespaceHead bounds the start of a packet pollWatcher keeps: "40",
@@ -207,7 +208,9 @@ func (pw *pollWatcher) Write(p []byte) (int, error) {
 		if i >= 0 {
 			part = rest[:i]
 		}
-		pw.headLen += copy(pw.head[pw.headLen:], part)
+		n := copy(pw.head[pw.headLen:], part)
+		pw.headLen += n
+		pw.whole = pw.whole && n == len(part)
 		if i < 0 {
 			break
 		}
@@ -219,8 +222,8 @@ func (pw *pollWatcher) Write(p []byte) (int, error) {
 
 func (pw *pollWatcher) endPacket() {
 	pw.packets++
-	pw.sessions.follow(pw.sid, pw.head[:pw.headLen])
-	pw.headLen = 0
+	pw.registry.follow(pw.sid, pw.head[:pw.headLen], pw.whole)
+	pw.headLen, pw.whole = 0, true
 }
 
 func (pw *pollWatcher) done() {
@@ -271,7 +274,7 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c
 		packets := 0
 		_ = engineio.Packets(body, func(p []byte) error {
 			packets++
-			h.registry.follow(c.sid, p)
+			h.registry.follow(c.sid, p, true)
 			return nil
 		})
 		count(false, false, packets, int64(len(body)))

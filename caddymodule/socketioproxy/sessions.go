@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/flaskedge/flaskedge/internal/socketio"
 )
 
 // registry tracks the Engine.IO registry live on this edge, so that the
@@ -375,24 +377,18 @@ func (s *registry) clientLeft(sid, ns string) {
 	}
 }
 
-// follow updates session sid's namespaces from one Engine.IO packet the
-// worker sent: a CONNECT reply joins, a DISCONNECT leaves. The worker
-// writes canonical packets: "40{...}" for "/", "40/chat,{...}" otherwise.
-func (s *registry) follow(sid string, p []byte) {
-	if len(p) < 2 || p[0] != '4' || (p[1] != '0' && p[1] != '1') || isDenialReply(p) {
+// follow updates session sid's namespaces from a message the worker sent,
+// or its first bytes (whole false): a CONNECT reply joins, a DISCONNECT
+// leaves; the answers to the edge's denial CONNECTs do neither.
+func (s *registry) follow(sid string, p []byte, whole bool) {
+	h, ok := socketio.ReadWorker(p, whole)
+	if !ok || socketio.IsDenialReply(p) {
 		return
 	}
-	ns := "/"
-	if len(p) > 2 && p[2] == '/' {
-		end := bytes.IndexByte(p[2:], ',')
-		if end < 0 {
-			end = len(p) - 2
-		}
-		ns = string(p[2 : 2+end])
-	}
-	if p[1] == '0' {
-		s.joined(sid, ns)
-	} else {
-		s.left(sid, ns)
+	switch h.Type {
+	case socketio.Connect:
+		s.joined(sid, string(h.Namespace))
+	case socketio.Disconnect:
+		s.left(sid, string(h.Namespace))
 	}
 }

@@ -156,16 +156,16 @@ type Handler struct {
 	// (see Dashboard). Default: off.
 	Dashboard *Dashboard `json:"dashboard,omitempty"`
 
-	pool     *pool
-	registry *registry
-	policy   *policy      // this config's
-	slot     *policySlot  // the policy live WebSockets follow
-	root     caddy.Module // this config's, in slot
-	buckets  *buckets     // nil without rate limits
-	client   *clientFiles // nil without ClientPath
-	logger   *zap.Logger
-	security *zap.Logger
-	healthLoop  *background
+	pool       *pool
+	registry   *registry
+	policy     *policy      // this config's
+	slot       *policySlot  // the policy live WebSockets follow
+	root       caddy.Module // this config's, in slot
+	buckets    *buckets     // nil without rate limits
+	client     *clientFiles // nil without ClientPath
+	logger     *zap.Logger
+	security   *zap.Logger
+	healthLoop *background
 }
 
 // background is the handler's own goroutines, the health checks, which

@@ -338,39 +338,46 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 			return true
 		},
 		Peek: func(p []byte) bool {
-			if len(p) >= 2 && p[0] == '4' && (p[1] == '0' || p[1] == '1') || isDenialPrefix(p) {
+			if socketio.IsDenialReply(p) {
 				return true
 			}
-			pl := pol()
-			if !pl.hasRules() {
+			head, ok := socketio.ReadWorker(p, len(p) < maxWorkerPeek)
+			if !ok {
+				// Not a Socket.IO message, or a header longer than the
+				// peek: read whole those that may matter.
+				t, isMessage := socketio.WorkerType(p)
+				return isMessage && (t == socketio.Connect || t == socketio.Disconnect ||
+					pol().hasRules() && socketio.Head{Type: t}.CarriesData())
+			}
+			switch {
+			case head.Type == socketio.Connect || head.Type == socketio.Disconnect:
+				return true
+			case !head.CarriesData():
 				return false
 			}
-			typ, ns, ok := workerNamespace(p)
-			if !ok {
-				// A namespace longer than the peek: read it whole.
-				return len(p) == maxWorkerPeek && len(p) > 2 && p[0] == '4' && carriesData(p[1])
-			}
-			return carriesData(typ) && pl.admit(live.recent(), ns) != nil
+			pl := pol()
+			return pl.hasRules() && pl.admit(live.recent(), string(head.Namespace)) != nil
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
-			if ce, err := connectErrorFor(msg); err == nil {
+			if ce, ok := socketio.DenialConnectError(msg); ok {
 				return ce, nil
 			}
-			if typ, ns, ok := workerNamespace(msg); ok && carriesData(typ) {
+			if head, ok := socketio.ReadWorker(msg, true); ok && head.CarriesData() {
+				ns := string(head.Namespace)
 				id := live.recent()
 				if d := pol().admit(id, ns); d != nil {
 					// The worker's data for a namespace withdrawn from
 					// the session, and its attachments, do not reach
 					// the client; the client gets the DISCONNECT
 					// instead, and so does the worker.
-					workerDrop.Store(workerAttachments(msg))
+					workerDrop.Store(head.Attachments)
 					h.logWithdrawn(d, id, client)
 					h.registry.left(sid, ns)
 					toWorker(ns)
 					return disconnectPacket(ns), nil
 				}
 			}
-			h.registry.follow(sid, msg)
+			h.registry.follow(sid, msg, true)
 			return msg, nil
 		},
 	}
@@ -381,25 +388,12 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 // at: a packet header and a namespace of usual length.
 const maxWorkerPeek = 32
 
-// isDisconnect says whether a client message starts like a DISCONNECT.
-func isDisconnect(p []byte) bool { return len(p) >= 2 && p[0] == '4' && p[1] == '1' }
-
 // followClient records a client's DISCONNECT of a namespace, read as
 // python-socketio reads it.
 func (h *Handler) followClient(sid string, p []byte) {
-	if !isDisconnect(p) {
-		return
-	}
 	if pkt, err := socketio.Read(p, false); err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Disconnect {
 		h.registry.clientLeft(sid, string(pkt.Namespace))
 	}
-}
-
-// isDenialPrefix says whether a worker's message starts like an answer to
-// a denial CONNECT.
-func isDenialPrefix(p []byte) bool {
-	return len(p) >= 2+len(denialPrefix) && p[0] == '4' && (p[1] == '4' || p[1] == '0') &&
-		string(p[2:2+len(denialPrefix)]) == denialPrefix
 }
 
 // passRefusal relays the worker's HTTP answer to an upgrade it refused.

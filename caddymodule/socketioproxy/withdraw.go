@@ -15,6 +15,7 @@ import (
 	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/relay"
 	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/flaskedge/flaskedge/internal/socketio"
 )
 
 // A Socket.IO session outlives the request that opened it. Its user is
@@ -135,36 +136,6 @@ func (h *Handler) tellWorker(r *http.Request, c *call, payload []byte) {
 	}
 }
 
-// workerNamespace reads the type and namespace of a Socket.IO packet the
-// worker sent, in the canonical form python-socketio writes
-// ("42/admin,[...]", "451-/admin,[...]", "43[...]" for "/"). ok is false
-// when p is not such a packet or its namespace does not end within p.
-func workerNamespace(p []byte) (typ byte, ns string, ok bool) {
-	if len(p) < 2 || p[0] != '4' || p[1] < '0' || p[1] > '6' {
-		return 0, "", false
-	}
-	typ, rest := p[1], p[2:]
-	if typ == '5' || typ == '6' {
-		i := bytes.IndexByte(rest, '-')
-		if i < 0 {
-			return 0, "", false
-		}
-		rest = rest[i+1:]
-	}
-	if len(rest) == 0 || rest[0] != '/' {
-		return typ, "/", true
-	}
-	end := bytes.IndexByte(rest, ',')
-	if end < 0 {
-		return 0, "", false
-	}
-	return typ, string(rest[:end]), true
-}
-
-// carriesData reports whether a worker packet of type typ carries the
-// namespace's data to the client: EVENT, ACK and their binary forms.
-func carriesData(typ byte) bool { return typ == '2' || typ == '3' || typ == '5' || typ == '6' }
-
 // filterWorkerPoll drops, from a long-poll response, the worker's data
 // packets for namespaces the session's user may no longer use (with their
 // binary attachments, here or in a later response), puts one DISCONNECT
@@ -182,10 +153,11 @@ func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte
 				return nil
 			}
 		}
-		if typ, ns, ok := workerNamespace(p); ok && carriesData(typ) {
+		if head, ok := socketio.ReadWorker(p, true); ok && head.CarriesData() {
+			ns := string(head.Namespace)
 			if d := c.pol.admit(id, ns); d != nil {
 				changed = true
-				att.drop = workerAttachments(p)
+				att.drop = head.Attachments
 				if !slices.Contains(told, ns) {
 					told = append(told, ns)
 					h.logWithdrawn(d, id, security.ClientOf(r))

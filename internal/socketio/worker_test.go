@@ -36,6 +36,9 @@ func TestReadWorker(t *testing.T) {
 		{`4612-["a"]`, false, true, BinaryAck, "/", 12},
 		{`451`, false, false, 0, "", 0},
 		{`45-[]`, true, false, 0, "", 0},
+		{`45["x"]`, true, false, 0, "", 0}, // no attachment count
+		{`42/admin`, false, false, 0, "", 0},
+		{`40`, false, false, 0, "", 0}, // a namespace may follow
 		{`45x-[]`, true, false, 0, "", 0},
 		{`47`, true, false, 0, "", 0},
 		{`2`, true, false, 0, "", 0},

@@ -12,7 +12,7 @@ import (
 func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
 	s := &registry{live: map[string]*session{}}
 	up := &upstreamState{addr: "w:1"}
-	s.opened("sid", up, time.Minute, time.Now())
+	s.opened("sid", takeSeat(up), time.Minute, time.Now())
 	names := func() []string {
 		var out []string
 		s.each(func(_ *upstreamState, _ bool, ns []string) { out = append(out, ns...) })
@@ -47,7 +47,7 @@ func TestSessionNamespacesFollowConnectRepliesAndDisconnects(t *testing.T) {
 // A client's DISCONNECT counts as python-socketio reads it.
 func TestClientDisconnectLeavesTheNamespacePythonReads(t *testing.T) {
 	h := &Handler{registry: &registry{live: map[string]*session{}}}
-	h.registry.opened("sid", &upstreamState{}, time.Minute, time.Now())
+	h.registry.opened("sid", takeSeat(&upstreamState{}), time.Minute, time.Now())
 	h.registry.joined("sid", "/admin")
 	h.followClient("sid", []byte(`41/admin?x=1,`))
 	h.registry.each(func(_ *upstreamState, _ bool, ns []string) { assert.Empty(t, ns) })

@@ -17,13 +17,10 @@ import (
 	"github.com/flaskedge/flaskedge/internal/security"
 )
 
-// maxOpenResponse bounds the handshake response the edge reads whole to
-// seal its sid; an open packet is a few hundred bytes.
-const maxOpenResponse = 64 << 10
-
 // servePolling relays one long-polling request: a GET that receives
 // packets (or opens the session) or a POST that sends them.
-func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) {
+func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
+	r := c.r
 	var body, accepted []byte
 	var clientAtt attachments // the client's attachments once the worker takes the body
 	closing := false
@@ -37,10 +34,10 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 				// Read on, up to as much again, so a client that sends
 				// a too large body sees the 413 rather than a reset.
 				_, _ = io.CopyN(io.Discard, r.Body, c.pol.maxPayload)
-				h.refuseTooLarge(w, r, c.pol.maxPayload)
+				h.refuseTooLarge(w, c, c.pol.maxPayload)
 				return
 			}
-			h.logger.Info("polling body not received", zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
+			h.logger.Info("polling body not received", zap.String("remote_ip", c.client.IP), zap.Error(err))
 			security.Refused(security.ReasonMalformed)
 			return
 		}
@@ -57,7 +54,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		count(true, false, packets, int64(len(body)))
 		if err == nil && messages > 0 && h.buckets != nil && h.RateLimits.Messages != nil {
 			if ok, _ := h.buckets.take("m:"+c.sid, h.RateLimits.Messages, messages); !ok {
-				h.closeForRate(w, r, c)
+				h.closeForRate(w, c)
 				return
 			}
 		}
@@ -69,14 +66,14 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			// becomes its DISCONNECT, owed to the client too.
 			att, _ := h.registry.attachmentsOf(c.sid)
 			var checked []byte
-			checked, owed, err = h.checkPayload(c.pol, security.ClientOf(r), c.id, body, &att)
+			checked, owed, err = h.checkPayload(c.pol, c.client, c.id, body, &att)
 			if err == nil && c.pol.hasRules() {
 				// Namespaces withdrawn since: the worker is told after
 				// this body's packets, once it awaits no attachment
 				// that would swallow the DISCONNECT.
-				if gone := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r)); len(gone) > 0 {
+				if gone := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), c.client); len(gone) > 0 {
 					if att.pending > 0 {
-						h.closeAwaitingAttachments(w, r, c)
+						h.closeAwaitingAttachments(w, c)
 						return
 					}
 					checked = bytes.Join(append([][]byte{checked}, gone...), []byte{engineio.RecordSeparator})
@@ -88,7 +85,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			body = checked
 		}
 		if err != nil {
-			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "polling body: "+err.Error())
+			h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "polling body: "+err.Error())
 			return
 		}
 		if len(owed) > 0 {
@@ -96,7 +93,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 	}
 
-	if r.Method == http.MethodGet && c.sid != "" && h.withdrawPolling(w, r, c) {
+	if r.Method == http.MethodGet && c.sid != "" && h.withdrawPolling(w, c) {
 		return
 	}
 	ctx := r.Context()
@@ -110,7 +107,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
-		h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, err.Error())
+		h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, err.Error())
 		return
 	}
 	if body == nil {
@@ -119,7 +116,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	out.Header = upstreamHeader(r, false)
 	out.Host = r.Host
 	res, err := c.up.http.RoundTrip(out)
-	for err != nil && h.nextForHandshake(r, c, err) {
+	for err != nil && h.nextForHandshake(c, err) {
 		out = out.Clone(r.Context())
 		out.URL, _ = url.Parse(c.up.httpURL(c.uri))
 		res, err = c.up.http.RoundTrip(out)
@@ -132,20 +129,17 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 			return
 		}
 		if r.Context().Err() != nil {
-			if c.sid == "" {
-				c.up.live.Add(-1)
-			}
-			h.logDebug("client went away during a poll", r, err)
+			h.logDebug("client went away during a poll", c, err)
 			return
 		}
-		h.upstreamFailed(w, r, c, err)
+		h.upstreamFailed(w, c, err)
 		return
 	}
 	defer res.Body.Close()
 
 	switch {
 	case c.sid == "":
-		h.relayHandshake(w, r, c, res)
+		h.relayHandshake(w, c, res)
 		return
 	case res.StatusCode == http.StatusBadRequest:
 		// The worker no longer knows the session.
@@ -164,7 +158,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	removeHopHeaders(res.Header)
 	if c.pol.hasRules() && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
-		h.relayPollWithDenials(w, r, c, res)
+		h.relayPollWithDenials(w, c, res)
 		return
 	}
 	copyHeader(w.Header(), res.Header)
@@ -175,7 +169,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	pw := &pollWatcher{w: w, sid: c.sid, registry: h.registry, whole: true}
 	if _, err := io.Copy(pw, res.Body); err != nil {
-		h.logDebug("poll response cut short", r, err)
+		h.logDebug("poll response cut short", c, err)
 	}
 	pw.done()
 }
@@ -235,17 +229,10 @@ func (pw *pollWatcher) done() {
 
 // closeForRate ends a polling session over its message rate: its worker
 // gets a close packet instead of the messages, and the client 429.
-func (h *Handler) closeForRate(w http.ResponseWriter, r *http.Request, c *call) {
-	out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader([]byte{byte(engineio.Close)}))
-	if err == nil {
-		out.Header = upstreamHeader(r, false)
-		out.Host = r.Host
-		if res, err := c.up.http.RoundTrip(out); err == nil {
-			res.Body.Close()
-		}
-	}
+func (h *Handler) closeForRate(w http.ResponseWriter, c *call) {
+	h.tellWorker(c, []byte{byte(engineio.Close)})
 	h.registry.closed(c.sid)
-	h.tooMany(w, r, time.Duration(h.RateLimits.Messages.Window), "session over its message rate "+h.RateLimits.Messages.String()+"; closed")
+	h.tooMany(w, c, time.Duration(h.RateLimits.Messages.Window), "session over its message rate "+h.RateLimits.Messages.String()+"; closed")
 }
 
 // maxRewrittenPoll bounds the long-poll response the edge reads whole to
@@ -255,10 +242,10 @@ const maxRewrittenPoll = 64 << 20
 
 // relayPollWithDenials passes a long-poll response with the worker's
 // answers to denial CONNECTs turned into the client's CONNECT_ERRORs.
-func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
+func (h *Handler) relayPollWithDenials(w http.ResponseWriter, c *call, res *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxRewrittenPoll+1))
 	if err != nil {
-		h.logDebug("poll response cut short", r, err)
+		h.logDebug("poll response cut short", c, err)
 		return
 	}
 	if len(body) > maxRewrittenPoll {
@@ -267,7 +254,7 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c
 		return
 	}
 	body = fixDenialReplies(body)
-	if filtered := h.filterWorkerPoll(r, c, body); filtered != nil {
+	if filtered := h.filterWorkerPoll(c, body); filtered != nil {
 		body = filtered
 	}
 	if len(body) > 0 {
@@ -283,69 +270,6 @@ func (h *Handler) relayPollWithDenials(w http.ResponseWriter, r *http.Request, c
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
-}
-
-// relayHandshake passes the worker's answer to a polling handshake with
-// the sid in its open packet sealed to the worker.
-func (h *Handler) relayHandshake(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
-	removeHopHeaders(res.Header)
-	if res.StatusCode != http.StatusOK {
-		c.up.live.Add(-1)
-		copyHeader(w.Header(), res.Header)
-		w.WriteHeader(res.StatusCode)
-		_, _ = io.Copy(w, io.LimitReader(res.Body, maxOpenResponse))
-		return
-	}
-	payload, err := io.ReadAll(io.LimitReader(res.Body, maxOpenResponse+1))
-	var sealed []byte
-	var sid string
-	if err == nil && len(payload) <= maxOpenResponse {
-		sealed, sid, err = h.sealOpen(payload, c)
-	} else if err == nil {
-		err = errors.New("handshake response larger than 64 KiB")
-	}
-	if err != nil {
-		c.up.live.Add(-1)
-		h.logger.Error("Socket.IO worker sent an unreadable handshake", zap.String("upstream", c.up.addr), zap.Error(err))
-		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
-		return
-	}
-	h.registry.opened(sid, c.up.upstreamState, idleOf(sealed), time.Now())
-	metrics.handshakes.WithLabelValues(c.up.addr, "polling").Inc()
-	copyHeader(w.Header(), res.Header)
-	w.Header().Set("Content-Length", strconv.Itoa(len(sealed)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(sealed)
-}
-
-// sealOpen rewrites the open packet at the start of payload so its sid is
-// sealed to the call's worker, and returns the payload and the sealed sid.
-func (h *Handler) sealOpen(payload []byte, c *call) ([]byte, string, error) {
-	first, rest, more := bytes.Cut(payload, []byte{engineio.RecordSeparator})
-	o, err := engineio.ParseOpen(first)
-	if err != nil {
-		return nil, "", err
-	}
-	sid := h.pool.codec.Seal(c.up.tag, o.SID, c.owner)
-	open, _, err := engineio.ReplaceOpenSID(first, sid)
-	if err != nil {
-		return nil, "", err
-	}
-	if more {
-		open = append(append(open, engineio.RecordSeparator), rest...)
-	}
-	return open, sid, nil
-}
-
-// idleOf is how long the session of this open packet may stay silent:
-// pingInterval + pingTimeout, plus grace.
-func idleOf(open []byte) time.Duration {
-	first, _, _ := bytes.Cut(open, []byte{engineio.RecordSeparator})
-	o, err := engineio.ParseOpen(first)
-	if err != nil || o.PingInterval <= 0 {
-		return defaultIdle
-	}
-	return time.Duration(o.PingInterval+o.PingTimeout)*time.Millisecond + 5*time.Second
 }
 
 var errTooLarge = errors.New("body exceeds max_payload")
@@ -372,19 +296,19 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 
 // refuseTooLarge answers a body over MaxPayload as the reference server
 // does, with 413.
-func (h *Handler) refuseTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
+func (h *Handler) refuseTooLarge(w http.ResponseWriter, c *call, max int64) {
 	security.Refused(security.ReasonSize)
-	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
-		c.Write(zap.String("reason", "size"), zap.Int64("max_payload", max),
-			zap.String("remote_ip", security.ClientIP(r)), zap.String("uri", r.URL.Path))
+	if ce := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); ce != nil {
+		ce.Write(zap.String("reason", "size"), zap.Int64("max_payload", max),
+			zap.String("remote_ip", c.client.IP), zap.String("uri", c.r.URL.Path))
 	}
 	w.Header().Set("Connection", "close")
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusRequestEntityTooLarge)
 }
 
-func (h *Handler) logDebug(msg string, r *http.Request, err error) {
-	if c := h.logger.Check(zapcore.DebugLevel, msg); c != nil {
-		c.Write(zap.String("remote_ip", security.ClientIP(r)), zap.String("uri", r.URL.Path), zap.Error(err))
+func (h *Handler) logDebug(msg string, c *call, err error) {
+	if ce := h.logger.Check(zapcore.DebugLevel, msg); ce != nil {
+		ce.Write(zap.String("remote_ip", c.client.IP), zap.String("uri", c.r.URL.Path), zap.Error(err))
 	}
 }

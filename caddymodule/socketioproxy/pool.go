@@ -30,8 +30,8 @@ type pool struct {
 	next      atomic.Uint64 // rotation start for ties and round robin
 }
 
-// pick chooses the worker for a new session and counts the session on it;
-// nil when no worker is healthy.
+// pick chooses the worker for a new session; nil when no worker is
+// healthy. The caller takes a seat on it.
 func (p *pool) pick(now time.Time) *upstream {
 	n := len(p.upstreams)
 	start := int(p.next.Add(1) % uint64(n))
@@ -48,9 +48,6 @@ func (p *pool) pick(now time.Time) *upstream {
 		if best == nil || u.live.Load() < best.live.Load() {
 			best = u
 		}
-	}
-	if best != nil {
-		best.live.Add(1)
 	}
 	return best
 }

@@ -40,6 +40,7 @@ type registry struct {
 
 type session struct {
 	up        *upstreamState
+	seat      *seat // its place in up's live count
 	lastSeen  time.Time
 	idle      time.Duration // silence after which a polling session is gone
 	websocket bool          // a relay runs: live until it ends
@@ -114,11 +115,14 @@ func (s *registry) Destruct() error {
 	return nil
 }
 
-// opened records a session whose handshake this edge relayed; pick
-// already counted it on its worker.
-func (s *registry) opened(sid string, up *upstreamState, idle time.Duration, now time.Time) {
+// opened records a session whose handshake this edge relayed, taking
+// over the handshake's seat.
+func (s *registry) opened(sid string, st *seat, idle time.Duration, now time.Time) {
 	s.mu.Lock()
-	s.live[sid] = &session{up: up, lastSeen: now, idle: idle}
+	if old, ok := s.live[sid]; ok {
+		old.seat.free()
+	}
+	s.live[sid] = &session{up: st.up, seat: st, lastSeen: now, idle: idle}
 	s.mu.Unlock()
 }
 
@@ -136,9 +140,8 @@ func (s *registry) touch(sid string, up *upstreamState, now time.Time) *session 
 		ss.lastSeen = now
 		return ss
 	}
-	ss := &session{up: up, lastSeen: now, idle: defaultIdle}
+	ss := &session{up: up, seat: takeSeat(up), lastSeen: now, idle: defaultIdle}
 	s.live[sid] = ss
-	up.live.Add(1)
 	return ss
 }
 
@@ -310,7 +313,7 @@ func (s *registry) closed(sid string) {
 	s.mu.Lock()
 	if ss, ok := s.live[sid]; ok {
 		delete(s.live, sid)
-		ss.up.live.Add(-1)
+		ss.seat.free()
 	}
 	s.mu.Unlock()
 }
@@ -321,7 +324,7 @@ func (s *registry) sweep(now time.Time) {
 	for sid, ss := range s.live {
 		if !ss.websocket && now.Sub(ss.lastSeen) > ss.idle {
 			delete(s.live, sid)
-			ss.up.live.Add(-1)
+			ss.seat.free()
 		}
 	}
 	s.mu.Unlock()

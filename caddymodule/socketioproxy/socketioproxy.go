@@ -21,7 +21,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
-	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/sticky"
 )
@@ -389,7 +388,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if strings.HasPrefix(engineio.WorkerPath(r.URL.EscapedPath()), h.Path) {
 			// "//socket.io/": the worker reduces the slashes and serves
 			// it as Engine.IO; the edge would have passed it on unchecked.
-			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "path reaches the Engine.IO path only once its leading slashes are reduced")
+			h.refuse(w, h.newCall(r), engineio.CodeBadRequest, security.ReasonMalformed, "path reaches the Engine.IO path only once its leading slashes are reduced")
 			return nil
 		}
 		if h.client.serves(r) {
@@ -398,12 +397,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return next.ServeHTTP(w, r)
 	}
+	c := h.newCall(r)
+	defer c.end()
+	if !h.admit(w, c) || !h.route(w, c) {
+		return nil
+	}
+	if c.q.Transport == engineio.WebSocket {
+		h.serveWebSocket(w, c)
+		return nil
+	}
+	if c.sid != "" {
+		ok, done := h.registry.poll(r.Context(), c.sid, c.up.upstreamState, r.Method == http.MethodPost, c.now)
+		if !ok {
+			h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "a second "+r.Method+" of the session while one is in flight")
+			return nil
+		}
+		defer done()
+	}
+	h.servePolling(w, c)
+	return nil
+}
+
+// admit checks what a request is before anything is routed: a path and
+// query the worker cannot read differently from the edge, a method and
+// transport an Engine.IO client sends, and room for it among its
+// address's requests in flight (until the call ends).
+func (h *Handler) admit(w http.ResponseWriter, c *call) bool {
+	r := c.r
 	// The worker reads the path as the client escaped it and decodes it
 	// itself: a '?' or '#' that only decoding reveals would start a
 	// query of its own ahead of the one the edge checks.
 	if strings.ContainsAny(r.URL.Path, "?#") {
-		h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "path holds '?' or '#' once decoded")
-		return nil
+		h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "path holds '?' or '#' once decoded")
+		return false
 	}
 	q, err := engineio.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -411,121 +437,95 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !errors.As(err, &qe) {
 			qe = &engineio.QueryError{Code: engineio.CodeUnsupportedProtocolVersion, Reason: "no EIO parameter"}
 		}
-		h.refuse(w, r, qe.Code, security.ReasonMalformed, qe.Reason)
-		return nil
+		h.refuse(w, c, qe.Code, security.ReasonMalformed, qe.Reason)
+		return false
 	}
-	if !h.methodAllowed(w, r, q) {
-		return nil
-	}
-	ok, done := h.registry.request(security.ClientIP(r), h.MaxRequestsPerIP)
-	if !ok {
-		h.tooMany(w, r, time.Second, "over "+strconv.Itoa(h.MaxRequestsPerIP)+" Engine.IO requests in flight from this address")
-		return nil
-	}
-	defer done()
-
-	now := time.Now()
-	c := call{id: identity.Of(r), pol: h.policy}
-	origin := r.Header.Get("Origin")
-	if q.Handshake() {
-		if h.buckets != nil && h.RateLimits.Connect != nil {
-			if ok, wait := h.buckets.take("c:"+security.ClientIP(r), h.RateLimits.Connect, 1); !ok {
-				h.tooMany(w, r, wait, "new sessions from this address over "+h.RateLimits.Connect.String())
-				return nil
-			}
-		}
-		if c.up = h.pool.pick(now); c.up == nil {
-			h.noWorker(w, r)
-			return nil
-		}
-		c.owner = sticky.Owner{User: c.id.UserID, Origin: origin}
-		c.uri = r.URL.EscapedPath() + "?" + r.URL.RawQuery
-	} else {
-		sealed, ok := h.pool.codec.Open(q.SID)
-		if ok {
-			c.up, ok = h.pool.byTag[sealed.Tag]
-		}
-		switch {
-		case !ok:
-			h.refuse(w, r, engineio.CodeSessionIDUnknown, security.ReasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
-			return nil
-		case !h.pool.codec.OwnedBy(sealed, c.id.UserID):
-			// Another user's cookie (or none, or a new login) on this
-			// session: it is not theirs. The client that opened it is
-			// not disturbed; a client whose login changed opens a new
-			// session on this answer.
-			h.refuseIdentity(w, r, c.id)
-			return nil
-		case origin != "" && !h.pool.codec.OpenedFrom(sealed, origin) && !h.pool.codec.OpenedFrom(sealed, ""):
-			h.refuseOrigin(w, r, origin)
-			return nil
-		case !c.up.serving():
-			h.registry.closed(q.SID)
-			h.refuse(w, r, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
-			return nil
-		}
-		c.workerSID = sealed.WorkerSID
-		c.uri = r.URL.EscapedPath() + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
-	}
-	c.sid = q.SID
-	if q.Transport == engineio.WebSocket {
-		h.serveWebSocket(w, r, &c)
-		return nil
-	}
-	if c.sid != "" {
-		ok, done := h.registry.poll(r.Context(), c.sid, c.up.upstreamState, r.Method == http.MethodPost, now)
-		if !ok {
-			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "a second "+r.Method+" of the session while one is in flight")
-			return nil
-		}
-		defer done()
-	}
-	h.servePolling(w, r, &c)
-	return nil
-}
-
-// methodAllowed refuses the requests no Engine.IO client sends: a polling
-// request other than GET or POST, a POST that opens a session, and a
-// websocket request that is not a WebSocket upgrade.
-func (h *Handler) methodAllowed(w http.ResponseWriter, r *http.Request, q engineio.Query) bool {
+	c.q = q
 	switch {
 	case q.Transport == engineio.WebSocket && (r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r)):
-		h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "transport=websocket without a WebSocket upgrade")
+		h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "transport=websocket without a WebSocket upgrade")
+		return false
 	case q.Transport == engineio.Polling && r.Method != http.MethodGet && r.Method != http.MethodPost:
-		h.refuse(w, r, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "method "+r.Method+" is not GET or POST")
+		h.refuse(w, c, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "method "+r.Method+" is not GET or POST")
+		return false
 	case q.Handshake() && r.Method != http.MethodGet:
-		h.refuse(w, r, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "a handshake must be a GET")
-	default:
-		return true
+		h.refuse(w, c, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "a handshake must be a GET")
+		return false
 	}
-	return false
+	ok, done := h.registry.request(c.client.IP, h.MaxRequestsPerIP)
+	if !ok {
+		h.tooMany(w, c, time.Second, "over "+strconv.Itoa(h.MaxRequestsPerIP)+" Engine.IO requests in flight from this address")
+		return false
+	}
+	c.inFlight = done
+	return true
 }
 
-// call is one Engine.IO request on its way to its worker.
-type call struct {
-	up        *upstream
-	sid       string // as the client sees it; empty for a handshake
-	workerSID string
-	uri       string       // request URI for the worker, with the worker's sid
-	owner     sticky.Owner // who opens the session, for a handshake
-	id        identity.Identity
-	pol       *policy
+// route finds the call's worker: for a handshake, a healthy one picked
+// by LBPolicy (taking a seat on it); for a session, the one its sealed
+// sid names, if the session is the caller's and its worker serves it.
+func (h *Handler) route(w http.ResponseWriter, c *call) bool {
+	r := c.r
+	if c.q.Handshake() {
+		if h.buckets != nil && h.RateLimits.Connect != nil {
+			if ok, wait := h.buckets.take("c:"+c.client.IP, h.RateLimits.Connect, 1); !ok {
+				h.tooMany(w, c, wait, "new sessions from this address over "+h.RateLimits.Connect.String())
+				return false
+			}
+		}
+		if c.up = h.pool.pick(c.now); c.up == nil {
+			h.noWorker(w, c)
+			return false
+		}
+		c.seat = takeSeat(c.up.upstreamState)
+		c.owner = sticky.Owner{User: c.id.UserID, Origin: c.client.Origin}
+		c.uri = r.URL.EscapedPath() + "?" + r.URL.RawQuery
+		return true
+	}
+	sealed, ok := h.pool.codec.Open(c.q.SID)
+	if ok {
+		c.up, ok = h.pool.byTag[sealed.Tag]
+	}
+	origin := c.client.Origin
+	switch {
+	case !ok:
+		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
+		return false
+	case !h.pool.codec.OwnedBy(sealed, c.id.UserID):
+		// Another user's cookie (or none, or a new login) on this
+		// session: it is not theirs. The client that opened it is not
+		// disturbed; a client whose login changed opens a new session
+		// on this answer.
+		h.refuseIdentity(w, c)
+		return false
+	case origin != "" && !h.pool.codec.OpenedFrom(sealed, origin) && !h.pool.codec.OpenedFrom(sealed, ""):
+		h.refuseOrigin(w, c)
+		return false
+	case !c.up.serving():
+		h.registry.closed(c.q.SID)
+		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
+		return false
+	}
+	c.sid = c.q.SID
+	c.workerSID = sealed.WorkerSID
+	c.uri = r.URL.EscapedPath() + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
+	return true
 }
 
 // refuse answers with an Engine.IO error and logs why; reason is one of
 // the refusal kinds the metrics count (malformed, sid, size, upstream).
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.ErrorCode, reason, detail string) {
+func (h *Handler) refuse(w http.ResponseWriter, c *call, code engineio.ErrorCode, reason, detail string) {
 	security.Refused(reason)
 	if reason == security.ReasonSID {
-		security.Log(h.security, "socketio_proxy", security.SIDTampered, detail, r, security.Fields{})
+		security.LogClient(h.security, "socketio_proxy", security.SIDTampered, detail, c.client, security.Fields{})
 	}
-	if c := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); c != nil {
-		c.Write(
+	if ce := h.logger.Check(zapcore.InfoLevel, "refused Engine.IO request"); ce != nil {
+		ce.Write(
 			zap.String("reason", reason),
 			zap.String("detail", detail),
-			zap.String("remote_ip", security.ClientIP(r)),
-			zap.String("method", r.Method),
-			zap.String("uri", r.URL.Path),
+			zap.String("remote_ip", c.client.IP),
+			zap.String("method", c.r.Method),
+			zap.String("uri", c.r.URL.Path),
 		)
 	}
 	engineio.WriteError(w, code)
@@ -533,37 +533,37 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code engineio.E
 
 // refuseIdentity answers a request of a session from another user than
 // the one who opened it.
-func (h *Handler) refuseIdentity(w http.ResponseWriter, r *http.Request, id identity.Identity) {
+func (h *Handler) refuseIdentity(w http.ResponseWriter, c *call) {
 	security.Refused(security.ReasonIdentity)
-	security.Log(h.security, "socketio_proxy", security.IdentityMismatch,
-		"the session was opened by another user (or before a login or logout)", r, security.Fields{UserID: id.UserID})
+	security.LogClient(h.security, "socketio_proxy", security.IdentityMismatch,
+		"the session was opened by another user (or before a login or logout)", c.client, security.Fields{UserID: c.id.UserID})
 	engineio.WriteError(w, engineio.CodeSessionIDUnknown)
 }
 
 // refuseOrigin answers a request of a session from another origin than
 // the one that opened it.
-func (h *Handler) refuseOrigin(w http.ResponseWriter, r *http.Request, origin string) {
+func (h *Handler) refuseOrigin(w http.ResponseWriter, c *call) {
 	security.Refused(security.ReasonOrigin)
-	security.Log(h.security, "socketio_proxy", security.OriginRefused,
-		"the session was opened from another origin", r, security.Fields{})
+	security.LogClient(h.security, "socketio_proxy", security.OriginRefused,
+		"the session was opened from another origin", c.client, security.Fields{})
 	engineio.WriteError(w, engineio.CodeForbidden)
 }
 
 // tooMany answers a client over a rate limit with 429 and Retry-After.
-func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, detail string) {
+func (h *Handler) tooMany(w http.ResponseWriter, c *call, wait time.Duration, detail string) {
 	security.Refused(security.ReasonRate)
-	security.Log(h.security, "socketio_proxy", security.RateLimited, detail, r, security.Fields{UserID: identity.Of(r).UserID})
+	security.LogClient(h.security, "socketio_proxy", security.RateLimited, detail, c.client, security.Fields{UserID: c.id.UserID})
 	w.Header().Set("Retry-After", retryAfterSeconds(wait))
 	writeJSON(w, http.StatusTooManyRequests, `{"code":3,"message":"Too many requests; retry after `+retryAfterSeconds(wait)+` s"}`)
 }
 
 // noWorker answers a handshake when no worker is healthy, with a 503 the
 // client retries with its backoff.
-func (h *Handler) noWorker(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) noWorker(w http.ResponseWriter, c *call) {
 	security.Refused(security.ReasonUpstream)
-	if c := h.logger.Check(zapcore.WarnLevel, "refused Engine.IO handshake"); c != nil {
-		c.Write(zap.String("reason", "upstream"), zap.String("detail", "no healthy Socket.IO worker"),
-			zap.String("remote_ip", security.ClientIP(r)))
+	if ce := h.logger.Check(zapcore.WarnLevel, "refused Engine.IO handshake"); ce != nil {
+		ce.Write(zap.String("reason", "upstream"), zap.String("detail", "no healthy Socket.IO worker"),
+			zap.String("remote_ip", c.client.IP))
 	}
 	writeJSON(w, http.StatusServiceUnavailable, `{"code":3,"message":"No Socket.IO worker is available"}`)
 }
@@ -572,13 +572,12 @@ func (h *Handler) noWorker(w http.ResponseWriter, r *http.Request) {
 // takes the worker out of rotation for FailDuration. A request of an
 // existing session gets "Session ID unknown", so the client opens a new
 // session at once instead of retrying a worker that is gone.
-func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, err error) {
+func (h *Handler) upstreamFailed(w http.ResponseWriter, c *call, err error) {
 	c.up.markDown(time.Now(), time.Duration(h.FailDuration))
 	h.logger.Warn("Socket.IO worker unreachable; out of rotation",
 		zap.String("upstream", c.up.addr), zap.Duration("for", time.Duration(h.FailDuration)),
-		zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
+		zap.String("remote_ip", c.client.IP), zap.Error(err))
 	if c.sid == "" {
-		c.up.live.Add(-1)
 		writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"No Socket.IO worker is reachable"}`)
 		return
 	}
@@ -587,12 +586,12 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call
 }
 
 // nextForHandshake takes the worker a handshake could not reach out of
-// rotation and moves the handshake to another healthy worker: no session
-// exists yet, so nothing is lost. It is false for a request of a session,
-// a client that went away, or when no other worker is healthy; the caller
-// then answers as before.
-func (h *Handler) nextForHandshake(r *http.Request, c *call, err error) bool {
-	if c.sid != "" || r.Context().Err() != nil {
+// rotation and moves the handshake, and its seat, to another healthy
+// worker: no session exists yet, so nothing is lost. It is false for a
+// request of a session, a client that went away, or when no other worker
+// is healthy; the caller then answers as before.
+func (h *Handler) nextForHandshake(c *call, err error) bool {
+	if c.sid != "" || c.r.Context().Err() != nil {
 		return false
 	}
 	now := time.Now()
@@ -603,9 +602,9 @@ func (h *Handler) nextForHandshake(r *http.Request, c *call, err error) bool {
 	}
 	h.logger.Warn("Socket.IO worker unreachable; out of rotation, handshake sent to another",
 		zap.String("upstream", c.up.addr), zap.String("to", next.addr), zap.Duration("for", time.Duration(h.FailDuration)),
-		zap.String("remote_ip", security.ClientIP(r)), zap.Error(err))
-	c.up.live.Add(-1)
-	c.up = next
+		zap.String("remote_ip", c.client.IP), zap.Error(err))
+	c.seat.free()
+	c.up, c.seat = next, takeSeat(next.upstreamState)
 	return true
 }
 

@@ -46,41 +46,35 @@ const maxRefusalBody = 4096
 // origin) reaches the client as the HTTP reply it would have sent; for a
 // WebSocket-only handshake, the worker's open packet is read and sealed
 // before the client's connection is upgraded.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call) {
+func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
+	r := c.r
 	dial := func() (*websocket.Conn, *http.Response, error) {
 		return c.up.dialer.DialContext(r.Context(), c.up.wsURL(c.uri), upstreamHeader(r, true))
 	}
 	upConn, res, err := dial()
-	for err != nil && res == nil && h.nextForHandshake(r, c, err) {
+	for err != nil && res == nil && h.nextForHandshake(c, err) {
 		upConn, res, err = dial()
 	}
 	if err != nil {
 		switch {
 		case res != nil:
-			h.passRefusal(w, r, c, res)
+			h.passRefusal(w, c, res)
 		case r.Context().Err() != nil:
-			if c.sid == "" {
-				c.up.live.Add(-1)
-			}
 		default:
-			h.upstreamFailed(w, r, c, err)
+			h.upstreamFailed(w, c, err)
 		}
 		return
 	}
 
+	newSession := c.sid == ""
 	var open []byte
-	sid := c.sid
-	if sid == "" {
-		if open, sid, err = h.readOpen(upConn, c); err != nil {
-			upConn.Close()
-			c.up.live.Add(-1)
-			h.logger.Error("Socket.IO worker sent an unreadable handshake", zap.String("upstream", c.up.addr), zap.Error(err))
-			writeJSON(w, http.StatusBadGateway, `{"code":3,"message":"The Socket.IO worker sent an unreadable handshake"}`)
+	if newSession {
+		var ok bool
+		if open, ok = h.readOpen(w, c, upConn); !ok {
 			return
 		}
-		h.registry.opened(sid, c.up.upstreamState, idleOf(open), time.Now())
-		metrics.handshakes.WithLabelValues(c.up.addr, "websocket").Inc()
 	}
+	sid := c.sid
 
 	var respHeader http.Header
 	if cookies := res.Header.Values("Set-Cookie"); len(cookies) > 0 {
@@ -89,11 +83,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	clientConn, err := upgrader.Upgrade(hijacker{w}, r, respHeader)
 	if err != nil {
 		upConn.Close()
-		if c.sid == "" {
-			// A polling session whose upgrade failed goes on in polling.
+		if newSession {
+			// The session ends with its failed upgrade; a polling
+			// session's goes on in polling.
 			h.registry.closed(sid)
 		}
-		h.logDebug("client WebSocket upgrade failed", r, err)
+		h.logDebug("client WebSocket upgrade failed", c, err)
 		return
 	}
 	if open != nil {
@@ -109,7 +104,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	// request, Caddy's per-request state, net/http's buffers and the
 	// handler's stack are not held for the connection's life. Nothing
 	// below may touch r or its context, which net/http cancels.
-	client := security.ClientOf(r)
+	client := c.client
 	h.registry.relayStarted(sid, c.up.upstreamState, time.Now())
 	// When the process exits: the Engine.IO close packet, then 1001, at
 	// this relay's moment in the drain period.
@@ -132,7 +127,6 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 	var toWorker func(ns string)
 	opt.FromClient, opt.FromUpstream, toWorker = h.filters(pol, sid, client, live, opt.Inject, &upgraded)
 	stopWatching := h.watchRoles(pol, sid, live, client, opt.Inject, toWorker)
-	newSession := c.sid == ""
 	addr := c.up.addr
 	go func() {
 		start := time.Now()
@@ -148,21 +142,6 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call
 				zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
 		}
 	}()
-}
-
-// readOpen reads the worker's first message on a new WebSocket session,
-// its open packet, and returns it with the sid sealed.
-func (h *Handler) readOpen(upConn *websocket.Conn, c *call) ([]byte, string, error) {
-	_ = upConn.SetReadDeadline(time.Now().Add(time.Duration(h.DialTimeout)))
-	mt, msg, err := upConn.ReadMessage()
-	if err != nil {
-		return nil, "", err
-	}
-	_ = upConn.SetReadDeadline(time.Time{})
-	if mt != websocket.TextMessage {
-		return nil, "", errors.New("first message is not text")
-	}
-	return h.sealOpen(msg, c)
 }
 
 // refusedMessageSize counts and logs a WebSocket session the relay
@@ -397,15 +376,13 @@ func (h *Handler) followClient(sid string, p []byte) {
 }
 
 // passRefusal relays the worker's HTTP answer to an upgrade it refused.
-func (h *Handler) passRefusal(w http.ResponseWriter, r *http.Request, c *call, res *http.Response) {
+func (h *Handler) passRefusal(w http.ResponseWriter, c *call, res *http.Response) {
 	defer res.Body.Close()
-	if c.sid == "" {
-		c.up.live.Add(-1)
-	} else if res.StatusCode == http.StatusBadRequest {
+	if c.sid != "" && res.StatusCode == http.StatusBadRequest {
 		h.registry.closed(c.sid)
 	}
 	if ce := h.logger.Check(zapcore.DebugLevel, "worker refused WebSocket upgrade"); ce != nil {
-		ce.Write(zap.String("upstream", c.up.addr), zap.Int("status", res.StatusCode), zap.String("remote_ip", security.ClientIP(r)))
+		ce.Write(zap.String("upstream", c.up.addr), zap.Int("status", res.StatusCode), zap.String("remote_ip", c.client.IP))
 	}
 	removeHopHeaders(res.Header)
 	res.Header.Del("Content-Length")

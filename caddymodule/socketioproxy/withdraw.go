@@ -77,17 +77,17 @@ func (h *Handler) withdraw(pol *policy, sid string, id identity.Identity, client
 // of the edge's own, and the GET is answered with them at once, together
 // with those a POST's packets gave away (see owe). It reports whether it
 // answered the GET.
-func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *call) bool {
+func (h *Handler) withdrawPolling(w http.ResponseWriter, c *call) bool {
 	if !c.pol.hasRules() {
 		return false
 	}
-	packets := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), security.ClientOf(r))
+	packets := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), c.client)
 	if len(packets) > 0 {
 		if client, _ := h.registry.attachmentsOf(c.sid); client.pending > 0 {
-			h.closeAwaitingAttachments(w, r, c)
+			h.closeAwaitingAttachments(w, c)
 			return true
 		}
-		h.tellWorker(r, c, bytes.Join(packets, []byte{engineio.RecordSeparator}))
+		h.tellWorker(c, bytes.Join(packets, []byte{engineio.RecordSeparator}))
 	}
 	packets = append(h.registry.takeOwed(c.sid), packets...)
 	if len(packets) == 0 {
@@ -104,12 +104,12 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, r *http.Request, c *cal
 // must be withdrawn while python-socketio awaits binary attachments of
 // its client, which would swallow the DISCONNECT: the worker gets the
 // Engine.IO close packet, and the client, on this request, too.
-func (h *Handler) closeAwaitingAttachments(w http.ResponseWriter, r *http.Request, c *call) {
-	h.tellWorker(r, c, []byte{byte(engineio.Close)})
+func (h *Handler) closeAwaitingAttachments(w http.ResponseWriter, c *call) {
+	h.tellWorker(c, []byte{byte(engineio.Close)})
 	h.registry.closed(c.sid)
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if r.Method == http.MethodPost {
+	if c.r.Method == http.MethodPost {
 		engineio.WriteError(w, engineio.CodeSessionIDUnknown)
 		return
 	}
@@ -119,7 +119,8 @@ func (h *Handler) closeAwaitingAttachments(w http.ResponseWriter, r *http.Reques
 
 // tellWorker POSTs packets of the edge's own to the session's worker, as
 // if the client had sent them.
-func (h *Handler) tellWorker(r *http.Request, c *call, payload []byte) {
+func (h *Handler) tellWorker(c *call, payload []byte) {
+	r := c.r
 	out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader(payload))
 	if err == nil {
 		out.Header = upstreamHeader(r, false)
@@ -132,7 +133,7 @@ func (h *Handler) tellWorker(r *http.Request, c *call, payload []byte) {
 		}
 	}
 	if err != nil {
-		h.logger.Warn("could not tell the worker of a withdrawn namespace", zap.String("upstream", c.up.addr), zap.Error(err))
+		h.logger.Warn("could not tell the session's worker", zap.String("upstream", c.up.addr), zap.Error(err))
 	}
 }
 
@@ -140,7 +141,7 @@ func (h *Handler) tellWorker(r *http.Request, c *call, payload []byte) {
 // packets for namespaces the session's user may no longer use (with their
 // binary attachments, here or in a later response), puts one DISCONNECT
 // in their place and tells the worker; nil when nothing changes.
-func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte {
+func (h *Handler) filterWorkerPoll(c *call, body []byte) []byte {
 	id := c.id.At(time.Now())
 	_, att := h.registry.attachmentsOf(c.sid)
 	parts := make([][]byte, 0, 4)
@@ -160,7 +161,7 @@ func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte
 				att.drop = head.Attachments
 				if !slices.Contains(told, ns) {
 					told = append(told, ns)
-					h.logWithdrawn(d, id, security.ClientOf(r))
+					h.logWithdrawn(d, id, c.client)
 					h.registry.left(c.sid, ns)
 					parts = append(parts, disconnectPacket(ns))
 				}
@@ -180,12 +181,12 @@ func (h *Handler) filterWorkerPoll(r *http.Request, c *call, body []byte) []byte
 			for _, ns := range told {
 				tell = append(tell, disconnectPacket(ns))
 			}
-			h.tellWorker(r, c, bytes.Join(tell, []byte{engineio.RecordSeparator}))
+			h.tellWorker(c, bytes.Join(tell, []byte{engineio.RecordSeparator}))
 		} else {
 			// The DISCONNECT would be swallowed as an attachment: end
 			// the session at the worker; the client learns at its
 			// next request.
-			h.tellWorker(r, c, []byte{byte(engineio.Close)})
+			h.tellWorker(c, []byte{byte(engineio.Close)})
 		}
 	}
 	return bytes.Join(parts, []byte{engineio.RecordSeparator})

@@ -1,10 +1,11 @@
 package socketioproxy
 
 import (
+	"net"
 	"net/http"
 	"strings"
 
-	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1, which a
@@ -32,8 +33,12 @@ var webSocketHandshakeHeaders = []string{
 
 // upstreamHeader returns the headers to send the worker for r: the
 // end-to-end headers the client sent, the client's Host, and the
-// X-Forwarded-* headers, which the edge sets itself rather than trusting
-// copies from the client.
+// X-Forwarded-* headers as Caddy's reverse_proxy sets them. Their values
+// from the request are kept only when it comes from a proxy the server
+// trusts (the trusted_proxies server option): X-Forwarded-For is then
+// extended with the peer's address, X-Forwarded-Proto and -Host are kept;
+// from anyone else they are replaced, so a client cannot make the worker
+// (Werkzeug's ProxyFix, say) believe another address.
 func upstreamHeader(r *http.Request, websocket bool) http.Header {
 	h := r.Header.Clone()
 	removeHopHeaders(h)
@@ -42,19 +47,51 @@ func upstreamHeader(r *http.Request, websocket bool) http.Header {
 			h.Del(k)
 		}
 	}
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		peer = ""
+	}
+	peer, _, _ = strings.Cut(peer, "%")
+	if prior := strings.Join(h.Values("X-Forwarded-For"), ", "); trusted && prior != "" && peer != "" {
+		h.Set("X-Forwarded-For", prior+", "+peer)
+	} else if peer != "" {
+		h.Set("X-Forwarded-For", peer)
+	} else if !trusted {
+		h.Del("X-Forwarded-For")
+	}
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
-	h.Set("X-Forwarded-For", security.ClientIP(r))
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", r.Host)
-	h.Del("Forwarded")
+	if prior := lastValue(h, "X-Forwarded-Proto"); !trusted || prior == "" {
+		h.Set("X-Forwarded-Proto", proto)
+	} else {
+		h.Set("X-Forwarded-Proto", prior)
+	}
+	if prior := lastValue(h, "X-Forwarded-Host"); !trusted || prior == "" {
+		h.Set("X-Forwarded-Host", r.Host)
+	} else {
+		h.Set("X-Forwarded-Host", prior)
+	}
+	if !trusted {
+		h.Del("Forwarded")
+	}
 	if websocket {
 		// gorilla's dialer takes the Host from this header.
 		h.Set("Host", r.Host)
 	}
 	return h
+}
+
+// lastValue is the last value of a header, as reverse_proxy reads
+// X-Forwarded-Proto and -Host.
+func lastValue(h http.Header, key string) string {
+	vv := h.Values(key)
+	if len(vv) == 0 {
+		return ""
+	}
+	return vv[len(vv)-1]
 }
 
 // removeHopHeaders deletes the hop-by-hop headers, including any the

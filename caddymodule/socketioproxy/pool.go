@@ -6,9 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
@@ -52,7 +53,8 @@ func (p *pool) pick(now time.Time) *upstream {
 	return best
 }
 
-// HealthChecks configures active health checks of the workers.
+// HealthChecks configures active health checks of the workers, with the
+// names and meaning of reverse_proxy's active checks.
 type HealthChecks struct {
 	// URI is the path (and query) requested from each worker, e.g.
 	// "/healthz". Empty disables active checks.
@@ -61,13 +63,53 @@ type HealthChecks struct {
 	Interval caddy.Duration `json:"interval,omitempty"`
 	// Timeout of one check. Default: 2s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// ExpectStatus is the status a healthy worker answers: a code such
+	// as 200, or a class such as 2 for any 2xx. Default: any 2xx.
+	ExpectStatus int `json:"expect_status,omitempty"`
+	// Passes is how many checks in a row must pass before an unhealthy
+	// worker takes sessions again. Default: 1.
+	Passes int `json:"passes,omitempty"`
+	// Fails is how many checks in a row must fail before a healthy
+	// worker is taken out of rotation (and its sessions told to
+	// reconnect elsewhere). Default: 1.
+	Fails int `json:"fails,omitempty"`
+}
+
+// healthLoop is the config's active health checks, a goroutine that ends
+// with the config: its context derives from the module's caddy.Context,
+// and Cleanup stops it and waits for it.
+type healthLoop struct {
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (h *Handler) startHealthChecks(ctx caddy.Context) *healthLoop {
+	hctx, stop := context.WithCancel(ctx)
+	l := &healthLoop{stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		h.runHealthChecks(hctx)
+	}()
+	return l
+}
+
+// end stops the checks and waits for the last one to finish; nil does
+// nothing.
+func (l *healthLoop) end() {
+	if l != nil {
+		l.stop()
+		<-l.done
+	}
 }
 
 // runHealthChecks checks every worker each interval until ctx ends. A
-// worker is healthy while it answers URI with a 2xx status in time.
+// worker turns unhealthy after Fails checks in a row that fail (no answer
+// in time, or a status other than ExpectStatus) and healthy again after
+// Passes in a row that pass.
 func (h *Handler) runHealthChecks(ctx context.Context) {
 	hc := h.HealthChecks
 	client := &http.Client{Timeout: time.Duration(hc.Timeout)}
+	streaks := make(map[*upstream]*streak)
 	check := func() {
 		for _, u := range h.pool.upstreams {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.httpURL(hc.URI), nil)
@@ -75,7 +117,7 @@ func (h *Handler) runHealthChecks(ctx context.Context) {
 				return
 			}
 			res, err := client.Do(req)
-			ok := err == nil && res.StatusCode/100 == 2
+			ok := err == nil && statusMatches(res.StatusCode, hc.ExpectStatus)
 			if res != nil {
 				res.Body.Close()
 			}
@@ -84,15 +126,24 @@ func (h *Handler) runHealthChecks(ctx context.Context) {
 				// not the worker's.
 				return
 			}
-			if was := u.checkedHealthy.Swap(ok); was != ok {
-				fields := []zap.Field{zap.String("upstream", u.addr), zap.Bool("healthy", ok)}
-				if err != nil {
-					fields = append(fields, zap.Error(err))
-				} else if !ok {
-					fields = append(fields, zap.Int("status", res.StatusCode))
-				}
-				h.logger.Warn("Socket.IO worker health changed", fields...)
+			st := streaks[u]
+			if st == nil {
+				st = new(streak)
+				streaks[u] = st
 			}
+			was := u.checkedHealthy.Load()
+			now := st.record(ok, was, hc)
+			if now == was {
+				continue
+			}
+			u.checkedHealthy.Store(now)
+			fields := []zap.Field{zap.String("upstream", u.addr), zap.Bool("healthy", now), zap.Int("in_a_row", max(st.n, -st.n))}
+			if err != nil {
+				fields = append(fields, zap.Error(err))
+			} else if !ok {
+				fields = append(fields, zap.Int("status", res.StatusCode))
+			}
+			h.logger.Warn("Socket.IO worker health changed", fields...)
 		}
 	}
 	ticker := time.NewTicker(time.Duration(hc.Interval))
@@ -105,4 +156,39 @@ func (h *Handler) runHealthChecks(ctx context.Context) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// streak is a worker's run of health checks: n > 0 passes in a row,
+// n < 0 fails in a row.
+type streak struct{ n int }
+
+// record adds a check's result and returns the worker's verdict, healthy
+// before: it changes after hc.Fails fails or hc.Passes passes in a row.
+func (s *streak) record(pass, healthy bool, hc *HealthChecks) bool {
+	switch {
+	case pass && s.n >= 0:
+		s.n++
+	case pass:
+		s.n = 1
+	case s.n <= 0:
+		s.n--
+	default:
+		s.n = -1
+	}
+	if healthy && s.n <= -hc.Fails {
+		return false
+	}
+	if !healthy && s.n >= hc.Passes {
+		return true
+	}
+	return healthy
+}
+
+// statusMatches reports whether a health check's status is the one
+// expected: any 2xx when expect is 0, a class when it is one digit.
+func statusMatches(status, expect int) bool {
+	if expect == 0 {
+		return status/100 == 2
+	}
+	return caddyhttp.StatusCodeMatches(status, expect)
 }

@@ -63,6 +63,16 @@ func (r *Rate) validate(what string) error {
 	return nil
 }
 
+// valid reports whether every rate is one Validate accepts.
+func (rl *RateLimits) valid() bool {
+	for _, r := range []*Rate{rl.Connect, rl.Messages} {
+		if r != nil && r.validate("") != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // parseRate reads "30/m", "30/10s", "5/s".
 func parseRate(s string) (*Rate, error) {
 	n, per, ok := strings.Cut(s, "/")

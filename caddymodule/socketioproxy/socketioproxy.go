@@ -4,11 +4,12 @@
 package socketioproxy
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,22 +165,8 @@ type Handler struct {
 	client     *clientFiles // nil without ClientPath
 	logger     *zap.Logger
 	security   *zap.Logger
-	healthLoop *background
-}
-
-// background is the handler's own goroutines, the health checks, which
-// end with the config.
-type background struct {
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-}
-
-func (b *background) run(ctx context.Context, fn func(context.Context)) {
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		fn(ctx)
-	}()
+	healthLoop *healthLoop // nil without active health checks
+	problems   []error     // found in Provision, reported by Validate
 }
 
 // CaddyModule returns the Caddy module information.
@@ -211,7 +198,9 @@ var processKey = sync.OnceValue(func() []byte {
 	return k
 })
 
-// Provision sets defaults and prepares the worker pool.
+// Provision sets defaults and prepares the worker pool. A setting it
+// cannot use is recorded, not returned, so that Validate reports every
+// problem of the config at once.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.security = security.Logger()
@@ -246,6 +235,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if hc.Timeout == 0 {
 			hc.Timeout = caddy.Duration(DefaultHealthTimeout)
 		}
+		if hc.Passes == 0 {
+			hc.Passes = 1
+		}
+		if hc.Fails == 0 {
+			hc.Fails = 1
+		}
+	}
+	if rl := h.RateLimits; rl != nil && rl.MaxTracked == 0 {
+		rl.MaxTracked = defaultMaxTracked
 	}
 
 	h.Dashboard.provision()
@@ -254,10 +252,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	key := processKey()
 	if h.StickySecret != "" {
+		// The secret is never written into a message, only its length.
 		secret := repl.ReplaceKnown(h.StickySecret, "")
 		if len(secret) < minStickySecret {
-			return fmt.Errorf("socketio_proxy: sticky_secret %q is %d characters after placeholders; use at least %d random characters shared by every edge",
-				h.StickySecret, len(secret), minStickySecret)
+			h.problems = append(h.problems, fmt.Errorf("sticky_secret is %d characters once its placeholders are replaced; use at least %d random characters shared by every edge (e.g. {env.EDGE_STICKY_SECRET})",
+				len(secret), minStickySecret))
 		}
 		key = []byte(secret)
 	}
@@ -265,34 +264,31 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, raw := range h.Upstreams {
 		addr, err := parseUpstream(repl.ReplaceKnown(raw, ""))
 		if err != nil {
-			return err
+			h.problems = append(h.problems, err)
+			continue
 		}
 		tag := h.pool.codec.Tag(addr)
 		if other, dup := h.pool.byTag[tag]; dup {
 			if other.addr == addr {
-				return fmt.Errorf("socketio_proxy: upstream %s is listed twice", addr)
+				h.problems = append(h.problems, fmt.Errorf("upstream %s is listed twice", addr))
+			} else {
+				h.problems = append(h.problems, fmt.Errorf("upstreams %s and %s have the same sticky tag; choose another sticky_secret", other.addr, addr))
 			}
-			return fmt.Errorf("socketio_proxy: upstreams %s and %s have the same sticky tag; choose another sticky_secret", other.addr, addr)
+			continue
 		}
 		u := newUpstream(addr, tag, time.Duration(h.DialTimeout))
 		h.pool.upstreams = append(h.pool.upstreams, u)
 		h.pool.byTag[tag] = u
 	}
+	if len(h.problems) > 0 {
+		// Nothing more is built: Validate reports, and Caddy cleans up.
+		return nil
+	}
 	h.registry = loadRegistry()
 	h.policy = h.newPolicy()
 	h.root = configRoot(ctx)
 	h.slot = loadPolicySlot(h.Path, h.root, h.policy)
-	if rl := h.RateLimits; rl != nil {
-		if rl.MaxTracked == 0 {
-			rl.MaxTracked = defaultMaxTracked
-		}
-		for what, r := range map[string]*Rate{"connect": rl.Connect, "messages": rl.Messages} {
-			if r != nil {
-				if err := r.validate(what); err != nil {
-					return err
-				}
-			}
-		}
+	if rl := h.RateLimits; rl != nil && rl.valid() {
 		var err error
 		if h.buckets, err = loadBuckets(rl); err != nil {
 			return err
@@ -313,53 +309,91 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			u.checkedHealthy.Store(true)
 		}
 	} else {
-		bg, stop := context.WithCancel(context.Background())
-		h.healthLoop = &background{stop: stop}
-		h.healthLoop.run(bg, h.runHealthChecks)
+		h.healthLoop = h.startHealthChecks(ctx)
 	}
 	return nil
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration and reports every problem at once.
 func (h *Handler) Validate() error {
-	switch {
-	case len(h.pool.upstreams) == 0:
-		return errors.New("socketio_proxy: no upstream; name the Flask-SocketIO workers with `to 127.0.0.1:5001 127.0.0.1:5002`")
-	case !strings.HasPrefix(h.Path, "/") || !strings.HasSuffix(h.Path, "/"):
-		return fmt.Errorf("socketio_proxy: path %q must start and end with a slash, e.g. %q", h.Path, DefaultPath)
-	case h.LBPolicy != PolicyLeastSessions && h.LBPolicy != PolicyRoundRobin:
-		return fmt.Errorf("socketio_proxy: lb_policy %q is unknown; use %s or %s", h.LBPolicy, PolicyLeastSessions, PolicyRoundRobin)
-	case h.DrainPeriod < 0:
-		return fmt.Errorf("socketio_proxy: drain_period %v is negative", time.Duration(h.DrainPeriod))
-	case h.MaxRequestsPerIP < 0:
-		return fmt.Errorf("socketio_proxy: max_requests_per_ip %d is negative", h.MaxRequestsPerIP)
-	case h.MaxPayload < 0:
-		return fmt.Errorf("socketio_proxy: max_payload %d is negative", h.MaxPayload)
-	case h.HealthChecks != nil && h.HealthChecks.URI != "" && !strings.HasPrefix(h.HealthChecks.URI, "/"):
-		return fmt.Errorf("socketio_proxy: health_uri %q must be a path such as /healthz", h.HealthChecks.URI)
+	problems := slices.Clone(h.problems)
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if len(h.Upstreams) == 0 {
+		add("no upstream; name the Flask-SocketIO workers with `to 127.0.0.1:5001 127.0.0.1:5002`")
+	}
+	if !strings.HasPrefix(h.Path, "/") || !strings.HasSuffix(h.Path, "/") {
+		add("path %q must start and end with a slash, e.g. %q", h.Path, DefaultPath)
+	}
+	if h.LBPolicy != PolicyLeastSessions && h.LBPolicy != PolicyRoundRobin {
+		add("lb_policy %q is unknown; use %s or %s", h.LBPolicy, PolicyLeastSessions, PolicyRoundRobin)
+	}
+	for name, d := range map[string]caddy.Duration{"drain_period": h.DrainPeriod, "dial_timeout": h.DialTimeout,
+		"body_timeout": h.BodyTimeout, "fail_duration": h.FailDuration} {
+		if d < 0 {
+			add("%s %v is negative", name, time.Duration(d))
+		}
+	}
+	if h.MaxRequestsPerIP < 0 {
+		add("max_requests_per_ip %d is negative", h.MaxRequestsPerIP)
+	}
+	if h.MaxPayload < 0 {
+		add("max_payload %d is negative", h.MaxPayload)
+	}
+	if hc := h.HealthChecks; hc != nil {
+		if hc.URI != "" && !strings.HasPrefix(hc.URI, "/") {
+			add("health_uri %q must be a path such as /healthz", hc.URI)
+		}
+		if hc.Interval < 0 || hc.Timeout < 0 {
+			add("health_interval and health_timeout must be positive")
+		}
+		if hc.Passes < 0 || hc.Fails < 0 {
+			add("health_passes and health_fails must be positive")
+		}
+		if e := hc.ExpectStatus; e != 0 && (e < 1 || e > 5) && (e < 100 || e > 599) {
+			add("health_status %d is neither a status code (200) nor a class (2 for any 2xx)", e)
+		}
 	}
 	if err := h.Dashboard.validate(h.Path); err != nil {
-		return err
+		problems = append(problems, err)
 	}
-	for ns, rule := range h.Namespaces {
-		if rule == nil {
-			return fmt.Errorf("socketio_proxy: namespace %s has no rule", ns)
-		}
-		if err := rule.validate(ns); err != nil {
-			return err
+	for _, ns := range slices.Sorted(maps.Keys(h.Namespaces)) {
+		if rule := h.Namespaces[ns]; rule == nil {
+			add("namespace %s has no rule", ns)
+		} else if err := rule.validate(ns); err != nil {
+			problems = append(problems, err)
 		}
 	}
-	return h.validateClientPath()
+	if rl := h.RateLimits; rl != nil {
+		for _, what := range []string{"connect", "messages"} {
+			r := rl.Connect
+			if what == "messages" {
+				r = rl.Messages
+			}
+			if r != nil {
+				if err := r.validate(what); err != nil {
+					problems = append(problems, err)
+				}
+			}
+		}
+	}
+	if err := h.validateClientPath(); err != nil {
+		problems = append(problems, err)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = strings.TrimPrefix(p.Error(), "socketio_proxy: ")
+	}
+	return errors.New("socketio_proxy: " + strings.Join(msgs, "; "))
 }
 
 // Cleanup stops the health checks and releases idle connections. Relayed
 // WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
 	h.Dashboard.cleanup()
-	if h.healthLoop != nil {
-		h.healthLoop.stop()
-		h.healthLoop.wg.Wait()
-	}
+	h.healthLoop.end()
 	if h.pool != nil {
 		for _, u := range h.pool.upstreams {
 			u.close()

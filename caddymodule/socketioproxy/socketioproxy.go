@@ -142,27 +142,12 @@ type Handler struct {
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
-	// ClientPath is the path prefix under which the browser client is
-	// served: client.js, an ES module that wraps the page's
-	// socket.io-client with connection states, backoff, transport
-	// fallback and plain-language errors, and config.json, what it needs
-	// of this configuration. edge_cors's client_path must be the same
-	// (its default is /socket.io-edge/) so pages on any origin can load
-	// it. Default: off.
-	ClientPath string `json:"client_path,omitempty"`
-
-	// Dashboard serves a live page of the edge's sessions, workers,
-	// message rates and recent refusals to users with one of its roles
-	// (see Dashboard). Default: off.
-	Dashboard *Dashboard `json:"dashboard,omitempty"`
-
 	pool     *pool
 	sessions *sessions
 	policy   *policy      // this config's
 	slot     *policySlot  // the policy live WebSockets follow
 	root     caddy.Module // this config's, in slot
 	buckets  *buckets     // nil without rate limits
-	client   *clientFiles // nil without ClientPath
 	logger   *zap.Logger
 	security *zap.Logger
 	workers  *background
@@ -249,7 +234,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	h.Dashboard.provision()
 	reloadHint.Do(func() { hintMigrateReq(h.logger) })
 
 	repl := caddy.NewReplacer()
@@ -300,13 +284,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	if h.ClientPath != "" {
-		var err error
-		if h.client, err = newClientFiles(h); err != nil {
-			return err
-		}
-	}
-
 	if h.HealthChecks == nil || h.HealthChecks.URI == "" {
 		// Without active checks this config does not judge health; a
 		// verdict an earlier config's checks left must not linger.
@@ -339,9 +316,6 @@ func (h *Handler) Validate() error {
 	case h.HealthChecks != nil && h.HealthChecks.URI != "" && !strings.HasPrefix(h.HealthChecks.URI, "/"):
 		return fmt.Errorf("socketio_proxy: health_uri %q must be a path such as /healthz", h.HealthChecks.URI)
 	}
-	if err := h.Dashboard.validate(h.Path); err != nil {
-		return err
-	}
 	for ns, rule := range h.Namespaces {
 		if rule == nil {
 			return fmt.Errorf("socketio_proxy: namespace %s has no rule", ns)
@@ -350,13 +324,12 @@ func (h *Handler) Validate() error {
 			return err
 		}
 	}
-	return h.validateClientPath()
+	return nil
 }
 
 // Cleanup stops the health checks and releases idle connections. Relayed
 // WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
-	h.Dashboard.cleanup()
 	if h.workers != nil {
 		h.workers.stop()
 		h.workers.wg.Wait()
@@ -378,22 +351,13 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP serves the dashboard, proxies Engine.IO requests and passes
-// every other one on.
+// ServeHTTP proxies Engine.IO requests and passes every other one on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.Dashboard.serves(r) {
-		h.serveDashboard(w, r)
-		return nil
-	}
 	if !strings.HasPrefix(r.URL.Path, h.Path) {
 		if strings.HasPrefix(engineio.WorkerPath(r.URL.EscapedPath()), h.Path) {
 			// "//socket.io/": the worker reduces the slashes and serves
 			// it as Engine.IO; the edge would have passed it on unchecked.
 			h.refuse(w, r, engineio.CodeBadRequest, security.ReasonMalformed, "path reaches the Engine.IO path only once its leading slashes are reduced")
-			return nil
-		}
-		if h.client.serves(r) {
-			h.client.serve(w, r)
 			return nil
 		}
 		return next.ServeHTTP(w, r)

@@ -7,6 +7,10 @@
 "use strict";
 
 const REASONS = {
+  origin: "an origin edge_cors does not allow (handshake, upgrade or preflight)",
+  auth: "flask_session's require without a verified user",
+  role: "flask_session's require: a user without the role",
+  identity: "a session's request from another user than the one who opened it",
   malformed: "a query or packet python-engineio could read differently",
   sid: "a sid this edge did not seal (old deploy, other sticky_secret, forged)",
   size: "a body or message over max_payload",

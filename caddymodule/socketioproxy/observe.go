@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,9 +44,9 @@ type Snapshot struct {
 	// address.
 	Upstreams []UpstreamSnapshot `json:"upstreams"`
 
-	// Namespaces are the namespace rules of the path's handler (see
-	// Handler.Namespaces); nil without rules. When several sites serve
-	// the path, those of the first in the config.
+	// Namespaces are a copy of the namespace rules of the path's
+	// handler (see Handler.Namespaces); nil without rules. When several
+	// sites serve the path, those of the first in the config.
 	Namespaces map[string]*NamespaceRule `json:"namespaces,omitempty"`
 
 	// LiveNamespaces are the live sessions on the path's workers
@@ -112,7 +113,7 @@ func Observe(enginePath string) (snap Snapshot, ok bool) {
 	}
 	keep := func(addr string) bool { return workers[addr] }
 	if len(policies) > 0 {
-		snap.Namespaces = policies[0].namespaces
+		snap.Namespaces = copyRules(policies[0].namespaces)
 	}
 	snap.LiveNamespaces = namespaceSnapshot(keep)
 
@@ -154,6 +155,19 @@ func servingPolicies(enginePath string) []*policy {
 		return nil
 	}
 	return c.policies
+}
+
+// copyRules is a copy of namespace rules the observer may keep or change
+// without touching the proxy's.
+func copyRules(rules map[string]*NamespaceRule) map[string]*NamespaceRule {
+	if rules == nil {
+		return nil
+	}
+	out := make(map[string]*NamespaceRule, len(rules))
+	for ns, r := range rules {
+		out[ns] = &NamespaceRule{Access: r.Access, Roles: slices.Clone(r.Roles)}
+	}
+	return out
 }
 
 // allWorkers keeps every worker, for the views of the whole process (the

@@ -62,6 +62,8 @@ func TestObserveShowsThePathsWorkersSessionsAndRules(t *testing.T) {
 	assert.Equal(t, UpstreamStatus{Address: a2.addr, Healthy: true, Sessions: 1, Polling: 1}, u2.UpstreamStatus)
 	assert.Equal(t, TransportCounts{Total: 3, Polling: 2, WebSocket: 1}, snap.Sessions)
 	assert.Equal(t, adminOnly, snap.Namespaces)
+	snap.Namespaces["/admin"].Roles[0] = "anyone"
+	assert.Equal(t, "admin", adminOnly["/admin"].Roles[0], "the proxy's rules are not the observer's to change")
 	assert.Equal(t, []NamespaceStatus{{Namespace: "/admin", Sessions: 2}}, snap.LiveNamespaces, "obs-b1 is another path's")
 	for _, dir := range []string{fromClient, fromUpstream} {
 		assert.Contains(t, snap.Messages, dir)

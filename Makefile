@@ -20,7 +20,8 @@ deps:
 # Packages whose tests are pure Go and quick: run again under the race
 # detector.
 RACE_PKGS := ./internal/engineio ./internal/socketio ./internal/sticky ./internal/relay \
-	./internal/flaskcookie ./internal/security ./caddymodule/edgecors ./caddymodule/flasksession
+	./internal/flaskcookie ./internal/security ./caddymodule/edgecors ./caddymodule/flasksession \
+	./caddymodule/socketiodashboard ./caddymodule/socketioclient
 
 # Every test: unit, golden Caddyfile adapt, fuzz seeds, and the
 # integration tests that run real Flask-SocketIO workers, Redis, Caddy and

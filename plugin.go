@@ -6,7 +6,12 @@
 //     the WebSocket Origin guard;
 //   - http.authentication.providers.flask_session: Flask's signed session
 //     cookie verified at the edge (Caddyfile directive flask_session);
-//   - http.handlers.socketio_proxy: the Socket.IO-aware proxy.
+//   - http.handlers.socketio_proxy: the Socket.IO-aware proxy;
+//   - http.handlers.socketio_dashboard: the live dashboard of a
+//     socketio_proxy, for operators;
+//   - http.handlers.socketio_client: the browser client (client.js and
+//     its config.json);
+//   - admin.api.socketio and admin.api.edge_cors: their admin routes.
 //
 // xcaddy builds it in with
 //
@@ -16,5 +21,7 @@ package flaskedge
 import (
 	_ "github.com/flaskedge/flaskedge/caddymodule/edgecors"
 	_ "github.com/flaskedge/flaskedge/caddymodule/flasksession"
+	_ "github.com/flaskedge/flaskedge/caddymodule/socketioclient"
+	_ "github.com/flaskedge/flaskedge/caddymodule/socketiodashboard"
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
 )

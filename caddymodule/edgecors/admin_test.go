@@ -1,7 +1,14 @@
 package edgecors
 
 import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // The admin API lists what each live handler allows, by source, until
@@ -28,5 +35,42 @@ func TestEffectiveOriginsFollowTheLiveHandlers(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// GET /socketio/origins on the admin endpoint answers the live handlers'
+// origin sets as JSON; other methods are refused.
+func TestAdminRouteServesTheOriginSets(t *testing.T) {
+	h, _ := newTestHandler(t, &Handler{Origins: []string{"https://admin-route.example.com"}})
+	defer h.Cleanup()
+	routes := adminAPI{}.Routes()
+	if len(routes) != 1 || routes[0].Pattern != "/socketio/origins" {
+		t.Fatalf("routes %+v; want /socketio/origins", routes)
+	}
+	w := httptest.NewRecorder()
+	if err := routes[0].Handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/socketio/origins", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var sets []OriginSet
+	if err := json.Unmarshal(w.Body.Bytes(), &sets); err != nil {
+		t.Fatalf("%v: %s", err, w.Body)
+	}
+	found := false
+	for _, set := range sets {
+		for _, src := range set.Sources {
+			found = found || src.Source == "origins" && slices.Equal(src.Origins, []string{"https://admin-route.example.com"}) && !set.Credentials
+		}
+	}
+	if !found {
+		t.Errorf("the handler's origins are not in %s", w.Body)
+	}
+
+	err := routes[0].Handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/socketio/origins", nil))
+	var apiErr caddy.APIError
+	if !errors.As(err, &apiErr) || apiErr.HTTPStatus != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %v; want a 405 API error", err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 var publicOrigin = []string{"*"}
 
 // servePublic serves a GET or HEAD under the client path: the diagnosis
-// itself, or whatever the next handler (socketio_proxy's client_path)
+// itself, or whatever the next handler (socketio_client)
 // answers, as a resource any page may read without credentials.
 func (h *Handler) servePublic(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.diagnose != nil && r.URL.Path == h.clientPath+"diagnose" {

@@ -143,8 +143,8 @@ type Handler struct {
 	// false.
 	AllowPrivateNetwork bool `json:"allow_private_network,omitempty"`
 
-	// The path prefix under which socketio_proxy serves the browser
-	// client (its client_path). GET and HEAD requests under it, other
+	// The path prefix under which socketio_client serves the browser
+	// client (its path). GET and HEAD requests under it, other
 	// than WebSocket upgrades, are public resources: their responses
 	// carry Access-Control-Allow-Origin: * and never credentials,
 	// whatever the Origin, so that a page on an origin this handler
@@ -198,8 +198,7 @@ var (
 // defaultEngineIOPath is python-engineio's and socket.io-client's.
 const defaultEngineIOPath = "/socket.io/"
 
-// defaultClientPath is where the documentation puts socketio_proxy's
-// client_path.
+// defaultClientPath is socketio_client's default path.
 const defaultClientPath = "/socket.io-edge/"
 
 // maxMaxAge is Firefox's cap; more only misleads the reader.

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-
-	"github.com/flaskedge/flaskedge/caddymodule/edgecors"
 )
 
 func init() {
@@ -28,12 +26,8 @@ func init() {
 //	GET /socketio/namespaces
 //
 // answers, for each Socket.IO namespace, how many live sessions of this
-// edge its workers have connected to it;
-//
-//	GET /socketio/origins
-//
-// answers the effective allowed-origin set of each edge_cors handler, by
-// source (the Caddyfile's list, the app's environment, any_loopback_port).
+// edge its workers have connected to it. (edge_cors serves its own
+// /socketio/origins.)
 type adminAPI struct{}
 
 // UpstreamStatus is one worker in the admin API's answer.
@@ -56,9 +50,8 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 // Routes returns the admin routes.
 func (a adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/socketio/upstreams", Handler: adminJSON(func() any { return snapshot() })},
-		{Pattern: "/socketio/namespaces", Handler: adminJSON(func() any { return namespaceSnapshot() })},
-		{Pattern: "/socketio/origins", Handler: adminJSON(func() any { return edgecors.EffectiveOrigins() })},
+		{Pattern: "/socketio/upstreams", Handler: adminJSON(func() any { return snapshot(allWorkers) })},
+		{Pattern: "/socketio/namespaces", Handler: adminJSON(func() any { return namespaceSnapshot(allWorkers) })},
 	}
 }
 
@@ -76,13 +69,16 @@ func adminJSON(state func() any) caddy.AdminHandler {
 	})
 }
 
-// snapshot is every configured worker's state and live sessions, sorted
-// by address.
-func snapshot() []UpstreamStatus {
+// snapshot is the state and live sessions of every configured worker
+// that keep selects, sorted by address.
+func snapshot(keep func(addr string) bool) []UpstreamStatus {
 	now := time.Now()
 	byAddr := map[string]*UpstreamStatus{}
 	upstreamStates.Range(func(key, value any) bool {
 		st := value.(*upstreamState)
+		if !keep(st.addr) {
+			return true
+		}
 		byAddr[st.addr] = &UpstreamStatus{Address: st.addr, Healthy: st.healthy(now)}
 		return true
 	})
@@ -90,7 +86,7 @@ func snapshot() []UpstreamStatus {
 		value.(*registry).each(func(up *upstreamState, websocket bool, _ []string) {
 			st, ok := byAddr[up.addr]
 			if !ok {
-				return // a worker no config names any more
+				return // a worker no config names any more, or not kept
 			}
 			st.Sessions++
 			if websocket {
@@ -120,11 +116,15 @@ type NamespaceStatus struct {
 // The rest are summed under "(other)".
 const maxNamespacesShown = 100
 
-// namespaceSnapshot is the live sessions of each namespace, most first.
-func namespaceSnapshot() []NamespaceStatus {
+// namespaceSnapshot is the live sessions of each namespace, most first,
+// counting the sessions on the workers that keep selects.
+func namespaceSnapshot(keep func(addr string) bool) []NamespaceStatus {
 	counts := map[string]int{}
 	registries.Range(func(_, value any) bool {
-		value.(*registry).each(func(_ *upstreamState, _ bool, namespaces []string) {
+		value.(*registry).each(func(up *upstreamState, _ bool, namespaces []string) {
+			if !keep(up.addr) {
+				return
+			}
 			for _, ns := range namespaces {
 				counts[ns]++
 			}

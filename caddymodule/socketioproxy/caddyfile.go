@@ -192,19 +192,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_requests_per_ip %q is not a positive number; write e.g. `max_requests_per_ip 4096`", v)
 			}
 			h.MaxRequestsPerIP = n
-		case "dashboard":
-			if err := h.unmarshalDashboard(d); err != nil {
-				return err
-			}
-		case "client_path":
-			v, err := oneArg(d, "client_path /socket.io-edge/")
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(v, "/") || !strings.HasSuffix(v, "/") || v == "/" {
-				return d.Errf("client_path %q must be a prefix that starts and ends with a slash, e.g. `client_path /socket.io-edge/`", v)
-			}
-			h.ClientPath = v
 		default:
 			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, max_requests_per_ip, dial_timeout, body_timeout, drain_period, dashboard and client_path", sub)
 		}

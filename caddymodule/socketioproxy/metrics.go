@@ -108,10 +108,10 @@ func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, st := range namespaceSnapshot() {
+	for _, st := range namespaceSnapshot(allWorkers) {
 		ch <- prometheus.MustNewConstMetric(c.namespaces, prometheus.GaugeValue, float64(st.Sessions), st.Namespace)
 	}
-	for _, st := range snapshot() {
+	for _, st := range snapshot(allWorkers) {
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.Polling), st.Address, "polling")
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.WebSocket), st.Address, "websocket")
 		healthy := 0.0

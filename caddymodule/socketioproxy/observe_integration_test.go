@@ -189,23 +189,4 @@ http://%s {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, nsBefore+1, nsCount("/"), "a polling session's CONNECT reply counts too")
-
-	// The admin API also shows what edge_cors allows, and why.
-	res, err = http.Get("http://" + edge.AdminAddr + "/socketio/origins")
-	require.NoError(t, err)
-	defer res.Body.Close()
-	var origins []struct {
-		Environment string `json:"environment"`
-		Credentials bool   `json:"credentials"`
-		Sources     []struct {
-			Source  string   `json:"source"`
-			Origins []string `json:"origins"`
-		} `json:"sources"`
-	}
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&origins))
-	require.Len(t, origins, 1)
-	assert.True(t, origins[0].Credentials)
-	require.Len(t, origins[0].Sources, 1)
-	assert.Equal(t, "origins", origins[0].Sources[0].Source)
-	assert.Equal(t, []string{"https://app.example.com"}, origins[0].Sources[0].Origins)
 }

@@ -21,12 +21,21 @@ type policy struct {
 	messages   *Rate // nil: no message rate limit
 	maxPayload int64
 	digest     string // the settings above, to find an unchanged policy in a new config
+	// upstreams are the handler's workers, for Observe to tell which
+	// workers serve the path; not part of the digest: a live session
+	// keeps its worker whatever the new config lists.
+	upstreams []string
 }
 
 func (h *Handler) newPolicy() *policy {
 	p := &policy{namespaces: h.Namespaces, maxPayload: h.MaxPayload}
 	if h.RateLimits != nil {
 		p.messages = h.RateLimits.Messages
+	}
+	if h.pool != nil {
+		for _, u := range h.pool.upstreams {
+			p.upstreams = append(p.upstreams, u.addr)
+		}
 	}
 	js, _ := json.Marshal([]any{p.namespaces, p.messages, p.maxPayload})
 	p.digest = string(js)

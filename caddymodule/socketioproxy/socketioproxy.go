@@ -142,27 +142,12 @@ type Handler struct {
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 
-	// ClientPath is the path prefix under which the browser client is
-	// served: client.js, an ES module that wraps the page's
-	// socket.io-client with connection states, backoff, transport
-	// fallback and plain-language errors, and config.json, what it needs
-	// of this configuration. edge_cors's client_path must be the same
-	// (its default is /socket.io-edge/) so pages on any origin can load
-	// it. Default: off.
-	ClientPath string `json:"client_path,omitempty"`
-
-	// Dashboard serves a live page of the edge's sessions, workers,
-	// message rates and recent refusals to users with one of its roles
-	// (see Dashboard). Default: off.
-	Dashboard *Dashboard `json:"dashboard,omitempty"`
-
 	pool       *pool
 	registry   *registry
 	policy     *policy      // this config's
 	slot       *policySlot  // the policy live WebSockets follow
 	root       caddy.Module // this config's, in slot
 	buckets    *buckets     // nil without rate limits
-	client     *clientFiles // nil without ClientPath
 	logger     *zap.Logger
 	security   *zap.Logger
 	healthLoop *healthLoop // nil without active health checks
@@ -246,7 +231,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		rl.MaxTracked = defaultMaxTracked
 	}
 
-	h.Dashboard.provision()
 	reloadHint.Do(func() { hintMigrateReq(h.logger) })
 
 	repl := caddy.NewReplacer()
@@ -291,13 +275,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if rl := h.RateLimits; rl != nil && rl.valid() {
 		var err error
 		if h.buckets, err = loadBuckets(rl); err != nil {
-			return err
-		}
-	}
-
-	if h.ClientPath != "" {
-		var err error
-		if h.client, err = newClientFiles(h); err != nil {
 			return err
 		}
 	}
@@ -353,9 +330,6 @@ func (h *Handler) Validate() error {
 			add("health_status %d is neither a status code (200) nor a class (2 for any 2xx)", e)
 		}
 	}
-	if err := h.Dashboard.validate(h.Path); err != nil {
-		problems = append(problems, err)
-	}
 	for _, ns := range slices.Sorted(maps.Keys(h.Namespaces)) {
 		if rule := h.Namespaces[ns]; rule == nil {
 			add("namespace %s has no rule", ns)
@@ -376,9 +350,6 @@ func (h *Handler) Validate() error {
 			}
 		}
 	}
-	if err := h.validateClientPath(); err != nil {
-		problems = append(problems, err)
-	}
 	if len(problems) == 0 {
 		return nil
 	}
@@ -392,7 +363,6 @@ func (h *Handler) Validate() error {
 // Cleanup stops the health checks and releases idle connections. Relayed
 // WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
-	h.Dashboard.cleanup()
 	h.healthLoop.end()
 	if h.pool != nil {
 		for _, u := range h.pool.upstreams {
@@ -411,22 +381,13 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP serves the dashboard, proxies Engine.IO requests and passes
-// every other one on.
+// ServeHTTP proxies Engine.IO requests and passes every other one on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.Dashboard.serves(r) {
-		h.serveDashboard(w, r)
-		return nil
-	}
 	if !strings.HasPrefix(r.URL.Path, h.Path) {
 		if strings.HasPrefix(engineio.WorkerPath(r.URL.EscapedPath()), h.Path) {
 			// "//socket.io/": the worker reduces the slashes and serves
 			// it as Engine.IO; the edge would have passed it on unchecked.
 			h.refuse(w, h.newCall(r), engineio.CodeBadRequest, security.ReasonMalformed, "path reaches the Engine.IO path only once its leading slashes are reduced")
-			return nil
-		}
-		if h.client.serves(r) {
-			h.client.serve(w, r)
 			return nil
 		}
 		return next.ServeHTTP(w, r)

@@ -39,7 +39,7 @@ var now = time.Now
 
 // recent keeps the last RecentPerEvent events of each kind of the
 // process, across config reloads, whatever the log level:
-// socketio_proxy's dashboard shows them without reading logs. seq orders
+// the socketio_dashboard shows them without reading logs. seq orders
 // them across rings, whatever the wall clock does.
 var recent struct {
 	mu    sync.Mutex

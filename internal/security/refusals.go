@@ -16,12 +16,11 @@ const (
 	// (foreign origin, or a method, header or Private Network Access
 	// request it does not allow).
 	ReasonOrigin = "origin"
-	// ReasonAuth: flask_session's require (or socketio_proxy's dashboard)
-	// refused a request without a verified user: no cookie, or one that
-	// failed verification.
+	// ReasonAuth: flask_session's require refused a request without a
+	// verified user: no cookie, or one that failed verification.
 	ReasonAuth = "auth"
 	// ReasonRole: a verified user without the role that flask_session's
-	// require or socketio_proxy's dashboard asks for.
+	// require asks for.
 	ReasonRole = "role"
 	// ReasonNamespace: a Socket.IO CONNECT a namespace rule denied.
 	ReasonNamespace = "namespace"

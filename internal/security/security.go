@@ -18,7 +18,7 @@
 //	"logger":"flaskedge.security".*"remote_ip":"<HOST>"
 //
 // Whatever the log level, the last RecentPerEvent events of each Event
-// are also kept in memory (see Recent), where socketio_proxy's dashboard
+// are also kept in memory (see Recent), where the socketio_dashboard
 // reads them: a flood of one event does not hide a rarer one.
 package security
 

@@ -13,6 +13,7 @@ import (
 
 type dashboardView struct {
 	State    string `json:"state"`
+	Proxy    string `json:"proxy"`
 	Status   string `json:"status"`
 	Sessions struct {
 		Total     int `json:"total"`
@@ -34,6 +35,7 @@ type dashboardView struct {
 		Reason    string `json:"reason"`
 		User      string `json:"user"`
 		Namespace string `json:"namespace"`
+		Module    string `json:"module"`
 	} `json:"events"`
 }
 
@@ -59,14 +61,16 @@ type dashboardRun struct {
 		Status int    `json:"status"`
 		Text   string `json:"text"`
 	} `json:"anonymous"`
+	AnonymousData int `json:"anonymousData"`
 }
 
 // An admin, logged in through the real app and verified by flask_session,
-// watches socketio_proxy's dashboard in Chromium while sessions open on
-// two real workers, carry messages, get a namespace refused and close:
-// the page follows each step live, over Server-Sent Events. A plain user
-// gets 403 (which the admin sees as a role_denied event) and an anonymous
-// visitor 401.
+// watches the socketio_dashboard in Chromium while sessions open on two
+// real workers, carry messages, get a namespace refused and close: the
+// page follows each step live, over Server-Sent Events. The dashboard has
+// no access control of its own: it sits behind flask_session's `require
+// role admin`, so a plain user gets flask_session's 401 (which the admin
+// sees as a role_denied event) and so does an anonymous visitor.
 //
 // The screenshot of the admin's page after the refusal is written to
 // $DASHBOARD_SCREENSHOT, or to test-artifacts/dashboard.png; it is a
@@ -85,10 +89,16 @@ http://%[1]s {
 	flask_session {
 		secret_key %[2]s
 	}
+	route /_edge/dashboard/* {
+		flask_session {
+			secret_key %[2]s
+			require role admin
+		}
+		socketio_dashboard
+	}
 	socketio_proxy {
 		to %[3]s %[4]s
 		namespace /admin role admin
-		dashboard /_edge/dashboard
 	}
 	reverse_proxy %[3]s %[4]s
 }
@@ -121,6 +131,9 @@ http://%[1]s {
 
 	if run.AdminStatus != 200 || run.Before.State != "live" {
 		t.Errorf("admin: status %d, page state %q; want 200 and live", run.AdminStatus, run.Before.State)
+	}
+	if run.Before.Proxy != "/socket.io/" {
+		t.Errorf("the page names the proxy %q, want /socket.io/", run.Before.Proxy)
 	}
 	if run.Before.WorkersHealthy != "2 / 2" {
 		t.Errorf("workers healthy shown as %q, want 2 / 2", run.Before.WorkersHealthy)
@@ -174,24 +187,33 @@ http://%[1]s {
 		}
 	})
 
-	t.Run("a plain user gets 403 and the admin sees it", func(t *testing.T) {
-		if run.User.Status != 403 || !strings.Contains(run.User.Text, "This dashboard needs the role admin") {
-			t.Errorf("plain user: %d %q; want 403 naming the role", run.User.Status, run.User.Text)
+	t.Run("a plain user gets flask_session's refusal and the admin sees it", func(t *testing.T) {
+		if run.User.Status != 401 || strings.Contains(run.User.Text, "flaskedge") {
+			t.Errorf("plain user: %d %q; want flask_session's 401, nothing of the dashboard", run.User.Status, run.User.Text)
 		}
 		found := false
 		for _, e := range run.AfterUser.Events {
-			found = found || e.Event == "role_denied" && e.User == "bob"
+			found = found || e.Event == "role_denied" && e.User == "bob" && e.Module == "flask_session" && e.Reason == "require role admin not met"
 		}
 		if !found {
 			t.Errorf("the admin's page shows no role_denied event for bob: %+v", run.AfterUser.Events)
 		}
+		if got := run.AfterUser.Refusals["role"]; got <= run.Before.Refusals["role"] {
+			t.Errorf("role refusals shown %d, before %d", got, run.Before.Refusals["role"])
+		}
 	})
 
 	t.Run("an anonymous visitor gets 401", func(t *testing.T) {
-		if run.Anonymous.Status != 401 || !strings.Contains(run.Anonymous.Text, "Log in to see the dashboard") {
-			t.Errorf("anonymous: %d %q; want 401 asking to log in", run.Anonymous.Status, run.Anonymous.Text)
+		if run.Anonymous.Status != 401 || strings.Contains(run.Anonymous.Text, "flaskedge") {
+			t.Errorf("anonymous: %d %q; want flask_session's 401, nothing of the dashboard", run.Anonymous.Status, run.Anonymous.Text)
+		}
+		if run.AnonymousData != 401 {
+			t.Errorf("anonymous data.json: %d; want 401", run.AnonymousData)
 		}
 	})
+	if strings.Contains(edge.Output(), "without a verified user") {
+		t.Errorf("the dashboard warned that it is public although flask_session guards it")
+	}
 	if t.Failed() {
 		t.Logf("driver saw: %+v", run)
 	}

@@ -1,5 +1,5 @@
-// Package client runs the browser client that socketio_proxy serves
-// under client_path in real Chromium (Debian's, driven by playwright-core
+// Package client runs the browser client that socketio_client serves
+// in real Chromium (Debian's, driven by playwright-core
 // through bridge.mjs) against the real stack: two Flask-SocketIO workers
 // behind the edge with edge_cors, flask_session, namespace rules and rate
 // limits, and pages served from other origins. The page records every
@@ -179,9 +179,9 @@ func names(states []state) string {
 	return strings.Join(s, " → ")
 }
 
-// The stack: workers w1 and w2 (one secret key), one Caddy with two
-// sites in front of them, both with the browser client at
-// /socket.io-edge/ and edge_cors allowing the page origin
+// The stack: workers w1 and w2 (one secret key), one Caddy with four
+// sites in front of them, each with the browser client at
+// /socket.io-edge/ (socketio_client) and edge_cors allowing the page origin
 // http://127.0.0.1:PAGE with credentials (same-site with the edge, so
 // Flask's SameSite=Lax cookie flows): the first with `namespace /admin
 // role admin`, the second with `rate_limit connect 2/20s`, the third
@@ -213,19 +213,18 @@ func TestBrowserClient(t *testing.T) {
 		secret_key %[4]s
 	}
 	reverse_proxy %[5]s %[6]s
+	socketio_client /socket.io-edge/
 }
 http://%[1]s {
 	import app
 	socketio_proxy %[5]s %[6]s {
 		namespace /admin role admin
-		client_path /socket.io-edge/
 	}
 }
 http://%[2]s {
 	import app
 	socketio_proxy %[5]s %[6]s {
 		rate_limit connect 2/20s
-		client_path /socket.io-edge/
 	}
 }
 http://%[7]s {
@@ -233,16 +232,12 @@ http://%[7]s {
 	route {
 		@upgrade header Upgrade websocket
 		abort @upgrade
-		socketio_proxy %[5]s %[6]s {
-			client_path /socket.io-edge/
-		}
+		socketio_proxy %[5]s %[6]s
 	}
 }
 http://%[8]s {
 	import app
-	socketio_proxy %[9]s %[10]s {
-		client_path /socket.io-edge/
-	}
+	socketio_proxy %[9]s %[10]s
 }
 `, edgeAddr, limitedAddr, allowed, w1.SecretKey, w1.Addr, w2.Addr, noWSAddr, ownAddr, w3.Addr, w4.Addr)),
 		edgeAddr, limitedAddr, noWSAddr, ownAddr)

@@ -1,4 +1,5 @@
-// The live dashboard of socketio_proxy. It reads the figures from
+// The live dashboard of a socketio_proxy (the socketio_dashboard
+// handler). It reads the figures from
 // events (Server-Sent Events, one sample a second) or, where EventSource
 // is missing, by polling data.json, and derives rates from successive
 // samples. Everything from the edge is put in the page as text, never as
@@ -6,6 +7,10 @@
 "use strict";
 
 const REASONS = {
+  origin: "an origin edge_cors does not allow (handshake, upgrade or preflight)",
+  auth: "flask_session's require without a verified user",
+  role: "flask_session's require: a user without the role",
+  identity: "a session's request from another user than the one who opened it",
   malformed: "a query or packet python-engineio could read differently",
   sid: "a sid this edge did not seal (old deploy, other sticky_secret, forged)",
   size: "a body or message over max_payload",
@@ -137,6 +142,8 @@ function render(d) {
     return tr;
   }), "none yet", 8);
 
+  $("proxy").textContent = d.serving ? d.path : d.path + " (no socketio_proxy serves it)";
+  $("proxy").className = d.serving ? "" : "bad";
   $("updated").textContent = "updated " + new Date(d.time).toLocaleTimeString();
   prev = d;
 }
@@ -148,13 +155,14 @@ function setStatus(state, text) {
   s.className = "pill " + (state === "live" ? "ok" : state === "connecting" ? "" : "bad");
 }
 
-// After the stream failed for good: find out why from data.json.
+// After the stream failed for good: find out why from data.json. The
+// edge's authentication in front of the dashboard (flask_session's
+// require) answers 401 or 403 once the session is gone or lost its role.
 async function diagnose() {
   try {
     const res = await fetch("data.json", { credentials: "same-origin", cache: "no-store" });
     if (res.status === 401 || res.status === 403) {
-      const body = await res.json();
-      setStatus("refused", body.error);
+      setStatus("refused", "refused (HTTP " + res.status + "): log in again as a user allowed to see this page, then reload it");
       return false;
     }
     return res.ok;

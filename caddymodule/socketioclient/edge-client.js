@@ -1,4 +1,4 @@
-// flaskedge browser client: served by socketio_proxy's client_path.
+// flaskedge browser client: served by the socketio_client handler.
 //
 // It wraps the socket.io-client the page already loads (passed in, never
 // bundled) and turns what a browser hides (why a connection failed) into
@@ -29,8 +29,6 @@ const FALLBACK_CONFIG = {
   reconnect: { initial_delay_ms: 500, max_delay_ms: 10000, factor: 2, jitter: 0.5 },
   connect_timeout_ms: 20000,
   transport_failures: 2,
-  namespaces: {},
-  max_payload: 1000000,
 };
 
 // Failure categories whose cause is the transport: enough of them in a

@@ -136,18 +136,6 @@ func (p *proc) waitListening(ctx context.Context, addr string) error {
 	}
 }
 
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before the proxy binds it; the proxy then fails to start and
-// the benchmark says so.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // lines delivers a process's stdout line by line.
 func lines(r io.Reader) <-chan string {
 	ch := make(chan string)

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/flaskedge/flaskedge/internal/freeport"
 )
 
 // proxy is one contender: how to configure and start it in front of two
@@ -43,13 +45,13 @@ type running struct {
 // startProxy starts a fresh instance of px on free ports and waits until
 // it listens.
 func (b *bench) startProxy(ctx context.Context, px proxy, dir string, backends [2]string) (*running, error) {
-	port, err := freePort()
+	port, err := freeport.Get()
 	if err != nil {
 		return nil, err
 	}
 	adminPort := 0
 	if strings.HasPrefix(px.key, "caddy") || px.key == "edge" {
-		if adminPort, err = freePort(); err != nil {
+		if adminPort, err = freeport.Get(); err != nil {
 			return nil, err
 		}
 	}

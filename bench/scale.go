@@ -38,6 +38,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flaskedge/flaskedge/internal/freeport"
 )
 
 // scaleOpts are the flags of -scale and -soak.
@@ -347,7 +349,7 @@ func (b *bench) runScale(ctx context.Context, o *scaleOpts) (*scaleResult, error
 	var backends [2]string
 	var workers []*proc
 	for i, name := range []string{"a", "b"} {
-		port, err := freePort()
+		port, err := freeport.Get()
 		if err != nil {
 			return nil, err
 		}

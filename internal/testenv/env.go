@@ -2,13 +2,14 @@ package testenv
 
 import (
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/flaskedge/flaskedge/internal/freeport"
 )
 
 // Python is the interpreter with Debian's Flask-SocketIO and eventlet. The
@@ -56,22 +57,12 @@ var repoRoot = sync.OnceValues(func() (string, error) {
 // port meanwhile could be given the same one.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testenv: finding a free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if _, taken := handedOut.LoadOrStore(port, true); !taken {
-			return port
-		}
+	port, err := freeport.Get()
+	if err != nil {
+		t.Fatalf("testenv: finding a free port: %v", err)
 	}
-	t.Fatalf("testenv: no free port that was not handed out before")
-	return 0
+	return port
 }
-
-var handedOut sync.Map // port → true
 
 // Require stops the test when a component it needs is missing: t.Skipf
 // normally, t.Fatalf when the environment variable CI is "true", so CI

@@ -64,6 +64,16 @@ type HealthChecks struct {
 	Interval caddy.Duration `json:"interval,omitempty"`
 	// Timeout of one check. Default: 2s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// ExpectStatus is the status a healthy worker answers, as
+	// reverse_proxy's expect_status: a code such as 200, or one digit
+	// for its class (2 for any 2xx). Default: any 2xx.
+	ExpectStatus int `json:"expect_status,omitempty"`
+	// Passes is how many checks in a row an unhealthy worker must pass
+	// to be healthy again, as reverse_proxy's passes. Default: 1.
+	Passes int `json:"passes,omitempty"`
+	// Fails is how many checks in a row a healthy worker must fail to
+	// be taken out of rotation, as reverse_proxy's fails. Default: 1.
+	Fails int `json:"fails,omitempty"`
 }
 
 // runHealthChecks checks every worker each interval until ctx ends. A

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/flaskedge/flaskedge/internal/crosscheck"
 )
 
 // OriginSet is the effective allowed-origin set of one edge_cors handler
@@ -46,9 +48,10 @@ func describe(s OriginSet) string {
 	return b.String()
 }
 
-// Cleanup forgets the handler's origin set.
+// Cleanup forgets the handler's origin set and its guard.
 func (h *Handler) Cleanup() error {
 	live.Delete(h)
+	crosscheck.RemoveGuard(h)
 	return nil
 }
 

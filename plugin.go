@@ -16,5 +16,6 @@ package flaskedge
 import (
 	_ "github.com/flaskedge/flaskedge/caddymodule/edgecors"
 	_ "github.com/flaskedge/flaskedge/caddymodule/flasksession"
+	_ "github.com/flaskedge/flaskedge/caddymodule/flasksocketio"
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
 )

@@ -26,11 +26,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	if err := fs.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
+	return Authentication(&fs), nil
+}
+
+// Authentication is Caddy's authentication handler with fs as its only
+// provider: what the flask_session directive (and flask_socketio)
+// expands into.
+func Authentication(fs *FlaskSession) caddyauth.Authentication {
 	return caddyauth.Authentication{
 		ProvidersRaw: caddy.ModuleMap{
 			"flask_session": caddyconfig.JSON(fs, nil),
 		},
-	}, nil
+	}
 }
 
 // UnmarshalCaddyfile sets up the provider from Caddyfile tokens. Syntax:

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -220,32 +219,6 @@ func TestDashboardEventsStreamUntilTheConfigGoes(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream outlived its config")
-	}
-}
-
-func TestDashboardCaddyfile(t *testing.T) {
-	for _, tc := range []struct {
-		input string
-		want  *Dashboard
-		err   string
-	}{
-		{"socketio_proxy a:1 {\n dashboard /_edge/dashboard\n}", &Dashboard{Path: "/_edge/dashboard"}, ""},
-		{"socketio_proxy a:1 {\n dashboard /ops role admin ops\n}", &Dashboard{Path: "/ops", Roles: []string{"admin", "ops"}}, ""},
-		{"socketio_proxy a:1 {\n dashboard\n}", nil, "dashboard needs a path"},
-		{"socketio_proxy a:1 {\n dashboard ops\n}", nil, "dashboard needs a path"},
-		{"socketio_proxy a:1 {\n dashboard /ops role\n}", nil, "name the roles"},
-		{"socketio_proxy a:1 {\n dashboard /ops roles admin\n}", nil, `unexpected "roles"`},
-	} {
-		var h Handler
-		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
-		if tc.err != "" {
-			if assert.Error(t, err, tc.input) {
-				assert.Contains(t, err.Error(), tc.err, tc.input)
-			}
-			continue
-		}
-		require.NoError(t, err, tc.input)
-		assert.Equal(t, tc.want, h.Dashboard, tc.input)
 	}
 }
 

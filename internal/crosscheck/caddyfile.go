@@ -55,8 +55,12 @@ func Agree(h httpcaddyfile.Helper, setting string, n Note) error {
 	notes, _ := h.BlockState[setting].([]Note)
 	for _, other := range notes {
 		if other.Directive != n.Directive && other.Value != n.Value {
-			return fmt.Errorf("%s:%d: %s disagrees with %s: write the same prefix in both (%s), or use flask_socketio, which writes it once",
-				n.File, n.Line, n, other, fixFor(n, other))
+			hint := ", or use flask_socketio, which writes it once"
+			if n.Directive == "flask_socketio" || other.Directive == "flask_socketio" {
+				hint = ""
+			}
+			return fmt.Errorf("%s:%d: %s disagrees with %s: write the same prefix in both (%s)%s",
+				n.File, n.Line, n, other, fixFor(n, other), hint)
 		}
 	}
 	// A new slice: the adapter copies block state into nested blocks by
@@ -83,6 +87,7 @@ func NoteIn(d *caddyfile.Dispenser, directive, sub, value string) Note {
 	d.Reset()
 	d.Next()
 	n := NoteAt(d, directive, sub, value, false)
+	d.RemainingArgs()
 	for d.NextBlock(0) {
 		if d.Nesting() == 1 && d.Val() == sub {
 			n = NoteAt(d, directive, sub, value, true)

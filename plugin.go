@@ -6,7 +6,11 @@
 //     the WebSocket Origin guard;
 //   - http.authentication.providers.flask_session: Flask's signed session
 //     cookie verified at the edge (Caddyfile directive flask_session);
-//   - http.handlers.socketio_proxy: the Socket.IO-aware proxy.
+//   - http.handlers.socketio_proxy: the Socket.IO-aware proxy;
+//
+// and the Caddyfile directive flask_socketio, which writes them (with the
+// browser client, the dashboard and reverse_proxy for the rest of the
+// app) in the order they run, every path once.
 //
 // xcaddy builds it in with
 //

@@ -39,12 +39,14 @@ func TestCaddyfileErrorsSayWhatToWrite(t *testing.T) {
 		{"socketio_proxy a:1 {\n health_fails\n}", "health_fails needs a value"},
 		{"socketio_proxy a:1 {\n client_path /c/\n}", "`socketio_client /socket.io-edge/`"},
 		{"socketio_proxy a:1 {\n dashboard /d/\n}", "`socketio_dashboard /_edge/dashboard/`"},
+		{"socketio_proxy a:1 {\n sticky_secret two words-of-a-secret\n}", "sticky_secret takes one value, 2 given"},
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
 		if assert.Error(t, err, tc.input) {
 			assert.Contains(t, err.Error(), tc.want, tc.input)
 			assert.Contains(t, err.Error(), "Testfile:", tc.input)
+			assert.NotContains(t, err.Error(), "words-of-a-secret", "a Caddyfile error quotes the sticky_secret")
 		}
 	}
 }

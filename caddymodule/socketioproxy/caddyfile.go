@@ -133,7 +133,13 @@ var subdirectives = map[string]func(d *caddyfile.Dispenser, h *Handler) error{
 		return oneArg(d, &h.LBPolicy, "lb_policy least_sessions")
 	},
 	"sticky_secret": func(d *caddyfile.Dispenser, h *Handler) error {
-		return oneArg(d, &h.StickySecret, "sticky_secret {env.EDGE_STICKY_SECRET}")
+		// Never quote the arguments: they are the secret.
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return d.Errf("sticky_secret takes one value, %d given; write e.g. `sticky_secret {env.EDGE_STICKY_SECRET}`", len(args))
+		}
+		h.StickySecret = args[0]
+		return nil
 	},
 	"path": func(d *caddyfile.Dispenser, h *Handler) error {
 		return oneArg(d, &h.Path, "path /socket.io/")

@@ -7,6 +7,7 @@ package flasksocketio
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 
@@ -222,15 +223,14 @@ var own = map[string]func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) e
 		s.reverseProxyAt = &at
 		return nil
 	},
-	"session_max_age": renamed("max_age", func(s *site, d *caddyfile.Dispenser) error {
-		at := d.Token()
+	"session_max_age": renamed("max_age", func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) error {
 		if s.sessionAt == nil {
 			s.sessionAt = &at
 		}
 		_, err := s.session.UnmarshalSubdirective(d)
 		return err
 	}),
-	"cors_max_age": renamed("max_age", func(s *site, d *caddyfile.Dispenser) error {
+	"cors_max_age": renamed("max_age", func(s *site, d *caddyfile.Dispenser, _ caddyfile.Token) error {
 		_, err := s.cors.UnmarshalSubdirective(d)
 		return err
 	}),
@@ -244,16 +244,18 @@ var refused = map[string]string{
 		"write cors_max_age or session_max_age",
 }
 
-// renamed reads a subdirective that a module knows under another name.
-func renamed(name string, parse func(s *site, d *caddyfile.Dispenser) error) func(*site, *caddyfile.Dispenser, caddyfile.Token) error {
-	return func(s *site, d *caddyfile.Dispenser, _ caddyfile.Token) error {
+// renamed reads a subdirective that a module knows under another name:
+// parse gets a dispenser on the module's name, and at, the token as
+// written.
+func renamed(name string, parse func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) error) func(*site, *caddyfile.Dispenser, caddyfile.Token) error {
+	return func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) error {
 		d.Reset()
 		d.Next()
 		seg := d.NextSegment()
 		seg[0].Text = name
 		nd := caddyfile.NewDispenser(seg)
 		nd.Next()
-		return parse(s, nd)
+		return parse(s, nd, at)
 	}
 }
 
@@ -288,8 +290,8 @@ func (s *site) complete() error {
 		if s.dashboard != nil {
 			return s.errAt(s.dashboard.at, "flask_socketio: the dashboard is for users with a role, which the edge reads from the Flask session: add `secret_key {env.FLASK_SECRET_KEY}`")
 		}
-		for ns, rule := range s.proxy.Namespaces {
-			if rule.Access == socketioproxy.AccessAuthenticated || rule.Access == socketioproxy.AccessRole {
+		for _, ns := range slices.Sorted(maps.Keys(s.proxy.Namespaces)) {
+			if rule := s.proxy.Namespaces[ns]; rule.Access == socketioproxy.AccessAuthenticated || rule.Access == socketioproxy.AccessRole {
 				return s.errAt(s.directive, "flask_socketio: namespace "+ns+" is for "+rule.Access+" users, whom the edge knows from the Flask session: add `secret_key {env.FLASK_SECRET_KEY}`")
 			}
 		}

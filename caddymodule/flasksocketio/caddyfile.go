@@ -130,7 +130,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	return []httpcaddyfile.ConfigValue{{Class: "route", Value: subroute}}, nil
 }
 
-// read reads the directive's tokens, d on its name.
+// read reads the directive's tokens from the start of d.
 func read(d *caddyfile.Dispenser) (*site, error) {
 	d.Next()
 	s := &site{directive: d.Token()}

@@ -11,7 +11,11 @@
 //     socketio_proxy, for operators;
 //   - http.handlers.socketio_client: the browser client (client.js and
 //     its config.json);
-//   - admin.api.socketio and admin.api.edge_cors: their admin routes.
+//   - admin.api.socketio and admin.api.edge_cors: their admin routes;
+//
+// and the Caddyfile directive flask_socketio, which writes them (with
+// reverse_proxy for the rest of the app) in the order they run, every
+// path once.
 //
 // xcaddy builds it in with
 //
@@ -21,6 +25,7 @@ package flaskedge
 import (
 	_ "github.com/flaskedge/flaskedge/caddymodule/edgecors"
 	_ "github.com/flaskedge/flaskedge/caddymodule/flasksession"
+	_ "github.com/flaskedge/flaskedge/caddymodule/flasksocketio"
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketioclient"
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketiodashboard"
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketioproxy"

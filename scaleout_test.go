@@ -12,7 +12,7 @@ import (
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-// The README's "Scaling out" topology: two edges that share only their
+// The topology of docs/SCALING.md: two edges that share only their
 // configuration (the sticky secret from the environment) in front of two
 // Flask-SocketIO workers that share a Redis message queue. Clients spread
 // over both edges and both workers all receive every room broadcast, so a

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/flaskedge/flaskedge/internal/crosscheck"
 )
 
 func init() {
@@ -93,9 +95,10 @@ func describe(s OriginSet) string {
 	return b.String()
 }
 
-// Cleanup forgets the handler's origin set.
+// Cleanup forgets the handler's origin set and its guard.
 func (h *Handler) Cleanup() error {
 	live.Delete(h)
+	crosscheck.RemoveGuard(h)
 	return nil
 }
 

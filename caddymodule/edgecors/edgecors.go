@@ -244,6 +244,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	var derived []originPattern
 	if h.OriginsFromEnv != nil {
+		h.problems = append(h.problems, h.OriginsFromEnv.checkNames()...)
 		var err error
 		if derived, err = h.OriginsFromEnv.derive(h.Environment); err != nil {
 			h.problems = append(h.problems, err)
@@ -309,6 +310,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	} else if strings.HasPrefix(h.clientPath, h.engineIOPath) || strings.HasPrefix(h.engineIOPath, h.clientPath) {
 		h.problems = append(h.problems, fmt.Errorf(`client_path %q overlaps engineio_path %q; give the client its own prefix, as in "client_path %s"`, h.clientPath, h.engineIOPath, defaultClientPath))
 	}
+	h.noteGuard(ctx)
 	h.diagnose = nil
 	d := newDiagnostics(h, patterns, derived)
 	if h.Diagnostics == nil && (h.Environment == development || h.Environment == staging) || h.Diagnostics != nil && *h.Diagnostics {

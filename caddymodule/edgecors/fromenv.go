@@ -140,3 +140,25 @@ func publicURLOrigin(raw string) (originPattern, error) {
 	}
 	return p, nil
 }
+
+// checkNames says which of the variable names is not one, as when
+// "$FLASK_HOST" is written for FLASK_HOST.
+func (o *OriginsFromEnv) checkNames() []error {
+	var errs []error
+	for _, name := range []string{o.HostVar, o.PortVar, o.PublicURLVar} {
+		if name != "" && !isEnvVarName(name) {
+			errs = append(errs, fmt.Errorf(`origins_from_env: %q is not an environment variable name; write the name alone, as in "FLASK_HOST", not "$FLASK_HOST" or "{$FLASK_HOST}"`, name))
+		}
+	}
+	return errs
+}
+
+func isEnvVarName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}

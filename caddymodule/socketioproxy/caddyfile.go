@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/flaskedge/flaskedge/internal/crosscheck"
 )
 
 func init() {
@@ -18,193 +21,240 @@ func init() {
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var sp Handler
-	err := sp.UnmarshalCaddyfile(h.Dispenser)
-	return &sp, err
+	if err := sp.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	path := sp.Path
+	if path == "" {
+		path = DefaultPath
+	}
+	note := crosscheck.NoteIn(h.Dispenser, "socketio_proxy", "path", path)
+	if err := crosscheck.Agree(h, crosscheck.EngineIOPath, note); err != nil {
+		return nil, err
+	}
+	return &sp, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	socketio_proxy [<matcher>] [<upstreams...>] {
-//		to              <upstreams...>
-//		lb_policy       least_sessions|round_robin
-//		sticky_secret   <secret>
-//		namespace       <namespace>|* public|authenticated|role <roles...>
-//		rate_limit      connect|messages <events>/<window> [burst <n>]
-//		health_uri      <path>
-//		health_interval <duration>
-//		health_timeout  <duration>
-//		fail_duration   <duration>
-//		path            <prefix>
-//		max_payload     <size>
+//		to                  <upstreams...>
+//		lb_policy           least_sessions|round_robin
+//		sticky_secret       <secret>
+//		namespace           <namespace>|* public|authenticated|role <roles...>
+//		rate_limit          connect|messages <events>/<window> [burst <n>]
+//		health_uri          <path>
+//		health_interval     <duration>
+//		health_timeout      <duration>
+//		health_status       <code>|<digit>xx
+//		health_passes       <n>
+//		health_fails        <n>
+//		fail_duration       <duration>
+//		path                <prefix>
+//		max_payload         <size>
 //		max_requests_per_ip <n>
-//		dial_timeout    <duration>
-//		body_timeout    <duration>
-//		drain_period    <duration>
-//		client_path     <prefix>
-//		dashboard       <path> [role <roles...>]
+//		dial_timeout        <duration>
+//		body_timeout        <duration>
+//		drain_period        <duration>
 //	}
 //
 // Upstreams are the Flask-SocketIO workers, host:port; `to` may be
 // repeated. namespace, repeatable, sets who may connect to a Socket.IO
 // namespace (`*`: every namespace not listed); without any, all are
 // public. sticky_secret must be shared by every edge that serves the
-// same clients (e.g. {env.EDGE_STICKY_SECRET}). health_uri turns on
-// active health checks. path is the Engine.IO endpoint (default
-// /socket.io/); requests outside it go to the next handler. max_payload
-// takes a byte count or a size such as 1MB. client_path serves the
-// browser client under a prefix such as /socket.io-edge/. dashboard
-// serves the live dashboard at path to users with one of the roles
-// (default admin). drain_period spreads the closing of WebSocket sessions
-// over that long when the process exits (default 0: all at once).
+// same clients (e.g. {env.EDGE_STICKY_SECRET}). The health_*
+// subdirectives are reverse_proxy's, with its meaning: health_uri turns
+// on active checks, health_status is the status a healthy worker
+// answers (2xx: any), health_passes and health_fails how many checks in
+// a row change a worker's state. path is the Engine.IO endpoint (default
+// /socket.io/); requests outside it go to the next handler, and
+// edge_cors's engineio_path must be the same (a Caddyfile where they
+// differ is refused). max_payload takes a byte count or a size such as
+// 1MB. drain_period spreads the closing of WebSocket sessions over that
+// long when the process exits (default 0: all at once).
+//
+// This reads the syntax only; the values are checked when the config
+// loads (Provision and Validate), where every problem is reported.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
 	for d.NextBlock(0) {
-		switch sub := d.Val(); sub {
-		case "to":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("to needs at least one upstream, e.g. `to 127.0.0.1:5001 127.0.0.1:5002`")
+		ok, err := h.UnmarshalSubdirective(d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if hint, moved := movedSubdirectives[d.Val()]; moved {
+				return d.Errf("%s is no longer a socketio_proxy subdirective: %s", d.Val(), hint)
 			}
-			h.Upstreams = append(h.Upstreams, args...)
-		case "lb_policy":
-			v, err := oneArg(d, "lb_policy least_sessions")
-			if err != nil {
-				return err
-			}
-			if v != PolicyLeastSessions && v != PolicyRoundRobin {
-				return d.Errf("lb_policy %q is unknown; write `lb_policy least_sessions` or `lb_policy round_robin`", v)
-			}
-			h.LBPolicy = v
-		case "sticky_secret":
-			v, err := oneArg(d, "sticky_secret {env.EDGE_STICKY_SECRET}")
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(v, "{") && len(v) < minStickySecret {
-				return d.Errf("sticky_secret is %d characters; use at least %d random characters, e.g. `sticky_secret {env.EDGE_STICKY_SECRET}`", len(v), minStickySecret)
-			}
-			h.StickySecret = v
-		case "health_uri":
-			v, err := oneArg(d, "health_uri /healthz")
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(v, "/") {
-				return d.Errf("health_uri %q must be a path, e.g. `health_uri /healthz`", v)
-			}
-			h.healthChecks().URI = v
-		case "health_interval", "health_timeout", "fail_duration", "dial_timeout", "body_timeout":
-			v, err := oneArg(d, sub+" 5s")
-			if err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s %q is not a positive duration; write e.g. `%s 5s`", sub, v, sub)
-			}
-			switch sub {
-			case "health_interval":
-				h.healthChecks().Interval = caddy.Duration(dur)
-			case "health_timeout":
-				h.healthChecks().Timeout = caddy.Duration(dur)
-			case "fail_duration":
-				h.FailDuration = caddy.Duration(dur)
-			case "body_timeout":
-				h.BodyTimeout = caddy.Duration(dur)
-			default:
-				h.DialTimeout = caddy.Duration(dur)
-			}
-		case "drain_period":
-			v, err := oneArg(d, "drain_period 10s")
-			if err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < 0 {
-				return d.Errf("drain_period %q is not a duration; write e.g. `drain_period 10s` (0: close every session at once)", v)
-			}
-			h.DrainPeriod = caddy.Duration(dur)
-		case "namespace":
-			args := d.RemainingArgs()
-			if len(args) < 2 {
-				return d.Errf("namespace needs a namespace and a rule, e.g. `namespace /admin role admin` or `namespace * authenticated`")
-			}
-			ns, rule := args[0], &NamespaceRule{Access: args[1], Roles: args[2:]}
-			if _, dup := h.Namespaces[ns]; dup {
-				return d.Errf("namespace %s is given twice", ns)
-			}
-			if err := rule.validate(ns); err != nil {
-				return d.Err(err.Error())
-			}
-			if h.Namespaces == nil {
-				h.Namespaces = make(map[string]*NamespaceRule)
-			}
-			h.Namespaces[ns] = rule
-		case "rate_limit":
-			args := d.RemainingArgs()
-			if len(args) != 2 && !(len(args) == 4 && args[2] == "burst") {
-				return d.Errf("rate_limit takes connect|messages <events>/<window> [burst <n>], e.g. `rate_limit connect 30/m`")
-			}
-			r, err := parseRate(args[1])
-			if err != nil {
-				return d.Errf("rate_limit %s: %v", args[0], err)
-			}
-			if len(args) == 4 {
-				if r.Burst, err = strconv.Atoi(args[3]); err != nil || r.Burst <= 0 {
-					return d.Errf("rate_limit %s: burst %q is not a positive number", args[0], args[3])
-				}
-			}
-			if h.RateLimits == nil {
-				h.RateLimits = new(RateLimits)
-			}
-			switch args[0] {
-			case "connect":
-				h.RateLimits.Connect = r
-			case "messages":
-				h.RateLimits.Messages = r
-			default:
-				return d.Errf("rate_limit %q: limit connect (new sessions per client IP) or messages (per session)", args[0])
-			}
-		case "path":
-			v, err := oneArg(d, "path /socket.io/")
-			if err != nil {
-				return err
-			}
-			h.Path = v
-		case "max_payload":
-			v, err := oneArg(d, "max_payload 1MB")
-			if err != nil {
-				return err
-			}
-			size, err := humanize.ParseBytes(v)
-			if err != nil || size == 0 || size > 1<<40 {
-				return d.Errf("max_payload %q is not a size; write e.g. `max_payload 1MB` or `max_payload 1000000`", v)
-			}
-			h.MaxPayload = int64(size)
-		case "max_requests_per_ip":
-			v, err := oneArg(d, "max_requests_per_ip 4096")
-			if err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				return d.Errf("max_requests_per_ip %q is not a positive number; write e.g. `max_requests_per_ip 4096`", v)
-			}
-			h.MaxRequestsPerIP = n
-		default:
-			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, max_requests_per_ip, dial_timeout, body_timeout, drain_period, dashboard and client_path", sub)
+			return d.Errf("unknown subdirective %q; socketio_proxy knows %s", d.Val(), strings.Join(Subdirectives(), ", "))
 		}
 	}
 	if len(h.Upstreams) == 0 {
 		return d.Errf("socketio_proxy needs an upstream, e.g. `socketio_proxy 127.0.0.1:5001` or `to 127.0.0.1:5001 127.0.0.1:5002` in its block")
 	}
-	for _, u := range h.Upstreams {
-		if _, err := parseUpstream(u); err != nil && !strings.Contains(u, "{") {
-			return d.Err(err.Error())
-		}
-	}
 	return nil
+}
+
+// UnmarshalSubdirective reads the subdirective d is on into h. It is
+// false, with no error, when socketio_proxy has no subdirective of that
+// name, so that flask_socketio can offer socketio_proxy's subdirectives
+// beside those of other modules.
+func (h *Handler) UnmarshalSubdirective(d *caddyfile.Dispenser) (bool, error) {
+	parse, ok := subdirectives[d.Val()]
+	if !ok {
+		return false, nil
+	}
+	return true, parse(d, h)
+}
+
+// Subdirectives are the names of socketio_proxy's subdirectives, sorted.
+func Subdirectives() []string {
+	names := make([]string, 0, len(subdirectives))
+	for name := range subdirectives {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// subdirectives parse each subdirective of socketio_proxy, by name, with
+// d on the name.
+var subdirectives = map[string]func(d *caddyfile.Dispenser, h *Handler) error{
+	"to": func(d *caddyfile.Dispenser, h *Handler) error {
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.Errf("to needs at least one upstream, e.g. `to 127.0.0.1:5001 127.0.0.1:5002`")
+		}
+		h.Upstreams = append(h.Upstreams, args...)
+		return nil
+	},
+	"lb_policy": func(d *caddyfile.Dispenser, h *Handler) error {
+		return oneArg(d, &h.LBPolicy, "lb_policy least_sessions")
+	},
+	"sticky_secret": func(d *caddyfile.Dispenser, h *Handler) error {
+		// Never quote the arguments: they are the secret.
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return d.Errf("sticky_secret takes one value, %d given; write e.g. `sticky_secret {env.EDGE_STICKY_SECRET}`", len(args))
+		}
+		h.StickySecret = args[0]
+		return nil
+	},
+	"path": func(d *caddyfile.Dispenser, h *Handler) error {
+		return oneArg(d, &h.Path, "path /socket.io/")
+	},
+	"health_uri": func(d *caddyfile.Dispenser, h *Handler) error {
+		return oneArg(d, &h.healthChecks().URI, "health_uri /healthz")
+	},
+	"health_interval": func(d *caddyfile.Dispenser, h *Handler) error {
+		return durationArg(d, &h.healthChecks().Interval)
+	},
+	"health_timeout": func(d *caddyfile.Dispenser, h *Handler) error {
+		return durationArg(d, &h.healthChecks().Timeout)
+	},
+	"health_status": func(d *caddyfile.Dispenser, h *Handler) error {
+		var v string
+		if err := oneArg(d, &v, "health_status 200"); err != nil {
+			return err
+		}
+		// reverse_proxy's shorthand: 2xx is the class, written 2.
+		code := v
+		if len(v) == 3 && strings.HasSuffix(v, "xx") {
+			code = v[:1]
+		}
+		n, err := strconv.Atoi(code)
+		if err != nil {
+			return d.Errf("health_status %q is not a status; write e.g. `health_status 200` or `health_status 2xx`", v)
+		}
+		h.healthChecks().ExpectStatus = n
+		return nil
+	},
+	"health_passes": func(d *caddyfile.Dispenser, h *Handler) error {
+		return intArg(d, &h.healthChecks().Passes, "health_passes 2")
+	},
+	"health_fails": func(d *caddyfile.Dispenser, h *Handler) error {
+		return intArg(d, &h.healthChecks().Fails, "health_fails 3")
+	},
+	"fail_duration": func(d *caddyfile.Dispenser, h *Handler) error {
+		return durationArg(d, &h.FailDuration)
+	},
+	"dial_timeout": func(d *caddyfile.Dispenser, h *Handler) error {
+		return durationArg(d, &h.DialTimeout)
+	},
+	"body_timeout": func(d *caddyfile.Dispenser, h *Handler) error {
+		return durationArg(d, &h.BodyTimeout)
+	},
+	"drain_period": func(d *caddyfile.Dispenser, h *Handler) error {
+		return durationArg(d, &h.DrainPeriod)
+	},
+	"namespace": func(d *caddyfile.Dispenser, h *Handler) error {
+		args := d.RemainingArgs()
+		if len(args) < 2 {
+			return d.Errf("namespace needs a namespace and a rule, e.g. `namespace /admin role admin` or `namespace * authenticated`")
+		}
+		ns := args[0]
+		if _, dup := h.Namespaces[ns]; dup {
+			return d.Errf("namespace %s is given twice; write one rule per namespace", ns)
+		}
+		if h.Namespaces == nil {
+			h.Namespaces = make(map[string]*NamespaceRule)
+		}
+		h.Namespaces[ns] = &NamespaceRule{Access: args[1], Roles: args[2:]}
+		return nil
+	},
+	"rate_limit": func(d *caddyfile.Dispenser, h *Handler) error {
+		args := d.RemainingArgs()
+		if len(args) != 2 && !(len(args) == 4 && args[2] == "burst") {
+			return d.Errf("rate_limit takes connect|messages <events>/<window> [burst <n>], e.g. `rate_limit connect 30/m`")
+		}
+		if h.RateLimits == nil {
+			h.RateLimits = new(RateLimits)
+		}
+		var r **Rate
+		switch args[0] {
+		case "connect":
+			r = &h.RateLimits.Connect
+		case "messages":
+			r = &h.RateLimits.Messages
+		default:
+			return d.Errf("rate_limit %q: limit connect (new sessions per client IP) or messages (per session)", args[0])
+		}
+		rate, err := parseRate(args[1])
+		if err != nil {
+			return d.Errf("rate_limit %s: %v", args[0], err)
+		}
+		if len(args) == 4 {
+			if rate.Burst, err = strconv.Atoi(args[3]); err != nil {
+				return d.Errf("rate_limit %s: burst %q is not a number; write e.g. `burst 10`", args[0], args[3])
+			}
+		}
+		*r = rate
+		return nil
+	},
+	"max_payload": func(d *caddyfile.Dispenser, h *Handler) error {
+		var v string
+		if err := oneArg(d, &v, "max_payload 1MB"); err != nil {
+			return err
+		}
+		size, err := humanize.ParseBytes(v)
+		if err != nil || size > 1<<62 {
+			return d.Errf("max_payload %q is not a size; write e.g. `max_payload 1MB` or `max_payload 1000000`", v)
+		}
+		h.MaxPayload = int64(size)
+		return nil
+	},
+	"max_requests_per_ip": func(d *caddyfile.Dispenser, h *Handler) error {
+		return intArg(d, &h.MaxRequestsPerIP, "max_requests_per_ip 4096")
+	},
+}
+
+// movedSubdirectives were socketio_proxy's and are now other modules'.
+var movedSubdirectives = map[string]string{
+	"client_path": "the browser client has its own handler, `socketio_client /socket.io-edge/` " +
+		"(with the same client_path in edge_cors), or write `client_path /socket.io-edge/` in flask_socketio",
+	"dashboard": "the dashboard has its own handler, `socketio_dashboard /_edge/dashboard/`, " +
+		"behind `flask_session { require role admin }` on its route, or write `dashboard /_edge/dashboard/ role admin` in flask_socketio",
 }
 
 func (h *Handler) healthChecks() *HealthChecks {
@@ -214,17 +264,50 @@ func (h *Handler) healthChecks() *HealthChecks {
 	return h.HealthChecks
 }
 
-// oneArg reads the single argument of the current subdirective.
-func oneArg(d *caddyfile.Dispenser, example string) (string, error) {
+// oneArg reads the single argument of the current subdirective into v.
+func oneArg(d *caddyfile.Dispenser, v *string, example string) error {
 	sub := d.Val()
 	if !d.NextArg() {
-		return "", d.Errf("%s needs a value, e.g. `%s`", sub, example)
+		return d.Errf("%s needs a value, e.g. `%s`", sub, example)
 	}
-	v := d.Val()
+	val := d.Val()
 	if d.NextArg() {
-		return "", d.Errf("%s takes one value, got also %q; write e.g. `%s`", sub, d.Val(), example)
+		return d.Errf("%s takes one value, got also %q; write e.g. `%s`", sub, d.Val(), example)
 	}
-	return v, nil
+	*v = val
+	return nil
+}
+
+// durationArg reads the single duration argument of the current
+// subdirective into v.
+func durationArg(d *caddyfile.Dispenser, v *caddy.Duration) error {
+	sub := d.Val()
+	var s string
+	if err := oneArg(d, &s, sub+" 5s"); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s %q is not a duration; write e.g. `%s 5s`", sub, s, sub)
+	}
+	*v = caddy.Duration(dur)
+	return nil
+}
+
+// intArg reads the single whole-number argument of the current
+// subdirective into v.
+func intArg(d *caddyfile.Dispenser, v *int, example string) error {
+	sub := d.Val()
+	var s string
+	if err := oneArg(d, &s, example); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return d.Errf("%s %q is not a whole number; write e.g. `%s`", sub, s, example)
+	}
+	*v = n
+	return nil
 }
 
 // Interface guard

@@ -173,6 +173,7 @@ const (
 	DefaultHealthTimeout  = 2 * time.Second
 	DefaultMaxRequests    = 4096
 	minStickySecret       = 16
+	maxMaxPayload         = 1 << 40
 )
 
 // processKey is the sticky key of edges configured without a secret: made
@@ -232,6 +233,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	reloadHint.Do(func() { hintMigrateReq(h.logger) })
+	if err := h.crossCheck(ctx); err != nil {
+		h.problems = append(h.problems, err)
+	}
 
 	repl := caddy.NewReplacer()
 	key := processKey()
@@ -313,8 +317,8 @@ func (h *Handler) Validate() error {
 	if h.MaxRequestsPerIP < 0 {
 		add("max_requests_per_ip %d is negative", h.MaxRequestsPerIP)
 	}
-	if h.MaxPayload < 0 {
-		add("max_payload %d is negative", h.MaxPayload)
+	if h.MaxPayload < 0 || h.MaxPayload > maxMaxPayload {
+		add("max_payload %d is not between 1 and 1TB", h.MaxPayload)
 	}
 	if hc := h.HealthChecks; hc != nil {
 		if hc.URI != "" && !strings.HasPrefix(hc.URI, "/") {

@@ -18,20 +18,20 @@ import (
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-// A new user following README "Scaling out" on one machine gets two
-// edges, two workers and Redis, and clients spread over both edges and
-// both workers hear every room broadcast. The test runs the README's own
+// A new user following docs/SCALING.md on one machine gets two edges,
+// two workers and Redis, and clients spread over both edges and both
+// workers hear every room broadcast. The test runs the document's own
 // shell block, with only its port numbers and /tmp replaced by free ones,
-// so the README cannot drift from what works.
-func TestREADMEScalingOutWalkthroughWorks(t *testing.T) {
+// so the document cannot drift from what works.
+func TestScalingWalkthroughWorks(t *testing.T) {
 	testenv.RequireNode(t)
 	caddy := testenv.CaddyBinary(t)
-	readme, err := os.ReadFile("README.md")
+	doc, err := os.ReadFile("docs/SCALING.md")
 	require.NoError(t, err)
-	script := shellBlockAfter(t, string(readme), "On one machine, to try it:")
+	script := shellBlockAfter(t, string(doc), "On one machine, to try it:")
 
 	redis, w1, w2 := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	// The README puts each edge's admin endpoint on "2" followed by the
+	// The document puts each edge's admin endpoint on "2" followed by the
 	// edge's port, so the edges need ports of four digits up to 5535.
 	e1, e2 := lowFreePort(t), lowFreePort(t)
 	dir := t.TempDir()
@@ -43,13 +43,13 @@ func TestREADMEScalingOutWalkthroughWorks(t *testing.T) {
 		{"/tmp/", dir + "/"},
 		{"bin/caddy ", caddy + " "},
 	} {
-		require.Contains(t, script, r.old, "README's Scaling out block changed; update this test with it")
+		require.Contains(t, script, r.old, "docs/SCALING.md's block changed; update this test with it")
 		script = strings.ReplaceAll(script, r.old, r.new)
 	}
 	for _, line := range strings.Split(script, "\n") {
 		for _, stale := range []string{"8081", "8082", "6390", "5001", "5002"} {
 			if !strings.HasPrefix(strings.TrimSpace(line), "#") {
-				require.NotContains(t, line, stale, "README's Scaling out block names a port this test does not replace")
+				require.NotContains(t, line, stale, "docs/SCALING.md's block names a port this test does not replace")
 			}
 		}
 	}
@@ -70,7 +70,7 @@ func TestREADMEScalingOutWalkthroughWorks(t *testing.T) {
 			waitClosed(t, port)
 		}
 		if t.Failed() {
-			t.Logf("output of the README's block:\n%s", out.String())
+			t.Logf("output of docs/SCALING.md's block:\n%s", out.String())
 		}
 	})
 
@@ -92,14 +92,14 @@ func TestREADMEScalingOutWalkthroughWorks(t *testing.T) {
 	assert.Equal(t, 64, res.Broadcasts.Expected)
 	assert.Positive(t, res.Workers["A"], "worker A took sessions: %v", res.Workers)
 	assert.Positive(t, res.Workers["B"], "worker B took sessions: %v", res.Workers)
-	t.Logf("README walkthrough: 8 sessions over 2 edges, workers %v, %d of %d broadcasts heard", res.Workers, res.Broadcasts.Received, res.Broadcasts.Expected)
+	t.Logf("docs/SCALING.md walkthrough: 8 sessions over 2 edges, workers %v, %d of %d broadcasts heard", res.Workers, res.Broadcasts.Received, res.Broadcasts.Expected)
 }
 
 // shellBlockAfter returns the first ```sh block after marker.
 func shellBlockAfter(t *testing.T, text, marker string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(text, marker)
-	require.True(t, ok, "README has no %q", marker)
+	require.True(t, ok, "the document has no %q", marker)
 	_, rest, ok = strings.Cut(rest, "```sh\n")
 	require.True(t, ok, "no sh block after %q", marker)
 	block, _, ok := strings.Cut(rest, "```")
@@ -156,5 +156,5 @@ func waitClosed(t *testing.T, port int) {
 		c.Close()
 		time.Sleep(50 * time.Millisecond) // polling for the process to be gone
 	}
-	t.Errorf("port %d still accepts connections 10 s after the README's processes were killed", port)
+	t.Errorf("port %d still accepts connections 10 s after the walkthrough's processes were killed", port)
 }

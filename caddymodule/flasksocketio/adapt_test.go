@@ -1,0 +1,12 @@
+package flasksocketio
+
+import (
+	"testing"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+// TestCaddyfileAdaptsToGoldenJSON checks the golden files in testdata/.
+func TestCaddyfileAdaptsToGoldenJSON(t *testing.T) { testenv.AdaptGolden(t) }

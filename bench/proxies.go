@@ -31,7 +31,7 @@ var proxies = []proxy{
 	{key: "haproxy", label: "HAProxy (balance source)", anchor: true, config: haproxyConfig},
 	{key: "caddy", label: "Caddy reverse_proxy (ip_hash)", anchor: true, config: caddyConfig(reverseProxy(""))},
 	{key: "caddy4k", label: "Caddy reverse_proxy, stream_buffer_size 4KiB", config: caddyConfig(reverseProxy("4KiB"))},
-	{key: "edge", label: "**edge (socketio_proxy)**", config: caddyConfig(edgeSite)},
+	{key: "edge", label: "**edge (flask_socketio)**", config: caddyConfig(edgeSite)},
 }
 
 // running is a started proxy.
@@ -200,6 +200,10 @@ func reverseProxy(streamBuffer string) func([2]string) string {
 	}
 }
 
+// edgeSite is the edge as a user writes it, the whole flask_socketio
+// route: origin guard and CORS, the Flask session (the load's clients
+// are anonymous, so every request passes through its check), the
+// Socket.IO proxy, and reverse_proxy for the rest.
 func edgeSite(backends [2]string) string {
-	return fmt.Sprintf("\tsocketio_proxy {\n\t\tto %s %s\n\t}\n", backends[0], backends[1])
+	return fmt.Sprintf("\tflask_socketio %s %s {\n\t\torigins http://localhost\n\t\tsecret_key bench-flask-secret-key\n\t}\n", backends[0], backends[1])
 }

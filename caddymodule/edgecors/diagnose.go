@@ -27,12 +27,7 @@ func (h *Handler) servePublic(w http.ResponseWriter, r *http.Request, next caddy
 		h.diagnose.serve(w, r)
 		return nil
 	}
-	cw := writerPool.Get().(*corsWriter)
-	*cw = corsWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, public: true}
-	err := next.ServeHTTP(cw, r)
-	wroteHeader := cw.wroteHeader
-	*cw = corsWriter{}
-	writerPool.Put(cw)
+	wroteHeader, err := serveWithCORS(w, r, next, corsWriter{h: h, public: true})
 	if err != nil && !wroteHeader {
 		setPublicHeaders(w.Header())
 	}

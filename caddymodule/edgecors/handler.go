@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -68,18 +67,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if allowed && acao == nil {
 		acao = []string{origin}
 	}
-	// The wrapper is pooled: an allowed request then allocates nothing.
-	// It is safe because, as net/http requires, no handler uses the
-	// writer after its ServeHTTP returns (reverse_proxy waits for its
-	// WebSocket tunnel and its flush timer before returning); the
-	// wrapper is cleared before it goes back, so a use after that
-	// would fail on a nil writer rather than reach another response.
-	cw := writerPool.Get().(*corsWriter)
-	*cw = corsWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, acao: acao}
-	err := next.ServeHTTP(cw, r)
-	wroteHeader := cw.wroteHeader
-	*cw = corsWriter{}
-	writerPool.Put(cw)
+	wroteHeader, err := serveWithCORS(w, r, next, corsWriter{h: h, acao: acao})
 	if err != nil && !wroteHeader {
 		// Caddy writes the error response on the header map we share:
 		// give it the CORS headers so the page can read the status
@@ -88,8 +76,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	return err
 }
-
-var writerPool = sync.Pool{New: func() any { return new(corsWriter) }}
 
 // refuseGuarded answers a WebSocket upgrade or Engine.IO handshake the
 // guard refuses: 403, no CORS headers, one security event.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -68,6 +69,27 @@ func (cw *corsWriter) Flush() { _ = cw.FlushError() }
 // Hijack implements http.Hijacker for handlers that assert it.
 func (cw *corsWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(cw.ResponseWriter).Hijack()
+}
+
+var writerPool = sync.Pool{New: func() any { return new(corsWriter) }}
+
+// serveWithCORS serves r with next through a corsWriter set up as cw
+// (its ResponseWriter is w) and reports whether next wrote the header.
+// The wrapper is pooled: an allowed request then allocates nothing. It
+// is safe because, as net/http requires, no handler uses the writer
+// after its ServeHTTP returns (reverse_proxy waits for its WebSocket
+// tunnel and its flush timer before returning); the wrapper is cleared
+// before it goes back, so a use after that would fail on a nil writer
+// rather than reach another response.
+func serveWithCORS(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, cw corsWriter) (wroteHeader bool, err error) {
+	pooled := writerPool.Get().(*corsWriter)
+	*pooled = cw
+	pooled.ResponseWriterWrapper = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
+	err = next.ServeHTTP(pooled, r)
+	wroteHeader = pooled.wroteHeader
+	*pooled = corsWriter{}
+	writerPool.Put(pooled)
+	return wroteHeader, err
 }
 
 // Interface guards

@@ -7,7 +7,6 @@ package socketioproxy_test
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -47,12 +46,7 @@ func atk3AnonConnects(w *testenv.FlaskWorker) int {
 //	worker: "connect namespace=/ sid=... user=-"; uma receives "from anonymous"
 func TestAttack3BodyPythonDropsLeavesTheEdgeAwaitingAttachments(t *testing.T) {
 	s := startAtkStack(t, nil, "", "namespace / authenticated")
-	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
-	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {uma}})
-	require.NoError(t, err, status)
-	require.NotEmpty(t, ws.next("0{", 5*time.Second))
-	ws.send(t, "40")
-	require.True(t, strings.HasPrefix(ws.next("40", 5*time.Second), "40{"))
+	ws := atkJoin(t, s, "uma", "/")
 	ws.send(t, `420["join","r"]`)
 	require.NotEmpty(t, ws.next("430", 5*time.Second))
 
@@ -163,12 +157,7 @@ func TestAttack3PongCountedAsAttachmentHidesAdminFromWithdrawal(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, roles := startAtkWhoamiStack(t)
-			ada := testenv.Login(t, s.worker.URL(), "ada", "user")
-			ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {ada}})
-			require.NoError(t, err, status)
-			require.NotEmpty(t, ws.next("0{", 5*time.Second))
-			ws.send(t, "40/admin,")
-			require.True(t, strings.HasPrefix(ws.next("40/admin,", 5*time.Second), "40/admin,{"), "ada is an admin in the database")
+			ws := atkJoin(t, s, "ada", "/admin")
 
 			ws.send(t, c.binary)
 			if c.then != "" {

@@ -5,16 +5,12 @@ package socketioproxy_test
 // lets the attack through.
 
 import (
-	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
 // The edge reads every text message as a packet, attachments included,
@@ -34,12 +30,7 @@ import (
 //	worker: never "disconnect namespace=/admin"
 func TestAttack4TextAttachmentResetsTheEdgesCount(t *testing.T) {
 	s, roles := startAtkWhoamiStack(t)
-	ada := testenv.Login(t, s.worker.URL(), "ada", "user")
-	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {ada}})
-	require.NoError(t, err, status)
-	require.NotEmpty(t, ws.next("0{", 5*time.Second))
-	ws.send(t, "40/admin,")
-	require.True(t, strings.HasPrefix(ws.next("40/admin,", 5*time.Second), "40/admin,{"), "ada is an admin in the database")
+	ws := atkJoin(t, s, "ada", "/admin")
 
 	ws.send(t, `455-["echo",{"_placeholder":true,"num":0}]`)
 	ws.send(t, `451-["echo",{"_placeholder":true,"num":0}]`)

@@ -163,6 +163,24 @@ type atkWS struct {
 
 // atkDial opens a WebSocket at target (path and query, as written) with
 // header; it returns the dial error and HTTP status of a refusal.
+// atkJoin logs user in, opens a WebSocket session with the cookie and
+// connects it to namespace ns ("/" or "/admin"), checking each step.
+func atkJoin(t *testing.T, s *atkStack, user, ns string) *atkWS {
+	t.Helper()
+	cookie := testenv.Login(t, s.worker.URL(), user, "user")
+	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {cookie}})
+	require.NoError(t, err, status)
+	require.NotEmpty(t, ws.next("0{", 5*time.Second))
+	if ns == "/" {
+		ws.send(t, "40")
+		require.True(t, strings.HasPrefix(ws.next("40", 5*time.Second), "40{"), user+" connects to /")
+		return ws
+	}
+	ws.send(t, "40"+ns+",")
+	require.True(t, strings.HasPrefix(ws.next("40"+ns+",", 5*time.Second), "40"+ns+",{"), user+" connects to "+ns)
+	return ws
+}
+
 func atkDial(t *testing.T, addr, target string, header http.Header) (*atkWS, int, error) {
 	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
@@ -525,12 +543,7 @@ func TestAttackReloadSwapsPoliciesBetweenSites(t *testing.T) {
 //	without its own check, a connection), never the edge's CONNECT_ERROR.
 func TestAttackReloadRotatingStickySecretKeepsLiveWebSocketsOnOldRules(t *testing.T) {
 	s := startAtkStack(t, nil, "", "sticky_secret attack-sticky-secret-one")
-	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
-	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {uma}})
-	require.NoError(t, err, status)
-	require.NotEmpty(t, ws.next("0{", 5*time.Second))
-	ws.send(t, "40")
-	require.True(t, strings.HasPrefix(ws.next("40", 5*time.Second), "40{"))
+	ws := atkJoin(t, s, "uma", "/")
 
 	s.edge.Reload(t, s.config("sticky_secret attack-sticky-secret-two\n\t\tnamespace /admin role admin"))
 	ws.send(t, "40/admin,")
@@ -543,12 +556,7 @@ func TestAttackReloadRotatingStickySecretKeepsLiveWebSocketsOnOldRules(t *testin
 // live WebSocket's next CONNECT (the control for the test above).
 func TestAttackReloadAddingARuleReachesALiveWebSocket(t *testing.T) {
 	s := startAtkStack(t, nil, "", "sticky_secret attack-sticky-secret-one")
-	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
-	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {uma}})
-	require.NoError(t, err, status)
-	require.NotEmpty(t, ws.next("0{", 5*time.Second))
-	ws.send(t, "40")
-	require.True(t, strings.HasPrefix(ws.next("40", 5*time.Second), "40{"))
+	ws := atkJoin(t, s, "uma", "/")
 
 	s.edge.Reload(t, s.config("sticky_secret attack-sticky-secret-one\n\t\tnamespace /admin role admin"))
 	ws.send(t, "40/admin,")

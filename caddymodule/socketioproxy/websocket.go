@@ -320,22 +320,23 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 			if socketio.IsDenialReply(p) {
 				return true
 			}
-			head, ok := socketio.ReadWorker(p, len(p) < maxWorkerPeek)
-			if !ok {
-				// Not a Socket.IO message, or a header longer than the
-				// peek: read whole those that may matter.
-				t, isMessage := socketio.WorkerType(p)
-				return isMessage && (t == socketio.Connect || t == socketio.Disconnect ||
-					pol().hasRules() && socketio.Head{Type: t}.CarriesData())
-			}
+			t, isMessage := socketio.WorkerType(p)
 			switch {
-			case head.Type == socketio.Connect || head.Type == socketio.Disconnect:
-				return true
-			case !head.CarriesData():
+			case !isMessage:
 				return false
+			case t == socketio.Connect || t == socketio.Disconnect:
+				return true
 			}
 			pl := pol()
-			return pl.hasRules() && pl.admit(live.recent(), string(head.Namespace)) != nil
+			if !pl.hasRules() || !(socketio.Head{Type: t}).CarriesData() {
+				return false
+			}
+			head, ok := socketio.ReadWorker(p, len(p) < maxWorkerPeek)
+			if !ok {
+				// A header longer than the peek: read it whole.
+				return len(p) >= maxWorkerPeek
+			}
+			return pl.admit(live.recent(), string(head.Namespace)) != nil
 		},
 		Rewrite: func(msg []byte) ([]byte, error) {
 			if ce, ok := socketio.DenialConnectError(msg); ok {

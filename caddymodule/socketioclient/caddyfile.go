@@ -1,11 +1,11 @@
 package socketioclient
 
 import (
-	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/flaskedge/flaskedge/internal/crosscheck"
+	"github.com/flaskedge/flaskedge/internal/pathdirective"
 )
 
 func init() {
@@ -15,29 +15,20 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("socketio_client", httpcaddyfile.Before, "reverse_proxy")
 }
 
-// parseCaddyfile makes the directive's route. Caddy reads a first
-// argument that starts with "/" as a path matcher; here a lone one is the
-// client's path, so `socketio_client /js/edge/` serves it under
-// /js/edge/, and a matcher comes before the path.
+// syntax is the directive's, the same as socketio_dashboard's.
+var syntax = pathdirective.Syntax{
+	Directive:           "socketio_client",
+	DefaultPath:         DefaultPath,
+	DefaultEngineIOPath: DefaultEngineIOPath,
+	// Where the client is served is what edge_cors makes public.
+	PathSetting: crosscheck.ClientPath,
+}
+
+// parseCaddyfile makes the directive's route. Its paths must agree with
+// those of the directives beside it (see package crosscheck).
 func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	h.Next() // directive name
-	args := h.RemainingArgs()
-	h.Reset()
-	h.Next()
-	var matcherSet caddy.ModuleMap
-	if len(args) > 1 || len(args) == 1 && !strings.HasPrefix(args[0], "/") {
-		var err error
-		if matcherSet, err = h.ExtractMatcherSet(); err != nil {
-			return nil, err
-		}
-	} else {
-		h.Reset()
-	}
-	var d Handler
-	if err := d.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return h.NewRoute(matcherSet, &d), nil
+	d := new(Handler)
+	return syntax.Route(h, d, d.fields())
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -50,30 +41,25 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 // /socket.io-edge/, edge_cors's default client_path); a lone argument
 // that starts with / is the path, not a path matcher. engineio_path is
 // the path of the socketio_proxy the client connects through (default
-// /socket.io/).
+// /socket.io/). The path must be edge_cors's client_path and
+// engineio_path socketio_proxy's path and edge_cors's engineio_path: a
+// Caddyfile where they differ is refused.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		h.Path = d.Val()
-	}
-	if d.NextArg() {
-		return d.Errf("socketio_client takes one path, got also %q; write `socketio_client [<matcher>] [<path>]`, e.g. `socketio_client %s`", d.Val(), DefaultPath)
-	}
-	for d.NextBlock(0) {
-		switch sub := d.Val(); sub {
-		case "engineio_path":
-			if !d.NextArg() {
-				return d.Errf("engineio_path needs socketio_proxy's path, e.g. `engineio_path %s`", DefaultEngineIOPath)
-			}
-			h.EngineIOPath = d.Val()
-			if d.NextArg() {
-				return d.Errf("engineio_path takes one value, got also %q; write e.g. `engineio_path %s`", d.Val(), DefaultEngineIOPath)
-			}
-		default:
-			return d.Errf("unknown subdirective %q; socketio_client knows engineio_path", sub)
-		}
-	}
-	return nil
+	return syntax.Unmarshal(d, h.fields())
+}
+
+// UnmarshalSubdirective reads the subdirective d is on into h. It is
+// false, with no error, when socketio_client has no subdirective of that
+// name.
+func (h *Handler) UnmarshalSubdirective(d *caddyfile.Dispenser) (bool, error) {
+	return syntax.UnmarshalSubdirective(d, h.fields())
+}
+
+// Subdirectives are the names of socketio_client's subdirectives, sorted.
+func Subdirectives() []string { return pathdirective.Subdirectives() }
+
+func (h *Handler) fields() pathdirective.Fields {
+	return pathdirective.Fields{Path: &h.Path, EngineIOPath: &h.EngineIOPath}
 }
 
 // Interface guard

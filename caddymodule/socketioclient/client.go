@@ -126,7 +126,8 @@ func newFile(body []byte, contentType string) file {
 	return file{body: body, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`, contentType: contentType}
 }
 
-// Provision sets defaults and makes the files.
+// Provision sets defaults, checks the paths against the edge_cors in
+// front and makes the files.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warnedUnserved = new(atomic.Bool)
@@ -135,6 +136,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.EngineIOPath == "" {
 		h.EngineIOPath = DefaultEngineIOPath
+	}
+	if err := h.crossCheck(ctx); err != nil {
+		return err
 	}
 	cfg := config{
 		Path:              h.EngineIOPath,

@@ -1,11 +1,10 @@
 package socketiodashboard
 
 import (
-	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/flaskedge/flaskedge/internal/pathdirective"
 )
 
 func init() {
@@ -16,29 +15,18 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("socketio_dashboard", httpcaddyfile.Before, "reverse_proxy")
 }
 
-// parseCaddyfile makes the directive's route. Caddy reads a first
-// argument that starts with "/" as a path matcher; here a lone one is the
-// dashboard's path, so `socketio_dashboard /ops/` serves it under /ops/,
-// and a matcher comes before the path.
+// syntax is the directive's, the same as socketio_client's.
+var syntax = pathdirective.Syntax{
+	Directive:           "socketio_dashboard",
+	DefaultPath:         DefaultPath,
+	DefaultEngineIOPath: DefaultEngineIOPath,
+}
+
+// parseCaddyfile makes the directive's route. Its paths must agree with
+// those of the directives beside it (see package crosscheck).
 func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	h.Next() // directive name
-	args := h.RemainingArgs()
-	h.Reset()
-	h.Next()
-	var matcherSet caddy.ModuleMap
-	if len(args) > 1 || len(args) == 1 && !strings.HasPrefix(args[0], "/") {
-		var err error
-		if matcherSet, err = h.ExtractMatcherSet(); err != nil {
-			return nil, err
-		}
-	} else {
-		h.Reset()
-	}
-	var d Handler
-	if err := d.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return h.NewRoute(matcherSet, &d), nil
+	d := new(Handler)
+	return syntax.Route(h, d, d.fields())
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -50,9 +38,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 // path is the prefix the dashboard is served under (default
 // /_edge/dashboard/); a lone argument that starts with / is the path, not
 // a path matcher. engineio_path selects the socketio_proxy whose figures
-// the page shows, by its path (default /socket.io/). The dashboard has no
-// access control of its own: put it in a route behind the edge's
-// authentication,
+// the page shows, by its path (default /socket.io/); a Caddyfile where
+// it differs from socketio_proxy's path or edge_cors's engineio_path in
+// the same block is refused. The dashboard has no access control of its
+// own: put it in a route behind the edge's authentication,
 //
 //	route /_edge/dashboard/* {
 //		flask_session {
@@ -62,28 +51,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		socketio_dashboard
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		h.Path = d.Val()
-	}
-	if d.NextArg() {
-		return d.Errf("socketio_dashboard takes one path, got also %q; write `socketio_dashboard [<matcher>] [<path>]`, e.g. `socketio_dashboard %s`", d.Val(), DefaultPath)
-	}
-	for d.NextBlock(0) {
-		switch sub := d.Val(); sub {
-		case "engineio_path":
-			if !d.NextArg() {
-				return d.Errf("engineio_path needs socketio_proxy's path, e.g. `engineio_path %s`", DefaultEngineIOPath)
-			}
-			h.EngineIOPath = d.Val()
-			if d.NextArg() {
-				return d.Errf("engineio_path takes one value, got also %q; write e.g. `engineio_path %s`", d.Val(), DefaultEngineIOPath)
-			}
-		default:
-			return d.Errf("unknown subdirective %q; socketio_dashboard knows engineio_path", sub)
-		}
-	}
-	return nil
+	return syntax.Unmarshal(d, h.fields())
+}
+
+// UnmarshalSubdirective reads the subdirective d is on into h. It is
+// false, with no error, when socketio_dashboard has no subdirective of
+// that name.
+func (h *Handler) UnmarshalSubdirective(d *caddyfile.Dispenser) (bool, error) {
+	return syntax.UnmarshalSubdirective(d, h.fields())
+}
+
+// Subdirectives are the names of socketio_dashboard's subdirectives,
+// sorted.
+func Subdirectives() []string { return pathdirective.Subdirectives() }
+
+func (h *Handler) fields() pathdirective.Fields {
+	return pathdirective.Fields{Path: &h.Path, EngineIOPath: &h.EngineIOPath}
 }
 
 // Interface guard

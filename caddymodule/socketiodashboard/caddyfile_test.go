@@ -9,7 +9,9 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	// The golden files put flask_session in front, as users do.
+	// The golden files put flask_session in front, as users do, and
+	// edge_cors beside it.
+	_ "github.com/flaskedge/flaskedge/caddymodule/edgecors"
 	_ "github.com/flaskedge/flaskedge/caddymodule/flasksession"
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )

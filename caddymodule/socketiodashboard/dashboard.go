@@ -102,7 +102,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults.
+// Provision sets defaults and compares the Engine.IO path with the
+// edge_cors in front.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Path == "" {
@@ -111,6 +112,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.EngineIOPath == "" {
 		h.EngineIOPath = DefaultEngineIOPath
 	}
+	h.crossCheck(ctx)
 	h.done, h.cancel = context.WithCancel(context.Background())
 	h.warnedPublic, h.warnedUnserved = new(atomic.Bool), new(atomic.Bool)
 	return nil

@@ -18,7 +18,9 @@ const (
 // A Note is one directive's value of a setting and where it was written.
 type Note struct {
 	// Directive and Subdirective name the setting as the user wrote it
-	// (or would have): "socketio_proxy", "path".
+	// (or would have): "socketio_proxy", "path". Subdirective is empty
+	// when the setting is the directive's argument (socketio_client's
+	// path).
 	Directive, Subdirective string
 	Value                   string
 	// Written is false when the directive did not name the setting and
@@ -36,9 +38,26 @@ func NoteAt(d *caddyfile.Dispenser, directive, subdirective, value string, writt
 
 func (n Note) String() string {
 	if n.Written {
-		return fmt.Sprintf("%s %s %s (%s:%d)", n.Directive, n.Subdirective, n.Value, n.File, n.Line)
+		return fmt.Sprintf("%s (%s:%d)", n.setting(n.Value), n.File, n.Line)
 	}
-	return fmt.Sprintf("%s %s %s (its default; %s at %s:%d)", n.Directive, n.Subdirective, n.Value, n.Directive, n.File, n.Line)
+	return fmt.Sprintf("%s (its default; %s at %s:%d)", n.setting(n.Value), n.Directive, n.File, n.Line)
+}
+
+// setting is n's setting with value v: the directive, its subdirective
+// if any, the value.
+func (n Note) setting(v string) string {
+	if n.Subdirective == "" {
+		return n.Directive + " " + v
+	}
+	return n.Directive + " " + n.Subdirective + " " + v
+}
+
+// line is the line to write to give n's setting value v.
+func (n Note) line(v string) string {
+	if n.Subdirective == "" {
+		return fmt.Sprintf("`%s %s`", n.Directive, v)
+	}
+	return fmt.Sprintf("`%s %s` in %s", n.Subdirective, v, n.Directive)
 }
 
 // Agree notes n under setting (EngineIOPath or ClientPath) for the
@@ -72,12 +91,10 @@ func Agree(h httpcaddyfile.Helper, setting string, n Note) error {
 // fixFor says which line to write to make a and b agree: the one that
 // was left at its default, else the later one (a).
 func fixFor(a, b Note) string {
-	switch {
-	case !b.Written:
-		return fmt.Sprintf("e.g. `%s %s` in %s", b.Subdirective, a.Value, b.Directive)
-	default:
-		return fmt.Sprintf("e.g. `%s %s` in %s", a.Subdirective, b.Value, a.Directive)
+	if !b.Written {
+		return "e.g. " + b.line(a.Value)
 	}
+	return "e.g. " + a.line(b.Value)
 }
 
 // NoteIn is the Note of a directive's setting: the line of subdirective

@@ -76,3 +76,22 @@ func TestAgreeKeepsNestedBlocksApart(t *testing.T) {
 		t.Fatalf("the parent sees %d notes, want its own 1", len(notes))
 	}
 }
+
+// socketio_client's path is its argument, not a subdirective: the
+// message quotes and suggests the directive's own line.
+func TestAgreeWritesADirectivesArgumentAsTheDirectiveLine(t *testing.T) {
+	state := map[string]any{}
+	h := httpcaddyfile.Helper{State: state, BlockState: state}
+	if err := Agree(h, ClientPath, note("socketio_client", "", "/socket.io-edge/", false, 2)); err != nil {
+		t.Fatal(err)
+	}
+	err := Agree(h, ClientPath, note("edge_cors", "client_path", "/js/", true, 4))
+	if err == nil {
+		t.Fatal("disagreeing paths accepted")
+	}
+	for _, want := range []string{"edge_cors client_path /js/ (Caddyfile:4)", "socketio_client /socket.io-edge/ (its default; socketio_client at Caddyfile:2)", "(e.g. `socketio_client /js/`)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nwant it to contain %s", err, want)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
 func init() {
@@ -56,6 +58,10 @@ func Authentication(fs *FlaskSession) caddyauth.Authentication {
 //	    whoami_ttl <duration>
 //	    whoami_negative_ttl <duration>
 //	    whoami_cache_size <entries>
+//	    whoami_transport http {
+//	        tls_trust_pool file <ca.pem...>
+//	        <reverse_proxy's other tls_* settings>
+//	    }
 //	}
 //
 // secret_key is required and given once: the app's SECRET_KEY, then any
@@ -69,7 +75,10 @@ func Authentication(fs *FlaskSession) caddyauth.Authentication {
 //
 // whoami takes the roles from the app instead of the cookie: the URLs of
 // its whoami endpoint, tried in order (see Whoami). The other whoami_*
-// subdirectives need it.
+// subdirectives need it. whoami_transport is the trust of https URLs,
+// written as reverse_proxy's transport with its tls_* settings only (see
+// package upstreamtls); inside flask_socketio, its `transport` block
+// sets it.
 //
 // This reads the syntax only; the values are checked when the config
 // loads (Provision and Validate), never echoing a key.
@@ -181,6 +190,20 @@ var subdirectives = map[string]func(d *caddyfile.Dispenser, fs *FlaskSession) er
 			return d.Errf("whoami needs the URL of the app's whoami endpoint, e.g. whoami http://127.0.0.1:5001/api/whoami")
 		}
 		fs.whoamiBlock().URLs = urls
+		return nil
+	},
+	"whoami_transport": func(d *caddyfile.Dispenser, fs *FlaskSession) error {
+		if fs.Whoami != nil && fs.Whoami.TLS != nil {
+			return d.Errf("whoami_transport given twice; write every TLS setting in one `whoami_transport http { ... }` block")
+		}
+		t, err := upstreamtls.Parse(d)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return d.Errf("whoami_transport http has no TLS setting; add e.g. `tls_trust_pool file /etc/flaskedge/workers-ca.pem`")
+		}
+		fs.whoamiBlock().TLS = t
 		return nil
 	},
 	"whoami_timeout": func(d *caddyfile.Dispenser, fs *FlaskSession) error {

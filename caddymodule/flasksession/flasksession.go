@@ -6,6 +6,7 @@
 package flasksession
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/flaskcookie"
 	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
 func init() {
@@ -214,7 +216,13 @@ func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 		if err := fs.Whoami.validate(); err != nil {
 			return err
 		}
-		fs.whoami, err = newWhoamiLookup(fs.Whoami, fs.CookieName, fs.UserKey, security.Logger())
+		var tlsConfig *tls.Config
+		if fs.Whoami.TLS != nil {
+			if tlsConfig, err = upstreamtls.ClientConfig(ctx, fs.Whoami.TLS, ctx.Logger(), "flask_session whoami"); err != nil {
+				return err
+			}
+		}
+		fs.whoami, err = newWhoamiLookup(fs.Whoami, fs.CookieName, fs.UserKey, security.Logger(), tlsConfig)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
 // Whoami asks the app for the session's roles, for apps that keep roles
@@ -69,6 +70,16 @@ type Whoami struct {
 	// CacheSize bounds the number of cached answers (least recently used
 	// go first). Default: 10000.
 	CacheSize int `json:"cache_size,omitempty"`
+
+	// TLS is the trust of https URLs: reverse_proxy's TLS config with
+	// its meaning (ca, server_name, client certificates,
+	// insecure_skip_verify, logged as an error at every load), the same
+	// settings socketio_proxy takes for its workers. With it every URL
+	// must be https. Written in the Caddyfile as `whoami_transport http
+	// { tls_trust_pool file ca.pem }`; flask_socketio writes it from its
+	// own transport block. Default: none, https verified against the
+	// system's roots.
+	TLS *reverseproxy.TLSConfig `json:"tls,omitempty"`
 }
 
 const (

@@ -2,6 +2,7 @@ package flasksession
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -33,14 +34,10 @@ type whoamiState struct {
 	// misses collapses concurrent lookups of one cookie into one
 	// subrequest.
 	misses singleflight.Group
-	client *http.Client
 }
 
-// Destruct implements caddy.Destructor.
-func (s *whoamiState) Destruct() error {
-	s.client.CloseIdleConnections()
-	return nil
-}
+// Destruct implements caddy.Destructor; the cache holds nothing to close.
+func (s *whoamiState) Destruct() error { return nil }
 
 // whoamiLookup is one provider's whoami: its settings, resolved, and
 // the state it shares with every provider of the same settings.
@@ -54,17 +51,28 @@ type whoamiLookup struct {
 	ttl         time.Duration
 	negativeTTL time.Duration
 	security    *zap.Logger
+	// client is this config's, not the shared state's: its TLS trust is
+	// read from files when the config loads, and a reload must apply it.
+	client *http.Client
 }
 
 // newWhoamiLookup resolves the settings and joins (or creates) their
-// state in whoamiPool. It does no I/O.
-func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap.Logger) (*whoamiLookup, error) {
+// state in whoamiPool. It does no I/O. tlsConfig, when not nil, is the
+// trust of https URLs (see Whoami.TLS); URLs must then all be https.
+func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap.Logger, tlsConfig *tls.Config) (*whoamiLookup, error) {
 	l := &whoamiLookup{
 		cookieName:  cookieName,
 		timeout:     time.Duration(wc.Timeout),
 		ttl:         time.Duration(wc.TTL),
 		negativeTTL: time.Duration(wc.NegativeTTL),
 		security:    securityLogger,
+		client: &http.Client{
+			// No proxy from the environment: the endpoint is the app's own.
+			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, TLSClientConfig: tlsConfig},
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
 	}
 	repl := caddy.NewReplacer()
 	for i, raw := range wc.URLs {
@@ -76,6 +84,9 @@ func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap
 			return nil, fmt.Errorf("flask_session: %v", err)
 		}
 		parsed, _ := url.Parse(u)
+		if tlsConfig != nil && parsed.Scheme != "https" {
+			return nil, fmt.Errorf("flask_session: whoami URL %s is plain http but whoami has TLS settings; write it https://, or remove the TLS settings", parsed.Redacted())
+		}
 		l.urls = append(l.urls, u)
 		l.shown = append(l.shown, parsed.Redacted())
 	}
@@ -89,16 +100,7 @@ func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap
 		if err != nil {
 			return nil, err
 		}
-		return &whoamiState{
-			cache: cache,
-			client: &http.Client{
-				// No proxy from the environment: the endpoint is the app's own.
-				Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
-				CheckRedirect: func(*http.Request, []*http.Request) error {
-					return http.ErrUseLastResponse
-				},
-			},
-		}, nil
+		return &whoamiState{cache: cache}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("flask_session: whoami: %v", err)
@@ -109,6 +111,7 @@ func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap
 
 // release drops this provider's reference to the shared state.
 func (l *whoamiLookup) release() error {
+	l.client.CloseIdleConnections()
 	_, err := whoamiPool.Delete(l.poolKey)
 	return err
 }

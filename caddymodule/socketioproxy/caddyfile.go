@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
+	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
 func init() {
@@ -39,6 +40,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	socketio_proxy [<matcher>] [<upstreams...>] {
 //		to                  <upstreams...>
+//		transport           http {
+//			tls_trust_pool       file <ca.pem...>
+//			tls_server_name      <name>
+//			tls_client_auth      <cert_file> <key_file>
+//			<reverse_proxy's other tls_* settings>
+//		}
 //		lb_policy           least_sessions|round_robin
 //		sticky_secret       <secret>
 //		namespace           <namespace>|* public|authenticated|role <roles...>
@@ -58,8 +65,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		drain_period        <duration>
 //	}
 //
-// Upstreams are the Flask-SocketIO workers, host:port; `to` may be
-// repeated. namespace, repeatable, sets who may connect to a Socket.IO
+// Upstreams are the Flask-SocketIO workers, host:port (or
+// https://host:port); `to` may be repeated. transport http, with
+// reverse_proxy's tls_* settings and their meaning (see package
+// upstreamtls), reaches every worker over TLS, WebSocket and health
+// checks included; plain and TLS workers are not mixed. namespace, repeatable, sets who may connect to a Socket.IO
 // namespace (`*`: every namespace not listed); without any, all are
 // public. sticky_secret must be shared by every edge that serves the
 // same clients (e.g. {env.EDGE_STICKY_SECRET}). The health_*
@@ -127,6 +137,20 @@ var subdirectives = map[string]func(d *caddyfile.Dispenser, h *Handler) error{
 			return d.Errf("to needs at least one upstream, e.g. `to 127.0.0.1:5001 127.0.0.1:5002`")
 		}
 		h.Upstreams = append(h.Upstreams, args...)
+		return nil
+	},
+	"transport": func(d *caddyfile.Dispenser, h *Handler) error {
+		if h.TLS != nil {
+			return d.Errf("transport given twice; write every TLS setting in one `transport http { ... }` block")
+		}
+		t, err := upstreamtls.Parse(d)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return d.Errf("transport http has no TLS setting; workers are plain http without it, or add e.g. `tls_trust_pool file /etc/flaskedge/workers-ca.pem`")
+		}
+		h.TLS = t
 		return nil
 	},
 	"lb_policy": func(d *caddyfile.Dispenser, h *Handler) error {

@@ -108,10 +108,11 @@ func (l *healthLoop) end() {
 // Passes in a row that pass.
 func (h *Handler) runHealthChecks(ctx context.Context) {
 	hc := h.HealthChecks
-	client := &http.Client{Timeout: time.Duration(hc.Timeout)}
 	streaks := make(map[*upstream]*streak)
 	check := func() {
 		for _, u := range h.pool.upstreams {
+			// The worker's own transport: the same TLS as its sessions.
+			client := &http.Client{Transport: u.http, Timeout: time.Duration(hc.Timeout)}
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.httpURL(hc.URI), nil)
 			if err != nil {
 				return

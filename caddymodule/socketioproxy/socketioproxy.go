@@ -5,6 +5,7 @@ package socketioproxy
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -24,6 +26,7 @@ import (
 	"github.com/flaskedge/flaskedge/internal/engineio"
 	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/sticky"
+	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
 func init() {
@@ -62,9 +65,23 @@ func init() {
 // whole, and permessage-deflate is not negotiated on either side.
 type Handler struct {
 	// Upstreams are the network addresses of the Flask-SocketIO workers,
-	// as host:port (an http:// prefix is accepted). Placeholders such as
-	// {env.WORKER} are replaced once, when the config is loaded.
+	// as host:port, http://host:port or https://host:port. Without a
+	// scheme, a worker is reached over TLS when TLS is set, in clear
+	// otherwise; an https:// worker is reached over TLS (with the
+	// system's roots unless TLS says otherwise). Plain and TLS workers
+	// are never mixed: http:// beside https://, or beside TLS settings,
+	// is an error. Placeholders such as {env.WORKER} are replaced once,
+	// when the config is loaded.
 	Upstreams []string `json:"upstreams,omitempty"`
+
+	// TLS, when set, is how the edge reaches every worker over TLS:
+	// polling requests, the WebSocket (wss), and the health checks. It is
+	// reverse_proxy's TLS config with its meaning (ca, server_name,
+	// client certificates for mTLS, insecure_skip_verify, which is logged
+	// as an error at every load); except_ports is refused. Written in the
+	// Caddyfile as reverse_proxy's transport: `transport http {
+	// tls_trust_pool file ca.pem }`. Default: none, plain http.
+	TLS *reverseproxy.TLSConfig `json:"tls,omitempty"`
 
 	// Path is the Engine.IO endpoint, the path prefix that
 	// Flask-SocketIO's `path` option names. Default: "/socket.io/".
@@ -249,12 +266,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		key = []byte(secret)
 	}
 	h.pool = &pool{codec: sticky.New(key), policy: h.LBPolicy, byTag: make(map[sticky.Tag]*upstream)}
-	for _, raw := range h.Upstreams {
-		addr, err := parseUpstream(repl.ReplaceKnown(raw, ""))
-		if err != nil {
-			h.problems = append(h.problems, err)
-			continue
-		}
+	addrs, tlsConfig := h.provisionUpstreams(ctx, repl)
+	for _, addr := range addrs {
 		tag := h.pool.codec.Tag(addr)
 		if other, dup := h.pool.byTag[tag]; dup {
 			if other.addr == addr {
@@ -264,7 +277,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 			continue
 		}
-		u := newUpstream(addr, tag, time.Duration(h.DialTimeout))
+		u := newUpstream(addr, tag, time.Duration(h.DialTimeout), tlsConfig)
 		h.pool.upstreams = append(h.pool.upstreams, u)
 		h.pool.byTag[tag] = u
 	}
@@ -293,6 +306,44 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.healthLoop = h.startHealthChecks(ctx)
 	}
 	return nil
+}
+
+// provisionUpstreams reads the workers' addresses and decides whether
+// they are reached over TLS, recording what is wrong: a list must be all
+// plain or all TLS. The TLS config is nil for plain workers.
+func (h *Handler) provisionUpstreams(ctx caddy.Context, repl *caddy.Replacer) ([]string, *tls.Config) {
+	var addrs, plain, secure []string
+	for _, raw := range h.Upstreams {
+		addr, scheme, err := parseUpstream(repl.ReplaceKnown(raw, ""))
+		if err != nil {
+			h.problems = append(h.problems, err)
+			continue
+		}
+		addrs = append(addrs, addr)
+		switch scheme {
+		case "http":
+			plain = append(plain, raw)
+		case "https":
+			secure = append(secure, raw)
+		}
+	}
+	switch {
+	case len(plain) > 0 && len(secure) > 0:
+		h.problems = append(h.problems, fmt.Errorf("workers %s are plain http and %s are https; plain and TLS workers are not mixed: give every worker https:// (or TLS settings), or none",
+			strings.Join(plain, " "), strings.Join(secure, " ")))
+		return addrs, nil
+	case len(plain) > 0 && h.TLS != nil:
+		h.problems = append(h.problems, fmt.Errorf("workers %s are plain http but the transport has TLS settings; write them as https://host:port (or host:port), or remove the TLS settings",
+			strings.Join(plain, " ")))
+		return addrs, nil
+	case len(secure) == 0 && h.TLS == nil:
+		return addrs, nil
+	}
+	cfg, err := upstreamtls.ClientConfig(ctx, h.TLS, h.logger, "socketio_proxy")
+	if err != nil {
+		h.problems = append(h.problems, err)
+	}
+	return addrs, cfg
 }
 
 // Validate checks the configuration and reports every problem at once.

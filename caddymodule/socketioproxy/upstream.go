@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,8 @@ type upstream struct {
 	tag    sticky.Tag
 	http   *http.Transport
 	dialer *websocket.Dialer
+	// scheme is "http" or "https"; the WebSocket's is "ws" or "wss".
+	scheme, wsScheme string
 }
 
 // writeBuffers lends WebSocket write buffers to whichever connection is
@@ -27,13 +30,22 @@ type upstream struct {
 // none.
 var writeBuffers = &sync.Pool{}
 
-func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration) *upstream {
+// newUpstream prepares the connections to the worker at addr: plain when
+// tlsConfig is nil, otherwise TLS with that config (shared, never
+// changed) for polling, health checks and the WebSocket alike.
+func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration, tlsConfig *tls.Config) *upstream {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	u := &upstream{
 		upstreamState: loadUpstreamState(addr),
 		tag:           tag,
+		scheme:        "http",
+		wsScheme:      "ws",
 		http: &http.Transport{
 			DialContext: d.DialContext,
+			// Nil for plain workers. HTTP/2 is not attempted: a custom
+			// TLS config turns it off, and eventlet speaks HTTP/1.1.
+			TLSClientConfig:     tlsConfig,
+			TLSHandshakeTimeout: dialTimeout,
 			// Every live session may hold one long-poll GET and one
 			// POST; keep enough idle connections for them to reuse.
 			MaxIdleConnsPerHost: 1024,
@@ -46,6 +58,7 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration) *upstre
 		},
 		dialer: &websocket.Dialer{
 			NetDialContext:   d.DialContext,
+			TLSClientConfig:  tlsConfig,
 			HandshakeTimeout: dialTimeout,
 			ReadBufferSize:   1024,
 			WriteBufferPool:  writeBuffers,
@@ -53,6 +66,9 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration) *upstre
 			// compressed frame could not be inspected.
 			EnableCompression: false,
 		},
+	}
+	if tlsConfig != nil {
+		u.scheme, u.wsScheme = "https", "wss"
 	}
 	return u
 }
@@ -64,20 +80,27 @@ func (u *upstream) close() {
 	_, _ = upstreamStates.Delete(u.addr)
 }
 
-func (u *upstream) wsURL(requestURI string) string { return "ws://" + u.addr + requestURI }
+func (u *upstream) wsURL(requestURI string) string { return u.wsScheme + "://" + u.addr + requestURI }
 
-func (u *upstream) httpURL(requestURI string) string { return "http://" + u.addr + requestURI }
+func (u *upstream) httpURL(requestURI string) string { return u.scheme + "://" + u.addr + requestURI }
 
-// parseUpstream reads an upstream address: host:port, or http://host:port.
-func parseUpstream(raw string) (string, error) {
-	addr := strings.TrimPrefix(raw, "http://")
+// parseUpstream reads an upstream address, host:port, http://host:port or
+// https://host:port, into host:port and its scheme ("" when none is
+// written: the transport decides, as for reverse_proxy).
+func parseUpstream(raw string) (addr, scheme string, err error) {
+	addr = raw
+	for _, s := range []string{"http", "https"} {
+		if rest, ok := strings.CutPrefix(raw, s+"://"); ok {
+			addr, scheme = rest, s
+		}
+	}
 	if strings.Contains(addr, "://") {
-		return "", fmt.Errorf("socketio_proxy: upstream %q: only plain http workers are supported; write it as host:port", raw)
+		return "", "", fmt.Errorf("socketio_proxy: upstream %q: a worker is host:port, http://host:port or https://host:port", raw)
 	}
 	addr = strings.TrimSuffix(addr, "/")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" || port == "" {
-		return "", fmt.Errorf("socketio_proxy: upstream %q is not host:port; write it as e.g. 127.0.0.1:5001", raw)
+		return "", "", fmt.Errorf("socketio_proxy: upstream %q is not host:port; write it as e.g. 127.0.0.1:5001 or https://worker1.internal:5001", raw)
 	}
-	return addr, nil
+	return addr, scheme, nil
 }

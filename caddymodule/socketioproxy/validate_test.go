@@ -35,7 +35,7 @@ func load(t *testing.T, h *Handler) error {
 // appears in the message.
 func TestValidateReportsEveryProblemAndNoSecret(t *testing.T) {
 	h := &Handler{
-		Upstreams:    []string{"https://w1:5001", "w2"},
+		Upstreams:    []string{"wss://w1:5001", "w2"},
 		StickySecret: "hunter2-short",
 		Path:         "/socket.io",
 		LBPolicy:     "random",
@@ -50,7 +50,7 @@ func TestValidateReportsEveryProblemAndNoSecret(t *testing.T) {
 	assert.NotContains(t, msg, "hunter2")
 	assert.Equal(t, 1, strings.Count(msg, "socketio_proxy:"), msg)
 	for _, want := range []string{
-		"sticky_secret is 13 characters", `upstream "https://w1:5001"`, `upstream "w2"`,
+		"sticky_secret is 13 characters", `upstream "wss://w1:5001"`, `upstream "w2"`,
 		`path "/socket.io"`, `lb_policy "random"`, `health_uri "healthz"`, "health_status 99",
 		"health_passes and health_fails", `namespace "admin"`, "rate_limit messages", "drain_period -1s",
 	} {

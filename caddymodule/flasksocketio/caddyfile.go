@@ -7,6 +7,7 @@ package flasksocketio
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/flaskedge/flaskedge/caddymodule/flasksession"
 	"github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
+	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
 func init() {
@@ -60,6 +62,9 @@ type site struct {
 	// included; reverseProxyAt is its line.
 	reverseProxy   caddyfile.Segment
 	reverseProxyAt *caddyfile.Token
+	// transport is the transport block, name and braces included, nil
+	// when not written; its TLS settings are in proxy.TLS too.
+	transport caddyfile.Segment
 }
 
 type dashboard struct {
@@ -72,6 +77,9 @@ type dashboard struct {
 //
 //	flask_socketio [<matcher>] [<workers...>] {
 //		to            <workers...>
+//		transport     http {
+//			<reverse_proxy's tls_* settings>
+//		}
 //		path          <prefix>
 //		client_path   <prefix>|off
 //		dashboard     <path> [role <roles...>]
@@ -93,8 +101,12 @@ type dashboard struct {
 // contents of the reverse_proxy block (health_uri, header_up, ...).
 //
 // The workers, the Engine.IO path (socketio_proxy's path, edge_cors's
-// engineio_path, the client's and the dashboard's) and client_path (the
-// client's path and edge_cors's client_path) are written once. Every
+// engineio_path, the client's and the dashboard's), client_path (the
+// client's path and edge_cors's client_path) and the TLS to the workers
+// are written once. transport http, with reverse_proxy's tls_* settings
+// only (tls_trust_pool, tls_server_name, tls_client_auth, ...; see
+// package upstreamtls), becomes socketio_proxy's TLS, reverse_proxy's
+// transport and flask_session's whoami trust. Every
 // other subdirective goes to the module that has it, with that module's
 // syntax; max_age, which edge_cors and flask_session both have, is
 // written cors_max_age or session_max_age. With a matcher, the whole
@@ -210,6 +222,23 @@ var own = map[string]func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) e
 		}
 		return nil
 	},
+	"transport": func(s *site, d *caddyfile.Dispenser, _ caddyfile.Token) error {
+		if s.transport != nil {
+			return d.Errf("flask_socketio: transport given twice; write every TLS setting in one `transport http { ... }` block")
+		}
+		t, err := upstreamtls.Parse(d)
+		if err != nil {
+			return fmt.Errorf("flask_socketio: %w", err)
+		}
+		if t == nil {
+			return d.Errf("flask_socketio: transport http has no TLS setting; workers are plain http without it, or add e.g. `tls_trust_pool file /etc/flaskedge/workers-ca.pem`")
+		}
+		s.proxy.TLS = t
+		d.Reset()
+		d.Next()
+		s.transport = d.NextSegment()
+		return nil
+	},
 	"reverse_proxy": func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) error {
 		if d.NextArg() {
 			return d.Errf("flask_socketio: reverse_proxy takes no upstream here: it proxies to flask_socketio's workers; write its subdirectives in its block, e.g. `reverse_proxy { health_uri /healthz }`")
@@ -221,6 +250,14 @@ var own = map[string]func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) e
 		d.Next()
 		s.reverseProxy = d.NextSegment()
 		s.reverseProxyAt = &at
+		block := caddyfile.NewDispenser(s.reverseProxy)
+		block.Next()
+		for block.NextBlock(0) {
+			if block.Val() == "transport" {
+				return block.Errf("flask_socketio: write the transport once, beside reverse_proxy rather than in it: `transport http { tls_trust_pool file ca.pem }` applies to socketio_proxy, reverse_proxy and whoami alike")
+			}
+			block.NextSegment()
+		}
 		return nil
 	},
 	"session_max_age": renamed("max_age", func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) error {
@@ -240,6 +277,7 @@ var own = map[string]func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) e
 // itself or could not tell apart.
 var refused = map[string]string{
 	"engineio_path": "engineio_path is written once, as path: `path /socket.io/` sets socketio_proxy's path and edge_cors's engineio_path",
+	"whoami_transport": "the transport is written once: `transport http { tls_trust_pool file ca.pem }` applies to socketio_proxy, reverse_proxy and whoami alike",
 	"max_age": "max_age is edge_cors's (how long browsers cache a preflight) and flask_session's (the oldest session cookie accepted); " +
 		"write cors_max_age or session_max_age",
 }
@@ -358,6 +396,10 @@ func (s *site) expand(h httpcaddyfile.Helper) (caddyhttp.Subroute, error) {
 	s.cors.EngineIOPath = s.path
 	s.proxy.Path = s.path
 	s.proxy.Upstreams = s.workers
+	if s.session.Whoami != nil && s.proxy.TLS != nil {
+		tlsCopy := *s.proxy.TLS
+		s.session.Whoami.TLS = &tlsCopy
+	}
 	add(&s.cors, "edge_cors")
 	if len(s.session.SecretKeys) > 0 {
 		add(flasksession.Authentication(&s.session), "authentication")
@@ -410,7 +452,19 @@ func (s *site) reverseProxyHandler(h httpcaddyfile.Helper) (*reverseproxy.Handle
 	for _, w := range s.workers {
 		tokens = append(tokens, caddyfile.Token{Text: w, File: at.File, Line: at.Line})
 	}
-	if len(s.reverseProxy) > 1 {
+	switch {
+	case s.transport != nil:
+		// The block, with the transport in it; the tokens are renumbered
+		// so that each line follows the one before, as the dispenser
+		// reads lines by number.
+		tokens = append(tokens, caddyfile.Token{Text: "{", File: at.File, Line: at.Line})
+		next := at.Line + 1
+		if len(s.reverseProxy) > 2 {
+			tokens, next = relined(tokens, s.reverseProxy[2:len(s.reverseProxy)-1], next)
+		}
+		tokens, next = relined(tokens, s.transport, next)
+		tokens = append(tokens, caddyfile.Token{Text: "}", File: at.File, Line: next})
+	case len(s.reverseProxy) > 1:
 		tokens = append(tokens, s.reverseProxy[1:]...)
 	}
 	rp := new(reverseproxy.Handler)
@@ -422,6 +476,18 @@ func (s *site) reverseProxyHandler(h httpcaddyfile.Helper) (*reverseproxy.Handle
 		return nil, err
 	}
 	return rp, nil
+}
+
+// relined appends seg to tokens, its lines shifted to start at line, and
+// returns the line after it.
+func relined(tokens []caddyfile.Token, seg caddyfile.Segment, line int) ([]caddyfile.Token, int) {
+	shift := line - seg[0].Line
+	for _, t := range seg {
+		t.Line += shift
+		tokens = append(tokens, t)
+		line = t.Line + t.NumLineBreaks() + 1
+	}
+	return tokens, line
 }
 
 // oneArg reads the one argument of the subdirective d is on into v.

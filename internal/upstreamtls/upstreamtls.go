@@ -69,7 +69,10 @@ func Parse(d *caddyfile.Dispenser) (*reverseproxy.TLSConfig, error) {
 		}
 		check.NextSegment()
 	}
-	unm, err := caddyfile.UnmarshalModule(caddyfile.NewDispenser(seg), "http.reverse_proxy.transport.http")
+	// As reverse_proxy does, with the dispenser on the transport's name.
+	read := caddyfile.NewDispenser(seg)
+	read.Next()
+	unm, err := caddyfile.UnmarshalModule(read, "http.reverse_proxy.transport.http")
 	if err != nil {
 		return nil, err
 	}

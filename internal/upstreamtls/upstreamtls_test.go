@@ -1,0 +1,49 @@
+package upstreamtls
+
+import (
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func parse(t *testing.T, input string) error {
+	t.Helper()
+	d := caddyfile.NewTestDispenser(input)
+	d.Next()
+	tc, err := Parse(d)
+	if err == nil {
+		require.NotNil(t, tc)
+	}
+	return err
+}
+
+// The block is reverse_proxy's, read by its own parser into its own type.
+func TestParseReadsReverseProxysTLSSettings(t *testing.T) {
+	d := caddyfile.NewTestDispenser("transport http {\n tls_trust_pool file /ca.pem\n tls_server_name w.internal\n tls_client_auth /c.pem /k.pem\n}")
+	d.Next()
+	tc, err := Parse(d)
+	require.NoError(t, err)
+	require.NotNil(t, tc)
+	assert.Equal(t, "w.internal", tc.ServerName)
+	assert.Equal(t, "/c.pem", tc.ClientCertificateFile)
+	assert.JSONEq(t, `{"provider":"file","pem_files":["/ca.pem"]}`, string(tc.CARaw))
+}
+
+func TestParseErrorsSayWhatToWrite(t *testing.T) {
+	for input, want := range map[string]string{
+		"transport":                                    "transport takes http and a block",
+		"transport fastcgi {\n tls\n}":                 "transport takes http and a block",
+		"transport http {\n keepalive off\n}":          "keepalive is not taken here",
+		"transport http {\n tls_except_ports 80\n}":    "plain and TLS workers are not mixed",
+		"transport http extra {\n tls\n}":              "takes its settings in a block",
+		"transport http {\n tls_renegotiation often\n}": "wrong argument count",
+	} {
+		err := parse(t, input)
+		require.Error(t, err, input)
+		assert.Contains(t, err.Error(), want, input)
+	}
+}

@@ -17,6 +17,9 @@ Configuration (environment):
   PING_INTERVAL, PING_TIMEOUT
                         optional, seconds; Engine.IO's ping interval and timeout
                         (python-engineio's defaults: 25 and 20)
+  TLS_CERT, TLS_KEY     optional PEM files; with both, the worker serves HTTPS and
+                        WSS only (eventlet's TLS), for an edge on another host
+                        (socketio_proxy's `transport http { tls_trust_pool ... }`)
   ROLES_FILE            optional path of a JSON object {"user": "role"}, read on
                         every lookup and taking precedence over ROLE_OVERRIDES:
                         a user database whose roles change while the app runs
@@ -272,5 +275,10 @@ if __name__ == "__main__":
     # accepting at 1,024 live sessions. Behind the edge, size it for the
     # sessions one worker should carry.
     max_connections = int(os.environ.get("WORKER_MAX_CONNECTIONS", "10000"))
-    log.info("listening on http://%s:%d (up to %d connections)", host, port, max_connections)
-    socketio.run(app, host=host, port=port, log_output=False, max_size=max_connections)
+    tls_cert, tls_key = os.environ.get("TLS_CERT"), os.environ.get("TLS_KEY")
+    if bool(tls_cert) != bool(tls_key):
+        fail("TLS_CERT and TLS_KEY go together: set both (PEM files) to serve HTTPS, or neither")
+    tls = {"certfile": tls_cert, "keyfile": tls_key} if tls_cert else {}
+    log.info("listening on %s://%s:%d (up to %d connections)",
+             "https" if tls else "http", host, port, max_connections)
+    socketio.run(app, host=host, port=port, log_output=False, max_size=max_connections, **tls)

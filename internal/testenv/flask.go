@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -31,6 +32,10 @@ type FlaskOptions struct {
 	RedisURL string
 	// Env holds further environment variables, e.g. CORS_ALLOWED_ORIGINS.
 	Env map[string]string
+	// TLS, when set, makes the worker serve HTTPS and WSS only with this
+	// certificate (TLS_CERT and TLS_KEY); readiness is checked trusting
+	// its CA.
+	TLS *TLSFiles
 }
 
 // FlaskWorker is a running examples/flask_app worker.
@@ -38,6 +43,7 @@ type FlaskWorker struct {
 	Addr      string // "127.0.0.1:PORT"
 	Name      string // WORKER_NAME
 	SecretKey string // FLASK_SECRET_KEY
+	tls       *tls.Config
 	proc      *process
 }
 
@@ -91,6 +97,10 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	if opts.TLS != nil {
+		w.tls = opts.TLS.ClientConfig(t)
+		cmd.Env = append(cmd.Env, "TLS_CERT="+opts.TLS.CertFile, "TLS_KEY="+opts.TLS.KeyFile)
+	}
 	w.proc = start(t, "flask worker "+w.Name, cmd)
 	// Generous: importing eventlet and Flask-SocketIO takes over ten
 	// seconds on a loaded two-core machine, and polling returns early.
@@ -106,8 +116,14 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 	return w
 }
 
-// URL returns the worker's base URL, "http://127.0.0.1:PORT".
-func (w *FlaskWorker) URL() string { return "http://" + w.Addr }
+// URL returns the worker's base URL, "http://127.0.0.1:PORT" (https
+// for a worker serving TLS).
+func (w *FlaskWorker) URL() string {
+	if w.tls != nil {
+		return "https://" + w.Addr
+	}
+	return "http://" + w.Addr
+}
 
 // Kill kills the worker with SIGKILL and waits until it has exited, as a
 // crash would; the tests of failover use it. It is safe to call more than
@@ -121,7 +137,7 @@ func (w *FlaskWorker) Output() string { return w.proc.out.String() }
 // ready opens an Engine.IO session, closes it again so it does not linger
 // until its ping timeout, and checks /healthz.
 func (w *FlaskWorker) ready() error {
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: w.tls}}
 	handshake := w.URL() + "/socket.io/?EIO=4&transport=polling"
 	body, err := get(client, handshake)
 	if err != nil {

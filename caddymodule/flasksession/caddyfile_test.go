@@ -43,6 +43,9 @@ func TestCaddyfileErrorsSayWhereAndWhatToWrite(t *testing.T) {
 		{"whoami twice", "flask_session {\n secret_key k\n whoami http://a/w\n whoami http://b/w\n}", "list every URL on one line"},
 		{"whoami_ttl not a duration", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_ttl soon\n}", `whoami_ttl "soon" is not a duration`},
 		{"whoami_timeout two values", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_timeout 1s 2s\n}", "whoami_timeout takes exactly one duration"},
+		{"whoami_transport without http", "flask_session {\n secret_key k\n whoami https://a/w\n whoami_transport {\n  tls\n }\n}", "whoami_transport takes http and a block of reverse_proxy's TLS settings"},
+		{"whoami_transport with keepalive", "flask_session {\n secret_key k\n whoami https://a/w\n whoami_transport http {\n  keepalive off\n }\n}", "whoami_transport http: keepalive is not taken here"},
+		{"whoami_transport empty", "flask_session {\n secret_key k\n whoami https://a/w\n whoami_transport http\n}", "whoami_transport http has no TLS setting"},
 		{"whoami_cache_size words", "flask_session {\n secret_key k\n whoami http://a/w\n whoami_cache_size lots\n}", `whoami_cache_size "lots" is not a number of entries`},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ package flasksession
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -217,12 +218,15 @@ func (fs *FlaskSession) Provision(ctx caddy.Context) error {
 			return err
 		}
 		var tlsConfig *tls.Config
+		var trust []byte
 		if fs.Whoami.TLS != nil {
+			// Read before ClientConfig, which clears the CA's raw JSON.
+			trust, _ = json.Marshal(fs.Whoami.TLS)
 			if tlsConfig, err = upstreamtls.ClientConfig(ctx, fs.Whoami.TLS, ctx.Logger(), "flask_session whoami"); err != nil {
 				return err
 			}
 		}
-		fs.whoami, err = newWhoamiLookup(fs.Whoami, fs.CookieName, fs.UserKey, security.Logger(), tlsConfig)
+		fs.whoami, err = newWhoamiLookup(fs.Whoami, fs.CookieName, fs.UserKey, security.Logger(), tlsConfig, trust)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,6 +25,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	_ "github.com/caddyserver/caddy/v2/modules/caddytls" // the CA pool sources
 
 	"github.com/flaskedge/flaskedge/internal/flaskcookie"
 )
@@ -580,5 +583,36 @@ func TestWhoamiJSONSettingsAreChecked(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", wc, err, want)
 		}
 		_ = fs.Cleanup()
+	}
+}
+
+// An https whoami endpoint is trusted as whoami's TLS settings say, the
+// same settings socketio_proxy takes: its CA verifies, the system's roots
+// do not (fail closed), and an http URL beside TLS settings is refused.
+func TestWhoamiOverHTTPSUsesTheConfiguredTrust(t *testing.T) {
+	app := httptest.NewTLSServer(http.HandlerFunc(answerJSON(200, `{"id":"alice","role":"admin"}`)))
+	t.Cleanup(app.Close)
+	ca := base64.StdEncoding.EncodeToString(app.Certificate().Raw)
+	trust := &reverseproxy.TLSConfig{CARaw: json.RawMessage(`{"provider":"inline","trusted_ca_certs":["` + ca + `"]}`)}
+	cookie := userCookie(t, "alice", "user")
+
+	fs, _ := withWhoami(t, FlaskSession{}, Whoami{URLs: []string{app.URL}, TLS: trust})
+	user, ok, err := authenticate(t, fs, cookie)
+	if err != nil || !ok || user.Metadata["role"] != "admin" {
+		t.Fatalf("user %+v ok=%v err=%v, want alice as admin from the https endpoint", user, ok, err)
+	}
+
+	untrusted, _ := withWhoami(t, FlaskSession{}, Whoami{URLs: []string{app.URL}, TTL: caddy.Duration(time.Minute)})
+	if _, _, err := authenticate(t, untrusted, cookie); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Fatalf("err %v, want a failed lookup naming the certificate error", err)
+	}
+
+	plain := FlaskSession{SecretKeys: []string{testSecret}, Whoami: &Whoami{URLs: []string{"http://127.0.0.1:5001/api/whoami"},
+		TLS: &reverseproxy.TLSConfig{ServerName: "app.internal"}}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	err = plain.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), "whoami URL http://127.0.0.1:5001/api/whoami is plain http but whoami has TLS settings; write it https://") {
+		t.Fatalf("err %v, want the plain URL refused", err)
 	}
 }

@@ -58,8 +58,9 @@ type whoamiLookup struct {
 
 // newWhoamiLookup resolves the settings and joins (or creates) their
 // state in whoamiPool. It does no I/O. tlsConfig, when not nil, is the
-// trust of https URLs (see Whoami.TLS); URLs must then all be https.
-func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap.Logger, tlsConfig *tls.Config) (*whoamiLookup, error) {
+// trust of https URLs (see Whoami.TLS), and trust its settings as
+// written; URLs must then all be https.
+func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap.Logger, tlsConfig *tls.Config, trust []byte) (*whoamiLookup, error) {
 	l := &whoamiLookup{
 		cookieName:  cookieName,
 		timeout:     time.Duration(wc.Timeout),
@@ -90,9 +91,10 @@ func newWhoamiLookup(wc *Whoami, cookieName, userKey string, securityLogger *zap
 		l.urls = append(l.urls, u)
 		l.shown = append(l.shown, parsed.Redacted())
 	}
-	// Every setting that shapes a cached answer is in the key: a reload
-	// that changes one starts a fresh cache.
-	identity, _ := json.Marshal([]any{l.urls, cookieName, userKey, wc.TTL, wc.NegativeTTL, wc.CacheSize})
+	// Every setting that shapes a cached answer is in the key, the trust
+	// of the server that gave it included: a reload that changes one
+	// starts a fresh cache.
+	identity, _ := json.Marshal([]any{l.urls, cookieName, userKey, wc.TTL, wc.NegativeTTL, wc.CacheSize, trust})
 	sum := sha256.Sum256(identity)
 	l.poolKey = "flask_session.whoami." + hex.EncodeToString(sum[:])
 	state, _, err := whoamiPool.LoadOrNew(l.poolKey, func() (caddy.Destructor, error) {

@@ -65,6 +65,11 @@ type site struct {
 	// transport is the transport block, name and braces included, nil
 	// when not written; its TLS settings are in proxy.TLS too.
 	transport caddyfile.Segment
+	// rpTransport is the protocol of a transport written in the
+	// reverse_proxy block ("" if none), and rpTransportEnd the index of
+	// its closing brace in reverseProxy, where the TLS settings go.
+	rpTransport    string
+	rpTransportEnd int
 }
 
 type dashboard struct {
@@ -250,15 +255,7 @@ var own = map[string]func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) e
 		d.Next()
 		s.reverseProxy = d.NextSegment()
 		s.reverseProxyAt = &at
-		block := caddyfile.NewDispenser(s.reverseProxy)
-		block.Next()
-		for block.NextBlock(0) {
-			if block.Val() == "transport" {
-				return block.Errf("flask_socketio: write the transport once, beside reverse_proxy rather than in it: `transport http { tls_trust_pool file ca.pem }` applies to socketio_proxy, reverse_proxy and whoami alike")
-			}
-			block.NextSegment()
-		}
-		return nil
+		return s.findReverseProxyTransport()
 	},
 	"session_max_age": renamed("max_age", func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) error {
 		if s.sessionAt == nil {
@@ -454,15 +451,26 @@ func (s *site) reverseProxyHandler(h httpcaddyfile.Helper) (*reverseproxy.Handle
 	}
 	switch {
 	case s.transport != nil:
-		// The block, with the transport in it; the tokens are renumbered
-		// so that each line follows the one before, as the dispenser
-		// reads lines by number.
+		// The block, with the TLS settings in its transport; the tokens
+		// are renumbered so that each line follows the one before, as
+		// the dispenser reads lines by number.
 		tokens = append(tokens, caddyfile.Token{Text: "{", File: at.File, Line: at.Line})
 		next := at.Line + 1
-		if len(s.reverseProxy) > 2 {
-			tokens, next = relined(tokens, s.reverseProxy[2:len(s.reverseProxy)-1], next)
+		switch s.rpTransport {
+		case "":
+			if len(s.reverseProxy) > 2 {
+				tokens, next = relined(tokens, s.reverseProxy[2:len(s.reverseProxy)-1], next)
+			}
+			tokens, next = relined(tokens, s.transport, next)
+		case "http":
+			// Into reverse_proxy's own transport http block, before its
+			// closing brace.
+			tokens, next = relined(tokens, s.reverseProxy[2:s.rpTransportEnd], next)
+			tokens, next = relined(tokens, s.transport[3:len(s.transport)-1], next)
+			tokens, next = relined(tokens, s.reverseProxy[s.rpTransportEnd:len(s.reverseProxy)-1], next)
+		default:
+			return nil, s.errAt(s.transport[0], "flask_socketio: the workers are reached with transport http and TLS, but the reverse_proxy block has transport "+s.rpTransport)
 		}
-		tokens, next = relined(tokens, s.transport, next)
 		tokens = append(tokens, caddyfile.Token{Text: "}", File: at.File, Line: next})
 	case len(s.reverseProxy) > 1:
 		tokens = append(tokens, s.reverseProxy[1:]...)
@@ -476,6 +484,34 @@ func (s *site) reverseProxyHandler(h httpcaddyfile.Helper) (*reverseproxy.Handle
 		return nil, err
 	}
 	return rp, nil
+}
+
+// findReverseProxyTransport finds a transport in the reverse_proxy block,
+// which may hold reverse_proxy's own settings (dial_timeout, keepalive,
+// ...) but no TLS: the TLS to the workers is written once, in
+// flask_socketio's transport, for every module that reaches them.
+func (s *site) findReverseProxyTransport() error {
+	block := s.reverseProxy
+	depth := 0
+	for i := 2; i < len(block)-1; i++ {
+		t := block[i]
+		switch {
+		case t.Text == "{":
+			depth++
+		case t.Text == "}":
+			depth--
+			if depth == 0 && s.rpTransport != "" && s.rpTransportEnd == 0 {
+				s.rpTransportEnd = i
+			}
+		case depth == 0 && t.Text == "transport" && i+1 < len(block):
+			s.rpTransport = block[i+1].Text
+		case depth == 1 && s.rpTransport != "" && s.rpTransportEnd == 0 && strings.HasPrefix(t.Text, "tls"):
+			d := caddyfile.NewDispenser([]caddyfile.Token{t})
+			d.Next()
+			return d.Errf("flask_socketio: %s goes in flask_socketio's own `transport http { ... }`, beside reverse_proxy, so that socketio_proxy, reverse_proxy and whoami all reach the workers with it", t.Text)
+		}
+	}
+	return nil
 }
 
 // relined appends seg to tokens, its lines shifted to start at line, and

@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -100,5 +102,53 @@ func TestHealthStreaks(t *testing.T) {
 	for i, c := range seq {
 		healthy = s.record(c.pass, healthy, hc)
 		assert.Equal(t, c.want, healthy, "check %d", i)
+	}
+}
+
+// Plain and TLS workers are never mixed silently, and a TLS setting the
+// edge cannot honour is refused with the fix.
+func TestPlainAndTLSWorkersAreNotMixed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    *Handler
+		want string
+	}{
+		{"http beside https", &Handler{Upstreams: []string{"http://w1:5001", "https://w2:5001"}},
+			"workers http://w1:5001 are plain http and https://w2:5001 are https; plain and TLS workers are not mixed"},
+		{"http with TLS settings", &Handler{Upstreams: []string{"http://w1:5001"}, TLS: &reverseproxy.TLSConfig{ServerName: "w"}},
+			"workers http://w1:5001 are plain http but the transport has TLS settings; write them as https://host:port"},
+		{"except_ports", &Handler{Upstreams: []string{"w1:5001"}, TLS: &reverseproxy.TLSConfig{ExceptPorts: []string{"80"}}},
+			"tls_except_ports) is not supported: plain and TLS workers are not mixed"},
+		{"missing CA file", &Handler{Upstreams: []string{"w1:5001"}, TLS: &reverseproxy.TLSConfig{
+			CARaw: json.RawMessage(`{"provider":"file","pem_files":["/nonexistent/ca.pem"]}`)}},
+			"/nonexistent/ca.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := load(t, tc.h)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// Without a scheme a worker follows the transport; https:// alone turns
+// TLS on for every worker, with the system's roots, as for reverse_proxy.
+func TestTLSWorkersUseOneConfigForPollingWebSocketAndChecks(t *testing.T) {
+	h := &Handler{Upstreams: []string{"https://w1:5001", "w2:5001"}}
+	require.NoError(t, load(t, h))
+	for _, u := range h.pool.upstreams {
+		assert.Equal(t, "https://"+u.addr+"/socket.io/", u.httpURL("/socket.io/"))
+		assert.Equal(t, "wss://"+u.addr+"/socket.io/", u.wsURL("/socket.io/"))
+		require.NotNil(t, u.http.TLSClientConfig)
+		assert.Same(t, u.http.TLSClientConfig, u.dialer.TLSClientConfig)
+		assert.False(t, u.http.TLSClientConfig.InsecureSkipVerify)
+	}
+
+	plain := &Handler{Upstreams: []string{"w1:5001", "http://w2:5001"}}
+	require.NoError(t, load(t, plain))
+	for _, u := range plain.pool.upstreams {
+		assert.Equal(t, "ws://"+u.addr+"/x", u.wsURL("/x"))
+		assert.Nil(t, u.http.TLSClientConfig)
+		assert.Nil(t, u.dialer.TLSClientConfig)
 	}
 }

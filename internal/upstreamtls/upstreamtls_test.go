@@ -1,9 +1,14 @@
 package upstreamtls
 
 import (
+	"context"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -46,4 +51,26 @@ func TestParseErrorsSayWhatToWrite(t *testing.T) {
 		require.Error(t, err, input)
 		assert.Contains(t, err.Error(), want, input)
 	}
+}
+
+// Skipping verification works, as in reverse_proxy, and is logged as an
+// error that names the fix every time a config loads.
+func TestInsecureSkipVerifyIsLoudAtLoad(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	core, logs := observer.New(zap.InfoLevel)
+	cfg, err := ClientConfig(ctx, &reverseproxy.TLSConfig{InsecureSkipVerify: true}, zap.New(core), "socketio_proxy")
+	require.NoError(t, err)
+	assert.True(t, cfg.InsecureSkipVerify)
+	require.Equal(t, 1, logs.Len())
+	entry := logs.All()[0]
+	assert.Equal(t, zap.ErrorLevel, entry.Level)
+	assert.Contains(t, entry.Message, "NOT VERIFIED")
+	assert.Contains(t, entry.Message, "tls_trust_pool file")
+
+	cfg, err = ClientConfig(ctx, nil, zap.New(core), "socketio_proxy")
+	require.NoError(t, err)
+	assert.False(t, cfg.InsecureSkipVerify, "https:// without settings: verified against the system's roots")
+	assert.Nil(t, cfg.RootCAs)
+	assert.Equal(t, 1, logs.Len())
 }

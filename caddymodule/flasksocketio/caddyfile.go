@@ -273,7 +273,7 @@ var own = map[string]func(s *site, d *caddyfile.Dispenser, at caddyfile.Token) e
 // refused are the modules' subdirectives that flask_socketio writes
 // itself or could not tell apart.
 var refused = map[string]string{
-	"engineio_path": "engineio_path is written once, as path: `path /socket.io/` sets socketio_proxy's path and edge_cors's engineio_path",
+	"engineio_path":    "engineio_path is written once, as path: `path /socket.io/` sets socketio_proxy's path and edge_cors's engineio_path",
 	"whoami_transport": "the transport is written once: `transport http { tls_trust_pool file ca.pem }` applies to socketio_proxy, reverse_proxy and whoami alike",
 	"max_age": "max_age is edge_cors's (how long browsers cache a preflight) and flask_session's (the oldest session cookie accepted); " +
 		"write cors_max_age or session_max_age",

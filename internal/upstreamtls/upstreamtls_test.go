@@ -7,10 +7,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
@@ -40,11 +40,11 @@ func TestParseReadsReverseProxysTLSSettings(t *testing.T) {
 
 func TestParseErrorsSayWhatToWrite(t *testing.T) {
 	for input, want := range map[string]string{
-		"transport":                                    "transport takes http and a block",
-		"transport fastcgi {\n tls\n}":                 "transport takes http and a block",
-		"transport http {\n keepalive off\n}":          "keepalive is not taken here",
-		"transport http {\n tls_except_ports 80\n}":    "plain and TLS workers are not mixed",
-		"transport http extra {\n tls\n}":              "takes its settings in a block",
+		"transport":                                     "transport takes http and a block",
+		"transport fastcgi {\n tls\n}":                  "transport takes http and a block",
+		"transport http {\n keepalive off\n}":           "keepalive is not taken here",
+		"transport http {\n tls_except_ports 80\n}":     "plain and TLS workers are not mixed",
+		"transport http extra {\n tls\n}":               "takes its settings in a block",
 		"transport http {\n tls_renegotiation often\n}": "wrong argument count",
 	} {
 		err := parse(t, input)

@@ -104,6 +104,8 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
 		defer context.AfterFunc(h.registry.draining, cancel)()
+		// So does one whose worker is drained past its drain_timeout.
+		defer context.AfterFunc(c.up.cutOff(), cancel)()
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
@@ -122,7 +124,12 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		res, err = c.up.http.RoundTrip(out)
 	}
 	if err != nil {
-		if h.registry.draining.Err() != nil && r.Context().Err() == nil {
+		if (h.registry.draining.Err() != nil || c.up.cutOff().Err() != nil) && r.Context().Err() == nil {
+			if h.registry.draining.Err() == nil {
+				// The worker stays up: end the session there too.
+				h.tellWorker(c, []byte{byte(engineio.Close)})
+				h.registry.closed(c.sid)
+			}
 			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write([]byte{byte(engineio.Close)})

@@ -39,6 +39,7 @@ type FlaskWorker struct {
 	Name      string // WORKER_NAME
 	SecretKey string // FLASK_SECRET_KEY
 	proc      *process
+	drainFile string // DRAIN_FILE: while it exists, /healthz answers 410
 }
 
 // StartFlaskWorker starts examples/flask_app/app.py on a fresh loopback
@@ -88,6 +89,8 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 		"WORKER_NAME="+w.Name,
 		"REDIS_URL="+redisURL,
 	)
+	w.drainFile = filepath.Join(t.TempDir(), "draining")
+	cmd.Env = append(cmd.Env, "DRAIN_FILE="+w.drainFile)
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -104,6 +107,15 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 		w.proc.waitReady(t, 30*time.Second, func() error { return subscribed(redisAddr, redisClient) })
 	}
 	return w
+}
+
+// SetDraining makes the worker's /healthz answer 410 (draining for a
+// deploy), or 200 again.
+func (w *FlaskWorker) SetDraining(on bool) error {
+	if on {
+		return os.WriteFile(w.drainFile, nil, 0o600)
+	}
+	return os.Remove(w.drainFile)
 }
 
 // URL returns the worker's base URL, "http://127.0.0.1:PORT".

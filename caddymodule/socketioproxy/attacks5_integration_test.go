@@ -1,0 +1,148 @@
+package socketioproxy_test
+
+// Fifth round of attacks, on what the last commits changed: the
+// X-Forwarded-* headers to the worker (headers.go upstreamHeader), the
+// worker's packets read by socketio.ReadWorker, the seats, the dashboard.
+// Each test fails while the edge lets the attack through.
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+// fakeWorker is an Engine.IO worker that opens every session (on polling
+// or WebSocket) and records the headers of each request it gets.
+type fakeWorker struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+const fakeOpen = `0{"sid":"abcdefghij0123456789","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}`
+
+func startFakeWorker(t *testing.T) *fakeWorker {
+	t.Helper()
+	f := &fakeWorker{}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.seen = append(f.seen, r.Header.Clone())
+		f.mu.Unlock()
+		if websocket.IsWebSocketUpgrade(r) {
+			c, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.WriteMessage(websocket.TextMessage, []byte(fakeOpen))
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		_, _ = w.Write([]byte(fakeOpen))
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeWorker) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+func (f *fakeWorker) last() http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.seen) == 0 {
+		return nil
+	}
+	return f.seen[len(f.seen)-1]
+}
+
+// wsgiEnviron folds headers into the WSGI environ as eventlet's wsgi.py
+// (0.33, get_environ) does: the name upper-cased with '-' as '_', and
+// several headers of one name joined with ','. Werkzeug's ProxyFix then
+// reads the last x_for entries of HTTP_X_FORWARDED_FOR, and likewise
+// HTTP_X_FORWARDED_PROTO, _HOST, _PORT and _PREFIX.
+func wsgiEnviron(h http.Header) map[string][]string {
+	env := map[string][]string{}
+	for k, vv := range h {
+		key := "HTTP_" + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))
+		env[key] = append(env[key], vv...)
+	}
+	return env
+}
+
+// A client the server does not trust sends the headers by which a proxy
+// vouches for a request, in every spelling eventlet folds into the same
+// environ key. upstreamHeader replaced X-Forwarded-For, -Proto and -Host
+// but passed X-Forwarded-Port and X-Forwarded-Prefix on from anyone:
+// Werkzeug's ProxyFix (x_port, x_prefix) makes them SERVER_PORT and
+// SCRIPT_NAME, so url_for(_external=True) builds the attacker's URLs.
+// (The underscore spellings, X_Forwarded_For and so on, which eventlet
+// would join to the edge's value with ',' and ProxyFix would read last,
+// are held: Caddy 2.11 drops every header with an underscore by default.)
+//
+//	GET /socket.io/?EIO=4&transport=polling
+//	X-Forwarded-Port: 8443
+//	X-Forwarded-Prefix: /evil
+//	X_Forwarded_For: 6.6.6.6   X_Forwarded_Host: evil.example
+//	worker environ: HTTP_X_FORWARDED_PORT=8443, HTTP_X_FORWARDED_PREFIX=/evil
+func TestAttack5UnderscoreForwardedHeadersReachTheWorker(t *testing.T) {
+	worker := startFakeWorker(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	edge := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s
+	}
+}
+`, addr, worker.addr())), addr)
+	_ = edge
+	spoof := map[string]string{
+		"X_Forwarded_For":    "6.6.6.6",
+		"X_Forwarded_Host":   "evil.example",
+		"X_Forwarded_Proto":  "https",
+		"X-Forwarded-Port":   "8443",
+		"X-Forwarded-Prefix": "/evil",
+		"X_Forwarded_Prefix": "/evil2",
+		"Forwarded":          "for=6.6.6.6;host=evil.example",
+		"X-Real-Ip":          "6.6.6.6",
+	}
+	check := func(transport string, h http.Header) {
+		t.Helper()
+		require.NotNil(t, h, transport)
+		env := wsgiEnviron(h)
+		assert.Equal(t, []string{"127.0.0.1"}, env["HTTP_X_FORWARDED_FOR"], "%s: the worker sees a forged client address", transport)
+		assert.Equal(t, []string{addr}, env["HTTP_X_FORWARDED_HOST"], "%s: the worker sees a forged host", transport)
+		assert.Equal(t, []string{"http"}, env["HTTP_X_FORWARDED_PROTO"], "%s: the worker sees a forged scheme", transport)
+		for _, k := range []string{"HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED"} {
+			assert.Empty(t, env[k], "%s: %s from an untrusted client reaches the worker", transport, k)
+		}
+	}
+
+	status, body := atkDo(t, "GET", "http://"+addr, "/socket.io/?EIO=4&transport=polling", "", spoof)
+	require.Equal(t, 200, status, body)
+	check("polling", worker.last())
+
+	hdr := http.Header{}
+	for k, v := range spoof {
+		hdr[k] = []string{v} // as written, not canonicalized
+	}
+	ws, status, err := atkDial(t, addr, "/socket.io/?EIO=4&transport=websocket", hdr)
+	require.NoError(t, err, status)
+	require.NotEmpty(t, ws.next("0{", 5*time.Second))
+	check("websocket", worker.last())
+}

@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	_ "github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
@@ -145,4 +148,56 @@ http://%s {
 	require.NoError(t, err, status)
 	require.NotEmpty(t, ws.next("0{", 5*time.Second))
 	check("websocket", worker.last())
+}
+
+// The connect rate is keyed by Caddy's client_ip: a client the server
+// does not trust cannot take a fresh bucket per handshake by sending
+// another X-Forwarded-For (in any spelling), X-Real-IP or Forwarded each
+// time. Held.
+func TestAttack5SpoofedForwardedForDoesNotDodgeTheConnectRate(t *testing.T) {
+	worker := startFakeWorker(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s
+		rate_limit connect 3/m
+	}
+}
+`, addr, worker.addr())), addr)
+	refused := 0
+	for i := range 8 {
+		ip := fmt.Sprintf("198.51.100.%d", i+1)
+		status, _ := atkDo(t, "GET", "http://"+addr, "/socket.io/?EIO=4&transport=polling", "", map[string]string{
+			"X-Forwarded-For": ip, "X-Real-Ip": ip, "Forwarded": "for=" + ip, "X_Forwarded_For": ip,
+		})
+		if status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	assert.Equal(t, 5, refused, "8 handshakes from one address under 3/m, each with another forged X-Forwarded-For")
+}
+
+// The Caddyfile substitutes {$VAR} before it reads the tokens: a
+// sticky_secret with a space or a line break in the environment (a
+// passphrase, a secret file read with a trailing line) becomes several
+// tokens, and the error that refuses the config (printed by caddy run,
+// adapt and reload, returned by the admin API) quoted the second of them,
+// part of the secret: "sticky_secret takes one value, got also "horse"",
+// "unknown subdirective "batterystaple99"".
+func TestAttack5StickySecretSplitByTheCaddyfileIsNotEchoed(t *testing.T) {
+	for _, secret := range []string{"correct horse battery staple", "correcthorse1234\nbatterystaple99"} {
+		t.Setenv("ATK5_STICKY_SECRET", secret)
+		_, _, err := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}.Adapt([]byte(`:8080 {
+	socketio_proxy 127.0.0.1:5001 {
+		sticky_secret {$ATK5_STICKY_SECRET}
+	}
+}
+`), nil)
+		require.Error(t, err, "%q", secret)
+		for _, part := range strings.Fields(secret) {
+			assert.NotContains(t, err.Error(), part, "the error quotes part of the sticky_secret")
+		}
+	}
 }

@@ -59,7 +59,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
+	// A {$VAR} is substituted before the tokens are read: a secret
+	// holding a space or a line break becomes several tokens, and the
+	// errors below must not quote any of them.
+	afterSecret := false
 	for d.NextBlock(0) {
+		prevSecret := afterSecret
+		afterSecret = false
 		switch sub := d.Val(); sub {
 		case "to":
 			args := d.RemainingArgs()
@@ -77,10 +83,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.LBPolicy = v
 		case "sticky_secret":
-			v, err := oneArg(d, "sticky_secret {env.EDGE_STICKY_SECRET}")
-			if err != nil {
-				return err
+			afterSecret = true
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return d.Errf("sticky_secret takes one value, got %d (not shown); quote a secret that holds spaces, or write `sticky_secret {env.EDGE_STICKY_SECRET}`", len(args))
 			}
+			v := args[0]
 			if !strings.Contains(v, "{") && len(v) < minStickySecret {
 				return d.Errf("sticky_secret is %d characters; use at least %d random characters, e.g. `sticky_secret {env.EDGE_STICKY_SECRET}`", len(v), minStickySecret)
 			}
@@ -193,6 +201,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxRequestsPerIP = n
 		default:
+			if prevSecret {
+				return d.Errf("unknown subdirective after sticky_secret (not shown: it may be the rest of a secret that holds a line break); socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, max_requests_per_ip, dial_timeout, body_timeout, drain_period, dashboard and client_path")
+			}
 			return d.Errf("unknown subdirective %q; socketio_proxy knows to, lb_policy, sticky_secret, namespace, rate_limit, health_uri, health_interval, health_timeout, fail_duration, path, max_payload, max_requests_per_ip, dial_timeout, body_timeout, drain_period, dashboard and client_path", sub)
 		}
 	}

@@ -6,7 +6,10 @@ package socketioproxy_test
 // Each test fails while the edge lets the attack through.
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -200,4 +203,111 @@ func TestAttack5StickySecretSplitByTheCaddyfileIsNotEchoed(t *testing.T) {
 			assert.NotContains(t, err.Error(), part, "the error quotes part of the sticky_secret")
 		}
 	}
+}
+
+// rawRequest writes one HTTP/1.1 request on a fresh connection; when
+// hangUp, it closes the connection at once, before any answer, and
+// otherwise returns the status line.
+func rawRequest(t *testing.T, addr, request string, hangUp bool) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte(request))
+	require.NoError(t, err)
+	if hangUp {
+		return ""
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// upstreamSessions reads the admin API's live sessions per worker.
+func upstreamSessions(t *testing.T, edge *testenv.Edge) map[string]int {
+	t.Helper()
+	res, err := http.Get("http://" + edge.AdminAddr + "/socketio/upstreams")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var ups []struct {
+		Address  string
+		Sessions int
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&ups))
+	out := map[string]int{}
+	for _, u := range ups {
+		out[u.Address] = u.Sessions
+	}
+	return out
+}
+
+// Handshakes that fail at every step (refused by the worker on either
+// transport, WebSocket-only handshakes whose client upgrade fails after
+// the worker opened the session, clients that hang up mid-handshake,
+// handshakes moved off a worker that cannot be dialled, upgrades of a sid
+// the worker forgot) must each give back the seat they took on their
+// worker. A leaked seat is invisible in the admin API (which counts the
+// registry) but not to least_sessions: once the floods hit worker a alone,
+// a reload adds worker b and ten new sessions must split evenly; every
+// seat a kept sends one more of them to b. Held.
+func TestAttack5FailedHandshakesGiveBackTheirSeats(t *testing.T) {
+	env := map[string]string{"PING_INTERVAL": "1", "PING_TIMEOUT": "1", "CORS_ALLOWED_ORIGINS": atkAllowed}
+	a := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "a", SecretKey: atkSecret, Env: env})
+	b := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "b", SecretKey: atkSecret, Env: env})
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := func(to string) testenv.EdgeConfig {
+		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s
+		lb_policy least_sessions
+		fail_duration 200ms
+	}
+}
+`, addr, to))
+	}
+	edge := testenv.StartEdge(t, cfg(a.Addr+" "+dead), addr)
+	base := "http://" + addr
+	badVersion := "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + addr +
+		"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 12\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	wsHangUp := "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + addr +
+		"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	pollHangUp := "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"
+	for i := range 15 {
+		// The worker opens the session; the client's upgrade then fails.
+		status := rawRequest(t, addr, badVersion, false)
+		assert.NotContains(t, status, " 101 ", "round %d", i)
+		// Refused by the worker, on either transport.
+		st, body := atkDo(t, "GET", base, "/socket.io/?EIO=4&transport=polling", "", map[string]string{"Origin": atkForeign})
+		assert.Equal(t, 400, st, body)
+		_, st, err := atkDial(t, addr, "/socket.io/?EIO=4&transport=websocket", http.Header{"Origin": {atkForeign}})
+		assert.Error(t, err)
+		assert.Equal(t, 400, st)
+		// Hung up mid-handshake.
+		rawRequest(t, addr, wsHangUp, true)
+		rawRequest(t, addr, pollHangUp, true)
+		// An upgrade of a sid the worker has forgotten.
+		p, st, body := atkOpen(t, base, "/socket.io/", "")
+		require.Equal(t, 200, st, body)
+		p.post("1")
+		_, _, err = atkDial(t, addr, "/socket.io/?EIO=4&transport=websocket&sid="+p.sid, nil)
+		assert.Error(t, err)
+		// Let the dead worker come back into rotation now and then, so
+		// that handshakes are moved off it.
+		if i%5 == 0 {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	waitRegistryEmpty(t, edge)
+
+	edge.Reload(t, cfg(a.Addr+" "+b.Addr))
+	for range 10 {
+		_, st, body := atkOpen(t, base, "/socket.io/", "")
+		require.Equal(t, 200, st, body)
+	}
+	got := upstreamSessions(t, edge)
+	assert.InDelta(t, 5, got[a.Addr], 1, "least_sessions after the floods: %v (a kept seats the floods took)", got)
+	assert.InDelta(t, 5, got[b.Addr], 1, "%v", got)
 }

@@ -311,3 +311,52 @@ http://%s {
 	assert.InDelta(t, 5, got[a.Addr], 1, "least_sessions after the floods: %v (a kept seats the floods took)", got)
 	assert.InDelta(t, 5, got[b.Addr], 1, "%v", got)
 }
+
+// A long-poll GET is checked with the policy of the config that received
+// it (call.pol), not the policy of the moment, which WebSocket relays
+// follow (policySlot). A reload that takes a namespace from a user acts
+// on her polling session only at its next request: the GET the worker
+// holds across the reload still relays, when the worker answers it (up
+// to pingInterval later), the data of the namespace she may no longer
+// use.
+//
+//	config 1: namespace /admin role admin           (/ open to all)
+//	bob (user), polling: 40, join room r; a GET waits at the worker
+//	reload, config 2: also namespace / role admin
+//	ada (admin): broadcast to room r
+//	bob's waiting GET: 42["broadcast",{"room":"r","data":"for-room-r",...}]
+func TestAttack5PollHeldAcrossAReloadRelaysAWithdrawnNamespace(t *testing.T) {
+	s := startAtkStack(t, nil, "", "namespace /admin role admin")
+	bob := testenv.Login(t, s.worker.URL(), "bob", "user")
+	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
+
+	p, status, body := atkOpen(t, s.url(), "/socket.io/", bob)
+	require.Equal(t, 200, status, body)
+	p.post("40")
+	require.NotEmpty(t, p.until("40", 3))
+	p.post(`421["join","r"]`)
+	require.NotEmpty(t, p.until("431", 3))
+
+	waiting := make(chan string, 1)
+	go func() {
+		_, body := atkDo(t, "GET", s.url(), "/socket.io/?EIO=4&transport=polling&sid="+p.sid, "", p.header)
+		waiting <- body
+	}()
+	// The GET must reach the worker before the reload.
+	time.Sleep(500 * time.Millisecond)
+	s.edge.Reload(t, s.config("namespace /admin role admin\n\t\tnamespace / role admin"))
+
+	a, status, body := atkOpen(t, s.url(), "/socket.io/", ada)
+	require.Equal(t, 200, status, body)
+	a.post("40")
+	require.NotEmpty(t, a.until("40", 3))
+	a.post(`422["broadcast",{"room":"r","data":"for-room-r"}]`)
+	require.NotEmpty(t, a.until("432", 3), "the broadcast was sent")
+
+	select {
+	case got := <-waiting:
+		assert.NotContains(t, got, "for-room-r", "bob's poll, held across the reload, relays data of / which the new config gives admins only")
+	case <-time.After(30 * time.Second):
+		t.Fatal("bob's poll never returned")
+	}
+}

@@ -157,6 +157,12 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		})
 	}
 	removeHopHeaders(res.Header)
+	if r.Method == http.MethodGet && h.slot != nil {
+		// A long-poll may have waited at the worker across a reload:
+		// what it relays follows the policy of the moment, as a
+		// WebSocket's messages do.
+		c.pol = h.slot.now(c.pol)
+	}
 	if c.pol.hasRules() && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
 		h.relayPollWithDenials(w, c, res)
 		return

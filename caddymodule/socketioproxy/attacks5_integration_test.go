@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -358,5 +360,56 @@ func TestAttack5PollHeldAcrossAReloadRelaysAWithdrawnNamespace(t *testing.T) {
 		assert.NotContains(t, got, "for-room-r", "bob's poll, held across the reload, relays data of / which the new config gives admins only")
 	case <-time.After(30 * time.Second):
 		t.Fatal("bob's poll never returned")
+	}
+}
+
+// Behind a trusted proxy that appends the address it saw (as Caddy,
+// nginx's $proxy_add_x_forwarded_for and HAProxy do), a client sends its
+// own X-Forwarded-For first. Caddy's client_ip, which the connect rate and
+// max_requests_per_ip key on, is the leftmost entry unless the server sets
+// trusted_proxies_strict: every handshake then has a bucket of its own.
+// With trusted_proxies_strict (the rightmost untrusted entry) it holds.
+//
+//	servers { trusted_proxies static 127.0.0.1/32 }
+//	proxy -> edge: X-Forwarded-For: 198.51.100.<i>, 203.0.113.7
+//	rate_limit connect 3/m: none of 8 refused
+func TestAttack5ForwardedForThroughATrustedProxyDodgesTheConnectRate(t *testing.T) {
+	worker := startFakeWorker(t)
+	for _, strict := range []bool{true, false} {
+		t.Run(fmt.Sprintf("trusted_proxies_strict=%v", strict), func(t *testing.T) {
+			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			option := ""
+			if strict {
+				option = "trusted_proxies_strict"
+			}
+			path := filepath.Join(t.TempDir(), "Caddyfile")
+			require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`{
+	admin {$EDGE_ADMIN}
+	persist_config off
+	servers {
+		trusted_proxies static 127.0.0.1/32
+		%s
+	}
+}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s
+		rate_limit connect 3/m
+	}
+}
+`, option, addr, worker.addr())), 0o600))
+			testenv.StartEdgeFile(t, path, nil, addr)
+			refused := 0
+			for i := range 8 {
+				status, _ := atkDo(t, "GET", "http://"+addr, "/socket.io/?EIO=4&transport=polling", "", map[string]string{
+					"X-Forwarded-For": fmt.Sprintf("198.51.100.%d, 203.0.113.7", i+1),
+				})
+				if status == http.StatusTooManyRequests {
+					refused++
+				}
+			}
+			assert.Equal(t, 5, refused, "8 handshakes of client 203.0.113.7 under 3/m, each with another forged X-Forwarded-For before the proxy's entry")
+		})
 	}
 }

@@ -7,6 +7,7 @@ package socketioproxy_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -412,4 +413,39 @@ http://%s {
 			assert.Equal(t, 5, refused, "8 handshakes of client 203.0.113.7 under 3/m, each with another forged X-Forwarded-For before the proxy's entry")
 		})
 	}
+}
+
+// "No client may connect to a namespace under" the denial prefix: on
+// polling the edge refuses it whatever the rules, but the WebSocket
+// filter reads a CONNECT whole only when the policy has namespace rules.
+// Without rules a client's CONNECT to a marker namespace of its own
+// making reaches the worker as it was, and the worker's answer comes back
+// through the edge's denial decoding: the client chooses the namespace,
+// message and data of a CONNECT_ERROR the edge turns it into (and, with
+// an app that accepts every namespace, is connected to the marker
+// namespace). A forged marker that decodes is too long for the peek and
+// is read whole (held); a short one is not:
+//
+//	ws: 40/.flaskedge-denied/x,{}
+//	worker -> client: 44/.flaskedge-denied/x,"Unable to connect"
+func TestAttack5MarkerNamespaceConnectOnWebSocketWithoutRules(t *testing.T) {
+	s := startAtkStack(t, nil, "", "")
+	ws, status, err := atkDial(t, s.addr, "/socket.io/?EIO=4&transport=websocket", nil)
+	require.NoError(t, err, status)
+	require.NotEmpty(t, ws.next("0{", 5*time.Second))
+	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"n":"/admin","m":"forged","d":{"reason":"x"}}`))
+	ws.send(t, "40/.flaskedge-denied/"+forged+",")
+	got := ws.next("44", 5*time.Second)
+	require.NotEmpty(t, got, "no CONNECT_ERROR at all")
+	assert.NotContains(t, got, "forged", "the client made the edge decode a denial marker of its own: %s", got)
+	assert.Contains(t, got, "reserved", "the edge's own refusal of a reserved namespace: %s", got)
+
+	// A marker namespace short enough for the 32-byte peek is decided
+	// there, and without rules a CONNECT is not read further: it
+	// reaches the worker, which answers "Unable to connect" (an app
+	// with namespaces='*' connects it), instead of the edge's refusal.
+	ws.send(t, "40/.flaskedge-denied/x,{}")
+	got = ws.next("44", 5*time.Second)
+	require.NotEmpty(t, got, "no CONNECT_ERROR at all")
+	assert.Contains(t, got, "reserved", "a CONNECT to a namespace under the denial prefix reached the worker: %s", got)
 }

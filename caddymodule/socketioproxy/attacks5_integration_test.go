@@ -449,3 +449,44 @@ func TestAttack5MarkerNamespaceConnectOnWebSocketWithoutRules(t *testing.T) {
 	require.NotEmpty(t, got, "no CONNECT_ERROR at all")
 	assert.Contains(t, got, "reserved", "a CONNECT to a namespace under the denial prefix reached the worker: %s", got)
 }
+
+// The connect rate and max_requests_per_ip key on the client's address as
+// written: a client on IPv6, which every ISP hands a /64 or more, takes a
+// fresh bucket per handshake by using another address of its own prefix.
+// (Shown through a trusted proxy with trusted_proxies_strict, which
+// names the client's address; a client on IPv6 does it directly.)
+//
+//	proxy -> edge: X-Forwarded-For: 2001:db8:1:2::<i>
+//	rate_limit connect 3/m: none of 8 refused
+func TestAttack5IPv6AddressesOfOnePrefixDodgeTheConnectRate(t *testing.T) {
+	worker := startFakeWorker(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`{
+	admin {$EDGE_ADMIN}
+	persist_config off
+	servers {
+		trusted_proxies static 127.0.0.1/32
+		trusted_proxies_strict
+	}
+}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s
+		rate_limit connect 3/m
+	}
+}
+`, addr, worker.addr())), 0o600))
+	testenv.StartEdgeFile(t, path, nil, addr)
+	refused := 0
+	for i := range 8 {
+		status, _ := atkDo(t, "GET", "http://"+addr, "/socket.io/?EIO=4&transport=polling", "", map[string]string{
+			"X-Forwarded-For": fmt.Sprintf("2001:db8:1:2::%x", i+1),
+		})
+		if status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	assert.Equal(t, 5, refused, "8 handshakes from one IPv6 /64 under 3/m")
+}

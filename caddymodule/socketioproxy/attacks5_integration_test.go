@@ -490,3 +490,37 @@ http://%s {
 	}
 	assert.Equal(t, 5, refused, "8 handshakes from one IPv6 /64 under 3/m")
 }
+
+// A polling POST is checked with the policy of the config that received
+// it, when its body has arrived: a client that trickles the body of a
+// CONNECT across a reload has it checked against the old rules, and the
+// worker runs the app's connect handler for a namespace the new config
+// refuses it.
+//
+//	config 1: namespace /admin role admin           (/ open to all)
+//	bob (user): handshake; POST "4" ... reload (namespace / role admin) ... "0"
+//	worker: connect namespace=/ user=bob
+func TestAttack5PostTrickledAcrossAReloadConnectsAWithdrawnNamespace(t *testing.T) {
+	s := startAtkStack(t, nil, "", "namespace /admin role admin")
+	bob := testenv.Login(t, s.worker.URL(), "bob", "user")
+	p, status, body := atkOpen(t, s.url(), "/socket.io/", bob)
+	require.Equal(t, 200, status, body)
+
+	conn, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("POST /socket.io/?EIO=4&transport=polling&sid=" + p.sid + " HTTP/1.1\r\nHost: " + s.addr +
+		"\r\nCookie: " + bob + "\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 2\r\n\r\n4"))
+	require.NoError(t, err)
+	s.edge.Reload(t, s.config("namespace /admin role admin\n\t\tnamespace / role admin"))
+	_, err = conn.Write([]byte("0"))
+	require.NoError(t, err)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	t.Logf("POST: %s", strings.TrimSpace(line))
+
+	got := p.until("4", 3)
+	assert.True(t, strings.HasPrefix(got, "44"), "bob was not refused / after the reload: %q", got)
+	assert.Zero(t, atkCount(s.worker, "connect namespace=/ ", "user=bob"),
+		"the worker connected bob to /, which the config in force gives admins only")
+}

@@ -42,6 +42,11 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 			return
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		if h.slot != nil {
+			// The body may have arrived across a reload: its packets
+			// are checked with the policy of the moment.
+			c.pol = h.slot.now(c.pol)
+		}
 		packets, messages := 0, 0
 		err = engineio.Packets(body, func(p []byte) error {
 			packets++

@@ -524,3 +524,152 @@ func TestAttack5PostTrickledAcrossAReloadConnectsAWithdrawnNamespace(t *testing.
 	assert.Zero(t, atkCount(s.worker, "connect namespace=/ ", "user=bob"),
 		"the worker connected bob to /, which the config in force gives admins only")
 }
+
+// craftedWorker is a worker that, as soon as a session opens (on polling,
+// at its first long-poll; on WebSocket, after the open packet), sends
+// the data packets of msgs, with binary attachments, then the sentinel
+// 42["sentinel"].
+type craftedWorker struct {
+	srv *httptest.Server
+}
+
+// crafted is one worker message: text, then binary attachments.
+type crafted struct {
+	text        string
+	attachments [][]byte
+}
+
+func startCraftedWorker(t *testing.T, msgs []crafted) *craftedWorker {
+	t.Helper()
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	var mu sync.Mutex
+	sent := map[string]bool{}
+	f := &craftedWorker{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			c, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.WriteMessage(websocket.TextMessage, []byte(fakeOpen))
+			for _, m := range msgs {
+				_ = c.WriteMessage(websocket.TextMessage, []byte(m.text))
+				for _, a := range m.attachments {
+					_ = c.WriteMessage(websocket.BinaryMessage, a)
+				}
+			}
+			_ = c.WriteMessage(websocket.TextMessage, []byte(`42["sentinel"]`))
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		sid := r.URL.Query().Get("sid")
+		switch {
+		case sid == "":
+			_, _ = w.Write([]byte(fakeOpen))
+		case r.Method == http.MethodPost:
+			_, _ = w.Write([]byte("ok"))
+		default:
+			mu.Lock()
+			first := !sent[sid]
+			sent[sid] = true
+			mu.Unlock()
+			if !first {
+				_, _ = w.Write([]byte("6"))
+				return
+			}
+			var parts []string
+			for _, m := range msgs {
+				parts = append(parts, m.text)
+				for _, a := range m.attachments {
+					parts = append(parts, "b"+base64.StdEncoding.EncodeToString(a))
+				}
+			}
+			parts = append(parts, `42["sentinel"]`)
+			_, _ = w.Write([]byte(strings.Join(parts, "\x1e")))
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// The worker's data for namespaces the session's user may not use, read
+// with socketio.ReadWorker through the 32-byte peek on WebSocket and
+// whole on polling: namespaces that end just before, at and past the
+// peek, far past it, with ack ids, binary events and their attachments.
+// None of it reaches a user without the role; the sentinel on / does.
+// Held.
+func TestAttack5WorkerDataForRefusedNamespacesNeverReachesTheClient(t *testing.T) {
+	login := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "login", SecretKey: atkSecret})
+	bob := testenv.Login(t, login.URL(), "bob", "user")
+	var msgs []crafted
+	for _, n := range []int{1, 20, 25, 26, 27, 28, 29, 30, 31, 32, 40, 300} {
+		ns := "/" + strings.Repeat("n", n)
+		msgs = append(msgs,
+			crafted{text: "42" + ns + `,["leak-event"]`},
+			crafted{text: "43" + ns + `,7["leak-ack"]`},
+			crafted{text: "451-" + ns + `,["leak-bin",{"_placeholder":true,"num":0}]`, attachments: [][]byte{[]byte("LEAK-ATTACHMENT")}},
+			crafted{text: "4612-" + ns + `,9[` + strings.Repeat(`{"_placeholder":true,"num":0},`, 11) + `{"_placeholder":true,"num":11}]`,
+				attachments: func() (a [][]byte) {
+					for range 12 {
+						a = append(a, []byte("LEAK-ATTACHMENT"))
+					}
+					return
+				}()},
+		)
+	}
+	worker := startCraftedWorker(t, msgs)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	flask_session {
+		secret_key %s
+	}
+	socketio_proxy {
+		to %s
+		namespace / public
+		namespace * role admin
+	}
+}
+`, addr, atkSecret, strings.TrimPrefix(worker.srv.URL, "http://"))), addr)
+
+	// WebSocket.
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	conn, res, err := d.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {bob}})
+	require.NoError(t, err)
+	res.Body.Close()
+	defer conn.Close()
+	var got []string
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		mt, m, err := conn.ReadMessage()
+		require.NoError(t, err, "websocket, after %q", got)
+		if mt == websocket.BinaryMessage {
+			got = append(got, "binary:"+string(m))
+			continue
+		}
+		got = append(got, string(m))
+		if string(m) == `42["sentinel"]` {
+			break
+		}
+	}
+	all := strings.Join(got, "\n")
+	assert.NotContains(t, all, "leak", "websocket")
+	assert.NotContains(t, all, "LEAK", "websocket")
+	assert.Contains(t, all, "41/n,", "websocket: the client is told the namespace is not its")
+
+	// Polling.
+	p, status, body := atkOpen(t, "http://"+addr, "/socket.io/", bob)
+	require.Equal(t, 200, status, body)
+	status, body = atkDo(t, "GET", "http://"+addr, "/socket.io/?EIO=4&transport=polling&sid="+p.sid, "", p.header)
+	require.Equal(t, 200, status, body)
+	assert.Contains(t, body, `42["sentinel"]`, "polling")
+	assert.Contains(t, body, "41/"+strings.Repeat("n", 300)+",", "polling: the client is told the namespace is not its")
+	assert.NotContains(t, body, "leak", "polling")
+	assert.NotContains(t, body, base64.StdEncoding.EncodeToString([]byte("LEAK-ATTACHMENT")), "polling")
+}

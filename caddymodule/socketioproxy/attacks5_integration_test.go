@@ -10,11 +10,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -672,4 +674,107 @@ http://%s {
 	assert.Contains(t, body, "41/"+strings.Repeat("n", 300)+",", "polling: the client is told the namespace is not its")
 	assert.NotContains(t, body, "leak", "polling")
 	assert.NotContains(t, body, base64.StdEncoding.EncodeToString([]byte("LEAK-ATTACHMENT")), "polling")
+}
+
+// namespaceWorker is a worker that connects every namespace a client
+// asks for (python-socketio's namespaces='*'), on polling: each CONNECT
+// POSTed is answered, at the next long-poll, with the CONNECT reply as
+// python-socketio encodes it; DISCONNECTs POSTed are recorded.
+type namespaceWorker struct {
+	srv         *httptest.Server
+	mu          sync.Mutex
+	queue       []string
+	disconnects []string
+}
+
+func startNamespaceWorker(t *testing.T) *namespaceWorker {
+	t.Helper()
+	f := &namespaceWorker{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		if r.URL.Query().Get("sid") == "" {
+			_, _ = w.Write([]byte(fakeOpen))
+			return
+		}
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			f.mu.Lock()
+			for p := range strings.SplitSeq(string(b), "\x1e") {
+				if ns, ok := strings.CutPrefix(p, "40"); ok {
+					ns, _, _ = strings.Cut(ns, ",")
+					f.queue = append(f.queue, "40"+ns+`,{"sid":"nsSID"}`)
+				}
+				if ns, ok := strings.CutPrefix(p, "41"); ok {
+					ns, _, _ = strings.Cut(ns, ",")
+					f.disconnects = append(f.disconnects, ns)
+				}
+			}
+			f.mu.Unlock()
+			_, _ = w.Write([]byte("ok"))
+			return
+		}
+		f.mu.Lock()
+		q := f.queue
+		f.queue = nil
+		f.mu.Unlock()
+		if len(q) == 0 {
+			q = []string{"6"}
+		}
+		_, _ = w.Write([]byte(strings.Join(q, "\x1e")))
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *namespaceWorker) disconnected(ns string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.disconnects, ns)
+}
+
+// Without namespace rules, a polling response streams through
+// pollWatcher, which follows the namespaces the worker connects from the
+// first 256 bytes of each packet: the CONNECT reply of a longer namespace
+// is not recorded. A reload that then adds a rule the user fails never
+// withdraws that namespace: the worker keeps the client connected (the
+// app's rooms, presence and handlers go on) and the client is not told,
+// where a shorter namespace gets its DISCONNECT both ways at the next
+// long-poll.
+//
+//	no rules; bob (user), polling: 40/<300 x n>,   <- 40/<300 x n>,{"sid":...}
+//	reload: namespace * role admin
+//	next long-poll: no 41/<300 x n>, ; the worker gets no DISCONNECT
+func TestAttack5LongNamespaceConnectedOnPollingIsNeverWithdrawn(t *testing.T) {
+	login := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "login", SecretKey: atkSecret})
+	bob := testenv.Login(t, login.URL(), "bob", "user")
+	worker := startNamespaceWorker(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := func(rules string) testenv.EdgeConfig {
+		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	flask_session {
+		secret_key %s
+	}
+	socketio_proxy {
+		to %s
+		%s
+	}
+}
+`, addr, atkSecret, strings.TrimPrefix(worker.srv.URL, "http://"), rules))
+	}
+	edge := testenv.StartEdge(t, cfg(""), addr)
+	short, long := "/short", "/"+strings.Repeat("n", 300)
+	p, status, body := atkOpen(t, "http://"+addr, "/socket.io/", bob)
+	require.Equal(t, 200, status, body)
+	status, _ = p.post("40" + short + ",\x1e40" + long + ",")
+	require.Equal(t, 200, status)
+	require.NotEmpty(t, p.until("40"+long+",", 3), "the worker connected bob to the long namespace")
+
+	edge.Reload(t, cfg("namespace * role admin"))
+	status, body = atkDo(t, "GET", "http://"+addr, "/socket.io/?EIO=4&transport=polling&sid="+p.sid, "", p.header)
+	require.Equal(t, 200, status, body)
+	assert.Contains(t, body, "41"+short+",", "the short namespace is withdrawn: the probe works")
+	assert.Contains(t, body, "41"+long+",", "the long namespace is not withdrawn from bob")
+	assert.True(t, worker.disconnected(long), "the worker never gets the long namespace's DISCONNECT")
 }

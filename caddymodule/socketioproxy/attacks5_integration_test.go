@@ -778,3 +778,52 @@ http://%s {
 	assert.Contains(t, body, "41"+long+",", "the long namespace is not withdrawn from bob")
 	assert.True(t, worker.disconnected(long), "the worker never gets the long namespace's DISCONNECT")
 }
+
+// The registry remembers at most 32 namespaces per session
+// (maxNamespacesPerSession); withdrawal takes only those it remembers.
+// With an app that connects every namespace, a client first connects 32
+// namespaces of no value, then the one that matters: when a reload (or
+// a role taken away) withdraws them all, the last is never withdrawn, and
+// the worker keeps the client in it.
+//
+//	no rules; bob (user), polling: 40/pad0, ... 40/pad31, 40/x
+//	reload: namespace * role admin
+//	next long-poll: 41/pad0, ... 41/pad31, but no 41/x,
+func TestAttack5NamespacePastTheSessionCapIsNeverWithdrawn(t *testing.T) {
+	login := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "login", SecretKey: atkSecret})
+	bob := testenv.Login(t, login.URL(), "bob", "user")
+	worker := startNamespaceWorker(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := func(rules string) testenv.EdgeConfig {
+		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	flask_session {
+		secret_key %s
+	}
+	socketio_proxy {
+		to %s
+		%s
+	}
+}
+`, addr, atkSecret, strings.TrimPrefix(worker.srv.URL, "http://"), rules))
+	}
+	edge := testenv.StartEdge(t, cfg(""), addr)
+	p, status, body := atkOpen(t, "http://"+addr, "/socket.io/", bob)
+	require.Equal(t, 200, status, body)
+	var connects []string
+	for i := range 32 {
+		connects = append(connects, fmt.Sprintf("40/pad%d,", i))
+	}
+	connects = append(connects, "40/x,")
+	status, _ = p.post(strings.Join(connects, "\x1e"))
+	require.Equal(t, 200, status)
+	require.NotEmpty(t, p.until("40/x,", 3), "the worker connected bob to /x")
+
+	edge.Reload(t, cfg("namespace * role admin"))
+	status, body = atkDo(t, "GET", "http://"+addr, "/socket.io/?EIO=4&transport=polling&sid="+p.sid, "", p.header)
+	require.Equal(t, 200, status, body)
+	assert.Contains(t, body, "41/pad0,", "the first namespaces are withdrawn: the probe works")
+	assert.Contains(t, body, "41/x,", "/x, connected past the registry's 32, is not withdrawn from bob")
+	assert.True(t, worker.disconnected("/x"), "the worker never gets /x's DISCONNECT")
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
+	"github.com/flaskedge/flaskedge/internal/secretsafe"
 )
 
 func init() {
@@ -84,7 +85,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
+	prev := ""
 	for d.NextBlock(0) {
+		name := d.Val()
 		ok, err := h.UnmarshalSubdirective(d)
 		if err != nil {
 			return err
@@ -93,8 +96,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if hint, moved := movedSubdirectives[d.Val()]; moved {
 				return d.Errf("%s is no longer a socketio_proxy subdirective: %s", d.Val(), hint)
 			}
-			return d.Errf("unknown subdirective %q; socketio_proxy knows %s", d.Val(), strings.Join(Subdirectives(), ", "))
+			return secretsafe.UnknownSubdirective(d, prev, "socketio_proxy", Subdirectives())
 		}
+		prev = name
 	}
 	if len(h.Upstreams) == 0 {
 		return d.Errf("socketio_proxy needs an upstream, e.g. `socketio_proxy 127.0.0.1:5001` or `to 127.0.0.1:5001 127.0.0.1:5002` in its block")

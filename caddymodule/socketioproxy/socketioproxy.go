@@ -466,7 +466,7 @@ func (h *Handler) admit(w http.ResponseWriter, c *call) bool {
 		h.refuse(w, c, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "a handshake must be a GET")
 		return false
 	}
-	ok, done := h.registry.request(c.client.IP, h.MaxRequestsPerIP)
+	ok, done := h.registry.request(c.limitKey, h.MaxRequestsPerIP)
 	if !ok {
 		h.tooMany(w, c, time.Second, "over "+strconv.Itoa(h.MaxRequestsPerIP)+" Engine.IO requests in flight from this address")
 		return false
@@ -482,7 +482,7 @@ func (h *Handler) route(w http.ResponseWriter, c *call) bool {
 	r := c.r
 	if c.q.Handshake() {
 		if h.buckets != nil && h.RateLimits.Connect != nil {
-			if ok, wait := h.buckets.take("c:"+c.client.IP, h.RateLimits.Connect, 1); !ok {
+			if ok, wait := h.buckets.take("c:"+c.limitKey, h.RateLimits.Connect, 1); !ok {
 				h.tooMany(w, c, wait, "new sessions from this address over "+h.RateLimits.Connect.String())
 				return false
 			}

@@ -281,7 +281,9 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 			case socketio.Disconnect:
 				return true
 			case socketio.Connect:
-				return pol().hasRules()
+				// Read whole even without rules: no client may
+				// connect under the denial prefix (checkPacket).
+				return true
 			}
 			if (pkt.Type == socketio.BinaryEvent || pkt.Type == socketio.BinaryAck) && pkt.Attachments == 0 {
 				return true // refused by checkPacket

@@ -46,9 +46,9 @@ type UpstreamStatus struct {
 	Draining      bool       `json:"draining"`
 	DrainingSince *time.Time `json:"draining_since,omitempty"`
 
-	Sessions  int    `json:"sessions"`
-	Polling   int    `json:"polling"`
-	WebSocket int    `json:"websocket"`
+	Sessions  int `json:"sessions"`
+	Polling   int `json:"polling"`
+	WebSocket int `json:"websocket"`
 }
 
 // CaddyModule returns the Caddy module information.

@@ -21,10 +21,10 @@ type call struct {
 	// limitKey is what the per-client limits count it under (see
 	// limitIP and clientKey).
 	limitKey string
-	id     identity.Identity
-	pol    *policy
-	now    time.Time
-	q      engineio.Query
+	id       identity.Identity
+	pol      *policy
+	now      time.Time
+	q        engineio.Query
 
 	up        *upstream
 	sid       string // as the client sees it; empty for a handshake

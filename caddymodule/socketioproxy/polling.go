@@ -72,13 +72,17 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 			att, _ := h.registry.attachmentsOf(c.sid)
 			var checked []byte
 			checked, owed, err = h.checkPayload(c.pol, c.client, c.id, body, &att)
+			if err == nil && h.mustEnd(c.pol, c.sid, c.id.At(time.Now()), c.client) {
+				h.endPollingSession(w, c)
+				return
+			}
 			if err == nil && c.pol.hasRules() {
 				// Namespaces withdrawn since: the worker is told after
 				// this body's packets, once it awaits no attachment
 				// that would swallow the DISCONNECT.
 				if gone := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), c.client); len(gone) > 0 {
 					if att.pending > 0 {
-						h.closeAwaitingAttachments(w, c)
+						h.endPollingSession(w, c)
 						return
 					}
 					checked = bytes.Join(append([][]byte{checked}, gone...), []byte{engineio.RecordSeparator})

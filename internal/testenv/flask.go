@@ -31,6 +31,9 @@ type FlaskOptions struct {
 	RedisURL string
 	// Env holds further environment variables, e.g. CORS_ALLOWED_ORIGINS.
 	Env map[string]string
+	// Port is the worker's port, to start a worker again where one was
+	// stopped. Default: a free port.
+	Port int
 }
 
 // FlaskWorker is a running examples/flask_app worker.
@@ -49,7 +52,10 @@ type FlaskWorker struct {
 func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 	t.Helper()
 	RequirePython(t)
-	port := FreePort(t)
+	port := opts.Port
+	if port == 0 {
+		port = FreePort(t)
+	}
 	w := &FlaskWorker{
 		Addr:      "127.0.0.1:" + strconv.Itoa(port),
 		Name:      opts.Name,

@@ -56,6 +56,13 @@ fuzz:
 demo: deps $(CADDY)
 	@examples/demo.sh
 
+# A rolling deploy of the demo's two workers (make demo must be running):
+# each is drained at the edge, restarted and put back, one at a time.
+.PHONY: demo-deploy
+demo-deploy:
+	@scripts/rolling-deploy.sh -a $${EDGE_ADMIN:-localhost:2019} -w 10 \
+		-r 'examples/demo.sh restart {addr}' $${WORKER1:-127.0.0.1:5001} $${WORKER2:-127.0.0.1:5002}
+
 # The edge against nginx, HAProxy and Caddy's reverse_proxy, with the Node
 # socket.io client and server; writes bench/out/results.md. Takes a few
 # minutes; see docs/BENCHMARKS.md.

@@ -8,6 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+run=$root/.cache/demo
+
+# `demo.sh restart HOST:PORT` (make demo-deploy): stop that worker of a
+# running demo; the demo starts it again.
+if [[ ${1:-} == restart ]]; then
+	pid=$(cat "$run/worker-${2##*:}.pid")
+	kill "$pid"
+	# Return once it has exited: the caller then waits for the new one.
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	exit 0
+fi
 
 export EDGE_HTTP_PORT=${EDGE_HTTP_PORT:-8080}
 export EDGE_HTTPS_PORT=${EDGE_HTTPS_PORT:-8443}
@@ -19,14 +30,16 @@ redis_port=${REDIS_PORT:-6390}
 export FLASK_SECRET_KEY=${FLASK_SECRET_KEY:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
 # Caddy's storage (the internal CA and its certificates) stays in the repo.
 export XDG_DATA_HOME=$root/.cache/demo/data XDG_CONFIG_HOME=$root/.cache/demo/config
-mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME"
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$run"
 
 pids=()
 stop() {
 	trap - INT TERM EXIT
 	echo
 	echo "demo: stopping"
+	touch "$run/stopping"
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for f in "$run"/worker-*.pid; do [[ -e $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
@@ -54,9 +67,20 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --l
 pids+=($!)
 export REDIS_URL=redis://127.0.0.1:$redis_port/0
 
+# Each worker runs under a loop that starts it again when it exits, as a
+# process manager would: `make demo-deploy` restarts them one by one.
+rm -f "$run/stopping"
 for w in "$WORKER1" "$WORKER2"; do
-	FLASK_HOST=${w%:*} FLASK_PORT=${w##*:} WORKER_NAME="worker-${w##*:}" \
-		/usr/bin/python3 examples/flask_app/app.py &
+	(
+		while :; do
+			FLASK_HOST=${w%:*} FLASK_PORT=${w##*:} WORKER_NAME="worker-${w##*:}" \
+				/usr/bin/python3 examples/flask_app/app.py &
+			echo $! >"$run/worker-${w##*:}.pid"
+			wait $! || true
+			[[ -e $run/stopping ]] && exit 0
+			echo "demo: worker $w exited; starting it again" >&2
+		done
+	) &
 	pids+=($!)
 done
 wait_for "http://$WORKER1/healthz"

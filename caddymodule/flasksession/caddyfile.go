@@ -3,7 +3,6 @@ package flasksession
 import (
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -12,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
+	"github.com/flaskedge/flaskedge/internal/secretsafe"
 	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
@@ -87,14 +87,17 @@ func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("flask_session takes no arguments besides a matcher; put settings in a block: flask_session { secret_key ... }")
 	}
+	prev := ""
 	for d.NextBlock(0) {
+		name := d.Val()
 		ok, err := fs.UnmarshalSubdirective(d)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return d.Errf("unknown flask_session subdirective %q; expected %s", d.Val(), strings.Join(Subdirectives(), ", "))
+			return secretsafe.UnknownSubdirective(d, prev, "flask_session", Subdirectives())
 		}
+		prev = name
 	}
 	if len(fs.SecretKeys) == 0 {
 		return d.Errf("flask_session needs secret_key <key>, e.g. secret_key {env.FLASK_SECRET_KEY}")

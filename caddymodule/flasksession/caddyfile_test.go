@@ -25,7 +25,7 @@ func TestCaddyfileErrorsSayWhereAndWhatToWrite(t *testing.T) {
 	}{
 		{"no block", `flask_session`, "needs secret_key"},
 		{"inline argument", `flask_session mykey`, "takes no arguments besides a matcher"},
-		{"unknown subdirective", "flask_session {\n secret_key k\n secret k\n}", `unknown flask_session subdirective "secret"`},
+		{"unknown subdirective", "flask_session {\n secret_key k\n secret k\n}", `unknown subdirective on the line after secret_key (not shown`},
 		{"identity_headers with one name", "flask_session {\n secret_key k\n identity_headers X-User\n}", "identity_headers takes <user_header> <role_header> or off"},
 		{"secret_key without a key", "flask_session {\n secret_key\n}", "secret_key needs the app's SECRET_KEY"},
 		{"secret_key twice", "flask_session {\n secret_key a\n secret_key b\n}", "list fallback keys on one line"},

@@ -23,6 +23,7 @@ import (
 	"github.com/flaskedge/flaskedge/caddymodule/flasksession"
 	"github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
+	"github.com/flaskedge/flaskedge/internal/secretsafe"
 	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
@@ -152,8 +153,11 @@ func read(d *caddyfile.Dispenser) (*site, error) {
 	d.Next()
 	s := &site{directive: d.Token()}
 	s.workers = d.RemainingArgs()
+	last := "" // the subdirective before this one
 	for d.NextBlock(0) {
 		name, at := d.Val(), d.Token()
+		prev := last
+		last = name
 		// Each subdirective gets a dispenser of its own line (and
 		// block), so no parser can read into the next one.
 		seg := d.NextSegment()
@@ -173,7 +177,7 @@ func read(d *caddyfile.Dispenser) (*site, error) {
 			return nil, err
 		}
 		if !ok {
-			return nil, sd.Errf("flask_socketio: unknown subdirective %q; it takes %s", name, strings.Join(Subdirectives(), ", "))
+			return nil, secretsafe.UnknownSubdirective(sd, prev, "flask_socketio", Subdirectives())
 		}
 	}
 	return s, s.complete()

@@ -28,7 +28,7 @@ func TestCaddyfileErrorsSayWhatToWrite(t *testing.T) {
 		{"socketio_proxy a:1 {\n namespace /admin\n}", "namespace needs a namespace and a rule"},
 		{"socketio_proxy a:1 {\n namespace /a public\n namespace /a public\n}", "given twice"},
 		{"socketio_proxy a:1 {\n path /a/ /b/\n}", "takes one value"},
-		{"socketio_proxy 127.0.0.1:5001 {\n timeout 5s\n}", `unknown subdirective "timeout"; socketio_proxy knows body_timeout, dial_timeout`},
+		{"socketio_proxy 127.0.0.1:5001 {\n timeout 5s\n}", `unknown subdirective "timeout"; socketio_proxy takes body_timeout, dial_timeout`},
 		{"socketio_proxy a:1 {\n max_payload lots\n}", `max_payload "lots" is not a size`},
 		{"socketio_proxy a:1 {\n max_requests_per_ip many\n}", `max_requests_per_ip "many" is not a whole number`},
 		{"socketio_proxy a:1 {\n dial_timeout soon\n}", "write e.g. `dial_timeout 5s`"},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 func init() {
@@ -26,17 +27,28 @@ func init() {
 //	GET /socketio/namespaces
 //
 // answers, for each Socket.IO namespace, how many live sessions of this
-// edge its workers have connected to it. (edge_cors serves its own
-// /socketio/origins.)
+// edge its workers have connected to it;
+//
+//	POST   /socketio/upstreams/<address>/drain
+//	DELETE /socketio/upstreams/<address>/drain
+//
+// drains a worker for a deploy, and undoes it (see drain.go): no new
+// sessions go to it, its live ones go on up to drain_timeout. The answer
+// is the worker's status. (edge_cors serves its own /socketio/origins.)
 type adminAPI struct{}
 
 // UpstreamStatus is one worker in the admin API's answer.
 type UpstreamStatus struct {
-	Address   string `json:"address"`
-	Healthy   bool   `json:"healthy"`
-	Sessions  int    `json:"sessions"`
-	Polling   int    `json:"polling"`
-	WebSocket int    `json:"websocket"`
+	Address string `json:"address"`
+	Healthy bool   `json:"healthy"`
+	// Draining is set while the worker is drained for a deploy: it
+	// takes no new sessions. DrainingSince says since when.
+	Draining      bool       `json:"draining"`
+	DrainingSince *time.Time `json:"draining_since,omitempty"`
+
+	Sessions  int `json:"sessions"`
+	Polling   int `json:"polling"`
+	WebSocket int `json:"websocket"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -52,6 +64,7 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/socketio/upstreams", Handler: adminJSON(func() any { return snapshot(allWorkers) })},
 		{Pattern: "/socketio/namespaces", Handler: adminJSON(func() any { return namespaceSnapshot(allWorkers) })},
+		{Pattern: "/socketio/upstreams/", Handler: caddy.AdminHandlerFunc(serveDrain)},
 	}
 }
 
@@ -79,7 +92,11 @@ func snapshot(keep func(addr string) bool) []UpstreamStatus {
 		if !keep(st.addr) {
 			return true
 		}
-		byAddr[st.addr] = &UpstreamStatus{Address: st.addr, Healthy: st.healthy(now)}
+		status := &UpstreamStatus{Address: st.addr, Healthy: st.healthy(now)}
+		if draining, since := st.draining(); draining {
+			status.Draining, status.DrainingSince = true, &since
+		}
+		byAddr[st.addr] = status
 		return true
 	})
 	registries.Range(func(_, value any) bool {
@@ -153,3 +170,41 @@ func namespaceSnapshot(keep func(addr string) bool) []NamespaceStatus {
 
 // Interface guard
 var _ caddy.AdminRouter = (*adminAPI)(nil)
+
+// serveDrain drains (POST) or undrains (DELETE) the worker named in
+// /socketio/upstreams/<address>/drain.
+func serveDrain(w http.ResponseWriter, r *http.Request) error {
+	addr, ok := strings.CutPrefix(r.URL.Path, "/socketio/upstreams/")
+	if ok {
+		addr, ok = strings.CutSuffix(addr, "/drain")
+	}
+	if !ok || addr == "" {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such route; drain a worker with POST /socketio/upstreams/<address>/drain")}
+	}
+	v, known := upstreamStates.References(addr)
+	if !known || v == 0 {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no Socket.IO worker %q in the running config; GET /socketio/upstreams lists them", addr)}
+	}
+	st := loadUpstreamState(addr)
+	defer upstreamStates.Delete(addr)
+	logger := caddy.Log().Named("admin.api.socketio")
+	switch r.Method {
+	case http.MethodPost:
+		timeout := time.Duration(st.drainTimeout.Load())
+		if st.drain(drainedByAdmin, timeout, time.Now()) {
+			logger.Warn("Socket.IO worker draining: no new sessions", zap.String("upstream", addr),
+				zap.String("by", drainedByAdmin), zap.Duration("live_sessions_end_after", timeout))
+		}
+	case http.MethodDelete:
+		if st.undrain(drainedByAdmin) {
+			logger.Warn("Socket.IO worker no longer draining: takes new sessions", zap.String("upstream", addr), zap.String("by", drainedByAdmin))
+		}
+	default:
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("POST drains the worker, DELETE undoes it")}
+	}
+	for _, s := range snapshot(func(a string) bool { return a == addr }) {
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(s)
+	}
+	return nil
+}

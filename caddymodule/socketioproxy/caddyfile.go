@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
+	"github.com/flaskedge/flaskedge/internal/secretsafe"
 	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
@@ -56,6 +57,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		health_status       <code>|<digit>xx
 //		health_passes       <n>
 //		health_fails        <n>
+//		health_drain_status <code>|off
 //		fail_duration       <duration>
 //		path                <prefix>
 //		max_payload         <size>
@@ -63,6 +65,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		dial_timeout        <duration>
 //		body_timeout        <duration>
 //		drain_period        <duration>
+//		drain_timeout       <duration>
 //	}
 //
 // Upstreams are the Flask-SocketIO workers, host:port (or
@@ -81,14 +84,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // edge_cors's engineio_path must be the same (a Caddyfile where they
 // differ is refused). max_payload takes a byte count or a size such as
 // 1MB. drain_period spreads the closing of WebSocket sessions over that
-// long when the process exits (default 0: all at once).
+// long when the process exits (default 0: all at once). A worker answering
+// its health check with health_drain_status (default 410) is drained for
+// a deploy, as POST /socketio/upstreams/<address>/drain on the admin API
+// does: no new sessions, its live ones closed after drain_timeout
+// (default: never).
 //
 // This reads the syntax only; the values are checked when the config
 // loads (Provision and Validate), where every problem is reported.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Upstreams = append(h.Upstreams, d.RemainingArgs()...)
+	prev := ""
 	for d.NextBlock(0) {
+		name := d.Val()
 		ok, err := h.UnmarshalSubdirective(d)
 		if err != nil {
 			return err
@@ -97,8 +106,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if hint, moved := movedSubdirectives[d.Val()]; moved {
 				return d.Errf("%s is no longer a socketio_proxy subdirective: %s", d.Val(), hint)
 			}
-			return d.Errf("unknown subdirective %q; socketio_proxy knows %s", d.Val(), strings.Join(Subdirectives(), ", "))
+			return secretsafe.UnknownSubdirective(d, prev, "socketio_proxy", Subdirectives())
 		}
+		prev = name
 	}
 	if len(h.Upstreams) == 0 {
 		return d.Errf("socketio_proxy needs an upstream, e.g. `socketio_proxy 127.0.0.1:5001` or `to 127.0.0.1:5001 127.0.0.1:5002` in its block")
@@ -211,6 +221,25 @@ var subdirectives = map[string]func(d *caddyfile.Dispenser, h *Handler) error{
 	},
 	"drain_period": func(d *caddyfile.Dispenser, h *Handler) error {
 		return durationArg(d, &h.DrainPeriod)
+	},
+	"drain_timeout": func(d *caddyfile.Dispenser, h *Handler) error {
+		return durationArg(d, &h.DrainTimeout)
+	},
+	"health_drain_status": func(d *caddyfile.Dispenser, h *Handler) error {
+		var v string
+		if err := oneArg(d, &v, "health_drain_status 410"); err != nil {
+			return err
+		}
+		if v == "off" {
+			h.healthChecks().DrainStatus = -1
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return d.Errf("health_drain_status %q is not a status; write e.g. `health_drain_status 410` or `health_drain_status off`", v)
+		}
+		h.healthChecks().DrainStatus = n
+		return nil
 	},
 	"namespace": func(d *caddyfile.Dispenser, h *Handler) error {
 		args := d.RemainingArgs()

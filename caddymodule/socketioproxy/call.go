@@ -18,10 +18,13 @@ import (
 type call struct {
 	r      *http.Request
 	client security.Client // its address (Caddy's client_ip) and Origin
-	id     identity.Identity
-	pol    *policy
-	now    time.Time
-	q      engineio.Query
+	// limitKey is what the per-client limits count it under (see
+	// limitIP and clientKey).
+	limitKey string
+	id       identity.Identity
+	pol      *policy
+	now      time.Time
+	q        engineio.Query
 
 	up        *upstream
 	sid       string // as the client sees it; empty for a handshake
@@ -46,7 +49,7 @@ func (c *call) end() {
 }
 
 func (h *Handler) newCall(r *http.Request) *call {
-	return &call{r: r, client: security.ClientOf(r), id: identity.Of(r), pol: h.policy, now: time.Now()}
+	return &call{r: r, client: security.ClientOf(r), limitKey: clientKey(limitIP(r)), id: identity.Of(r), pol: h.policy, now: time.Now()}
 }
 
 // A seat is one live session, or one handshake in flight, in its worker's

@@ -2,131 +2,125 @@ package socketioproxy
 
 import (
 	"context"
-	"math/rand/v2"
+	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
 
-// When the process exits, every session on this edge is told to go: a
-// waiting long-poll gets the Engine.IO close packet at once (the server
-// has stopped accepting connections, so its session cannot go on here
-// anyway), and each relayed WebSocket gets the Engine.IO close packet and
-// a 1001 close at a moment of its own, spread evenly over its handler's
-// DrainPeriod in random order. Until its moment a WebSocket session keeps
-// working, and its clients' reconnections reach the remaining edges as a
-// stream rather than all at the same instant (HAProxy calls this
-// close-spread-time). The process waits for every relay to finish its
-// close, at most the longest DrainPeriod plus drainSlack.
+// A worker about to be restarted for a deploy is drained: it takes no
+// new sessions, and its live ones go on until they end or until the
+// drain_timeout of the configs that name it has passed; then the edge
+// closes them as it does when it exits (see exit.go), which makes
+// socket.io-client reconnect at once, to another worker. A worker is
+// drained through the admin API (POST, and DELETE to undo, on
+// /socketio/upstreams/<address>/drain) or by its own health check,
+// answering the drain status (HealthChecks.DrainStatus) while it shuts
+// down.
+//
+// The state belongs to the worker (upstreamState), not to a config: a
+// reload does not undo a drain.
 
-// drainSlack is how long, after the last relay was told to stop, the
-// process still waits for the relays to finish their close handshakes: the
-// relay gives each side 5 s to answer a close (relay.Options.CloseGrace).
-const drainSlack = 6 * time.Second
+// Who began a drain.
+const (
+	drainedByAdmin  = "admin"
+	drainedByHealth = "health"
+)
 
-// relayStop ends one WebSocket relay when the edge drains.
-type relayStop struct {
-	stop   context.CancelFunc
-	period time.Duration // the DrainPeriod of the relay's handler
+// drainState is a worker's drain. Its fields are under the worker's
+// drainMu.
+type drainState struct {
+	mu    sync.Mutex
+	since time.Time // zero: not draining
+	by    string
+	timer *time.Timer // closes the worker's sessions at the timeout
+	// cut is cancelled when the worker's live sessions are to end:
+	// relays and waiting long-polls watch it. A new one replaces it
+	// when a drain ends.
+	cut    context.Context
+	cutNow context.CancelFunc
 }
 
-// relaying registers a relay that is about to start, with its handler's
-// drain period. It returns the context that ends the relay when its turn
-// to drain comes, and the func to call once the relay has ended. A relay
-// that starts while the edge is draining is stopped at once.
-func (s *registry) relaying(period time.Duration) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	rs := &relayStop{stop: cancel, period: period}
-	s.mu.Lock()
-	s.relays[rs] = struct{}{}
-	if s.stopping {
-		cancel()
-	}
-	s.mu.Unlock()
-	return ctx, func() {
-		cancel()
-		s.mu.Lock()
-		delete(s.relays, rs)
-		if len(s.relays) == 0 && s.relaysGone != nil {
-			close(s.relaysGone)
-			s.relaysGone = nil
-		}
-		s.mu.Unlock()
+// init makes the first cut context; under mu, or before the state is
+// shared.
+func (d *drainState) init() {
+	if d.cut == nil {
+		d.cut, d.cutNow = context.WithCancel(context.Background())
 	}
 }
 
-// drain begins to close every session, once.
-func (s *registry) drain() {
-	s.drainOnce.Do(func() {
-		s.mu.Lock()
-		s.stopping = true
-		stops := make([]*relayStop, 0, len(s.relays))
-		for rs := range s.relays {
-			stops = append(stops, rs)
+// drain begins to drain the worker, by admin or health, closing its
+// sessions after timeout (never, if 0). It reports whether the worker
+// was not draining before.
+func (s *upstreamState) drain(by string, timeout time.Duration, now time.Time) bool {
+	d := &s.drainState
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	if !d.since.IsZero() {
+		if by == drainedByAdmin {
+			d.by = by // an operator's drain outlives the health check's
 		}
-		polls := 0
-		for _, ss := range s.live {
-			if !ss.websocket {
-				polls++
-			}
-		}
-		s.mu.Unlock()
-		s.drainPoll()
-
-		longest := time.Duration(0)
-		for _, rs := range stops {
-			longest = max(longest, rs.period)
-		}
-		caddy.Log().Named("http.handlers.socketio_proxy").Info("edge exiting: closing its Socket.IO sessions",
-			zap.Int("polling", polls), zap.Int("websocket", len(stops)), zap.Duration("websocket_over", longest))
-		if longest == 0 {
-			for _, rs := range stops {
-				rs.stop()
-			}
-			return
-		}
-		rand.Shuffle(len(stops), func(i, j int) { stops[i], stops[j] = stops[j], stops[i] })
-		go spread(stops, time.Now())
-	})
+		return false
+	}
+	d.since, d.by = now, by
+	if timeout > 0 {
+		cut := d.cutNow
+		d.timer = time.AfterFunc(timeout, cut)
+	}
+	return true
 }
 
-// spread stops the i-th of n relays at start + its period × i/n.
-func spread(stops []*relayStop, start time.Time) {
-	n := time.Duration(len(stops))
-	for i, rs := range stops {
-		if wait := time.Until(start.Add(rs.period * time.Duration(i) / n)); wait > 0 {
-			time.Sleep(wait)
-		}
-		rs.stop()
+// undrain ends a drain begun by by (an operator's ends either kind): the
+// worker takes new sessions again. It reports whether it was draining.
+func (s *upstreamState) undrain(by string) bool {
+	d := &s.drainState
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.since.IsZero() || by == drainedByHealth && d.by == drainedByAdmin {
+		return false
+	}
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	d.since, d.by = time.Time{}, ""
+	if d.cut != nil && d.cut.Err() != nil {
+		d.cut = nil
+		d.init()
+	}
+	return true
+}
+
+// draining reports whether the worker is draining, and since when.
+func (s *upstreamState) draining() (bool, time.Time) {
+	d := &s.drainState
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.since.IsZero(), d.since
+}
+
+// cutOff is done once the worker's live sessions are to end.
+func (s *upstreamState) cutOff() context.Context {
+	d := &s.drainState
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	return d.cut
+}
+
+// startDrain drains worker up and logs it.
+func (h *Handler) startDrain(up *upstreamState, by string) {
+	timeout := time.Duration(up.drainTimeout.Load())
+	if up.drain(by, timeout, time.Now()) {
+		h.logger.Warn("Socket.IO worker draining: no new sessions", zap.String("upstream", up.addr),
+			zap.String("by", by), zap.Duration("live_sessions_end_after", timeout))
 	}
 }
 
-// awaitRelays waits, after drain, until every relay has ended or the
-// longest drain period plus drainSlack has passed.
-func (s *registry) awaitRelays() {
-	s.mu.Lock()
-	if len(s.relays) == 0 {
-		s.mu.Unlock()
-		return
-	}
-	longest := time.Duration(0)
-	for rs := range s.relays {
-		longest = max(longest, rs.period)
-	}
-	gone := make(chan struct{})
-	s.relaysGone = gone
-	s.mu.Unlock()
-
-	timer := time.NewTimer(longest + drainSlack)
-	defer timer.Stop()
-	select {
-	case <-gone:
-	case <-timer.C:
-		s.mu.Lock()
-		left := len(s.relays)
-		s.mu.Unlock()
-		caddy.Log().Named("http.handlers.socketio_proxy").Warn("edge exiting with WebSocket sessions still closing",
-			zap.Int("websocket", left), zap.Duration("waited", longest+drainSlack))
+// endDrain undoes a drain begun by by and logs it.
+func (h *Handler) endDrain(up *upstreamState, by string) {
+	if up.undrain(by) {
+		h.logger.Warn("Socket.IO worker no longer draining: takes new sessions", zap.String("upstream", up.addr), zap.String("by", by))
 	}
 }

@@ -75,7 +75,12 @@ func upstreamHeader(r *http.Request, websocket bool) http.Header {
 		h.Set("X-Forwarded-Host", prior)
 	}
 	if !trusted {
-		h.Del("Forwarded")
+		// The other headers by which a proxy vouches for the request:
+		// ProxyFix's x_port and x_prefix read X-Forwarded-Port and
+		// -Prefix (SERVER_PORT, SCRIPT_NAME: the URLs url_for builds).
+		for _, k := range untrustedForwarded {
+			h.Del(k)
+		}
 	}
 	if websocket {
 		// gorilla's dialer takes the Host from this header.
@@ -83,6 +88,11 @@ func upstreamHeader(r *http.Request, websocket bool) http.Header {
 	}
 	return h
 }
+
+// untrustedForwarded are the headers a proxy sets for its upstream that
+// upstreamHeader does not set itself: from a client the server does not
+// trust they are removed.
+var untrustedForwarded = []string{"Forwarded", "X-Forwarded-Port", "X-Forwarded-Prefix"}
 
 // lastValue is the last value of a header, as reverse_proxy reads
 // X-Forwarded-Proto and -Host.

@@ -40,3 +40,19 @@ func TestForwardedHeadersFollowTrustedProxies(t *testing.T) {
 		assert.Equal(t, tc.forwarded, h.Get("Forwarded"))
 	}
 }
+
+// X-Forwarded-Port and -Prefix (ProxyFix's x_port, x_prefix) are kept
+// from a trusted proxy only.
+func TestForwardedPortAndPrefixOnlyFromTrustedProxies(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		r := httptest.NewRequest("GET", "http://app.example/socket.io/?EIO=4&transport=polling", nil)
+		r.Header.Set("X-Forwarded-Port", "8443")
+		r.Header.Set("X-Forwarded-Prefix", "/evil")
+		vars := map[string]any{caddyhttp.TrustedProxyVarKey: trusted}
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
+		h := upstreamHeader(r, true)
+		want := map[bool][2]string{false: {"", ""}, true: {"8443", "/evil"}}[trusted]
+		assert.Equal(t, want[0], h.Get("X-Forwarded-Port"), "trusted=%v", trusted)
+		assert.Equal(t, want[1], h.Get("X-Forwarded-Prefix"), "trusted=%v", trusted)
+	}
+}

@@ -44,7 +44,9 @@ func init() {
 		namespaces: prometheus.NewDesc(ns+"_"+sub+"_namespace_sessions",
 			"Live Engine.IO sessions on this edge connected to each Socket.IO namespace.", []string{"namespace"}, nil),
 		healthy: prometheus.NewDesc(ns+"_"+sub+"_upstream_healthy",
-			"Whether the worker takes new sessions (1) or not (0).", []string{"upstream"}, nil),
+			"Whether the worker is healthy (1) or not (0): its active health check passes and it was reachable; a worker drained for a deploy stays healthy (see caddy_socketio_upstream_draining).", []string{"upstream"}, nil),
+		draining: prometheus.NewDesc(ns+"_"+sub+"_upstream_draining",
+			"1 while a Socket.IO worker is drained for a deploy (no new sessions), else 0.", []string{"upstream"}, nil),
 	}
 	for d, direction := range []string{fromClient, fromUpstream} {
 		for t, transport := range []string{"polling", "websocket"} {
@@ -98,13 +100,14 @@ func boolIndex(b bool) int {
 // liveCollector reports the session registry and the workers' health as
 // they are at scrape time.
 type liveCollector struct {
-	sessions, namespaces, healthy *prometheus.Desc
+	sessions, namespaces, healthy, draining *prometheus.Desc
 }
 
 func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.sessions
 	ch <- c.namespaces
 	ch <- c.healthy
+	ch <- c.draining
 }
 
 func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
@@ -119,5 +122,10 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 			healthy = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, healthy, st.Address)
+		draining := 0.0
+		if st.Draining {
+			draining = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.draining, prometheus.GaugeValue, draining, st.Address)
 	}
 }

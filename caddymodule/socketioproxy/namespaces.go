@@ -65,6 +65,17 @@ func newDenial(ns, message string, data map[string]any, reason string) *denial {
 	return &denial{socketio.Denial{Namespace: ns, Message: message, Data: data}, reason}
 }
 
+// deniesAny reports whether some rule of p denies id: a namespace the
+// edge does not know of a session could be one it denies.
+func (p *policy) deniesAny(id identity.Identity) bool {
+	for ns := range p.namespaces {
+		if p.admit(id, ns) != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // admit applies the namespace's rule to the client; nil admits.
 func (p *policy) admit(id identity.Identity, ns string) *denial {
 	if strings.HasPrefix(ns, denialPrefix) {

@@ -42,6 +42,11 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 			return
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		if h.slot != nil {
+			// The body may have arrived across a reload: its packets
+			// are checked with the policy of the moment.
+			c.pol = h.slot.now(c.pol)
+		}
 		packets, messages := 0, 0
 		err = engineio.Packets(body, func(p []byte) error {
 			packets++
@@ -67,13 +72,17 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 			att, _ := h.registry.attachmentsOf(c.sid)
 			var checked []byte
 			checked, owed, err = h.checkPayload(c.pol, c.client, c.id, body, &att)
+			if err == nil && h.mustEnd(c.pol, c.sid, c.id.At(time.Now()), c.client) {
+				h.endPollingSession(w, c)
+				return
+			}
 			if err == nil && c.pol.hasRules() {
 				// Namespaces withdrawn since: the worker is told after
 				// this body's packets, once it awaits no attachment
 				// that would swallow the DISCONNECT.
 				if gone := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), c.client); len(gone) > 0 {
 					if att.pending > 0 {
-						h.closeAwaitingAttachments(w, c)
+						h.endPollingSession(w, c)
 						return
 					}
 					checked = bytes.Join(append([][]byte{checked}, gone...), []byte{engineio.RecordSeparator})
@@ -104,6 +113,8 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
 		defer context.AfterFunc(h.registry.draining, cancel)()
+		// So does one whose worker is drained past its drain_timeout.
+		defer context.AfterFunc(c.up.cutOff(), cancel)()
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
@@ -122,7 +133,12 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		res, err = c.up.http.RoundTrip(out)
 	}
 	if err != nil {
-		if h.registry.draining.Err() != nil && r.Context().Err() == nil {
+		if (h.registry.draining.Err() != nil || c.up.cutOff().Err() != nil) && r.Context().Err() == nil {
+			if h.registry.draining.Err() == nil {
+				// The worker stays up: end the session there too.
+				h.tellWorker(c, []byte{byte(engineio.Close)})
+				h.registry.closed(c.sid)
+			}
 			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write([]byte{byte(engineio.Close)})
@@ -157,6 +173,12 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		})
 	}
 	removeHopHeaders(res.Header)
+	if r.Method == http.MethodGet && h.slot != nil {
+		// A long-poll may have waited at the worker across a reload:
+		// what it relays follows the policy of the moment, as a
+		// WebSocket's messages do.
+		c.pol = h.slot.now(c.pol)
+	}
 	if c.pol.hasRules() && r.Method == http.MethodGet && res.StatusCode == http.StatusOK {
 		h.relayPollWithDenials(w, c, res)
 		return
@@ -167,7 +189,8 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		_, _ = io.Copy(w, res.Body)
 		return
 	}
-	pw := &pollWatcher{w: w, sid: c.sid, registry: h.registry, whole: true}
+	pw := &pollWatcher{w: w, sid: c.sid, registry: h.registry, whole: true,
+		head: make([]byte, 0, maxNamespaceHead), max: c.pol.maxPayload}
 	if _, err := io.Copy(pw, res.Body); err != nil {
 		h.logDebug("poll response cut short", c, err)
 	}
@@ -183,15 +206,18 @@ type pollWatcher struct {
 	registry *registry
 	packets  int
 	size     int64
-	// head is the start of the packet being streamed, enough to read a
-	// CONNECT reply's or DISCONNECT's namespace.
-	head    [maxNamespaceHead]byte
-	headLen int
-	whole   bool // the packet being streamed fits in head so far
+	// head is the start of the packet being streamed: its first
+	// maxNamespaceHead bytes and, for a CONNECT reply or a DISCONNECT,
+	// up to the comma that ends its namespace (at most max bytes: the
+	// worker only names namespaces clients asked for, in packets no
+	// larger).
+	head  []byte
+	max   int64
+	whole bool // the packet being streamed fits in head so far
 }
 
-// maxNamespaceHead bounds the start of a packet pollWatcher keeps: "40",
-// a namespace and its comma.
+// maxNamespaceHead is how much of every packet pollWatcher keeps: "40",
+// a namespace of usual length and its comma.
 const maxNamespaceHead = 256
 
 func (pw *pollWatcher) Write(p []byte) (int, error) {
@@ -202,9 +228,7 @@ func (pw *pollWatcher) Write(p []byte) (int, error) {
 		if i >= 0 {
 			part = rest[:i]
 		}
-		n := copy(pw.head[pw.headLen:], part)
-		pw.headLen += n
-		pw.whole = pw.whole && n == len(part)
+		pw.keep(part)
 		if i < 0 {
 			break
 		}
@@ -214,10 +238,34 @@ func (pw *pollWatcher) Write(p []byte) (int, error) {
 	return pw.w.Write(p)
 }
 
+// keep adds what head needs of the next bytes of the packet.
+func (pw *pollWatcher) keep(part []byte) {
+	n := min(len(part), max(0, maxNamespaceHead-len(pw.head)))
+	pw.head = append(pw.head, part[:n]...)
+	part = part[n:]
+	if len(part) > 0 && pw.namespaceRunsOn() {
+		m := len(part)
+		if c := bytes.IndexByte(part, ','); c >= 0 {
+			m = c + 1
+		}
+		m = int(min(int64(m), max(0, pw.max-int64(len(pw.head)))))
+		pw.head = append(pw.head, part[:m]...)
+		part = part[m:]
+	}
+	pw.whole = pw.whole && len(part) == 0
+}
+
+// namespaceRunsOn reports whether head is a CONNECT reply or DISCONNECT
+// whose namespace has not ended within it.
+func (pw *pollWatcher) namespaceRunsOn() bool {
+	h := pw.head
+	return len(h) >= 3 && h[0] == '4' && (h[1] == '0' || h[1] == '1') && h[2] == '/' && bytes.IndexByte(h, ',') < 0
+}
+
 func (pw *pollWatcher) endPacket() {
 	pw.packets++
-	pw.registry.follow(pw.sid, pw.head[:pw.headLen], pw.whole)
-	pw.headLen, pw.whole = 0, true
+	pw.registry.follow(pw.sid, pw.head, pw.whole)
+	pw.head, pw.whole = pw.head[:0], true
 }
 
 func (pw *pollWatcher) done() {

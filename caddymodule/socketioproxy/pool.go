@@ -39,7 +39,7 @@ func (p *pool) pick(now time.Time) *upstream {
 	var best *upstream
 	for i := range n {
 		u := p.upstreams[(start+i)%n]
-		if !u.healthy(now) {
+		if !u.takesNewSessions(now) {
 			continue
 		}
 		if p.policy == PolicyRoundRobin {
@@ -73,6 +73,11 @@ type HealthChecks struct {
 	// worker is taken out of rotation (and its sessions told to
 	// reconnect elsewhere). Default: 1.
 	Fails int `json:"fails,omitempty"`
+	// DrainStatus is the status a worker answers while it shuts down
+	// for a deploy: it is then drained (no new sessions; its live ones
+	// go on, up to drain_timeout) rather than unhealthy, until it
+	// answers the healthy status again. -1 turns this off. Default: 410.
+	DrainStatus int `json:"drain_status,omitempty"`
 }
 
 // healthLoop is the config's active health checks, a goroutine that ends
@@ -119,6 +124,7 @@ func (h *Handler) runHealthChecks(ctx context.Context) {
 			}
 			res, err := client.Do(req)
 			ok := err == nil && statusMatches(res.StatusCode, hc.ExpectStatus)
+			drain := err == nil && res.StatusCode == hc.DrainStatus
 			if res != nil {
 				res.Body.Close()
 			}
@@ -126,6 +132,14 @@ func (h *Handler) runHealthChecks(ctx context.Context) {
 				// The config ended during the check: its verdict is
 				// not the worker's.
 				return
+			}
+			switch {
+			case drain:
+				// Alive, shutting down: its sessions go on.
+				ok = true
+				h.startDrain(u.upstreamState, drainedByHealth)
+			case ok:
+				h.endDrain(u.upstreamState, drainedByHealth)
 			}
 			st := streaks[u]
 			if st == nil {

@@ -3,6 +3,7 @@ package socketioproxy
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,8 +18,8 @@ import (
 // UsagePool so that a reload with the same limits keeps them.
 type RateLimits struct {
 	// Connect limits new Engine.IO sessions per client IP (as Caddy
-	// determines it, trusted_proxies honoured). A handshake over the limit
-	// gets 429 with Retry-After.
+	// determines it, trusted_proxies honoured; an IPv6 one by its /64).
+	// A handshake over the limit gets 429 with Retry-After.
 	Connect *Rate `json:"connect,omitempty"`
 	// Messages limits the Engine.IO messages a session sends, on either
 	// transport. A session over the limit is closed: a WebSocket with
@@ -165,4 +166,25 @@ func (b *buckets) take(key string, r *Rate, n int) (ok bool, retryAfter time.Dur
 // retryAfterSeconds is a Retry-After value: whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds()))))
+}
+
+// clientKey is what the per-client limits (the connect rate,
+// max_requests_per_ip) count a client address under: an IPv6 address by
+// its /64, the least an ISP hands one subscriber, so that a client does
+// not take a fresh bucket per address of its own prefix; an IPv4 address
+// (also written IPv4-mapped) as it is.
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

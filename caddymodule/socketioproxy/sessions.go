@@ -61,6 +61,10 @@ type session struct {
 	// client and worker follow the binary attachments python-socketio
 	// and socket.io-client are waiting for on polling.
 	client, worker attachments
+	// overflow is set once the worker connected the session to more
+	// namespaces than granted can hold: a withdrawal could miss one, so
+	// the session ends instead (see mustEnd).
+	overflow bool
 }
 
 // defaultIdle is python-engineio's pingInterval + pingTimeout with a little
@@ -277,6 +281,15 @@ func (s *registry) setWorkerAttachments(sid string, a attachments) {
 	s.mu.Unlock()
 }
 
+// overflowed reports whether session sid holds namespaces the registry
+// could not remember.
+func (s *registry) overflowed(sid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.live[sid]
+	return ok && ss.overflow
+}
+
 // grantedTo returns the namespaces a withdrawal may have to take from
 // session sid.
 func (s *registry) grantedTo(sid string) []string {
@@ -353,8 +366,13 @@ func (s *registry) joined(sid, ns string) {
 		return
 	}
 	for _, list := range []*[]string{&ss.namespaces, &ss.granted} {
-		if len(*list) < maxNamespacesPerSession && !slices.Contains(*list, ns) {
+		if slices.Contains(*list, ns) {
+			continue
+		}
+		if len(*list) < maxNamespacesPerSession {
 			*list = append(*list, ns)
+		} else if list == &ss.granted {
+			ss.overflow = true
 		}
 	}
 }

@@ -155,6 +155,13 @@ type Handler struct {
 	// server. Default: 0, every session closed at once.
 	DrainPeriod caddy.Duration `json:"drain_period,omitempty"`
 
+	// DrainTimeout is how long the live sessions of a worker being
+	// drained for a deploy (see the admin API and
+	// HealthChecks.DrainStatus) may go on: then the edge closes them as
+	// it does when it exits, and their clients reconnect at once, to
+	// another worker. Default: 0, they go on until they end.
+	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
+
 	// DialTimeout bounds how long connecting to a worker may take.
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
@@ -189,6 +196,7 @@ const (
 	DefaultHealthInterval = 5 * time.Second
 	DefaultHealthTimeout  = 2 * time.Second
 	DefaultMaxRequests    = 4096
+	DefaultDrainStatus    = http.StatusGone
 	minStickySecret       = 16
 	maxMaxPayload         = 1 << 40
 )
@@ -244,6 +252,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if hc.Fails == 0 {
 			hc.Fails = 1
 		}
+		if hc.DrainStatus == 0 {
+			hc.DrainStatus = DefaultDrainStatus
+		}
 	}
 	if rl := h.RateLimits; rl != nil && rl.MaxTracked == 0 {
 		rl.MaxTracked = defaultMaxTracked
@@ -278,6 +289,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			continue
 		}
 		u := newUpstream(addr, tag, time.Duration(h.DialTimeout), tlsConfig)
+		u.drainTimeout.Store(int64(h.DrainTimeout))
 		h.pool.upstreams = append(h.pool.upstreams, u)
 		h.pool.byTag[tag] = u
 	}
@@ -359,7 +371,7 @@ func (h *Handler) Validate() error {
 	if h.LBPolicy != PolicyLeastSessions && h.LBPolicy != PolicyRoundRobin {
 		add("lb_policy %q is unknown; use %s or %s", h.LBPolicy, PolicyLeastSessions, PolicyRoundRobin)
 	}
-	for name, d := range map[string]caddy.Duration{"drain_period": h.DrainPeriod, "dial_timeout": h.DialTimeout,
+	for name, d := range map[string]caddy.Duration{"drain_period": h.DrainPeriod, "drain_timeout": h.DrainTimeout, "dial_timeout": h.DialTimeout,
 		"body_timeout": h.BodyTimeout, "fail_duration": h.FailDuration} {
 		if d < 0 {
 			add("%s %v is negative", name, time.Duration(d))
@@ -383,6 +395,9 @@ func (h *Handler) Validate() error {
 		}
 		if e := hc.ExpectStatus; e != 0 && (e < 1 || e > 5) && (e < 100 || e > 599) {
 			add("health_status %d is neither a status code (200) nor a class (2 for any 2xx)", e)
+		}
+		if ds := hc.DrainStatus; ds != -1 && (ds < 100 || ds > 599 || statusMatches(ds, hc.ExpectStatus)) {
+			add("health_drain_status %d must be a status code other than the healthy one (or -1 for none)", ds)
 		}
 	}
 	for _, ns := range slices.Sorted(maps.Keys(h.Namespaces)) {
@@ -502,7 +517,7 @@ func (h *Handler) admit(w http.ResponseWriter, c *call) bool {
 		h.refuse(w, c, engineio.CodeBadHandshakeMethod, security.ReasonMalformed, "a handshake must be a GET")
 		return false
 	}
-	ok, done := h.registry.request(c.client.IP, h.MaxRequestsPerIP)
+	ok, done := h.registry.request(c.limitKey, h.MaxRequestsPerIP)
 	if !ok {
 		h.tooMany(w, c, time.Second, "over "+strconv.Itoa(h.MaxRequestsPerIP)+" Engine.IO requests in flight from this address")
 		return false
@@ -518,7 +533,7 @@ func (h *Handler) route(w http.ResponseWriter, c *call) bool {
 	r := c.r
 	if c.q.Handshake() {
 		if h.buckets != nil && h.RateLimits.Connect != nil {
-			if ok, wait := h.buckets.take("c:"+c.client.IP, h.RateLimits.Connect, 1); !ok {
+			if ok, wait := h.buckets.take("c:"+c.limitKey, h.RateLimits.Connect, 1); !ok {
 				h.tooMany(w, c, wait, "new sessions from this address over "+h.RateLimits.Connect.String())
 				return false
 			}

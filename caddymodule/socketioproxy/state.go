@@ -34,6 +34,12 @@ type upstreamState struct {
 	// downUntil is set by passive failure detection: until then, in
 	// Unix nanoseconds, the worker counts as unhealthy.
 	downUntil atomic.Int64
+	// drainState is set while the worker is drained for a deploy (see
+	// drain.go).
+	drainState drainState
+	// drainTimeout is the drain_timeout of the last config that named
+	// the worker, in nanoseconds.
+	drainTimeout atomic.Int64
 }
 
 // Destruct implements caddy.Destructor.
@@ -44,16 +50,23 @@ func loadUpstreamState(addr string) *upstreamState {
 	v, _, _ := upstreamStates.LoadOrNew(addr, func() (caddy.Destructor, error) {
 		s := &upstreamState{addr: addr}
 		s.checkedHealthy.Store(true)
+		s.drainState.init()
 		return s, nil
 	})
 	return v.(*upstreamState)
 }
 
-// healthy reports whether new sessions may go to the worker: its active
-// health check passes and no recent failure to reach it took it out of
-// rotation.
+// healthy reports whether the worker is healthy: its active health
+// check passes and no recent failure to reach it took it out of rotation.
 func (s *upstreamState) healthy(now time.Time) bool {
 	return s.checkedHealthy.Load() && now.UnixNano() >= s.downUntil.Load()
+}
+
+// takesNewSessions reports whether new sessions may go to the worker:
+// healthy and not draining.
+func (s *upstreamState) takesNewSessions(now time.Time) bool {
+	draining, _ := s.draining()
+	return !draining && s.healthy(now)
 }
 
 // serving reports whether the worker's existing sessions may keep using
@@ -62,7 +75,9 @@ func (s *upstreamState) healthy(now time.Time) bool {
 // worker, say) and steers new sessions elsewhere without cutting off the
 // worker's live ones; a worker that is really gone fails their requests
 // on its own, and they get "Session ID unknown" then.
-func (s *upstreamState) serving() bool { return s.checkedHealthy.Load() }
+func (s *upstreamState) serving() bool {
+	return s.checkedHealthy.Load() && s.cutOff().Err() == nil
+}
 
 // markDown takes the worker out of rotation for d after a failure to reach
 // it.

@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -109,6 +110,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	// When the process exits: the Engine.IO close packet, then 1001, at
 	// this relay's moment in the drain period.
 	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod))
+	// And when its worker, drained for a deploy, reaches its
+	// drain_timeout, with a reason that says so.
+	stop, endStop := context.WithCancelCause(stop)
+	unwatch := context.AfterFunc(c.up.cutOff(), func() { endStop(errWorkerDrained) })
 	// The session follows the policy of the moment (see policySlot), not
 	// the one of the config that upgraded it.
 	slot, own := h.slot, h.policy
@@ -132,6 +137,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 		start := time.Now()
 		err := relay.Relay(clientConn, upConn, opt)
 		stopWatching()
+		unwatch()
+		endStop(nil)
 		relayDone()
 		h.registry.relayEnded(sid, newSession || upgraded.Load(), time.Now())
 		if errors.Is(err, websocket.ErrReadLimit) {
@@ -159,6 +166,10 @@ func (h *Handler) refusedMessageSize(client security.Client, max int64) {
 func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, size) }
 
 var errMessageRate = errors.New("message rate limit exceeded")
+
+// errWorkerDrained is the close reason of a WebSocket session whose
+// worker was drained for a deploy past its drain_timeout.
+var errWorkerDrained = errors.New("worker draining for a deploy")
 
 // messageLimit is a WebSocket session's own message bucket, under the
 // rate of the policy of the moment: a reload that changes the rate gives
@@ -270,7 +281,9 @@ func (h *Handler) filters(pol func() *policy, sid string, client security.Client
 			case socketio.Disconnect:
 				return true
 			case socketio.Connect:
-				return pol().hasRules()
+				// Read whole even without rules: no client may
+				// connect under the denial prefix (checkPacket).
+				return true
 			}
 			if (pkt.Type == socketio.BinaryEvent || pkt.Type == socketio.BinaryAck) && pkt.Attachments == 0 {
 				return true // refused by checkPacket

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,21 @@ func disconnectPacket(ns string) []byte {
 	return []byte("41" + ns + ",")
 }
 
+// mustEnd reports whether session sid must end rather than have
+// namespaces withdrawn: the worker connected it to more namespaces than
+// the registry remembers, and pol denies id some namespace, which may be
+// one of those. It logs why.
+func (h *Handler) mustEnd(pol *policy, sid string, id identity.Identity, client security.Client) bool {
+	if !pol.hasRules() || !h.registry.overflowed(sid) || !pol.deniesAny(id) {
+		return false
+	}
+	security.Refused(security.ReasonNamespace)
+	security.LogClient(h.security, "socketio_proxy", security.NamespaceDenied,
+		"session connected to more namespaces than the edge tracks ("+strconv.Itoa(maxNamespacesPerSession)+"); ended at a withdrawal",
+		client, security.Fields{UserID: id.UserID})
+	return true
+}
+
 // withdrawNamespaces finds the namespaces the worker granted session sid
 // that id may no longer use under pol, forgets them, and logs each.
 func (h *Handler) withdrawNamespaces(pol *policy, sid string, id identity.Identity, client security.Client) []string {
@@ -81,10 +97,14 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, c *call) bool {
 	if !c.pol.hasRules() {
 		return false
 	}
+	if h.mustEnd(c.pol, c.sid, c.id.At(time.Now()), c.client) {
+		h.endPollingSession(w, c)
+		return true
+	}
 	packets := h.withdraw(c.pol, c.sid, c.id.At(time.Now()), c.client)
 	if len(packets) > 0 {
 		if client, _ := h.registry.attachmentsOf(c.sid); client.pending > 0 {
-			h.closeAwaitingAttachments(w, c)
+			h.endPollingSession(w, c)
 			return true
 		}
 		h.tellWorker(c, bytes.Join(packets, []byte{engineio.RecordSeparator}))
@@ -100,11 +120,12 @@ func (h *Handler) withdrawPolling(w http.ResponseWriter, c *call) bool {
 	return true
 }
 
-// closeAwaitingAttachments ends a polling session from which a namespace
-// must be withdrawn while python-socketio awaits binary attachments of
-// its client, which would swallow the DISCONNECT: the worker gets the
+// endPollingSession ends a polling session from which namespaces must be
+// withdrawn but cannot be: python-socketio awaits binary attachments of
+// its client, which would swallow the DISCONNECT, or the session holds
+// namespaces the edge does not know (see mustEnd). The worker gets the
 // Engine.IO close packet, and the client, on this request, too.
-func (h *Handler) closeAwaitingAttachments(w http.ResponseWriter, c *call) {
+func (h *Handler) endPollingSession(w http.ResponseWriter, c *call) {
 	h.tellWorker(c, []byte{byte(engineio.Close)})
 	h.registry.closed(c.sid)
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
@@ -254,7 +275,12 @@ func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity,
 	}
 	check = func() {
 		if p := pol(); p.hasRules() {
-			for _, ns := range h.withdrawNamespaces(p, sid, live.current(), client) {
+			id := live.current()
+			if h.mustEnd(p, sid, id, client) {
+				inj.Close("session connected to more namespaces than the edge tracks")
+				return
+			}
+			for _, ns := range h.withdrawNamespaces(p, sid, id, client) {
 				toWorker(ns)
 				if inj.ToClient(disconnectPacket(ns)) != nil {
 					break

@@ -20,6 +20,9 @@ Configuration (environment):
   TLS_CERT, TLS_KEY     optional PEM files; with both, the worker serves HTTPS and
                         WSS only (eventlet's TLS), for an edge on another host
                         (socketio_proxy's `transport http { tls_trust_pool ... }`)
+  DRAIN_FILE            optional path; while that file exists, /healthz answers
+                        410, which the edge reads as "draining for a deploy"
+                        (health_drain_status): no new sessions, live ones go on
   ROLES_FILE            optional path of a JSON object {"user": "role"}, read on
                         every lookup and taking precedence over ROLE_OVERRIDES:
                         a user database whose roles change while the app runs
@@ -149,6 +152,11 @@ def index():
 
 @app.get("/healthz")
 def healthz():
+    # A deploy tool (or the app on SIGTERM) creates DRAIN_FILE to have the
+    # edge stop sending new sessions here before the restart.
+    drain_file = os.environ.get("DRAIN_FILE")
+    if drain_file and os.path.exists(drain_file):
+        return f"draining {worker}\n", 410, {"Content-Type": "text/plain; charset=utf-8"}
     return f"ok {worker}\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 

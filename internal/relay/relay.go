@@ -48,7 +48,9 @@ type Options struct {
 	AdmitClient func() error
 	// Stop, when set, ends the relay once it is done: the client is sent
 	// Farewell (if any) as a text message after the last message relayed
-	// from the worker, then both sides get a 1001 close with StopReason.
+	// from the worker, then both sides get a 1001 close with StopReason,
+	// or with the text of Stop's cause when it was cancelled with one
+	// (context.WithCancelCause).
 	Stop       context.Context
 	Farewell   []byte
 	StopReason string
@@ -128,7 +130,7 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	finish := func(err error) {
 		once.Do(func() {
 			first = err
-			sendClose(client, upstream, err, opt.StopReason)
+			sendClose(client, upstream, err, stopReason(opt))
 			timer = time.AfterFunc(opt.CloseGrace, closeBoth)
 		})
 	}
@@ -417,4 +419,14 @@ func ignoreTimeout(err error) error {
 		return nil
 	}
 	return err
+}
+
+// stopReason is the reason of the 1001 close when Stop ends the relay.
+func stopReason(opt Options) string {
+	if opt.Stop != nil {
+		if cause := context.Cause(opt.Stop); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause.Error()
+		}
+	}
+	return opt.StopReason
 }

@@ -328,3 +328,18 @@ func TestFilterDropsMessages(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "kept", string(msg))
 }
+
+// A stop with a cause says so in the close reason.
+func TestStopCauseIsTheCloseReason(t *testing.T) {
+	stop, cancel := context.WithCancelCause(context.Background())
+	p := newPair(t, Options{Stop: stop, Farewell: []byte("1"), StopReason: "edge shutting down"})
+	cancel(errors.New("worker draining for a deploy"))
+	_, msg, err := p.client.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(msg))
+	_, _, err = p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+	assert.Equal(t, "worker draining for a deploy", ce.Text)
+}

@@ -36,6 +36,9 @@ type FlaskOptions struct {
 	// certificate (TLS_CERT and TLS_KEY); readiness is checked trusting
 	// its CA.
 	TLS *TLSFiles
+	// Port is the worker's port, to start a worker again where one was
+	// stopped. Default: a free port.
+	Port int
 }
 
 // FlaskWorker is a running examples/flask_app worker.
@@ -45,6 +48,7 @@ type FlaskWorker struct {
 	SecretKey string // FLASK_SECRET_KEY
 	tls       *tls.Config
 	proc      *process
+	drainFile string // DRAIN_FILE: while it exists, /healthz answers 410
 }
 
 // StartFlaskWorker starts examples/flask_app/app.py on a fresh loopback
@@ -54,7 +58,10 @@ type FlaskWorker struct {
 func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 	t.Helper()
 	RequirePython(t)
-	port := FreePort(t)
+	port := opts.Port
+	if port == 0 {
+		port = FreePort(t)
+	}
 	w := &FlaskWorker{
 		Addr:      "127.0.0.1:" + strconv.Itoa(port),
 		Name:      opts.Name,
@@ -94,6 +101,8 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 		"WORKER_NAME="+w.Name,
 		"REDIS_URL="+redisURL,
 	)
+	w.drainFile = filepath.Join(t.TempDir(), "draining")
+	cmd.Env = append(cmd.Env, "DRAIN_FILE="+w.drainFile)
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -114,6 +123,15 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 		w.proc.waitReady(t, 30*time.Second, func() error { return subscribed(redisAddr, redisClient) })
 	}
 	return w
+}
+
+// SetDraining makes the worker's /healthz answer 410 (draining for a
+// deploy), or 200 again.
+func (w *FlaskWorker) SetDraining(on bool) error {
+	if on {
+		return os.WriteFile(w.drainFile, nil, 0o600)
+	}
+	return os.Remove(w.drainFile)
 }
 
 // URL returns the worker's base URL, "http://127.0.0.1:PORT" (https

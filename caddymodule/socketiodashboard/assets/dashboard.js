@@ -94,7 +94,9 @@ function render(d) {
     const fillEl = document.createElement("span");
     fillEl.style.width = (100 * u.sessions / most).toFixed(0) + "%";
     bar.appendChild(fillEl);
-    const tr = row([{ text: u.address, cls: "mono" }, pill(u.healthy ? "healthy" : "down", u.healthy ? "ok" : "bad"),
+    // A draining worker (a deploy) is healthy but takes no new session.
+    const state = !u.healthy ? pill("down", "bad") : u.draining ? pill("draining", "warn") : pill("healthy", "ok");
+    const tr = row([{ text: u.address, cls: "mono" }, state,
       { text: num(u.sessions), cls: "n" }, { text: num(u.websocket), cls: "n" }, { text: num(u.polling), cls: "n" },
       { text: num(u.handshakes.total), cls: "n" }, bar]);
     tr.dataset.upstream = u.address;

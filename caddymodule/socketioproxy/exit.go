@@ -1,0 +1,132 @@
+package socketioproxy
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// When the process exits, every session on this edge is told to go: a
+// waiting long-poll gets the Engine.IO close packet at once (the server
+// has stopped accepting connections, so its session cannot go on here
+// anyway), and each relayed WebSocket gets the Engine.IO close packet and
+// a 1001 close at a moment of its own, spread evenly over its handler's
+// DrainPeriod in random order. Until its moment a WebSocket session keeps
+// working, and its clients' reconnections reach the remaining edges as a
+// stream rather than all at the same instant (HAProxy calls this
+// close-spread-time). The process waits for every relay to finish its
+// close, at most the longest DrainPeriod plus drainSlack.
+
+// drainSlack is how long, after the last relay was told to stop, the
+// process still waits for the relays to finish their close handshakes: the
+// relay gives each side 5 s to answer a close (relay.Options.CloseGrace).
+const drainSlack = 6 * time.Second
+
+// relayStop ends one WebSocket relay when the edge drains.
+type relayStop struct {
+	stop   context.CancelFunc
+	period time.Duration // the DrainPeriod of the relay's handler
+}
+
+// relaying registers a relay that is about to start, with its handler's
+// drain period. It returns the context that ends the relay when its turn
+// to drain comes, and the func to call once the relay has ended. A relay
+// that starts while the edge is draining is stopped at once.
+func (s *registry) relaying(period time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &relayStop{stop: cancel, period: period}
+	s.mu.Lock()
+	s.relays[rs] = struct{}{}
+	if s.stopping {
+		cancel()
+	}
+	s.mu.Unlock()
+	return ctx, func() {
+		cancel()
+		s.mu.Lock()
+		delete(s.relays, rs)
+		if len(s.relays) == 0 && s.relaysGone != nil {
+			close(s.relaysGone)
+			s.relaysGone = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// drain begins to close every session, once.
+func (s *registry) drain() {
+	s.drainOnce.Do(func() {
+		s.mu.Lock()
+		s.stopping = true
+		stops := make([]*relayStop, 0, len(s.relays))
+		for rs := range s.relays {
+			stops = append(stops, rs)
+		}
+		polls := 0
+		for _, ss := range s.live {
+			if !ss.websocket {
+				polls++
+			}
+		}
+		s.mu.Unlock()
+		s.drainPoll()
+
+		longest := time.Duration(0)
+		for _, rs := range stops {
+			longest = max(longest, rs.period)
+		}
+		caddy.Log().Named("http.handlers.socketio_proxy").Info("edge exiting: closing its Socket.IO sessions",
+			zap.Int("polling", polls), zap.Int("websocket", len(stops)), zap.Duration("websocket_over", longest))
+		if longest == 0 {
+			for _, rs := range stops {
+				rs.stop()
+			}
+			return
+		}
+		rand.Shuffle(len(stops), func(i, j int) { stops[i], stops[j] = stops[j], stops[i] })
+		go spread(stops, time.Now())
+	})
+}
+
+// spread stops the i-th of n relays at start + its period × i/n.
+func spread(stops []*relayStop, start time.Time) {
+	n := time.Duration(len(stops))
+	for i, rs := range stops {
+		if wait := time.Until(start.Add(rs.period * time.Duration(i) / n)); wait > 0 {
+			time.Sleep(wait)
+		}
+		rs.stop()
+	}
+}
+
+// awaitRelays waits, after drain, until every relay has ended or the
+// longest drain period plus drainSlack has passed.
+func (s *registry) awaitRelays() {
+	s.mu.Lock()
+	if len(s.relays) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	longest := time.Duration(0)
+	for rs := range s.relays {
+		longest = max(longest, rs.period)
+	}
+	gone := make(chan struct{})
+	s.relaysGone = gone
+	s.mu.Unlock()
+
+	timer := time.NewTimer(longest + drainSlack)
+	defer timer.Stop()
+	select {
+	case <-gone:
+	case <-timer.C:
+		s.mu.Lock()
+		left := len(s.relays)
+		s.mu.Unlock()
+		caddy.Log().Named("http.handlers.socketio_proxy").Warn("edge exiting with WebSocket sessions still closing",
+			zap.Int("websocket", left), zap.Duration("waited", longest+drainSlack))
+	}
+}

@@ -98,7 +98,8 @@ func (r *tapRelay) recorded() (toward, back [][]byte) {
 }
 
 // Real Flask-SocketIO workers serving TLS with a certificate from a CA
-// the test makes, behind the edge with verification on: polling,
+// the test makes, behind flask_socketio with verification on and the
+// trust written once, in its transport block: polling,
 // WebSocket and the upgrade work with an /admin namespace whose role
 // comes from whoami over https; the reverse_proxy beside it logs in over
 // the same trust; health checks keep the worker healthy over TLS. Every
@@ -127,23 +128,13 @@ http://%[1]s {
 	log {
 		level INFO
 	}
-	flask_session {
+	flask_socketio https://%[4]s {
+		origins http://%[1]s
 		secret_key %[3]s
 		whoami https://%[4]s/api/whoami
-		whoami_transport http {
-			tls_trust_pool file %[5]s
-		}
-	}
-	socketio_proxy {
-		to https://%[4]s
-		transport http {
-			tls_trust_pool file %[5]s
-		}
 		namespace /admin role admin
 		health_uri /healthz
 		health_interval 200ms
-	}
-	reverse_proxy https://%[4]s {
 		transport http {
 			tls_trust_pool file %[5]s
 		}

@@ -219,9 +219,12 @@ http://%[2]s {
 	res.Body.Close()
 	assert.Contains(t, []int{http.StatusBadGateway, http.StatusServiceUnavailable}, res.StatusCode, "%s", body)
 	assert.NotContains(t, foreign.Output(), "connect namespace=", "a session reached the wrong-CA worker")
+	// The log line may reach the pipe after the answer reaches us.
+	assert.Eventually(t, func() bool {
+		logs := edge.Output()
+		return strings.Contains(logs, "certificate signed by unknown authority") && strings.Contains(logs, foreign.Addr)
+	}, 5*time.Second, 20*time.Millisecond, "no log line names the wrong-CA worker's certificate error")
 	logs := edge.Output()
-	assert.Contains(t, logs, "certificate signed by unknown authority")
-	assert.Contains(t, logs, foreign.Addr)
 
 	// On the wire: TLS records only.
 	toward, back := tap.recorded()
@@ -238,4 +241,54 @@ http://%[2]s {
 	}
 	assert.NotContains(t, logs, cookieValue, "a cookie in the edge's log")
 	assert.NotContains(t, logs, secret)
+}
+
+// A worker that asks for a client certificate (mTLS) gets the edge's
+// tls_client_auth certificate, on polling and WebSocket; an edge without
+// one is refused by the worker, and its log says so.
+func TestWorkerAskingForAClientCertificateGetsTheEdges(t *testing.T) {
+	testenv.RequireNode(t)
+	ca := testenv.NewTestCA(t, "flaskedge test workers CA")
+	edgeCert := ca.IssueClient(t, "edge")
+	files := ca.Issue(t, "worker1")
+	files.ClientCAFile, files.Client = ca.CertFile, &edgeCert
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", TLS: &files})
+
+	withCert := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	without := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	edge := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy https://%[3]s {
+		transport http {
+			tls_trust_pool file %[4]s
+			tls_client_auth %[5]s %[6]s
+		}
+	}
+}
+http://%[2]s {
+	bind 127.0.0.1
+	socketio_proxy https://%[3]s {
+		transport http {
+			tls_trust_pool file %[4]s
+		}
+	}
+}
+`, withCert, without, worker.Addr, ca.CertFile, edgeCert.CertFile, edgeCert.KeyFile)), withCert, without)
+
+	for _, transports := range [][]string{{"polling"}, {"websocket"}} {
+		res := testenv.RunProbe(t, testenv.ProbeOptions{URL: "http://" + withCert, Transports: transports,
+			Sessions: 1, Echoes: 3, TimeoutMs: 30000})
+		require.Empty(t, res.Failures, transports[0])
+		assert.Equal(t, 1, res.Completed, transports[0])
+	}
+
+	res, err := http.Get("http://" + without + "/socket.io/?EIO=4&transport=polling")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, http.StatusBadGateway, res.StatusCode, "%s", body)
+	// The log line may reach the pipe after the answer reaches us.
+	assert.Eventually(t, func() bool { return strings.Contains(edge.Output(), "remote error: tls: certificate required") },
+		5*time.Second, 20*time.Millisecond, "no log line says the worker wanted a certificate")
 }

@@ -20,6 +20,9 @@ Configuration (environment):
   TLS_CERT, TLS_KEY     optional PEM files; with both, the worker serves HTTPS and
                         WSS only (eventlet's TLS), for an edge on another host
                         (socketio_proxy's `transport http { tls_trust_pool ... }`)
+  TLS_CLIENT_CA         optional PEM file, with TLS_CERT: accept only clients
+                        presenting a certificate from this CA (mTLS; the edge's
+                        `tls_client_auth <cert> <key>`)
   DRAIN_FILE            optional path; while that file exists, /healthz answers
                         410, which the edge reads as "draining for a deploy"
                         (health_drain_status): no new sessions, live ones go on
@@ -287,6 +290,12 @@ if __name__ == "__main__":
     if bool(tls_cert) != bool(tls_key):
         fail("TLS_CERT and TLS_KEY go together: set both (PEM files) to serve HTTPS, or neither")
     tls = {"certfile": tls_cert, "keyfile": tls_key} if tls_cert else {}
+    client_ca = os.environ.get("TLS_CLIENT_CA")
+    if client_ca:
+        if not tls:
+            fail("TLS_CLIENT_CA needs TLS_CERT and TLS_KEY: client certificates are asked for over TLS")
+        import ssl
+        tls.update(ca_certs=client_ca, cert_reqs=ssl.CERT_REQUIRED)
     log.info("listening on %s://%s:%d (up to %d connections)",
              "https" if tls else "http", host, port, max_connections)
     socketio.run(app, host=host, port=port, log_output=False, max_size=max_connections, **tls)

@@ -109,6 +109,9 @@ func StartFlaskWorker(t testing.TB, opts FlaskOptions) *FlaskWorker {
 	if opts.TLS != nil {
 		w.tls = opts.TLS.ClientConfig(t)
 		cmd.Env = append(cmd.Env, "TLS_CERT="+opts.TLS.CertFile, "TLS_KEY="+opts.TLS.KeyFile)
+		if opts.TLS.ClientCAFile != "" {
+			cmd.Env = append(cmd.Env, "TLS_CLIENT_CA="+opts.TLS.ClientCAFile)
+		}
 	}
 	w.proc = start(t, "flask worker "+w.Name, cmd)
 	// Generous: importing eventlet and Flask-SocketIO takes over ten

@@ -30,6 +30,11 @@ type TestCA struct {
 // signed the certificate.
 type TLSFiles struct {
 	CertFile, KeyFile, CAFile string
+	// ClientCAFile, on a worker's files, makes it accept only clients
+	// with a certificate from this CA (TLS_CLIENT_CA); Client is then the
+	// certificate its readiness check presents.
+	ClientCAFile string
+	Client       *TLSFiles
 }
 
 // NewTestCA makes a CA named name.
@@ -63,6 +68,17 @@ func NewTestCA(t testing.TB, name string) *TestCA {
 // further DNS names given, signed by the CA.
 func (ca *TestCA) Issue(t testing.TB, name string, dnsNames ...string) TLSFiles {
 	t.Helper()
+	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, dnsNames)
+}
+
+// IssueClient makes a client certificate, for mTLS, signed by the CA.
+func (ca *TestCA) IssueClient(t testing.TB, name string) TLSFiles {
+	t.Helper()
+	return ca.issue(t, name, x509.ExtKeyUsageClientAuth, nil)
+}
+
+func (ca *TestCA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, dnsNames []string) TLSFiles {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +90,7 @@ func (ca *TestCA) Issue(t testing.TB, name string, dnsNames ...string) TLSFiles 
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:     append([]string{"localhost"}, dnsNames...),
 	}
@@ -103,7 +119,15 @@ func (f TLSFiles) ClientConfig(t testing.TB) *tls.Config {
 	if !pool.AppendCertsFromPEM(pemData) {
 		t.Fatalf("testenv: no certificate in %s", f.CAFile)
 	}
-	return &tls.Config{RootCAs: pool}
+	cfg := &tls.Config{RootCAs: pool}
+	if f.Client != nil {
+		cert, err := tls.LoadX509KeyPair(f.Client.CertFile, f.Client.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg
 }
 
 func writePEM(t testing.TB, path, kind string, der []byte) {

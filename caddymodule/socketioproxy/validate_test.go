@@ -74,7 +74,7 @@ func TestHealthChecksCountPassesAndFails(t *testing.T) {
 			ExpectStatus: 204, Passes: 3, Fails: 2},
 	}
 	require.NoError(t, load(t, h))
-	u := h.pool.upstreams[0]
+	u := h.pool.workers()[0]
 	require.Eventually(t, func() bool { return !u.checkedHealthy.Load() }, 5*time.Second, 5*time.Millisecond,
 		"200 is not the expected 204")
 	status.Store(http.StatusNoContent)

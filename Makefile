@@ -21,6 +21,7 @@ deps:
 # detector.
 RACE_PKGS := ./internal/engineio ./internal/socketio ./internal/sticky ./internal/relay \
 	./internal/flaskcookie ./internal/security ./caddymodule/edgecors ./caddymodule/flasksession \
+	./caddymodule/upstreamfile \
 	./caddymodule/socketiodashboard ./caddymodule/socketioclient
 
 # Every test: unit, golden Caddyfile adapt, fuzz seeds, and the

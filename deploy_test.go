@@ -137,3 +137,138 @@ func mustPort(t *testing.T, addr string) int {
 	require.NoError(t, err)
 	return port
 }
+
+// BenchmarkRollingDeploy measures what a deploy costs clients: both
+// workers restarted one after the other under 1,000 live sessions (a
+// third polling, a third WebSocket, a third upgrading), each
+// acknowledging an echo a second, behind the edge (drained with
+// scripts/rolling-deploy.sh, drain_timeout 5s) and behind stock Caddy
+// reverse_proxy with lb_policy ip_hash (restarted the same way, with no
+// drain to ask for). It reports failed acknowledgements, sessions that
+// reconnected, the longest gap a client saw, and failed (re)connection
+// attempts (a 5xx, or a 400 "Session ID unknown" storm, shows there).
+// Run with -benchtime 1x; see docs/BENCHMARKS.md.
+func BenchmarkRollingDeploy(b *testing.B) {
+	for _, front := range []string{"edge", "caddy"} {
+		b.Run(front, func(b *testing.B) {
+			for range b.N {
+				rollingDeployRun(b, front, 1000)
+			}
+		})
+	}
+}
+
+func rollingDeployRun(b *testing.B, front string, sessions int) {
+	testenv.RequireNode(b)
+	redis := testenv.StartRedis(b)
+	opts := map[string]testenv.FlaskOptions{}
+	workers := map[string]*testenv.FlaskWorker{}
+	var addrs []string
+	for _, name := range []string{"A", "B"} {
+		o := testenv.FlaskOptions{Name: name, SecretKey: "deploy-secret", RedisURL: "redis://" + redis}
+		w := testenv.StartFlaskWorker(b, o)
+		var port int
+		_, _ = fmt.Sscanf(w.Addr[strings.LastIndex(w.Addr, ":")+1:], "%d", &port)
+		o.Port = port
+		opts[w.Addr], workers[w.Addr] = o, w
+		addrs = append(addrs, w.Addr)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+	site := fmt.Sprintf(`	socketio_proxy {
+		to %s %s
+		sticky_secret deploy-sticky-secret-0123456789
+		health_uri /healthz
+		health_interval 500ms
+		drain_timeout 5s
+	}`, addrs[0], addrs[1])
+	if front == "caddy" {
+		site = fmt.Sprintf(`	reverse_proxy %s %s {
+		lb_policy ip_hash
+		health_uri /healthz
+		health_interval 500ms
+	}`, addrs[0], addrs[1])
+	}
+	edge := testenv.StartEdge(b, testenv.EdgeConfig(fmt.Sprintf("{{admin}}\nhttp://%s {\n\tbind 127.0.0.1\n%s\n}\n", addr, site)), addr)
+
+	probe := testenv.StartProbe(b, testenv.ProbeOptions{
+		URL:                  "http://" + addr,
+		TransportMix:         [][]string{{"polling"}, {"websocket"}, nil},
+		Sessions:             sessions,
+		Echoes:               1,
+		UpgradeWait:          true,
+		TimeoutMs:            180000,
+		KeepAlive:            true,
+		Reconnection:         true,
+		ReconnectionDelay:    500,
+		ReconnectionDelayMax: 1000,
+		DurationMs:           60000,
+		IntervalMs:           1000,
+	})
+	restart := func(a string) {
+		workers[a].Kill()
+		workers[a] = testenv.StartFlaskWorker(b, opts[a])
+	}
+	start := time.Now()
+	if front == "edge" {
+		restarts := make(chan string)
+		restarted := make(chan struct{})
+		control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			restarts <- r.URL.Query().Get("addr")
+			<-restarted
+		}))
+		defer control.Close()
+		script := exec.Command("scripts/rolling-deploy.sh", "-a", edge.AdminAddr,
+			"-r", "curl -fsS '"+control.URL+"/?addr={addr}'", "-w", "30", addrs[0], addrs[1])
+		var out bytes.Buffer
+		script.Stdout, script.Stderr = &out, &out
+		if err := script.Start(); err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- script.Wait() }()
+		for finished := false; !finished; {
+			select {
+			case a := <-restarts:
+				restart(a)
+				restarted <- struct{}{}
+			case err := <-done:
+				if err != nil {
+					b.Fatalf("rolling-deploy.sh: %v\n%s", err, out.String())
+				}
+				finished = true
+			}
+		}
+	} else {
+		for _, a := range addrs {
+			restart(a)
+		}
+	}
+	deploy := time.Since(start)
+	res := probe.Wait()
+
+	var failedAcks, reconnected, connectErrors, sessionLost int
+	var longest time.Duration
+	reasons := map[string]int{}
+	for _, tl := range res.Timelines {
+		failedAcks += len(tl.EchoFailures)
+		connectErrors += len(tl.ConnectErrors)
+		if len(tl.Disconnects) > 0 {
+			reconnected++
+		}
+		for i, d := range tl.Disconnects {
+			reasons[d.Reason]++
+			if len(tl.Connects) <= i+1 {
+				sessionLost++
+				continue
+			}
+			longest = max(longest, tl.Connects[i+1].At.Time().Sub(d.At.Time()))
+		}
+	}
+	b.ReportMetric(float64(failedAcks), "failed-acks")
+	b.ReportMetric(float64(reconnected), "sessions-reconnected")
+	b.ReportMetric(float64(longest.Milliseconds()), "longest-gap-ms")
+	b.ReportMetric(float64(connectErrors), "failed-connects")
+	b.Logf("%s: %d sessions, deploy took %v; %d failed acks, %d sessions reconnected (%d never came back), longest gap %v, %d failed (re)connection attempts, disconnect reasons %v, failures %d, echo round trips %+v ms",
+		front, sessions, deploy.Round(time.Millisecond), failedAcks, reconnected, sessionLost, longest.Round(time.Millisecond),
+		connectErrors, reasons, len(res.Failures), res.LatencyMs)
+}

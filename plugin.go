@@ -12,6 +12,8 @@
 //   - http.handlers.socketio_client: the browser client (client.js and
 //     its config.json);
 //   - admin.api.socketio and admin.api.edge_cors: their admin routes;
+//   - http.reverse_proxy.upstreams.file: workers read from a file, a
+//     dynamic upstream source for socketio_proxy and reverse_proxy;
 //
 // and the Caddyfile directive flask_socketio, which writes them (with
 // reverse_proxy for the rest of the app) in the order they run, every
@@ -29,4 +31,5 @@ import (
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketioclient"
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketiodashboard"
 	_ "github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
+	_ "github.com/flaskedge/flaskedge/caddymodule/upstreamfile"
 )

@@ -5,6 +5,8 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	_ "github.com/flaskedge/flaskedge/caddymodule/upstreamfile"
+
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 

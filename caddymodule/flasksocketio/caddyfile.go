@@ -319,8 +319,8 @@ func Subdirectives() []string {
 
 // complete checks that what the site needs was written.
 func (s *site) complete() error {
-	if len(s.workers) == 0 {
-		return s.errAt(s.directive, "flask_socketio needs the Flask-SocketIO workers, e.g. `flask_socketio 127.0.0.1:5001 127.0.0.1:5002`")
+	if len(s.workers) == 0 && s.proxy.DynamicUpstreamsRaw == nil {
+		return s.errAt(s.directive, "flask_socketio needs the Flask-SocketIO workers, e.g. `flask_socketio 127.0.0.1:5001 127.0.0.1:5002`, or a source of them, e.g. `dynamic file /etc/caddy/workers`")
 	}
 	if s.sessionAt != nil && len(s.session.SecretKeys) == 0 {
 		return s.errAt(*s.sessionAt, "flask_socketio: "+s.sessionAt.Text+" is flask_session's, which needs the app's key: add `secret_key {env.FLASK_SECRET_KEY}`")
@@ -486,6 +486,10 @@ func (s *site) reverseProxyHandler(h httpcaddyfile.Helper) (*reverseproxy.Handle
 	}
 	if err := rp.FinalizeUnmarshalCaddyfile(h.WithDispenser(d)); err != nil {
 		return nil, err
+	}
+	if len(s.workers) == 0 {
+		// The workers of the dynamic source, as socketio_proxy's.
+		rp.DynamicUpstreamsRaw = s.proxy.DynamicUpstreamsRaw
 	}
 	return rp, nil
 }

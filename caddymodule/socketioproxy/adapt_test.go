@@ -9,6 +9,8 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	_ "github.com/flaskedge/flaskedge/caddymodule/upstreamfile"
+
 	// The golden files put flask_session in front, as users do.
 	_ "github.com/flaskedge/flaskedge/caddymodule/flasksession"
 	"github.com/flaskedge/flaskedge/internal/testenv"

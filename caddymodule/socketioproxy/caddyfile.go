@@ -6,9 +6,11 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/dustin/go-humanize"
 
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
@@ -66,6 +68,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		body_timeout        <duration>
 //		drain_period        <duration>
 //		drain_timeout       <duration>
+//		dynamic             <source> [<args...>]
 //	}
 //
 // Upstreams are the Flask-SocketIO workers, host:port (or
@@ -88,7 +91,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // its health check with health_drain_status (default 410) is drained for
 // a deploy, as POST /socketio/upstreams/<address>/drain on the admin API
 // does: no new sessions, its live ones closed after drain_timeout
-// (default: never).
+// (default: never). dynamic takes the workers from a dynamic upstream
+// source instead of `to`, with reverse_proxy's syntax (`dynamic a
+// workers.internal 5001`, `dynamic srv ...`, `dynamic file <path>`).
 //
 // This reads the syntax only; the values are checked when the config
 // loads (Provision and Validate), where every problem is reported.
@@ -110,7 +115,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		prev = name
 	}
-	if len(h.Upstreams) == 0 {
+	if len(h.Upstreams) == 0 && h.DynamicUpstreamsRaw == nil {
 		return d.Errf("socketio_proxy needs an upstream, e.g. `socketio_proxy 127.0.0.1:5001` or `to 127.0.0.1:5001 127.0.0.1:5002` in its block")
 	}
 	return nil
@@ -221,6 +226,21 @@ var subdirectives = map[string]func(d *caddyfile.Dispenser, h *Handler) error{
 	},
 	"drain_period": func(d *caddyfile.Dispenser, h *Handler) error {
 		return durationArg(d, &h.DrainPeriod)
+	},
+	"dynamic": func(d *caddyfile.Dispenser, h *Handler) error {
+		if !d.NextArg() {
+			return d.Errf("dynamic needs a source, e.g. `dynamic a workers.internal 5001` or `dynamic file /etc/caddy/workers`")
+		}
+		name := d.Val()
+		mod, err := caddyfile.UnmarshalModule(d, "http.reverse_proxy.upstreams."+name)
+		if err != nil {
+			return err
+		}
+		if _, ok := mod.(reverseproxy.UpstreamSource); !ok {
+			return d.Errf("dynamic %s is not an upstream source", name)
+		}
+		h.DynamicUpstreamsRaw = caddyconfig.JSONModuleObject(mod, "source", name, nil)
+		return nil
 	},
 	"drain_timeout": func(d *caddyfile.Dispenser, h *Handler) error {
 		return durationArg(d, &h.DrainTimeout)

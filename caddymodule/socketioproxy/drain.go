@@ -124,3 +124,25 @@ func (h *Handler) endDrain(up *upstreamState, by string) {
 		h.logger.Warn("Socket.IO worker no longer draining: takes new sessions", zap.String("upstream", up.addr), zap.String("by", by))
 	}
 }
+
+// retire closes the worker's live sessions now, as a drain does at its
+// timeout: it left the dynamic source's set.
+func (s *upstreamState) retire() {
+	d := &s.drainState
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	d.cutNow()
+}
+
+// readmit lets a worker that is (again) in the set serve sessions, unless
+// it is draining.
+func (s *upstreamState) readmit() {
+	d := &s.drainState
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut != nil && d.cut.Err() != nil && d.since.IsZero() {
+		d.cut = nil
+	}
+	d.init()
+}

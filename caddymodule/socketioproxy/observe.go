@@ -107,7 +107,7 @@ func Observe(enginePath string) (snap Snapshot, ok bool) {
 	policies := servingPolicies(enginePath)
 	workers := map[string]bool{}
 	for _, p := range policies {
-		for _, addr := range p.upstreams {
+		for _, addr := range p.workers() {
 			workers[addr] = true
 		}
 	}

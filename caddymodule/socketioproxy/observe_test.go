@@ -14,11 +14,13 @@ import (
 func observed(t *testing.T, path string, rules map[string]*NamespaceRule, addrs ...string) {
 	t.Helper()
 	h := &Handler{Namespaces: rules, pool: &pool{}}
+	set := &workerSet{}
 	for _, addr := range addrs {
 		st := loadUpstreamState(addr)
-		h.pool.upstreams = append(h.pool.upstreams, &upstream{upstreamState: st})
+		set.upstreams = append(set.upstreams, &upstream{upstreamState: st})
 		t.Cleanup(func() { _, _ = upstreamStates.Delete(addr) })
 	}
+	h.pool.set.Store(set)
 	root := &fakeRoot{len(path)}
 	p := h.newPolicy()
 	s := loadPolicySlot(path, root, p)
@@ -94,8 +96,9 @@ func TestObserveOfAPathNobodyServes(t *testing.T) {
 // served.
 func TestObserveFollowsTheRunningConfig(t *testing.T) {
 	const path = "/observe-reload/"
-	first := &Handler{pool: &pool{upstreams: []*upstream{{upstreamState: loadUpstreamState("127.0.0.1:59105")}}}}
-	second := &Handler{pool: &pool{upstreams: []*upstream{{upstreamState: loadUpstreamState("127.0.0.1:59106")}}}}
+	first, second := &Handler{pool: &pool{}}, &Handler{pool: &pool{}}
+	first.pool.set.Store(&workerSet{upstreams: []*upstream{{upstreamState: loadUpstreamState("127.0.0.1:59105")}}})
+	second.pool.set.Store(&workerSet{upstreams: []*upstream{{upstreamState: loadUpstreamState("127.0.0.1:59106")}}})
 	defer upstreamStates.Delete("127.0.0.1:59105")
 	defer upstreamStates.Delete("127.0.0.1:59106")
 	r1, r2 := &fakeRoot{1}, &fakeRoot{2}

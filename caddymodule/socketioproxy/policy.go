@@ -24,7 +24,7 @@ type policy struct {
 	// upstreams are the handler's workers, for Observe to tell which
 	// workers serve the path; not part of the digest: a live session
 	// keeps its worker whatever the new config lists.
-	upstreams []string
+	workers func() []string
 }
 
 func (h *Handler) newPolicy() *policy {
@@ -32,10 +32,9 @@ func (h *Handler) newPolicy() *policy {
 	if h.RateLimits != nil {
 		p.messages = h.RateLimits.Messages
 	}
+	p.workers = func() []string { return nil }
 	if h.pool != nil {
-		for _, u := range h.pool.upstreams {
-			p.upstreams = append(p.upstreams, u.addr)
-		}
+		p.workers = h.pool.addrs
 	}
 	js, _ := json.Marshal([]any{p.namespaces, p.messages, p.maxPayload})
 	p.digest = string(js)

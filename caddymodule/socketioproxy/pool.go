@@ -23,22 +23,55 @@ const (
 )
 
 // pool is the set of workers and the rules that bind sessions to them.
+// The set is fixed for a config's Upstreams; with a dynamic source it is
+// the source's latest answer (see dynamic.go).
 type pool struct {
+	codec  *sticky.Codec
+	policy string
+	next   atomic.Uint64 // rotation start for ties and round robin
+	set    atomic.Pointer[workerSet]
+	// dyn is the dynamic source and what it keeps; nil with a fixed set.
+	dyn *dynamicWorkers
+}
+
+// workerSet is the workers of the moment.
+type workerSet struct {
 	upstreams []*upstream
 	byTag     map[sticky.Tag]*upstream
-	codec     *sticky.Codec
-	policy    string
-	next      atomic.Uint64 // rotation start for ties and round robin
+	key       string // the sorted addresses, to tell an unchanged answer
+}
+
+// workers is the set of the moment.
+func (p *pool) workers() []*upstream { return p.set.Load().upstreams }
+
+// byTag finds the worker of a sealed sid in the set of the moment.
+func (p *pool) byTag(tag sticky.Tag) (*upstream, bool) {
+	u, ok := p.set.Load().byTag[tag]
+	return u, ok
+}
+
+// addrs lists the addresses of the set of the moment.
+func (p *pool) addrs() []string {
+	ws := p.workers()
+	out := make([]string, len(ws))
+	for i, u := range ws {
+		out[i] = u.addr
+	}
+	return out
 }
 
 // pick chooses the worker for a new session; nil when no worker is
 // healthy. The caller takes a seat on it.
 func (p *pool) pick(now time.Time) *upstream {
-	n := len(p.upstreams)
+	ups := p.workers()
+	n := len(ups)
+	if n == 0 {
+		return nil
+	}
 	start := int(p.next.Add(1) % uint64(n))
 	var best *upstream
 	for i := range n {
-		u := p.upstreams[(start+i)%n]
+		u := ups[(start+i)%n]
 		if !u.takesNewSessions(now) {
 			continue
 		}
@@ -115,7 +148,7 @@ func (h *Handler) runHealthChecks(ctx context.Context) {
 	hc := h.HealthChecks
 	streaks := make(map[*upstream]*streak)
 	check := func() {
-		for _, u := range h.pool.upstreams {
+		for _, u := range h.pool.workers() {
 			// The worker's own transport: the same TLS as its sessions.
 			client := &http.Client{Transport: u.http, Timeout: time.Duration(hc.Timeout)}
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.httpURL(hc.URI), nil)

@@ -6,6 +6,7 @@ package socketioproxy
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -155,6 +156,17 @@ type Handler struct {
 	// server. Default: 0, every session closed at once.
 	DrainPeriod caddy.Duration `json:"drain_period,omitempty"`
 
+	// DynamicUpstreamsRaw, instead of Upstreams, takes the workers from a
+	// dynamic upstream source of reverse_proxy's
+	// (http.reverse_proxy.upstreams: a, srv, multi, or this plugin's
+	// file), asked again as the source says, without a reload. New
+	// sessions go only to workers of its latest answer; a sealed sid
+	// stays valid while its worker is in the answer; the sessions of a
+	// worker that left it are closed (WebSocket: the Engine.IO close
+	// packet and a 1001; polling: "Session ID unknown") and their clients
+	// reconnect at once to one that is there.
+	DynamicUpstreamsRaw json.RawMessage `json:"dynamic_upstreams,omitempty" caddy:"namespace=http.reverse_proxy.upstreams inline_key=source"`
+
 	// DrainTimeout is how long the live sessions of a worker being
 	// drained for a deploy (see the admin API and
 	// HealthChecks.DrainStatus) may go on: then the edge closes them as
@@ -175,6 +187,8 @@ type Handler struct {
 	logger     *zap.Logger
 	security   *zap.Logger
 	healthLoop *healthLoop // nil without active health checks
+	tlsConfig  *tls.Config // to every worker; nil for plain http
+	sourceLoop *healthLoop // nil without a dynamic source
 	problems   []error     // found in Provision, reported by Validate
 }
 
@@ -276,11 +290,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		key = []byte(secret)
 	}
-	h.pool = &pool{codec: sticky.New(key), policy: h.LBPolicy, byTag: make(map[sticky.Tag]*upstream)}
-	addrs, tlsConfig := h.provisionUpstreams(ctx, repl)
+	h.pool = &pool{codec: sticky.New(key), policy: h.LBPolicy}
+	set := &workerSet{byTag: make(map[sticky.Tag]*upstream)}
+	var addrs []string
+	addrs, h.tlsConfig = h.provisionUpstreams(ctx, repl)
 	for _, addr := range addrs {
 		tag := h.pool.codec.Tag(addr)
-		if other, dup := h.pool.byTag[tag]; dup {
+		if other, dup := set.byTag[tag]; dup {
 			if other.addr == addr {
 				h.problems = append(h.problems, fmt.Errorf("upstream %s is listed twice", addr))
 			} else {
@@ -288,10 +304,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 			continue
 		}
-		u := newUpstream(addr, tag, time.Duration(h.DialTimeout), tlsConfig)
-		u.drainTimeout.Store(int64(h.DrainTimeout))
-		h.pool.upstreams = append(h.pool.upstreams, u)
-		h.pool.byTag[tag] = u
+		u := h.newUpstream(addr, tag)
+		set.upstreams = append(set.upstreams, u)
+		set.byTag[tag] = u
+	}
+	h.pool.set.Store(set)
+	if h.DynamicUpstreamsRaw != nil {
+		if len(h.Upstreams) > 0 {
+			h.problems = append(h.problems, errors.New("workers come from `to` or from `dynamic`, not both"))
+		}
+		mod, err := ctx.LoadModule(h, "DynamicUpstreamsRaw")
+		if err != nil {
+			return fmt.Errorf("loading the dynamic upstream source: %w", err)
+		}
+		h.pool.dyn = &dynamicWorkers{source: mod.(reverseproxy.UpstreamSource), build: h.newUpstream, logger: h.logger}
 	}
 	if len(h.problems) > 0 {
 		// Nothing more is built: Validate reports, and Caddy cleans up.
@@ -311,11 +337,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.HealthChecks == nil || h.HealthChecks.URI == "" {
 		// Without active checks this config does not judge health; a
 		// verdict an earlier config's checks left must not linger.
-		for _, u := range h.pool.upstreams {
+		for _, u := range h.pool.workers() {
 			u.checkedHealthy.Store(true)
 		}
 	} else {
 		h.healthLoop = h.startHealthChecks(ctx)
+	}
+	if h.pool.dyn != nil {
+		h.sourceLoop = h.startSourceRefresh(ctx)
 	}
 	return nil
 }
@@ -362,8 +391,8 @@ func (h *Handler) provisionUpstreams(ctx caddy.Context, repl *caddy.Replacer) ([
 func (h *Handler) Validate() error {
 	problems := slices.Clone(h.problems)
 	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
-	if len(h.Upstreams) == 0 {
-		add("no upstream; name the Flask-SocketIO workers with `to 127.0.0.1:5001 127.0.0.1:5002`")
+	if len(h.Upstreams) == 0 && (h.pool == nil || h.pool.dyn == nil) {
+		add("no upstream; name the Flask-SocketIO workers with `to 127.0.0.1:5001 127.0.0.1:5002`, or give a source with `dynamic`")
 	}
 	if !strings.HasPrefix(h.Path, "/") || !strings.HasSuffix(h.Path, "/") {
 		add("path %q must start and end with a slash, e.g. %q", h.Path, DefaultPath)
@@ -434,10 +463,9 @@ func (h *Handler) Validate() error {
 // WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
 	h.healthLoop.end()
+	h.sourceLoop.end()
 	if h.pool != nil {
-		for _, u := range h.pool.upstreams {
-			u.close()
-		}
+		h.pool.close()
 	}
 	if h.registry != nil {
 		_, _ = registries.Delete(registryKey)
@@ -538,6 +566,7 @@ func (h *Handler) route(w http.ResponseWriter, c *call) bool {
 				return false
 			}
 		}
+		h.pool.refresh(r)
 		if c.up = h.pool.pick(c.now); c.up == nil {
 			h.noWorker(w, c)
 			return false
@@ -547,14 +576,22 @@ func (h *Handler) route(w http.ResponseWriter, c *call) bool {
 		c.uri = r.URL.EscapedPath() + "?" + r.URL.RawQuery
 		return true
 	}
-	sealed, ok := h.pool.codec.Open(c.q.SID)
+	h.pool.refresh(r)
+	sealed, sealedHere := h.pool.codec.Open(c.q.SID)
+	ok := sealedHere
 	if ok {
-		c.up, ok = h.pool.byTag[sealed.Tag]
+		c.up, ok = h.pool.byTag(sealed.Tag)
 	}
 	origin := c.client.Origin
 	switch {
+	case !sealedHere:
+		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "sid not sealed by this edge's sticky_secret")
+		return false
 	case !ok:
-		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "sid not sealed by this edge's sticky_secret, or its worker left the config")
+		// Its worker left the config or the dynamic source's answer:
+		// the client opens a new session on one that is there.
+		h.registry.closed(c.q.SID)
+		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker is no longer one of the workers")
 		return false
 	case !h.pool.codec.OwnedBy(sealed, c.id.UserID):
 		// Another user's cookie (or none, or a new login) on this

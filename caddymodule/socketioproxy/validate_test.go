@@ -76,7 +76,7 @@ func TestHealthChecksCountPassesAndFails(t *testing.T) {
 			ExpectStatus: 204, Passes: 3, Fails: 2},
 	}
 	require.NoError(t, load(t, h))
-	u := h.pool.upstreams[0]
+	u := h.pool.workers()[0]
 	require.Eventually(t, func() bool { return !u.checkedHealthy.Load() }, 5*time.Second, 5*time.Millisecond,
 		"200 is not the expected 204")
 	status.Store(http.StatusNoContent)
@@ -136,7 +136,7 @@ func TestPlainAndTLSWorkersAreNotMixed(t *testing.T) {
 func TestTLSWorkersUseOneConfigForPollingWebSocketAndChecks(t *testing.T) {
 	h := &Handler{Upstreams: []string{"https://w1:5001", "w2:5001"}}
 	require.NoError(t, load(t, h))
-	for _, u := range h.pool.upstreams {
+	for _, u := range h.pool.workers() {
 		assert.Equal(t, "https://"+u.addr+"/socket.io/", u.httpURL("/socket.io/"))
 		assert.Equal(t, "wss://"+u.addr+"/socket.io/", u.wsURL("/socket.io/"))
 		require.NotNil(t, u.http.TLSClientConfig)
@@ -146,7 +146,7 @@ func TestTLSWorkersUseOneConfigForPollingWebSocketAndChecks(t *testing.T) {
 
 	plain := &Handler{Upstreams: []string{"w1:5001", "http://w2:5001"}}
 	require.NoError(t, load(t, plain))
-	for _, u := range plain.pool.upstreams {
+	for _, u := range plain.pool.workers() {
 		assert.Equal(t, "ws://"+u.addr+"/x", u.wsURL("/x"))
 		assert.Nil(t, u.http.TLSClientConfig)
 		assert.Nil(t, u.dialer.TLSClientConfig)

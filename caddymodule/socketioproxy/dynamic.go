@@ -1,0 +1,160 @@
+package socketioproxy
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"go.uber.org/zap"
+
+	"github.com/flaskedge/flaskedge/internal/sticky"
+)
+
+// dynamicWorkers is a pool's dynamic source and the workers built for
+// its answers.
+type dynamicWorkers struct {
+	source reverseproxy.UpstreamSource
+	build  func(addr string, tag sticky.Tag) *upstream
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	known   map[string]*upstream // by address, every worker of the current set
+	lastErr string               // the last error logged, to log each once
+}
+
+// sourceRefreshInterval is how often the set is refreshed without
+// traffic, so that the sessions of a worker that left are closed even on
+// an idle edge. The source's own cache says how often it really asks.
+const sourceRefreshInterval = time.Second
+
+// newUpstream builds the config's side of worker addr.
+func (h *Handler) newUpstream(addr string, tag sticky.Tag) *upstream {
+	u := newUpstream(addr, tag, time.Duration(h.DialTimeout), h.tlsConfig)
+	u.drainTimeout.Store(int64(h.DrainTimeout))
+	return u
+}
+
+// refresh asks a dynamic source for the workers of the moment and makes
+// them the set; r is the request being served (sources read
+// placeholders from it). A fixed set, or an unchanged answer, changes
+// nothing; a failed answer keeps the set as it was.
+func (p *pool) refresh(r *http.Request) {
+	d := p.dyn
+	if d == nil {
+		return
+	}
+	ups, err := d.source.GetUpstreams(r)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		if msg := err.Error(); msg != d.lastErr {
+			d.lastErr = msg
+			d.logger.Error("dynamic upstream source failed; keeping the workers it gave before", zap.Error(err))
+		}
+		return
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		repl = caddy.NewReplacer()
+	}
+	var addrs []string
+	for _, u := range ups {
+		// A dial address has no scheme: the transport decides, as for
+		// reverse_proxy's dynamic upstreams.
+		addr, _, err := parseUpstream(repl.ReplaceAll(u.Dial, ""))
+		if err != nil {
+			if msg := err.Error(); msg != d.lastErr {
+				d.lastErr = msg
+				d.logger.Error("dynamic upstream source gave an address the edge cannot use; skipped", zap.Error(err))
+			}
+			continue
+		}
+		if !slices.Contains(addrs, addr) {
+			addrs = append(addrs, addr)
+		}
+	}
+	slices.Sort(addrs)
+	key := strings.Join(addrs, " ")
+	old := p.set.Load()
+	if old != nil && old.key == key {
+		return
+	}
+	d.lastErr = ""
+	if d.known == nil {
+		d.known = make(map[string]*upstream)
+	}
+	set := &workerSet{byTag: make(map[sticky.Tag]*upstream), key: key}
+	for _, addr := range addrs {
+		u, ok := d.known[addr]
+		if !ok {
+			u = d.build(addr, p.codec.Tag(addr))
+			u.readmit()
+			d.known[addr] = u
+		}
+		if other, dup := set.byTag[u.tag]; dup {
+			d.logger.Error("dynamic upstream source gave two workers with the same sticky tag; the second is skipped",
+				zap.String("upstream", other.addr), zap.String("skipped", addr))
+			continue
+		}
+		set.upstreams = append(set.upstreams, u)
+		set.byTag[u.tag] = u
+	}
+	var gone []string
+	for addr, u := range d.known {
+		if _, ok := set.byTag[u.tag]; ok && set.byTag[u.tag] == u {
+			continue
+		}
+		// It left: its sessions are closed now, so their clients
+		// reconnect to a worker that is there.
+		u.retire()
+		u.close()
+		delete(d.known, addr)
+		gone = append(gone, addr)
+	}
+	p.set.Store(set)
+	d.logger.Info("Socket.IO workers from the dynamic source", zap.Strings("workers", addrs), zap.Strings("left", gone))
+}
+
+// close releases every worker of the pool.
+func (p *pool) close() {
+	if d := p.dyn; d != nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for addr, u := range d.known {
+			u.close()
+			delete(d.known, addr)
+		}
+		return
+	}
+	for _, u := range p.workers() {
+		u.close()
+	}
+}
+
+// startSourceRefresh refreshes a dynamic set every sourceRefreshInterval
+// until the config ends (the module's caddy.Context), with a request of
+// its own for the source's placeholders.
+func (h *Handler) startSourceRefresh(ctx caddy.Context) *healthLoop {
+	rctx, stop := context.WithCancel(ctx)
+	l := &healthLoop{stop: stop, done: make(chan struct{})}
+	req, _ := http.NewRequestWithContext(context.WithValue(rctx, caddy.ReplacerCtxKey, caddy.NewReplacer()), http.MethodGet, "/", nil)
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(sourceRefreshInterval)
+		defer t.Stop()
+		for {
+			h.pool.refresh(req)
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return l
+}

@@ -143,6 +143,11 @@ func TestTLSWorkersUseOneConfigForPollingWebSocketAndChecks(t *testing.T) {
 		assert.Same(t, u.http.TLSClientConfig, u.dialer.TLSClientConfig)
 		assert.False(t, u.http.TLSClientConfig.InsecureSkipVerify)
 	}
+	// A worker a dynamic source adds later is reached the same way.
+	added := h.newUpstream("w3:5001", h.pool.codec.Tag("w3:5001"))
+	defer added.close()
+	assert.Equal(t, "wss://w3:5001/x", added.wsURL("/x"))
+	assert.Same(t, h.pool.workers()[0].http.TLSClientConfig, added.http.TLSClientConfig)
 
 	plain := &Handler{Upstreams: []string{"w1:5001", "http://w2:5001"}}
 	require.NoError(t, load(t, plain))

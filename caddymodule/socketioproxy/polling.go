@@ -15,6 +15,7 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
 	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/flaskedge/flaskedge/internal/socketio"
 )
 
 // servePolling relays one long-polling request: a GET that receives
@@ -257,10 +258,7 @@ func (pw *pollWatcher) keep(part []byte) {
 
 // namespaceRunsOn reports whether head is a CONNECT reply or DISCONNECT
 // whose namespace has not ended within it.
-func (pw *pollWatcher) namespaceRunsOn() bool {
-	h := pw.head
-	return len(h) >= 3 && h[0] == '4' && (h[1] == '0' || h[1] == '1') && h[2] == '/' && bytes.IndexByte(h, ',') < 0
-}
+func (pw *pollWatcher) namespaceRunsOn() bool { return socketio.NamespaceRunsOn(pw.head) }
 
 func (pw *pollWatcher) endPacket() {
 	pw.packets++

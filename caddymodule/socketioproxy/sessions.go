@@ -61,6 +61,9 @@ type session struct {
 	// client and worker follow the binary attachments python-socketio
 	// and socket.io-client are waiting for on polling.
 	client, worker attachments
+	// cutAt, once set, is when a polling session of a drained worker is
+	// let go (see spreadCut).
+	cutAt time.Time
 	// overflow is set once the worker connected the session to more
 	// namespaces than granted can hold: a withdrawal could miss one, so
 	// the session ends instead (see mustEnd).

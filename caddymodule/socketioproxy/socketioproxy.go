@@ -551,6 +551,10 @@ func (h *Handler) route(w http.ResponseWriter, c *call) bool {
 	case origin != "" && !h.pool.codec.OpenedFrom(sealed, origin) && !h.pool.codec.OpenedFrom(sealed, ""):
 		h.refuseOrigin(w, c)
 		return false
+	case h.registry.letGo(c.q.SID, c.now):
+		h.registry.closed(c.q.SID)
+		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is draining for a deploy")
+		return false
 	case !c.up.serving():
 		h.registry.closed(c.q.SID)
 		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")

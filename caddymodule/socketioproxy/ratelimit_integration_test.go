@@ -81,7 +81,7 @@ func TestWebSocketOverTheMessageRateIsClosedWith1008(t *testing.T) {
 			var ce *websocket.CloseError
 			require.True(t, errors.As(err, &ce), "got %v", err)
 			assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
-			assert.Equal(t, "message rate limit exceeded", ce.Text)
+			assert.Equal(t, "message rate limit exceeded; retry after 60 s", ce.Text, "the wait is the window of rate_limit messages")
 			break
 		}
 		if strings.HasPrefix(string(msg), "43") {

@@ -158,8 +158,6 @@ func (h *Handler) refusedMessageSize(client security.Client, max int64) {
 
 func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, size) }
 
-var errMessageRate = errors.New("message rate limit exceeded")
-
 // messageLimit is a WebSocket session's own message bucket, under the
 // rate of the policy of the moment: a reload that changes the rate gives
 // the session a fresh bucket at the new rate.
@@ -183,7 +181,7 @@ func (h *Handler) messageLimit(pol func() *policy, client security.Client, userI
 		security.LogClient(h.security, "socketio_proxy", security.RateLimited,
 			"WebSocket session over its message rate "+r.String()+"; closed", client,
 			security.Fields{UserID: userID})
-		return errMessageRate
+		return rateCloseReason(time.Duration(r.Window))
 	}
 }
 

@@ -39,6 +39,7 @@ from flask import Flask, jsonify, render_template, request, session  # noqa: E40
 from flask_socketio import (  # noqa: E402
     ConnectionRefusedError,
     SocketIO,
+    disconnect,
     emit,
     join_room,
 )
@@ -216,6 +217,14 @@ def on_disconnect():
 @socketio.on("echo")
 def on_echo(data=None):
     return {"data": data, "worker": worker, "sid": request.sid}
+
+
+@socketio.on("kick")
+def on_kick(_=None):
+    # The app ending a connection itself, as one would a banned user's:
+    # the client sees a server-side disconnect, not a network failure.
+    log_connection("kicked", "/")
+    disconnect()
 
 
 @socketio.on("join")

@@ -17,6 +17,8 @@ Configuration (environment):
   PING_INTERVAL, PING_TIMEOUT
                         optional, seconds; Engine.IO's ping interval and timeout
                         (python-engineio's defaults: 25 and 20)
+  OTHER_ORIGIN          optional; the demo's page on an origin the edge refuses,
+                        linked from the demo page
   ROLES_FILE            optional path of a JSON object {"user": "role"}, read on
                         every lookup and taking precedence over ROLE_OVERRIDES:
                         a user database whose roles change while the app runs
@@ -142,7 +144,7 @@ def current_user():
 
 @app.get("/")
 def index():
-    return render_template("index.html", worker=worker)
+    return render_template("index.html", worker=worker, other_origin=os.environ.get("OTHER_ORIGIN"))
 
 
 @app.get("/healthz")

@@ -70,16 +70,17 @@ pids+=($!)
 wait_for "https://localhost:$EDGE_HTTPS_PORT/healthz"
 wait_for "https://localhost:$EDGE_OTHER_PORT/"
 
+app=https://localhost:$EDGE_HTTPS_PORT
+echo
+echo "  The demo is up:"
+url() { printf '  %-49s %s\n' "$1" "$2"; }
+url "$app/" "the app: log in, trip the rate limit, be refused /admin"
+url "$app/_edge/dashboard/" "the edge's dashboard (log in as admin first)"
+url "https://localhost:$EDGE_OTHER_PORT/" "a page on an origin the edge refuses"
+url "$app/socket.io-edge/client.js" "the browser client both pages use"
+url "http://localhost:$EDGE_HTTP_PORT/" "redirects to https"
+url "http://${EDGE_ADMIN:-localhost:2019}/metrics" "Prometheus metrics (Caddy's admin endpoint)"
 cat <<MSG
-
-  The demo is up:
-    https://localhost:$EDGE_HTTPS_PORT/                    the app; log in as user or admin,
-                                              trip the rate limit, be refused /admin
-    https://localhost:$EDGE_HTTPS_PORT/_edge/dashboard/    the edge's dashboard (log in as admin first)
-    https://localhost:$EDGE_OTHER_PORT/                    a page on an origin the edge refuses
-    https://localhost:$EDGE_HTTPS_PORT/socket.io-edge/client.js   the browser client the pages use
-    http://localhost:$EDGE_HTTP_PORT/                     redirects to https
-    http://${EDGE_ADMIN:-localhost:2019}/metrics                  Prometheus metrics (Caddy's admin endpoint)
   Workers http://$WORKER1 and http://$WORKER2 share Redis at 127.0.0.1:$redis_port.
   Caddy's internal CA signed the certificate; its root is
   $XDG_DATA_HOME/caddy/pki/authorities/local/root.crt

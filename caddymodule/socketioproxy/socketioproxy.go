@@ -608,7 +608,11 @@ func (h *Handler) tooMany(w http.ResponseWriter, c *call, wait time.Duration, de
 	security.Refused(security.ReasonRate)
 	security.LogClient(h.security, "socketio_proxy", security.RateLimited, detail, c.client, security.Fields{UserID: c.id.UserID})
 	w.Header().Set("Retry-After", retryAfterSeconds(wait))
-	writeJSON(w, http.StatusTooManyRequests, `{"code":3,"message":"Too many requests; retry after `+retryAfterSeconds(wait)+` s"}`)
+	writeJSON(w, http.StatusTooManyRequests, tooManyBody(wait))
+}
+
+func tooManyBody(wait time.Duration) string {
+	return `{"code":3,"message":"Too many requests; retry after ` + retryAfterSeconds(wait) + ` s"}`
 }
 
 // noWorker answers a handshake when no worker is healthy, with a 503 the

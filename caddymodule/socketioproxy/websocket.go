@@ -160,10 +160,8 @@ func (h *Handler) refusedMessageSize(client security.Client, max int64) {
 
 func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, size) }
 
-var errMessageRate = errors.New("message rate limit exceeded")
-
 // errWorkerDrained is the close reason of a WebSocket session whose
-// worker was drained for a deploy past its drain_timeout.
+// worker was drained for a deploy.
 var errWorkerDrained = errors.New("worker draining for a deploy")
 
 // messageLimit is a WebSocket session's own message bucket, under the
@@ -189,7 +187,7 @@ func (h *Handler) messageLimit(pol func() *policy, client security.Client, userI
 		security.LogClient(h.security, "socketio_proxy", security.RateLimited,
 			"WebSocket session over its message rate "+r.String()+"; closed", client,
 			security.Fields{UserID: userID})
-		return errMessageRate
+		return rateCloseReason(time.Duration(r.Window))
 	}
 }
 

@@ -3,7 +3,8 @@
 #
 # Starts Redis (the workers' message queue), two workers of
 # examples/flask_app and bin/caddy with examples/Caddyfile, serving
-# https://localhost:8443 with a certificate from Caddy's internal CA.
+# https://localhost:8443 with a certificate from Caddy's internal CA, and
+# a page on another origin, https://localhost:8444, that the edge refuses.
 # Ctrl-C stops every process it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ fi
 
 export EDGE_HTTP_PORT=${EDGE_HTTP_PORT:-8080}
 export EDGE_HTTPS_PORT=${EDGE_HTTPS_PORT:-8443}
+export EDGE_OTHER_PORT=${EDGE_OTHER_PORT:-8444}
 export WORKER1=${WORKER1:-127.0.0.1:5001}
 export WORKER2=${WORKER2:-127.0.0.1:5002}
 redis_port=${REDIS_PORT:-6390}
@@ -45,11 +47,11 @@ stop() {
 trap stop INT TERM EXIT
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for addr in "$WORKER1" "$WORKER2" "127.0.0.1:$redis_port" "127.0.0.1:$EDGE_HTTPS_PORT"; do
+for addr in "$WORKER1" "$WORKER2" "127.0.0.1:$redis_port" "127.0.0.1:$EDGE_HTTPS_PORT" "127.0.0.1:$EDGE_OTHER_PORT" "127.0.0.1:$EDGE_HTTP_PORT"; do
 	if ! port_free "${addr##*:}"; then
 		# eventlet listens with SO_REUSEPORT: a stale worker would share
 		# the port and answer half the requests.
-		echo "demo: port ${addr##*:} is in use; stop what holds it or set WORKER1/WORKER2/REDIS_PORT/EDGE_HTTPS_PORT" >&2
+		echo "demo: port ${addr##*:} is in use; stop what holds it or set WORKER1/WORKER2/REDIS_PORT/EDGE_HTTPS_PORT/EDGE_OTHER_PORT/EDGE_HTTP_PORT" >&2
 		exit 1
 	fi
 done
@@ -74,6 +76,7 @@ for w in "$WORKER1" "$WORKER2"; do
 	(
 		while :; do
 			FLASK_HOST=${w%:*} FLASK_PORT=${w##*:} WORKER_NAME="worker-${w##*:}" \
+				OTHER_ORIGIN="https://localhost:$EDGE_OTHER_PORT" \
 				/usr/bin/python3 examples/flask_app/app.py &
 			echo $! >"$run/worker-${w##*:}.pid"
 			wait $! || true
@@ -89,11 +92,20 @@ wait_for "http://$WORKER2/healthz"
 bin/caddy run --config examples/Caddyfile --adapter caddyfile &
 pids+=($!)
 wait_for "https://localhost:$EDGE_HTTPS_PORT/healthz"
+wait_for "https://localhost:$EDGE_OTHER_PORT/"
 
+app=https://localhost:$EDGE_HTTPS_PORT
+echo
+echo "  The demo is up:"
+url() { printf '  %-49s %s\n' "$1" "$2"; }
+url "$app/" "the app: log in, trip the rate limit, be refused /admin"
+url "$app/_edge/dashboard/" "the edge's dashboard (log in as admin first)"
+url "https://localhost:$EDGE_OTHER_PORT/" "a page on an origin the edge refuses"
+url "$app/socket.io-edge/client.js" "the browser client both pages use"
+url "http://localhost:$EDGE_HTTP_PORT/" "redirects to https"
+url "http://${EDGE_ADMIN:-localhost:2019}/metrics" "Prometheus metrics (Caddy's admin endpoint)"
 cat <<MSG
-
-  The demo is up: https://localhost:$EDGE_HTTPS_PORT
-  Workers $WORKER1 and $WORKER2 share Redis at 127.0.0.1:$redis_port.
+  Workers http://$WORKER1 and http://$WORKER2 share Redis at 127.0.0.1:$redis_port.
   Caddy's internal CA signed the certificate; its root is
   $XDG_DATA_HOME/caddy/pki/authorities/local/root.crt
   (import it into the browser, or accept the warning once).

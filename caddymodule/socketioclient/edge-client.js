@@ -11,7 +11,17 @@
 //   client.on("state", ({ state, error }) => show(state, error?.message, error?.action));
 //
 // States: disconnected, connecting, connected, reconnecting, suspended,
-// error, auth_required, cors_error.
+// error, auth_required, cors_error. Every state but connected and
+// connecting carries an error {category, message, action, detail}; the
+// categories, by state:
+//   reconnecting   worker_gone, edge_unreachable, transport_failed, unknown
+//   suspended      rate_limited (waits as long as the edge said), background
+//   auth_required  not_logged_in, role_missing
+//   cors_error     origin_not_allowed, credentials_not_allowed
+//   error          refused_by_app, reserved, refused_by_edge, gave_up
+//   disconnected   closed_by_server
+// Only reconnecting and suspended retry by themselves; the others wait
+// for open() or retry().
 
 export const STATES = Object.freeze([
   "disconnected", "connecting", "connected", "reconnecting",
@@ -48,6 +58,9 @@ const TRANSPORT_CATEGORIES = new Set(["transport_failed", "unknown"]);
  *   reconnect: {initial_delay_ms, max_delay_ms, factor, jitter} overrides
  *   transports: the fallback ladder, e.g. [["websocket"], ["polling"]]
  *   transportFailures: failures in a row before the next rung
+ *   maxAttempts: attempts in a row that fail to connect after which the
+ *     client gives up, in state error with category gave_up (default:
+ *     unlimited)
  *   socketOptions: further socket.io-client options
  *   autoConnect: default true
  * @returns EdgeClient
@@ -71,6 +84,7 @@ export class EdgeClient {
     this.socket = null;
     this.config = null;
     this.attempt = 0; // failed attempts since the last connect
+    this.tries = 0; // attempts made since the last connect (for maxAttempts)
     this.nextDelay = 0; // ms until the next attempt, when one is scheduled
     this.rung = 0; // index in the transport ladder
     this._io = io;
@@ -119,7 +133,7 @@ export class EdgeClient {
     }
     if (!this.socket) this._createSocket();
     if (this.socket.connected) return;
-    if (fresh) this.attempt = 0;
+    if (fresh) this.attempt = this.tries = 0;
     this._setState(fresh ? "connecting" : "reconnecting", fresh ? null : this.error);
     this._attempt();
   }
@@ -225,12 +239,13 @@ export class EdgeClient {
     const mgr = this.socket.io;
     mgr.opts.transports = t;
     mgr.opts.upgrade = t.length > 1;
-    this._log("attempt " + (this.attempt + 1) + " over " + t.join("+"));
+    this.tries++;
+    this._log("attempt " + this.tries + " over " + t.join("+"));
     this.socket.connect();
   }
 
   _connected() {
-    this.attempt = 0;
+    this.attempt = this.tries = 0;
     this.nextDelay = 0;
     this._rungFailures = 0;
     this._waitingFor = null;
@@ -256,7 +271,7 @@ export class EdgeClient {
     this._classifyFailure(seen).then((e) => this._fail(e));
   }
 
-  _disconnected(reason) {
+  _disconnected(reason, details) {
     if (this._closed || reason === "io client disconnect") return;
     if (reason === "io server disconnect") {
       this._setState("disconnected", {
@@ -265,6 +280,17 @@ export class EdgeClient {
         action: "Reload the page, or call retry() when the app allows it again.",
         detail: { reason },
       });
+      return;
+    }
+    const closed = closeOf(details);
+    const limited = rateLimitOf(closed);
+    if (limited !== null) {
+      this._schedule(rateLimited(limited, "messages"));
+      return;
+    }
+    const refused = edgeRefusalOf(closed);
+    if (refused) {
+      this._setState("error", refused);
       return;
     }
     const lost = reason === "ping timeout"
@@ -301,6 +327,17 @@ export class EdgeClient {
   }
 
   _schedule(e) {
+    const max = this.options.maxAttempts;
+    if (max > 0 && this.tries >= max) {
+      this.socket?.disconnect();
+      this._setState("error", {
+        category: "gave_up",
+        message: `Gave up after ${max} failed attempt${max === 1 ? "" : "s"} to connect; the last one: ${e.message}`,
+        action: "Call retry() to try again.",
+        detail: { attempts: max, last: e },
+      });
+      return;
+    }
     this.attempt++;
     if (e.category === "rate_limited") {
       const wait = e.detail.retryAfter * 1000;
@@ -378,17 +415,8 @@ export class EdgeClient {
       }
     }
     switch (true) {
-      case status === 429: {
-        let secs = parseInt(retryAfter, 10);
-        if (!(secs >= 0)) secs = parseInt((/retry after (\d+)/.exec(body) || [])[1], 10);
-        if (!(secs >= 0)) secs = 30;
-        return {
-          category: "rate_limited",
-          message: `Too many connection attempts from this address; the edge asks to wait ${secs} s.`,
-          action: `Reconnecting in ${secs} s; nothing to do.`,
-          detail: { status, retryAfter: secs },
-        };
-      }
+      case status === 429:
+        return rateLimited(retrySeconds(retryAfter, body), "connections");
       case status === 502 || status === 503:
         return {
           category: "worker_gone",
@@ -480,6 +508,73 @@ export class EdgeClient {
   }
 }
 
+// closeOf is what a disconnect's details hold of the edge's answer: the
+// close frame of a WebSocket ({code, reason}), or the status, Retry-After
+// and body of the polling request that failed, read now, before
+// socket.io-client aborts it.
+function closeOf(details) {
+  const ctx = details && details.context;
+  if (!ctx) return null;
+  if (typeof ctx.code === "number" && "reason" in ctx) return { code: ctx.code, reason: ctx.reason || "" };
+  if (typeof details.description === "number" && typeof ctx.getResponseHeader === "function") {
+    let retryAfter = null, body = "";
+    try { retryAfter = ctx.getResponseHeader("Retry-After"); body = ctx.responseText || ""; } catch { /* aborted */ }
+    return { status: details.description, retryAfter, body };
+  }
+  return null;
+}
+
+// rateLimitOf is the wait in seconds when the edge closed the session for
+// its message rate (429 on polling, 1008 with "retry after N s" on a
+// WebSocket, whose close frame has no Retry-After), else null.
+function rateLimitOf(c) {
+  if (!c) return null;
+  if (c.status === 429) return retrySeconds(c.retryAfter, c.body);
+  if (c.code === 1008 && c.reason.startsWith("message rate limit exceeded")) return retrySeconds(null, c.reason);
+  return null;
+}
+
+// edgeRefusalOf is the error for a session the edge closed because of
+// what this page sent: reconnecting would send it again.
+function edgeRefusalOf(c) {
+  if (!c) return null;
+  let why = null;
+  if (c.code === 1008) why = c.reason || "a message the edge refuses";
+  else if (c.code === 1009) why = "a message larger than the edge's max_payload";
+  else if (c.status === 413) why = "a request larger than the edge's max_payload";
+  // 400 {"code":3} is the edge's "Bad request"; a 400 with code 1 is an
+  // unknown session, a lost worker.
+  else if (c.status === 400 && /"code":\s*3\b/.test(c.body)) why = "a request the edge could not read as Socket.IO";
+  if (!why) return null;
+  return {
+    category: "refused_by_edge",
+    message: `The edge closed the connection because this page sent ${why.startsWith("a ") ? why : "something it refuses: " + why}.`,
+    action: "Not retrying: the page would send it again. Fix what the page sends (the edge's log says more), then call retry().",
+    detail: c,
+  };
+}
+
+// retrySeconds reads a wait the edge gave: Retry-After, else "retry after
+// N s" in the text; 30 s when it said nothing.
+function retrySeconds(retryAfter, text) {
+  let secs = parseInt(retryAfter, 10);
+  if (!(secs >= 0)) secs = parseInt((/retry after (\d+)/.exec(text || "") || [])[1], 10);
+  return secs >= 0 ? secs : 30;
+}
+
+// rateLimited is the error for a rate limit of the edge: too many new
+// connections from this address, or too many messages on this one.
+function rateLimited(secs, what) {
+  return {
+    category: "rate_limited",
+    message: what === "messages"
+      ? `This page sent messages faster than the edge allows, so the edge closed the connection; it asks to wait ${secs} s.`
+      : `Too many connection attempts from this address; the edge asks to wait ${secs} s.`,
+    action: `Reconnecting in ${secs} s; nothing to do.`,
+    detail: { limit: what, retryAfter: secs },
+  };
+}
+
 // refusal turns a namespace's CONNECT_ERROR into an error.
 function refusal(namespace, message, data) {
   const reason = data && data.reason;
@@ -506,7 +601,11 @@ function refusal(namespace, message, data) {
   }
   return {
     category: "refused_by_app",
-    message: `The app refused the connection to ${ns}: ${message}`,
+    // python-socketio refuses a namespace it has no handler for with a
+    // bare string, which socket.io-client passes on as an empty message.
+    message: message
+      ? `The app refused the connection to ${ns}: ${message}`
+      : `The app refused the connection to ${ns} without saying why (an app that has no handler for ${ns} refuses it so).`,
     action: "See the app's message; retry() once it is resolved.",
     detail: { namespace: ns, data: data ?? null },
   };

@@ -190,11 +190,9 @@ func serveDrain(w http.ResponseWriter, r *http.Request) error {
 	logger := caddy.Log().Named("admin.api.socketio")
 	switch r.Method {
 	case http.MethodPost:
-		timeout := time.Duration(st.drainTimeout.Load())
-		if st.drain(drainedByAdmin, timeout, time.Now()) {
-			logger.Warn("Socket.IO worker draining: no new sessions", zap.String("upstream", addr),
-				zap.String("by", drainedByAdmin), zap.Duration("live_sessions_end_after", timeout))
-		}
+		reg := loadRegistry()
+		beginDrain(logger, reg, st, drainedByAdmin)
+		_, _ = registries.Delete(registryKey)
 	case http.MethodDelete:
 		if st.undrain(drainedByAdmin) {
 			logger.Warn("Socket.IO worker no longer draining: takes new sessions", zap.String("upstream", addr), zap.String("by", drainedByAdmin))

@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -111,11 +112,22 @@ func (s *upstreamState) cutOff() context.Context {
 
 // startDrain drains worker up and logs it.
 func (h *Handler) startDrain(up *upstreamState, by string) {
+	beginDrain(h.logger, h.registry, up, by)
+}
+
+// beginDrain drains worker up, spreads the end of its sessions over its
+// drain_timeout, and logs it.
+func beginDrain(logger *zap.Logger, reg *registry, up *upstreamState, by string) {
 	timeout := time.Duration(up.drainTimeout.Load())
-	if up.drain(by, timeout, time.Now()) {
-		h.logger.Warn("Socket.IO worker draining: no new sessions", zap.String("upstream", up.addr),
-			zap.String("by", by), zap.Duration("live_sessions_end_after", timeout))
+	now := time.Now()
+	if !up.drain(by, timeout, now) {
+		return
 	}
+	if timeout > 0 && reg != nil {
+		reg.spreadCut(up, now, timeout)
+	}
+	logger.Warn("Socket.IO worker draining: no new sessions", zap.String("upstream", up.addr),
+		zap.String("by", by), zap.Duration("live_sessions_end_within", timeout))
 }
 
 // endDrain undoes a drain begun by by and logs it.
@@ -145,4 +157,56 @@ func (s *upstreamState) readmit() {
 		d.cut = nil
 	}
 	d.init()
+}
+
+// spreadCut lets go of the live sessions of worker up, drained since
+// since, one by one, evenly over period in random order, so that their
+// clients reconnect to the other workers as a stream rather than all in
+// the same second (a reconnect storm on the workers left, which is what
+// a deploy must not cause). A WebSocket gets the Engine.IO close packet
+// and a 1001 at its moment; a polling session gets "Session ID unknown"
+// at its first request after its moment. An undrain stops it.
+func (s *registry) spreadCut(up *upstreamState, since time.Time, period time.Duration) {
+	s.mu.Lock()
+	var stops []*relayStop
+	for rs := range s.relays {
+		if rs.up == up {
+			stops = append(stops, rs)
+		}
+	}
+	var polls []*session
+	for _, ss := range s.live {
+		if ss.up == up && !ss.websocket {
+			polls = append(polls, ss)
+		}
+	}
+	rand.Shuffle(len(stops), func(i, j int) { stops[i], stops[j] = stops[j], stops[i] })
+	for i, ss := range rand.Perm(len(polls)) {
+		polls[ss].cutAt = since.Add(period * time.Duration(i) / time.Duration(len(polls)))
+	}
+	s.mu.Unlock()
+	if len(stops) == 0 {
+		return
+	}
+	go func() {
+		n := time.Duration(len(stops))
+		for i, rs := range stops {
+			if wait := time.Until(since.Add(period * time.Duration(i) / n)); wait > 0 {
+				time.Sleep(wait)
+			}
+			if draining, at := up.draining(); !draining || !at.Equal(since) {
+				return
+			}
+			rs.drainStop()
+		}
+	}()
+}
+
+// letGo reports whether polling session sid, of a drained worker, is
+// past its moment to go (see spreadCut).
+func (s *registry) letGo(sid string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.live[sid]
+	return ok && !ss.cutAt.IsZero() && !now.Before(ss.cutAt)
 }

@@ -25,27 +25,34 @@ import (
 // relay gives each side 5 s to answer a close (relay.Options.CloseGrace).
 const drainSlack = 6 * time.Second
 
-// relayStop ends one WebSocket relay when the edge drains.
+// relayStop ends one WebSocket relay when the edge drains, or when its
+// worker is drained for a deploy (see drain.go).
 type relayStop struct {
-	stop   context.CancelFunc
-	period time.Duration // the DrainPeriod of the relay's handler
+	stop      func()         // the edge exits
+	drainStop func()         // its worker is drained
+	period    time.Duration  // the DrainPeriod of the relay's handler
+	up        *upstreamState // its worker
 }
 
 // relaying registers a relay that is about to start, with its handler's
-// drain period. It returns the context that ends the relay when its turn
+// drain period and its worker. It returns the context that ends the relay when its turn
 // to drain comes, and the func to call once the relay has ended. A relay
 // that starts while the edge is draining is stopped at once.
-func (s *registry) relaying(period time.Duration) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	rs := &relayStop{stop: cancel, period: period}
+func (s *registry) relaying(period time.Duration, up *upstreamState) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	rs := &relayStop{stop: func() { cancel(nil) }, drainStop: func() { cancel(errWorkerDrained) }, period: period, up: up}
+	// Whatever is left of a drained worker's sessions at drain_timeout,
+	// or of one that left the dynamic set, ends at once.
+	unwatch := context.AfterFunc(up.cutOff(), rs.drainStop)
 	s.mu.Lock()
 	s.relays[rs] = struct{}{}
 	if s.stopping {
-		cancel()
+		rs.stop()
 	}
 	s.mu.Unlock()
 	return ctx, func() {
-		cancel()
+		unwatch()
+		cancel(nil)
 		s.mu.Lock()
 		delete(s.relays, rs)
 		if len(s.relays) == 0 && s.relaysGone != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
 	"github.com/flaskedge/flaskedge/internal/security"
+	"github.com/flaskedge/flaskedge/internal/socketio"
 )
 
 // servePolling relays one long-polling request: a GET that receives
@@ -106,15 +107,18 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		return
 	}
 	ctx := r.Context()
+	forget := func() {}
 	if r.Method == http.MethodGet && c.sid != "" {
 		// A waiting poll ends with an Engine.IO close packet when the
-		// process exits, so its client reconnects at once.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		defer context.AfterFunc(h.registry.draining, cancel)()
-		// So does one whose worker is drained past its drain_timeout.
-		defer context.AfterFunc(c.up.cutOff(), cancel)()
+		// process exits, so its client reconnects at once, and when its
+		// worker is drained past its drain_timeout; and with 429 when
+		// the session is closed for its message rate (closeForRate).
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer context.AfterFunc(h.registry.draining, func() { cancel(nil) })()
+		defer context.AfterFunc(c.up.cutOff(), func() { cancel(nil) })()
+		forget = h.registry.waiting(c.sid, cancel)
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
@@ -132,7 +136,15 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		out.URL, _ = url.Parse(c.up.httpURL(c.uri))
 		res, err = c.up.http.RoundTrip(out)
 	}
+	// Only a GET still waiting at the worker is ended early, never one
+	// whose answer is on its way.
+	forget()
 	if err != nil {
+		var rc *rateClosed
+		if errors.As(context.Cause(ctx), &rc) && r.Context().Err() == nil {
+			h.answerRateClosed(w, rc.wait)
+			return
+		}
 		if (h.registry.draining.Err() != nil || c.up.cutOff().Err() != nil) && r.Context().Err() == nil {
 			if h.registry.draining.Err() == nil {
 				// The worker stays up: end the session there too.
@@ -257,10 +269,7 @@ func (pw *pollWatcher) keep(part []byte) {
 
 // namespaceRunsOn reports whether head is a CONNECT reply or DISCONNECT
 // whose namespace has not ended within it.
-func (pw *pollWatcher) namespaceRunsOn() bool {
-	h := pw.head
-	return len(h) >= 3 && h[0] == '4' && (h[1] == '0' || h[1] == '1') && h[2] == '/' && bytes.IndexByte(h, ',') < 0
-}
+func (pw *pollWatcher) namespaceRunsOn() bool { return socketio.NamespaceRunsOn(pw.head) }
 
 func (pw *pollWatcher) endPacket() {
 	pw.packets++
@@ -275,12 +284,31 @@ func (pw *pollWatcher) done() {
 	}
 }
 
-// closeForRate ends a polling session over its message rate: its worker
-// gets a close packet instead of the messages, and the client 429.
+// closeForRate ends a polling session over its message rate: the client
+// gets 429 with Retry-After on this POST and on its waiting GET, and the
+// worker a close packet instead of the messages. The GET is answered by
+// the edge before the worker hears of it: the worker would end it with
+// an empty poll, which a client that saw it first would take for a lost
+// worker, and reconnect at once instead of waiting.
 func (h *Handler) closeForRate(w http.ResponseWriter, c *call) {
+	wait := time.Duration(h.RateLimits.Messages.Window)
+	h.registry.endPoll(c.sid, &rateClosed{wait})
+	h.tooMany(w, c, wait, "session over its message rate "+h.RateLimits.Messages.String()+"; closed")
 	h.tellWorker(c, []byte{byte(engineio.Close)})
 	h.registry.closed(c.sid)
-	h.tooMany(w, c, time.Duration(h.RateLimits.Messages.Window), "session over its message rate "+h.RateLimits.Messages.String()+"; closed")
+}
+
+// rateClosed is why the edge ended a waiting GET: its session was closed
+// for its message rate.
+type rateClosed struct{ wait time.Duration }
+
+func (*rateClosed) Error() string { return "session closed for its message rate" }
+
+// answerRateClosed answers the waiting GET of a session closed for its
+// message rate as its POST was answered (counted and logged once, there).
+func (h *Handler) answerRateClosed(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	writeJSON(w, http.StatusTooManyRequests, tooManyBody(wait))
 }
 
 // maxRewrittenPoll bounds the long-poll response the edge reads whole to

@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -23,8 +24,10 @@ type RateLimits struct {
 	Connect *Rate `json:"connect,omitempty"`
 	// Messages limits the Engine.IO messages a session sends, on either
 	// transport. A session over the limit is closed: a WebSocket with
-	// 1008 "message rate limit exceeded", a polling session by a close
-	// packet to its worker and 429 to the client.
+	// 1008 "message rate limit exceeded; retry after <window> s", a
+	// polling session with 429 and Retry-After: <window> to the client
+	// and a close packet to its worker. The browser client waits that
+	// long before it reconnects.
 	Messages *Rate `json:"messages,omitempty"`
 	// MaxTracked bounds how many client IPs and polling sessions have a
 	// bucket; the least recently seen are forgotten first. Default:
@@ -161,6 +164,14 @@ func (b *buckets) take(key string, r *Rate, n int) (ok bool, retryAfter time.Dur
 		return false, d
 	}
 	return true, 0
+}
+
+// rateCloseReason is the 1008 close reason of a WebSocket session over
+// its message rate: it carries the wait, as Retry-After does on polling,
+// since a close frame has no header (the browser client reads it from
+// the CloseEvent socket.io-client passes to its disconnect handler).
+func rateCloseReason(wait time.Duration) error {
+	return errors.New("message rate limit exceeded; retry after " + retryAfterSeconds(wait) + " s")
 }
 
 // retryAfterSeconds is a Retry-After value: whole seconds, at least 1.

@@ -81,7 +81,7 @@ func TestWebSocketOverTheMessageRateIsClosedWith1008(t *testing.T) {
 			var ce *websocket.CloseError
 			require.True(t, errors.As(err, &ce), "got %v", err)
 			assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
-			assert.Equal(t, "message rate limit exceeded", ce.Text)
+			assert.Equal(t, "message rate limit exceeded; retry after 60 s", ce.Text, "the wait is the window of rate_limit messages")
 			break
 		}
 		if strings.HasPrefix(string(msg), "43") {
@@ -127,4 +127,70 @@ func TestPollingOverTheMessageRateIsClosed(t *testing.T) {
 		require.NotEqual(t, 200, status, "the session still answers polls")
 	}
 	assert.Equal(t, 400, status, "the session is gone")
+}
+
+// A polling session over its message rate gets 429 with Retry-After (the
+// limit's window) on its waiting GET as well as on the POST, whichever
+// the client reads first: ended by its worker instead, the GET would
+// look like a lost worker, and the client would reconnect at once.
+func TestPollingOverTheMessageRateEndsTheWaitingGETWith429(t *testing.T) {
+	edge := startLimitedStack(t)
+	base := "http://" + edge + "/socket.io/?EIO=4&transport=polling"
+	res, err := http.Get(base)
+	require.NoError(t, err)
+	open, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	sid := strings.Split(strings.Split(string(open), `"sid":"`)[1], `"`)[0]
+	res, err = http.Post(base+"&sid="+sid, "text/plain", strings.NewReader("40"))
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, 200, res.StatusCode)
+	// The CONNECT reply, so that the next GET waits at the worker.
+	res, err = http.Get(base + "&sid=" + sid)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.True(t, strings.HasPrefix(string(body), "40{"), "CONNECT reply %q", body)
+
+	type answer struct {
+		status     int
+		retryAfter string
+		body       string
+		err        error
+	}
+	waiting := make(chan answer, 1)
+	go func() {
+		res, err := http.Get(base + "&sid=" + sid)
+		if err != nil {
+			waiting <- answer{err: err}
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		waiting <- answer{status: res.StatusCode, retryAfter: res.Header.Get("Retry-After"), body: string(b)}
+	}()
+	// python-engineio holds a poll with nothing to send for its ping
+	// interval (25 s): the GET must still be waiting when the limit is
+	// crossed, which this also checks.
+	select {
+	case a := <-waiting:
+		t.Fatalf("the GET ended before the limit was crossed: %+v", a)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	res, err = http.Post(base+"&sid="+sid, "text/plain", strings.NewReader(strings.Repeat(`42["echo",1]`+"\x1e", 5)+`42["echo",1]`))
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode)
+	assert.Equal(t, "60", res.Header.Get("Retry-After"))
+
+	select {
+	case a := <-waiting:
+		require.NoError(t, a.err)
+		assert.Equal(t, http.StatusTooManyRequests, a.status, "the waiting GET: %q", a.body)
+		assert.Equal(t, "60", a.retryAfter)
+		assert.JSONEq(t, `{"code":3,"message":"Too many requests; retry after 60 s"}`, a.body)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting GET was not answered")
+	}
 }

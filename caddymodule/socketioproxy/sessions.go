@@ -47,6 +47,9 @@ type session struct {
 	// getting and posting are the long-polling requests in flight
 	// through this edge: Engine.IO allows one GET and one POST at a time.
 	getting, posting *flight
+	// endPoll ends the GET waiting at the worker, with a cause (see
+	// rateClosed); nil when none waits.
+	endPoll context.CancelCauseFunc
 	// owed are DISCONNECTs the worker has been sent for this session
 	// and the client not yet (a POST cannot carry them back).
 	owed [][]byte
@@ -61,6 +64,9 @@ type session struct {
 	// client and worker follow the binary attachments python-socketio
 	// and socket.io-client are waiting for on polling.
 	client, worker attachments
+	// cutAt, once set, is when a polling session of a drained worker is
+	// let go (see spreadCut).
+	cutAt time.Time
 	// overflow is set once the worker connected the session to more
 	// namespaces than granted can hold: a withdrawal could miss one, so
 	// the session ends instead (see mustEnd).
@@ -201,6 +207,37 @@ func (s *registry) poll(ctx context.Context, sid string, up *upstreamState, post
 			return false, nil
 		}
 		s.mu.Lock()
+	}
+}
+
+// waiting records how to end the session's GET while it waits at the
+// worker; the function returned forgets it once the worker answered.
+func (s *registry) waiting(sid string, end context.CancelCauseFunc) (forget func()) {
+	s.mu.Lock()
+	ss, ok := s.live[sid]
+	if ok {
+		ss.endPoll = end
+	}
+	s.mu.Unlock()
+	return func() {
+		if ok {
+			s.mu.Lock()
+			ss.endPoll = nil
+			s.mu.Unlock()
+		}
+	}
+}
+
+// endPoll ends the session's waiting GET, if any, with cause.
+func (s *registry) endPoll(sid string, cause error) {
+	s.mu.Lock()
+	var end context.CancelCauseFunc
+	if ss, ok := s.live[sid]; ok {
+		end, ss.endPoll = ss.endPoll, nil
+	}
+	s.mu.Unlock()
+	if end != nil {
+		end(cause)
 	}
 }
 

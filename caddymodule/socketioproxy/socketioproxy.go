@@ -603,6 +603,10 @@ func (h *Handler) route(w http.ResponseWriter, c *call) bool {
 	case origin != "" && !h.pool.codec.OpenedFrom(sealed, origin) && !h.pool.codec.OpenedFrom(sealed, ""):
 		h.refuseOrigin(w, c)
 		return false
+	case h.registry.letGo(c.q.SID, c.now):
+		h.registry.closed(c.q.SID)
+		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is draining for a deploy")
+		return false
 	case !c.up.serving():
 		h.registry.closed(c.q.SID)
 		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is unhealthy")
@@ -656,7 +660,11 @@ func (h *Handler) tooMany(w http.ResponseWriter, c *call, wait time.Duration, de
 	security.Refused(security.ReasonRate)
 	security.LogClient(h.security, "socketio_proxy", security.RateLimited, detail, c.client, security.Fields{UserID: c.id.UserID})
 	w.Header().Set("Retry-After", retryAfterSeconds(wait))
-	writeJSON(w, http.StatusTooManyRequests, `{"code":3,"message":"Too many requests; retry after `+retryAfterSeconds(wait)+` s"}`)
+	writeJSON(w, http.StatusTooManyRequests, tooManyBody(wait))
+}
+
+func tooManyBody(wait time.Duration) string {
+	return `{"code":3,"message":"Too many requests; retry after ` + retryAfterSeconds(wait) + ` s"}`
 }
 
 // noWorker answers a handshake when no worker is healthy, with a 503 the

@@ -2,7 +2,6 @@ package socketioproxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -109,11 +108,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	h.registry.relayStarted(sid, c.up.upstreamState, time.Now())
 	// When the process exits: the Engine.IO close packet, then 1001, at
 	// this relay's moment in the drain period.
-	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod))
-	// And when its worker, drained for a deploy, reaches its
-	// drain_timeout, with a reason that says so.
-	stop, endStop := context.WithCancelCause(stop)
-	unwatch := context.AfterFunc(c.up.cutOff(), func() { endStop(errWorkerDrained) })
+	// Or when its worker is drained for a deploy, with a reason that says
+	// so (see drain.go).
+	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod), c.up.upstreamState)
 	// The session follows the policy of the moment (see policySlot), not
 	// the one of the config that upgraded it.
 	slot, own := h.slot, h.policy
@@ -137,8 +134,6 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 		start := time.Now()
 		err := relay.Relay(clientConn, upConn, opt)
 		stopWatching()
-		unwatch()
-		endStop(nil)
 		relayDone()
 		h.registry.relayEnded(sid, newSession || upgraded.Load(), time.Now())
 		if errors.Is(err, websocket.ErrReadLimit) {
@@ -165,10 +160,8 @@ func (h *Handler) refusedMessageSize(client security.Client, max int64) {
 
 func countWebSocket(fromClient bool, size int64) { count(fromClient, true, 1, size) }
 
-var errMessageRate = errors.New("message rate limit exceeded")
-
 // errWorkerDrained is the close reason of a WebSocket session whose
-// worker was drained for a deploy past its drain_timeout.
+// worker was drained for a deploy.
 var errWorkerDrained = errors.New("worker draining for a deploy")
 
 // messageLimit is a WebSocket session's own message bucket, under the
@@ -194,7 +187,7 @@ func (h *Handler) messageLimit(pol func() *policy, client security.Client, userI
 		security.LogClient(h.security, "socketio_proxy", security.RateLimited,
 			"WebSocket session over its message rate "+r.String()+"; closed", client,
 			security.Fields{UserID: userID})
-		return errMessageRate
+		return rateCloseReason(time.Duration(r.Window))
 	}
 }
 

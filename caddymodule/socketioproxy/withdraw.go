@@ -139,10 +139,11 @@ func (h *Handler) endPollingSession(w http.ResponseWriter, c *call) {
 }
 
 // tellWorker POSTs packets of the edge's own to the session's worker, as
-// if the client had sent them.
+// if the client had sent them. It does so even when the client has gone
+// (it may have been answered already): the worker must still hear it.
 func (h *Handler) tellWorker(c *call, payload []byte) {
 	r := c.r
-	out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader(payload))
+	out, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader(payload))
 	if err == nil {
 		out.Header = upstreamHeader(r, false)
 		out.Header.Set("Content-Type", "text/plain;charset=UTF-8")

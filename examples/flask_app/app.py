@@ -26,6 +26,8 @@ Configuration (environment):
   DRAIN_FILE            optional path; while that file exists, /healthz answers
                         410, which the edge reads as "draining for a deploy"
                         (health_drain_status): no new sessions, live ones go on
+  OTHER_ORIGIN          optional; the demo's page on an origin the edge refuses,
+                        linked from the demo page
   ROLES_FILE            optional path of a JSON object {"user": "role"}, read on
                         every lookup and taking precedence over ROLE_OVERRIDES:
                         a user database whose roles change while the app runs
@@ -48,6 +50,7 @@ from flask import Flask, jsonify, render_template, request, session  # noqa: E40
 from flask_socketio import (  # noqa: E402
     ConnectionRefusedError,
     SocketIO,
+    disconnect,
     emit,
     join_room,
 )
@@ -150,7 +153,7 @@ def current_user():
 
 @app.get("/")
 def index():
-    return render_template("index.html", worker=worker)
+    return render_template("index.html", worker=worker, other_origin=os.environ.get("OTHER_ORIGIN"))
 
 
 @app.get("/healthz")
@@ -230,6 +233,14 @@ def on_disconnect():
 @socketio.on("echo")
 def on_echo(data=None):
     return {"data": data, "worker": worker, "sid": request.sid}
+
+
+@socketio.on("kick")
+def on_kick(_=None):
+    # The app ending a connection itself, as one would a banned user's:
+    # the client sees a server-side disconnect, not a network failure.
+    log_connection("kicked", "/")
+    disconnect()
 
 
 @socketio.on("join")

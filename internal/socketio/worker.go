@@ -83,3 +83,16 @@ func WorkerType(p []byte) (t Type, ok bool) {
 	}
 	return Type(p[1] - '0'), true
 }
+
+// NamespaceRunsOn reports whether head, the first bytes of a worker's
+// message, is a CONNECT reply or a DISCONNECT whose namespace has begun
+// but not ended within head: a reader that keeps a bounded head must
+// read on to the namespace's comma to know which namespace it is.
+func NamespaceRunsOn(head []byte) bool {
+	t, ok := WorkerType(head)
+	if !ok || t != Connect && t != Disconnect || len(head) < 3 || head[2] != '/' {
+		return false
+	}
+	_, ok = ReadWorker(head, false)
+	return !ok
+}

@@ -56,6 +56,15 @@ func TestReadWorker(t *testing.T) {
 	}
 }
 
+func TestNamespaceRunsOn(t *testing.T) {
+	for in, want := range map[string]bool{
+		"40/adm": true, "41/a": true, "40/admin,{": false, "41/a,": false,
+		"40{": false, "40": false, "42/adm": false, "2": false,
+	} {
+		assert.Equal(t, want, NamespaceRunsOn([]byte(in)), in)
+	}
+}
+
 // The one denial predicate holds for the reply and its peeked head, and
 // only the edge's own markers become CONNECT_ERRORs.
 func TestDenialRoundTrip(t *testing.T) {

@@ -1,74 +1,48 @@
-// Demo page: Flask session login and the live state of the "/" and
-// "/admin" Socket.IO namespaces, through the edge.
-"use strict";
+// Demo page: Flask session login and the "/" and "/admin" Socket.IO
+// namespaces through the edge's browser client (served by the edge at
+// /socket.io-edge/client.js), which names every state and failure in
+// plain language. Each namespace card shows the client's state, its
+// message and what to do, and every transition in a log.
+import { connect } from "/socket.io-edge/client.js";
 
 const $ = (id) => document.getElementById(id);
 
-// Both namespaces share one Manager, hence one Engine.IO connection, as in
-// a real app. The edge binds that connection to the user who opened it
-// and refuses it to anyone else, so a login or logout must open a new
-// one (see reconnect()).
-const main = io({ autoConnect: false });
-const admin = io("/admin", { autoConnect: false });
-const manager = main.io;
+const main = connect(window.io, { namespace: "/" });
+const admin = connect(window.io, { namespace: "/admin" });
 
-function transportName() {
-  return manager.engine ? manager.engine.transport.name : "?";
-}
-
-function showState(socket, el) {
-  const show = (cls, text) => {
-    el.className = "state " + cls;
-    el.textContent = text;
-  };
-  socket.on("connect", () => show("connected", `connected (${transportName()})`));
-  socket.on("disconnect", (reason) => show("disconnected", `disconnected (${reason})`));
-  socket.on("connect_error", (err) => {
-    const data = err.data ? " " + JSON.stringify(err.data) : "";
-    show("error", `connect_error: ${err.message}${data}`);
+// show keeps a namespace card in step with its client.
+function show(client, card) {
+  const state = card.querySelector(".state");
+  const message = card.querySelector(".message");
+  const action = card.querySelector(".action");
+  const log = card.querySelector(".states");
+  client.on("state", (e) => {
+    card.dataset.state = e.state;
+    card.dataset.category = e.error?.category ?? "";
+    state.className = "state " + e.state;
+    state.textContent = e.state + (e.state === "connected" && e.transport ? ` (${e.transport})` : "");
+    message.textContent = e.error?.message ?? "";
+    action.textContent = e.error?.action ?? "";
+    const li = document.createElement("li");
+    const wait = e.retryAfter ? `, waiting ${e.retryAfter} s` : e.delay ? `, next try in ${(e.delay / 1000).toFixed(1)} s` : "";
+    li.textContent = `${new Date().toLocaleTimeString()} ${e.state}` + (e.error ? ` (${e.error.category}${wait})` : "");
+    log.prepend(li);
   });
-  // Called when a connection attempt starts.
-  return () => show("connecting", "connecting");
 }
-
-const connectingMain = showState(main, $("state-main"));
-const connectingAdmin = showState(admin, $("state-admin"));
-
-// The transport starts as polling and upgrades to websocket when it can.
-manager.on("open", () => {
-  manager.engine.on("upgrade", () => {
-    for (const [socket, el] of [[main, $("state-main")], [admin, $("state-admin")]]) {
-      if (socket.connected) el.textContent = `connected (${transportName()})`;
-    }
-  });
-});
-
-// Automatic reconnection after a lost connection (not after a refusal).
-manager.on("reconnect_attempt", () => {
-  if (!main.connected) connectingMain();
-});
-
-function connect() {
-  connectingMain();
-  connectingAdmin();
-  main.connect();
-  admin.connect();
-}
-
-function reconnect() {
-  // Disconnecting the last socket of a Manager closes its Engine.IO
-  // connection; connecting again performs a fresh handshake with the
-  // current cookie.
-  admin.disconnect();
-  main.disconnect();
-  connect();
-}
+show(main, $("main"));
+show(admin, $("admin"));
 
 async function whoami() {
   const res = await fetch("/api/whoami", { credentials: "same-origin" });
-  $("whoami").textContent = `${res.status} ${await res.text()}`.trim();
+  const user = await res.json().catch(() => ({}));
+  $("whoami").textContent = user.id ? `${user.id} (${user.role})` : "not logged in";
+  // The edge's dashboard is for admins (flask_session checks the role).
+  $("dashboard").hidden = user.role !== "admin";
 }
 
+// A login or logout changes who the connections belong to: the edge
+// binds an Engine.IO session to the user who opened it, so both clients
+// open new ones (retry()).
 async function post(path, body) {
   const res = await fetch(path, {
     method: "POST",
@@ -78,27 +52,43 @@ async function post(path, body) {
   });
   if (!res.ok) $("whoami").textContent = `${path}: ${res.status} ${await res.text()}`;
   await whoami();
-  reconnect();
+  await Promise.all([main.retry(), admin.retry()]);
 }
 
 $("login-user").onclick = () => post("/login", { username: "alice", role: "user" });
 $("login-admin").onclick = () => post("/login", { username: "root", role: "admin" });
 $("logout").onclick = () => post("/logout");
 
+function result(id, text) {
+  $(id).textContent = text;
+}
+
 $("echo").onclick = async () => {
   const started = performance.now();
   try {
-    const ack = await main.timeout(5000).emitWithAck("echo", { at: Date.now() });
-    const ms = (performance.now() - started).toFixed(1);
-    $("echo-result").textContent = `${ms} ms, answered by ${ack.worker} over ${transportName()}`;
+    const ack = await main.socket.timeout(5000).emitWithAck("echo", { at: Date.now() });
+    result("echo-result", `${(performance.now() - started).toFixed(1)} ms, answered by ${ack.worker}`);
   } catch (err) {
-    $("echo-result").textContent = `echo failed: ${err.message}`;
+    result("echo-result", `echo failed: ${err.message}`);
   }
 };
 
+// More messages at once than the edge's `rate_limit messages` allows: the
+// edge closes the connection and says how long to wait; the client waits
+// that long (suspended, rate_limited), then reconnects by itself.
+$("flood").onclick = () => {
+  for (let i = 0; i < 60; i++) main.socket.emit("echo", i);
+  result("echo-result", "sent 60 messages at once");
+};
+
+// The app closing the connection itself (its "kick" event calls
+// disconnect()): the client does not reconnect on its own.
+$("kick").onclick = () => main.socket.emit("kick");
+$("reconnect").onclick = () => main.retry();
+
 $("join").onclick = async () => {
   try {
-    const ack = await main.timeout(5000).emitWithAck("join", $("room").value);
+    const ack = await main.socket.timeout(5000).emitWithAck("join", $("room").value);
     addLine(`joined ${ack.room} on ${ack.worker}`);
   } catch (err) {
     addLine(`join failed: ${err.message}`);
@@ -108,20 +98,30 @@ $("join").onclick = async () => {
 $("room-form").onsubmit = async (event) => {
   event.preventDefault();
   try {
-    await main.timeout(5000).emitWithAck("broadcast", { room: $("room").value, data: $("message").value });
+    await main.socket.timeout(5000).emitWithAck("broadcast", { room: $("room").value, data: $("message").value });
   } catch (err) {
     addLine(`broadcast failed: ${err.message}`);
   }
 };
 
-main.on("broadcast", (msg) => addLine(`[${msg.room}] ${JSON.stringify(msg.data)} (sent via ${msg.worker})`));
+// The socket.io-client Socket under the module is new after every
+// retry(); listeners go on each one as it is made.
+main.on("state", (e) => {
+  if (e.state === "connected" && !main.socket.hasListeners("broadcast")) {
+    main.socket.on("broadcast", (msg) => addLine(`[${msg.room}] ${JSON.stringify(msg.data)} (sent via ${msg.worker})`));
+  }
+});
+
+// The edge's namespace rule decides: anonymous is not_logged_in, a plain
+// user role_missing, an admin connects.
+$("admin-connect").onclick = () => admin.retry();
 
 $("stats").onclick = async () => {
   try {
-    const ack = await admin.timeout(5000).emitWithAck("stats");
-    $("stats-result").textContent = JSON.stringify(ack);
+    const ack = await admin.socket.timeout(5000).emitWithAck("stats");
+    result("stats-result", JSON.stringify(ack));
   } catch (err) {
-    $("stats-result").textContent = `stats failed: ${err.message}`;
+    result("stats-result", `stats failed: ${err.message}`);
   }
 };
 
@@ -132,4 +132,3 @@ function addLine(text) {
 }
 
 whoami();
-connect();

@@ -18,6 +18,9 @@
 #   -h  the URL that answers 2xx once a worker is up (default http://{addr}/healthz)
 #   -w  seconds to wait for a drained worker's sessions to end (default 60)
 #
+# CURL_HEALTH_OPTS holds curl options for the health URL, e.g.
+# "--cacert /etc/caddy/workers-ca.pem" for workers that serve TLS.
+#
 # Example, against `make demo`:  make demo-deploy
 set -euo pipefail
 
@@ -28,12 +31,12 @@ while getopts 'a:r:h:w:' opt; do
 	r) restart=$OPTARG ;;
 	h) health=$OPTARG ;;
 	w) wait=$OPTARG ;;
-	*) sed -n '2,22p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,25p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 if [[ -z $admins || -z $restart || $# -eq 0 ]]; then
-	sed -n '2,22p' "$0" >&2
+	sed -n '2,25p' "$0" >&2
 	exit 2
 fi
 IFS=, read -ra edges <<<"$admins"
@@ -74,7 +77,8 @@ for addr in "$@"; do
 
 	url=${health//\{addr\}/$addr}
 	for i in $(seq 1 120); do
-		curl -fsS -o /dev/null "$url" 2>/dev/null && break
+		# shellcheck disable=SC2086 # the options are words
+		curl -fsS -o /dev/null ${CURL_HEALTH_OPTS:-} "$url" 2>/dev/null && break
 		((i == 120)) && { log "$addr: not healthy at $url after 60s; it stays drained"; exit 1; }
 		sleep 0.5
 	done

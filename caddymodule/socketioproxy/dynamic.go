@@ -91,7 +91,6 @@ func (p *pool) refresh(r *http.Request) {
 		u, ok := d.known[addr]
 		if !ok {
 			u = d.build(addr, p.codec.Tag(addr))
-			u.readmit()
 			d.known[addr] = u
 		}
 		if other, dup := set.byTag[u.tag]; dup {

@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +19,12 @@ import (
 type upstream struct {
 	*upstreamState
 	tag    sticky.Tag
+	// retired is cancelled when the worker leaves this config's dynamic
+	// set: the sessions this config relays to it end. It is the
+	// config's, not the worker's: another config (another site) that
+	// still names the worker keeps its sessions.
+	retired context.Context
+	retire  context.CancelFunc
 	http   *http.Transport
 	dialer *websocket.Dialer
 }
@@ -29,7 +36,10 @@ var writeBuffers = &sync.Pool{}
 
 func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration) *upstream {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	retired, retire := context.WithCancel(context.Background())
 	u := &upstream{
+		retired:       retired,
+		retire:        retire,
 		upstreamState: loadUpstreamState(addr),
 		tag:           tag,
 		http: &http.Transport{

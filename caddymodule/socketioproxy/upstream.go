@@ -18,15 +18,15 @@ import (
 // connections, and its state shared with every config (see state.go).
 type upstream struct {
 	*upstreamState
-	tag    sticky.Tag
+	tag sticky.Tag
 	// retired is cancelled when the worker leaves this config's dynamic
 	// set: the sessions this config relays to it end. It is the
 	// config's, not the worker's: another config (another site) that
 	// still names the worker keeps its sessions.
 	retired context.Context
 	retire  context.CancelFunc
-	http   *http.Transport
-	dialer *websocket.Dialer
+	http    *http.Transport
+	dialer  *websocket.Dialer
 }
 
 // writeBuffers lends WebSocket write buffers to whichever connection is

@@ -5,10 +5,12 @@ package socketioproxy_test
 // attack it runs; a test fails while the edge lets the attack through.
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +127,23 @@ http://%[2]s {
 	assert.NotEmpty(t, pb.until("431", 2), "W answers site B's session")
 	_, status, body = atkOpen(t, "http://"+b, "/socket.io/", "")
 	assert.Equal(t, 200, status, "site B opens new sessions on W: %s", body)
+}
+
+// The polling message rate counts only '4' records, but a "b" record is
+// an Engine.IO message too, one python-socketio reads (as an attachment,
+// or, when none is awaited, as a Socket.IO packet of its own): a client
+// sends as many as it likes past rate_limit messages.
+func TestAttack6BinaryRecordsDodgeThePollingMessageRate(t *testing.T) {
+	s := startAtkStack(t, nil, "", "rate_limit messages 5/m")
+	p, status, body := atkOpen(t, s.url(), "/socket.io/", "")
+	require.Equal(t, 200, status, body)
+	status, body = p.post("40")
+	require.Equal(t, 200, status, body)
+	require.NotEmpty(t, p.until("40", 3))
+	var recs []string
+	for i := range 10 {
+		recs = append(recs, "b"+base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(`2%d["echo",%d]`, 10+i, i))))
+	}
+	status, body = p.post(strings.Join(recs, "\x1e"))
+	assert.Equal(t, http.StatusTooManyRequests, status, "ten messages past a limit of five went through: %s", body)
 }

@@ -51,7 +51,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		packets, messages := 0, 0
 		err = engineio.Packets(body, func(p []byte) error {
 			packets++
-			if engineio.PacketType(p[0]) == engineio.Message {
+			// A "b" record is a message too, as a binary frame is on
+			// WebSocket: python-socketio reads it (see counts).
+			if counts(p, false) {
 				messages++
 			}
 			closing = closing || engineio.PacketType(p[0]) == engineio.Close

@@ -66,8 +66,16 @@ func (s *upstreamState) drain(by string, timeout time.Duration, now time.Time) b
 	}
 	d.since, d.by = now, by
 	if timeout > 0 {
+		// The timer may fire while an undrain stops it: it cuts only
+		// if this very drain is still on, looked at under mu.
 		cut := d.cutNow
-		d.timer = time.AfterFunc(timeout, cut)
+		d.timer = time.AfterFunc(timeout, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.since.Equal(now) {
+				cut()
+			}
+		})
 	}
 	return true
 }

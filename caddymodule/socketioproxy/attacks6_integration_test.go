@@ -147,3 +147,55 @@ func TestAttack6BinaryRecordsDodgeThePollingMessageRate(t *testing.T) {
 	status, body = p.post(strings.Join(recs, "\x1e"))
 	assert.Equal(t, http.StatusTooManyRequests, status, "ten messages past a limit of five went through: %s", body)
 }
+
+// A deploy tool writes garbage, a placeholder and the same worker twice
+// into the file: the set the edge keeps is the worker it had, and its
+// live session goes on (a line that is no host:port fails the whole
+// reading; a placeholder from the request would let a client choose or
+// change the set). "127.0.0.1:1/../x" passed as host:port (the port is
+// "1/../x"): the edge made it the set, cut the live session, and would
+// have sent every request to http://127.0.0.1:1/../x<path>.
+func TestAttack6GarbageInTheWorkerFileKeepsTheSessions(t *testing.T) {
+	testenv.RequirePython(t)
+	w := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: atkSecret})
+	file := filepath.Join(t.TempDir(), "workers")
+	require.NoError(t, os.WriteFile(file, []byte(w.Addr+"\n"+w.Addr+"\n"), 0o644))
+	a := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy {
+		dynamic file %[2]s {
+			refresh 200ms
+		}
+		sticky_secret %[3]s
+	}
+}
+`, a, file, stickySecret)), a)
+	p, status, body := atkOpen(t, "http://"+a, "/socket.io/", "")
+	require.Equal(t, 200, status, body)
+	status, body = p.post("40")
+	require.Equal(t, 200, status, body)
+	require.NotEmpty(t, p.until("40", 3))
+
+	for i, content := range []string{
+		"not an address\n" + w.Addr + "\n",
+		"{http.request.header.X-Worker}\n",
+		"127.0.0.1:1/../x\n",
+	} {
+		require.NoError(t, os.WriteFile(file, []byte(content), 0o644))
+		time.Sleep(700 * time.Millisecond)
+		status, body = p.post(fmt.Sprintf(`42%d["echo",%d]`, 20+i, i))
+		require.Equal(t, 200, status, "file %q: %s", content, body)
+		assert.NotEmpty(t, p.until(fmt.Sprintf("43%d", 20+i), 2), "file %q: the worker still answers", content)
+	}
+	// A placeholder a client fills in: the request's header must not
+	// pick the worker.
+	require.NoError(t, os.WriteFile(file, []byte("{http.request.header.X-Worker}:"+strings.Split(w.Addr, ":")[1]+"\n"), 0o644))
+	time.Sleep(700 * time.Millisecond)
+	status, body = atkDo(t, "GET", "http://"+a, "/socket.io/?EIO=4&transport=polling", "", map[string]string{"X-Worker": "127.0.0.1"})
+	assert.Equal(t, 200, status, "handshake: %s", body)
+	status, body = p.post(`4299["echo",99]`)
+	require.Equal(t, 200, status, "the live session after the placeholder file: %s", body)
+	assert.NotEmpty(t, p.until("4399", 2))
+}

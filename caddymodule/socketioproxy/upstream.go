@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,7 +87,10 @@ func parseUpstream(raw string) (string, error) {
 	}
 	addr = strings.TrimSuffix(addr, "/")
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" {
+	// The address becomes the start of every URL the edge sends the
+	// worker: a port that is no number, or a host with URL syntax in it
+	// ("127.0.0.1:5000/admin?"), would move the requests elsewhere.
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "/?#@\\ \t") {
 		return "", fmt.Errorf("socketio_proxy: upstream %q is not host:port; write it as e.g. 127.0.0.1:5001", raw)
 	}
 	return addr, nil

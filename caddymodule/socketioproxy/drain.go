@@ -66,8 +66,16 @@ func (s *upstreamState) drain(by string, timeout time.Duration, now time.Time) b
 	}
 	d.since, d.by = now, by
 	if timeout > 0 {
+		// The timer may fire while an undrain stops it: it cuts only
+		// if this very drain is still on, looked at under mu.
 		cut := d.cutNow
-		d.timer = time.AfterFunc(timeout, cut)
+		d.timer = time.AfterFunc(timeout, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.since.Equal(now) {
+				cut()
+			}
+		})
 	}
 	return true
 }
@@ -137,28 +145,6 @@ func (h *Handler) endDrain(up *upstreamState, by string) {
 	}
 }
 
-// retire closes the worker's live sessions now, as a drain does at its
-// timeout: it left the dynamic source's set.
-func (s *upstreamState) retire() {
-	d := &s.drainState
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.init()
-	d.cutNow()
-}
-
-// readmit lets a worker that is (again) in the set serve sessions, unless
-// it is draining.
-func (s *upstreamState) readmit() {
-	d := &s.drainState
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cut != nil && d.cut.Err() != nil && d.since.IsZero() {
-		d.cut = nil
-	}
-	d.init()
-}
-
 // spreadCut lets go of the live sessions of worker up, drained since
 // since, one by one, evenly over period in random order, so that their
 // clients reconnect to the other workers as a stream rather than all in
@@ -203,10 +189,20 @@ func (s *registry) spreadCut(up *upstreamState, since time.Time, period time.Dur
 }
 
 // letGo reports whether polling session sid, of a drained worker, is
-// past its moment to go (see spreadCut).
+// past its moment to go (see spreadCut). A moment given by a drain that
+// has since been undone no longer counts.
 func (s *registry) letGo(sid string, now time.Time) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ss, ok := s.live[sid]
-	return ok && !ss.cutAt.IsZero() && !now.Before(ss.cutAt)
+	var up *upstreamState
+	var cutAt time.Time
+	if ok {
+		up, cutAt = ss.up, ss.cutAt
+	}
+	s.mu.Unlock()
+	if !ok || cutAt.IsZero() || now.Before(cutAt) {
+		return false
+	}
+	draining, since := up.draining()
+	return draining && !since.After(cutAt)
 }

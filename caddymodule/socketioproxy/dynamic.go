@@ -78,6 +78,15 @@ func (p *pool) refresh(r *http.Request) {
 			addrs = append(addrs, addr)
 		}
 	}
+	if len(addrs) == 0 {
+		// Most likely a file caught half written, or a DNS answer
+		// lost: dropping every worker would end every session.
+		if msg := "no worker"; msg != d.lastErr {
+			d.lastErr = msg
+			d.logger.Error("dynamic upstream source gave no worker; keeping the workers it gave before")
+		}
+		return
+	}
 	slices.Sort(addrs)
 	key := strings.Join(addrs, " ")
 	old := p.set.Load()
@@ -93,7 +102,6 @@ func (p *pool) refresh(r *http.Request) {
 		u, ok := d.known[addr]
 		if !ok {
 			u = d.build(addr, p.codec.Tag(addr))
-			u.readmit()
 			d.known[addr] = u
 		}
 		if other, dup := set.byTag[u.tag]; dup {

@@ -38,12 +38,14 @@ type relayStop struct {
 // drain period and its worker. It returns the context that ends the relay when its turn
 // to drain comes, and the func to call once the relay has ended. A relay
 // that starts while the edge is draining is stopped at once.
-func (s *registry) relaying(period time.Duration, up *upstreamState) (context.Context, func()) {
+func (s *registry) relaying(period time.Duration, u *upstream) (context.Context, func()) {
+	up := u.upstreamState
 	ctx, cancel := context.WithCancelCause(context.Background())
 	rs := &relayStop{stop: func() { cancel(nil) }, drainStop: func() { cancel(errWorkerDrained) }, period: period, up: up}
 	// Whatever is left of a drained worker's sessions at drain_timeout,
 	// or of one that left the dynamic set, ends at once.
 	unwatch := context.AfterFunc(up.cutOff(), rs.drainStop)
+	unwatchRetired := context.AfterFunc(u.retired, rs.drainStop)
 	s.mu.Lock()
 	s.relays[rs] = struct{}{}
 	if s.stopping {
@@ -52,6 +54,7 @@ func (s *registry) relaying(period time.Duration, up *upstreamState) (context.Co
 	s.mu.Unlock()
 	return ctx, func() {
 		unwatch()
+		unwatchRetired()
 		cancel(nil)
 		s.mu.Lock()
 		delete(s.relays, rs)

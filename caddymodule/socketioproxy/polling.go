@@ -51,7 +51,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		packets, messages := 0, 0
 		err = engineio.Packets(body, func(p []byte) error {
 			packets++
-			if engineio.PacketType(p[0]) == engineio.Message {
+			// A "b" record is a message too, as a binary frame is on
+			// WebSocket: python-socketio reads it (see counts).
+			if counts(p, false) {
 				messages++
 			}
 			closing = closing || engineio.PacketType(p[0]) == engineio.Close
@@ -118,6 +120,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		defer cancel(nil)
 		defer context.AfterFunc(h.registry.draining, func() { cancel(nil) })()
 		defer context.AfterFunc(c.up.cutOff(), func() { cancel(nil) })()
+		defer context.AfterFunc(c.up.retired, func() { cancel(nil) })()
 		forget = h.registry.waiting(c.sid, cancel)
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
@@ -145,7 +148,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 			h.answerRateClosed(w, rc.wait)
 			return
 		}
-		if (h.registry.draining.Err() != nil || c.up.cutOff().Err() != nil) && r.Context().Err() == nil {
+		if (h.registry.draining.Err() != nil || c.up.cutOff().Err() != nil || c.up.retired.Err() != nil) && r.Context().Err() == nil {
 			if h.registry.draining.Err() == nil {
 				// The worker stays up: end the session there too.
 				h.tellWorker(c, []byte{byte(engineio.Close)})

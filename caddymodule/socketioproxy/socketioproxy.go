@@ -604,6 +604,11 @@ func (h *Handler) route(w http.ResponseWriter, c *call) bool {
 		h.refuseOrigin(w, c)
 		return false
 	case h.registry.letGo(c.q.SID, c.now):
+		// The worker stays up: end the session there too, as the
+		// client will not come back to it.
+		c.sid, c.workerSID = c.q.SID, sealed.WorkerSID
+		c.uri = r.URL.EscapedPath() + "?" + engineio.ReplaceSID(r.URL.RawQuery, c.workerSID)
+		h.tellWorker(c, []byte{byte(engineio.Close)})
 		h.registry.closed(c.q.SID)
 		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonUpstream, "the session's worker "+c.up.addr+" is draining for a deploy")
 		return false

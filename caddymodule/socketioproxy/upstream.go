@@ -1,10 +1,12 @@
 package socketioproxy
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,9 +20,15 @@ import (
 // connections, and its state shared with every config (see state.go).
 type upstream struct {
 	*upstreamState
-	tag    sticky.Tag
-	http   *http.Transport
-	dialer *websocket.Dialer
+	tag sticky.Tag
+	// retired is cancelled when the worker leaves this config's dynamic
+	// set: the sessions this config relays to it end. It is the
+	// config's, not the worker's: another config (another site) that
+	// still names the worker keeps its sessions.
+	retired context.Context
+	retire  context.CancelFunc
+	http    *http.Transport
+	dialer  *websocket.Dialer
 	// scheme is "http" or "https"; the WebSocket's is "ws" or "wss".
 	scheme, wsScheme string
 }
@@ -35,7 +43,10 @@ var writeBuffers = &sync.Pool{}
 // changed) for polling, health checks and the WebSocket alike.
 func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration, tlsConfig *tls.Config) *upstream {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	retired, retire := context.WithCancel(context.Background())
 	u := &upstream{
+		retired:       retired,
+		retire:        retire,
 		upstreamState: loadUpstreamState(addr),
 		tag:           tag,
 		scheme:        "http",
@@ -99,7 +110,10 @@ func parseUpstream(raw string) (addr, scheme string, err error) {
 	}
 	addr = strings.TrimSuffix(addr, "/")
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" {
+	// The address becomes the start of every URL the edge sends the
+	// worker: a port that is no number, or a host with URL syntax in it
+	// ("127.0.0.1:5000/admin?"), would move the requests elsewhere.
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "/?#@\\ \t") {
 		return "", "", fmt.Errorf("socketio_proxy: upstream %q is not host:port; write it as e.g. 127.0.0.1:5001 or https://worker1.internal:5001", raw)
 	}
 	return addr, scheme, nil

@@ -110,7 +110,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	// this relay's moment in the drain period.
 	// Or when its worker is drained for a deploy, with a reason that says
 	// so (see drain.go).
-	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod), c.up.upstreamState)
+	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod), c.up)
 	// The session follows the policy of the moment (see policySlot), not
 	// the one of the config that upgraded it.
 	slot, own := h.slot, h.policy
@@ -118,7 +118,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	live := newLiveIdentity(c.id, h.logger)
 	opt := relay.Options{
 		Limit:       func() int64 { return pol().maxPayload },
-		AdmitClient: h.messageLimit(pol, client, c.id.UserID),
+		AdmitClient: h.messageLimit(pol, client, c.id.UserID, c.sid),
 		Count:       countWebSocket,
 		Stop:        stop,
 		Farewell:    []byte{byte(engineio.Close)},
@@ -166,8 +166,10 @@ var errWorkerDrained = errors.New("worker draining for a deploy")
 
 // messageLimit is a WebSocket session's own message bucket, under the
 // rate of the policy of the moment: a reload that changes the rate gives
-// the session a fresh bucket at the new rate.
-func (h *Handler) messageLimit(pol func() *policy, client security.Client, userID string) func() error {
+// the session a fresh bucket at the new rate. A session upgraded from
+// polling (sid set) goes on with the bucket its POSTs drew from, so an
+// upgrade does not buy it a fresh burst.
+func (h *Handler) messageLimit(pol func() *policy, client security.Client, userID, sid string) func() error {
 	var (
 		lim  *rate.Limiter
 		lims Rate
@@ -177,11 +179,17 @@ func (h *Handler) messageLimit(pol func() *policy, client security.Client, userI
 		if r == nil {
 			return nil
 		}
-		if lim == nil || *r != lims {
-			lim, lims = r.newLimiter(), *r
-		}
-		if lim.AllowN(clock(), 1) {
-			return nil
+		if sid != "" && h.buckets != nil && h.RateLimits != nil && h.RateLimits.Messages != nil && *r == *h.RateLimits.Messages {
+			if ok, _ := h.buckets.take("m:"+sid, r, 1); ok {
+				return nil
+			}
+		} else {
+			if lim == nil || *r != lims {
+				lim, lims = r.newLimiter(), *r
+			}
+			if lim.AllowN(clock(), 1) {
+				return nil
+			}
 		}
 		security.Refused(security.ReasonRate)
 		security.LogClient(h.security, "socketio_proxy", security.RateLimited,

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -126,7 +127,8 @@ func parse(data []byte) ([]*reverseproxy.Upstream, error) {
 			continue
 		}
 		host, port, err := net.SplitHostPort(line)
-		if err != nil || host == "" || port == "" {
+		n2, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n2 < 1 || n2 > 65535 || strings.ContainsAny(host, "/?#@\\ \t{}") {
 			return nil, fmt.Errorf("line %d is not host:port", n)
 		}
 		list = append(list, &reverseproxy.Upstream{Dial: line})

@@ -41,3 +41,19 @@ func TestFileUpstreamsFollowTheFile(t *testing.T) {
 	assert.Error(t, err)
 	assert.Error(t, (&FileUpstreams{}).Validate())
 }
+
+// Attack 6: lines that split as host:port but are no address: a port
+// with a path after it, a host with URL syntax, a placeholder a request
+// would fill in. Each would become the start of the worker's URLs.
+func TestAttack6LinesThatAreNoAddressAreRefused(t *testing.T) {
+	for _, line := range []string{
+		"127.0.0.1:1/../x", "127.0.0.1:5000/admin?", "127.0.0.1:http", "127.0.0.1:0", "127.0.0.1:70000",
+		"evil@127.0.0.1:5000", "a/b:5000", "{http.request.header.X-Worker}:5000",
+	} {
+		_, err := parse([]byte(line + "\n"))
+		assert.Error(t, err, "%q", line)
+	}
+	list, err := parse([]byte("[::1]:5001\nworker-1.internal:5002\n"))
+	require.NoError(t, err)
+	assert.Len(t, list, 2)
+}

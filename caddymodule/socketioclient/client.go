@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
+
+	"github.com/flaskedge/flaskedge/internal/pathdirective"
 )
 
 func init() {
@@ -166,21 +168,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
-	switch {
-	case !isPrefix(h.Path) || h.Path == "/":
-		return fmt.Errorf("socketio_client: path %q must be a prefix of its own that starts and ends with a slash, e.g. %q", h.Path, DefaultPath)
-	case !isPrefix(h.EngineIOPath):
-		return fmt.Errorf("socketio_client: engineio_path %q must start and end with a slash, as socketio_proxy's path, e.g. %q", h.EngineIOPath, DefaultEngineIOPath)
-	case strings.HasPrefix(h.Path, h.EngineIOPath) || strings.HasPrefix(h.EngineIOPath, h.Path):
-		return fmt.Errorf("socketio_client: path %q overlaps the Engine.IO path %q; give the client its own prefix, e.g. %q", h.Path, h.EngineIOPath, DefaultPath)
-	}
-	return nil
-}
-
-// isPrefix reports whether p is a path prefix as the handlers take them:
-// a slash at both ends, no query or fragment, no wildcard.
-func isPrefix(p string) bool {
-	return strings.HasPrefix(p, "/") && strings.HasSuffix(p, "/") && !strings.ContainsAny(p, "?#*")
+	return pathdirective.Validate("socketio_client", h.Path, h.EngineIOPath, DefaultPath)
 }
 
 // ServeHTTP serves the client's files and passes every other request on.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,8 @@ import (
 	"github.com/flaskedge/flaskedge/caddymodule/socketioproxy"
 	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/security"
+
+	"github.com/flaskedge/flaskedge/internal/pathdirective"
 )
 
 func init() {
@@ -120,21 +121,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
-	switch {
-	case !isPrefix(h.Path) || h.Path == "/":
-		return fmt.Errorf("socketio_dashboard: path %q must be a prefix of its own that starts and ends with a slash, e.g. %q", h.Path, DefaultPath)
-	case !isPrefix(h.EngineIOPath):
-		return fmt.Errorf("socketio_dashboard: engineio_path %q must start and end with a slash, as socketio_proxy's path, e.g. %q", h.EngineIOPath, DefaultEngineIOPath)
-	case strings.HasPrefix(h.Path, h.EngineIOPath) || strings.HasPrefix(h.EngineIOPath, h.Path):
-		return fmt.Errorf("socketio_dashboard: path %q overlaps the Engine.IO path %q; use e.g. %q", h.Path, h.EngineIOPath, DefaultPath)
-	}
-	return nil
-}
-
-// isPrefix reports whether p is a path prefix as the handlers take them:
-// a slash at both ends, no query or fragment, no wildcard.
-func isPrefix(p string) bool {
-	return strings.HasPrefix(p, "/") && strings.HasSuffix(p, "/") && !strings.ContainsAny(p, "?#*")
+	return pathdirective.Validate("socketio_dashboard", h.Path, h.EngineIOPath, DefaultPath)
 }
 
 // Cleanup ends the config's event streams.

@@ -15,6 +15,8 @@
 package pathdirective
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -147,4 +149,27 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// Validate checks the paths of a handler served under path beside the
+// socketio_proxy at enginePath, and reports every problem at once;
+// example is a path to suggest.
+func Validate(module, path, enginePath, example string) error {
+	var errs []error
+	if !isPrefix(path) || path == "/" {
+		errs = append(errs, fmt.Errorf("%s: path %q must be a prefix of its own that starts and ends with a slash, e.g. %q", module, path, example))
+	}
+	if !isPrefix(enginePath) {
+		errs = append(errs, fmt.Errorf("%s: engineio_path %q must start and end with a slash, as socketio_proxy's path, e.g. \"/socket.io/\"", module, enginePath))
+	}
+	if len(errs) == 0 && (strings.HasPrefix(path, enginePath) || strings.HasPrefix(enginePath, path)) {
+		errs = append(errs, fmt.Errorf("%s: path %q overlaps the Engine.IO path %q; give it a prefix of its own, e.g. %q", module, path, enginePath, example))
+	}
+	return errors.Join(errs...)
+}
+
+// isPrefix reports whether p is a path prefix as the handlers take them:
+// a slash at both ends, no query or fragment, no wildcard.
+func isPrefix(p string) bool {
+	return strings.HasPrefix(p, "/") && strings.HasSuffix(p, "/") && !strings.ContainsAny(p, "?#*")
 }

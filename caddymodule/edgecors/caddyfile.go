@@ -1,7 +1,6 @@
 package edgecors
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -10,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
+	"github.com/flaskedge/flaskedge/internal/subdirective"
 )
 
 func init() {
@@ -96,26 +96,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // so that flask_socketio can offer edge_cors's subdirectives beside
 // those of other modules.
 func (h *Handler) UnmarshalSubdirective(d *caddyfile.Dispenser) (bool, error) {
-	parse, ok := subdirectives[d.Val()]
-	if !ok {
-		return false, nil
-	}
-	return true, parse(d, h)
+	return subdirectives.Unmarshal(d, h)
 }
 
 // Subdirectives are the names of edge_cors's subdirectives, sorted.
 func Subdirectives() []string {
-	names := make([]string, 0, len(subdirectives))
-	for name := range subdirectives {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return subdirectives.Names()
 }
 
 // subdirectives parse each subdirective of edge_cors, by name, with d on
 // the name.
-var subdirectives = map[string]func(d *caddyfile.Dispenser, h *Handler) error{
+var subdirectives = subdirective.Table[*Handler]{
 	"origins": func(d *caddyfile.Dispenser, h *Handler) error {
 		args := d.RemainingArgs()
 		if len(args) == 0 {

@@ -1,7 +1,6 @@
 package flasksession
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -12,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
 	"github.com/flaskedge/flaskedge/internal/secretsafe"
+	"github.com/flaskedge/flaskedge/internal/subdirective"
 	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
@@ -110,26 +110,17 @@ func (fs *FlaskSession) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // name, so that flask_socketio can offer flask_session's subdirectives
 // beside those of other modules.
 func (fs *FlaskSession) UnmarshalSubdirective(d *caddyfile.Dispenser) (bool, error) {
-	parse, ok := subdirectives[d.Val()]
-	if !ok {
-		return false, nil
-	}
-	return true, parse(d, fs)
+	return subdirectives.Unmarshal(d, fs)
 }
 
 // Subdirectives are the names of flask_session's subdirectives, sorted.
 func Subdirectives() []string {
-	names := make([]string, 0, len(subdirectives))
-	for name := range subdirectives {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return subdirectives.Names()
 }
 
 // subdirectives parse each subdirective of flask_session, by name, with
 // d on the name.
-var subdirectives = map[string]func(d *caddyfile.Dispenser, fs *FlaskSession) error{
+var subdirectives = subdirective.Table[*FlaskSession]{
 	"secret_key": func(d *caddyfile.Dispenser, fs *FlaskSession) error {
 		if len(fs.SecretKeys) > 0 {
 			return d.Errf("secret_key given twice; list fallback keys on one line: secret_key <current> <previous>...")

@@ -1,7 +1,6 @@
 package socketioproxy
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/crosscheck"
 	"github.com/flaskedge/flaskedge/internal/secretsafe"
+	"github.com/flaskedge/flaskedge/internal/subdirective"
 	"github.com/flaskedge/flaskedge/internal/upstreamtls"
 )
 
@@ -126,26 +126,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // name, so that flask_socketio can offer socketio_proxy's subdirectives
 // beside those of other modules.
 func (h *Handler) UnmarshalSubdirective(d *caddyfile.Dispenser) (bool, error) {
-	parse, ok := subdirectives[d.Val()]
-	if !ok {
-		return false, nil
-	}
-	return true, parse(d, h)
+	return subdirectives.Unmarshal(d, h)
 }
 
 // Subdirectives are the names of socketio_proxy's subdirectives, sorted.
 func Subdirectives() []string {
-	names := make([]string, 0, len(subdirectives))
-	for name := range subdirectives {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return subdirectives.Names()
 }
 
 // subdirectives parse each subdirective of socketio_proxy, by name, with
 // d on the name.
-var subdirectives = map[string]func(d *caddyfile.Dispenser, h *Handler) error{
+var subdirectives = subdirective.Table[*Handler]{
 	"to": func(d *caddyfile.Dispenser, h *Handler) error {
 		args := d.RemainingArgs()
 		if len(args) == 0 {

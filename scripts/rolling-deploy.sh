@@ -8,7 +8,9 @@
 #      reconnect at once to another worker);
 #   3. restart it with the restart command;
 #   4. wait until it answers its health URL;
-#   5. undrain it on every edge, and go on with the next.
+#   5. undrain it on every edge, wait until every edge's own health
+#      check sees it healthy (so that, while the next worker drains,
+#      new sessions have somewhere to go), and go on with the next.
 #
 # Usage:
 #   scripts/rolling-deploy.sh -a ADMIN[,ADMIN...] -r 'RESTART {addr}' [-h 'HEALTH_URL {addr}'] [-w WAIT] WORKER...
@@ -56,6 +58,14 @@ addr = sys.argv[1]
 print(sum(u["sessions"] for u in json.load(sys.stdin) if u["address"] == addr))' "$2"
 }
 
+# healthy EDGE ADDR: succeeds when that edge takes new sessions for ADDR.
+healthy() {
+	admin GET "$1" /socketio/upstreams | /usr/bin/python3 -c '
+import json, sys
+addr = sys.argv[1]
+sys.exit(0 if any(u["address"] == addr and u["healthy"] and not u["draining"] for u in json.load(sys.stdin)) else 1)' "$2"
+}
+
 for addr in "$@"; do
 	log "$addr: draining on ${edges[*]}"
 	for e in "${edges[@]}"; do admin POST "$e" "/socketio/upstreams/$addr/drain" >/dev/null; done
@@ -84,6 +94,13 @@ for addr in "$@"; do
 	done
 
 	for e in "${edges[@]}"; do admin DELETE "$e" "/socketio/upstreams/$addr/drain" >/dev/null; done
+	for e in "${edges[@]}"; do
+		for i in $(seq 1 120); do
+			healthy "$e" "$addr" && break
+			((i == 120)) && { log "$addr: edge $e does not see it healthy after 60s; stopping here"; exit 1; }
+			sleep 0.5
+		done
+	done
 	log "$addr: back in rotation"
 done
 log "done: ${*}"

@@ -267,6 +267,49 @@ var subdirectives = subdirective.Table[*Handler]{
 		h.Namespaces[ns] = &NamespaceRule{Access: args[1], Roles: args[2:]}
 		return nil
 	},
+	"recover": func(d *caddyfile.Dispenser, h *Handler) error {
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.Errf("recover takes a window and, optionally, the namespaces that recover, e.g. `recover 30s` or `recover 2m /chat`")
+		}
+		if h.Recover != nil {
+			return d.Errf("recover is given twice; write one, naming every namespace that recovers")
+		}
+		window, err := caddy.ParseDuration(args[0])
+		if err != nil {
+			return d.Errf("recover window %q: %v", args[0], err)
+		}
+		rc := &Recover{Window: caddy.Duration(window), Namespaces: args[1:]}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch d.Val() {
+			case "max_packets":
+				if !d.NextArg() {
+					return d.ArgErr()
+				}
+				n, err := strconv.Atoi(d.Val())
+				if err != nil {
+					return d.Errf("recover max_packets %q is not a number", d.Val())
+				}
+				rc.MaxPackets = n
+			case "max_bytes":
+				if !d.NextArg() {
+					return d.ArgErr()
+				}
+				n, err := humanize.ParseBytes(d.Val())
+				if err != nil {
+					return d.Errf("recover max_bytes %q is not a size, e.g. 1MiB: %v", d.Val(), err)
+				}
+				rc.MaxBytes = int64(n)
+			default:
+				return d.Errf("recover has no subdirective %q; it takes max_packets and max_bytes", d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		}
+		h.Recover = rc
+		return nil
+	},
 	"rate_limit": func(d *caddyfile.Dispenser, h *Handler) error {
 		args := d.RemainingArgs()
 		if len(args) != 2 && !(len(args) == 4 && args[2] == "burst") {

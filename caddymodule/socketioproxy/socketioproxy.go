@@ -174,6 +174,15 @@ type Handler struct {
 	// another worker. Default: 0, they go on until they end.
 	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
 
+	// Recover turns on Socket.IO connection state recovery (the
+	// protocol socket.io-client 4.x speaks with the Node server's
+	// connectionStateRecovery): a client that loses its connection and
+	// comes back through this edge within the window gets its session
+	// back, with every event it missed, and the worker never sees it
+	// leave. The edge then speaks Engine.IO to the client itself and
+	// holds one WebSocket to the worker per session. See Recover.
+	Recover *Recover `json:"recover,omitempty"`
+
 	// DialTimeout bounds how long connecting to a worker may take.
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
@@ -189,6 +198,7 @@ type Handler struct {
 	healthLoop *healthLoop // nil without active health checks
 	tlsConfig  *tls.Config // to every worker; nil for plain http
 	sourceLoop *healthLoop // nil without a dynamic source
+	pids       *pidSealer  // with Recover
 	problems   []error     // found in Provision, reported by Validate
 }
 
@@ -291,6 +301,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		key = []byte(secret)
 	}
 	h.pool = &pool{codec: sticky.New(key), policy: h.LBPolicy}
+	if h.Recover != nil {
+		h.Recover.provision()
+		h.pids = newPIDSealer(key)
+	}
 	set := &workerSet{byTag: make(map[sticky.Tag]*upstream)}
 	var addrs []string
 	addrs, h.tlsConfig = h.provisionUpstreams(ctx, repl)
@@ -449,6 +463,9 @@ func (h *Handler) Validate() error {
 			}
 		}
 	}
+	if h.Recover != nil {
+		problems = append(problems, h.Recover.validate()...)
+	}
 	if len(problems) == 0 {
 		return nil
 	}
@@ -493,6 +510,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	c := h.newCall(r)
 	defer c.end()
 	if !h.admit(w, c) || !h.route(w, c) {
+		return nil
+	}
+	if h.Recover != nil {
+		h.serveBridged(w, c)
 		return nil
 	}
 	if c.q.Transport == engineio.WebSocket {

@@ -199,6 +199,14 @@ func (h *Handler) messageLimit(pol func() *policy, client security.Client, userI
 	}
 }
 
+// injector sends packets of the edge's own into a running session, and
+// ends it: a relay's (relay.Injector) or a bridge's (bridgeInjector).
+type injector interface {
+	ToClient(msg []byte) error
+	ToUpstream(msg []byte) error
+	Close(reason string)
+}
+
 // clientPeek is how many bytes of each client message the relay looks
 // at before streaming it: enough for the header of nearly every packet
 // (type, attachment count, a namespace, an ack id), so the rare message
@@ -216,7 +224,7 @@ const clientPeek = 32
 // to date. Only messages whose first clientPeek bytes leave this
 // undecided, and the few packets that matter (CONNECT, DISCONNECT), are
 // read whole; the rest stream.
-func (h *Handler) filters(pol func() *policy, sid string, client security.Client, live *liveIdentity, inj *relay.Injector, upgraded *atomic.Bool) (fromClient, fromUpstream *relay.Filter, toWorker func(ns string)) {
+func (h *Handler) filters(pol func() *policy, sid string, client security.Client, live *liveIdentity, inj injector, upgraded *atomic.Bool) (fromClient, fromUpstream *relay.Filter, toWorker func(ns string)) {
 	// The attachments python-socketio awaits from the client. Only the
 	// client's direction changes them; the other goroutines read pending
 	// before sending the worker a DISCONNECT it could swallow.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
 	"github.com/flaskedge/flaskedge/internal/identity"
-	"github.com/flaskedge/flaskedge/internal/relay"
 	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/socketio"
 )
@@ -254,7 +253,7 @@ func (l *liveIdentity) recent() identity.Identity { return l.last.Load().At(time
 // watchRoles checks a live WebSocket session's namespaces every
 // roleCheckInterval, and when its cookie expires, until stop is called:
 // the user's roles may have changed, or a reload added a rule.
-func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity, client security.Client, inj *relay.Injector, toWorker func(ns string)) (stop func()) {
+func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity, client security.Client, inj injector, toWorker func(ns string)) (stop func()) {
 	var (
 		mu      sync.Mutex
 		timer   *time.Timer

@@ -49,12 +49,16 @@ const (
 	IdentityMismatch Event = "identity_mismatch"
 	MalformedRequest Event = "malformed"
 	PayloadTooLarge  Event = "payload_too_large"
+	// RecoveryRefused: a reconnecting client presented a pid that did
+	// not recover a held session (forged, another user's, expired, or
+	// another edge's); it got a new session.
+	RecoveryRefused Event = "recovery_refused"
 )
 
 // events lists every Event constant above; Recent keeps a ring for each
 // (TestEveryEventHasItsOwnRing checks that none is missing).
 var events = [...]Event{OriginRefused, CookieInvalid, CookieExpired, RoleDenied, NamespaceDenied,
-	RateLimited, SIDTampered, IdentityMismatch, MalformedRequest, PayloadTooLarge}
+	RateLimited, SIDTampered, IdentityMismatch, MalformedRequest, PayloadTooLarge, RecoveryRefused}
 
 // LoggerName is the name of the security logger.
 const LoggerName = "flaskedge.security"

@@ -1,0 +1,7 @@
+package socketioproxy
+
+// TEMPORARY until the rui branch lands.
+
+func recoveryHeld(delta int)        {}
+func recoveryResult(result string)  {}
+func recoveryReplayed(n int)        {}

@@ -57,21 +57,21 @@ type bridge struct {
 	wmu       sync.Mutex // one writer to conn at a time
 
 	mu       sync.Mutex
-	sids     []string        // every sealed sid that leads here
-	current  string          // the sid of the client's Engine.IO session now
-	ws       *clientSocket   // the client's WebSocket, once upgraded
-	queue    []eioPacket     // for the client's next poll
-	queued   int64           // bytes in queue
-	wake     chan struct{}   // closed when the queue changes or the bridge ends
-	getting  bool            // a poll waits
-	probing  bool            // an upgrade was probed: polls end at once
-	away     bool            // the client is gone; the session is held
+	sids     []string      // every sealed sid that leads here
+	current  string        // the sid of the client's Engine.IO session now
+	ws       *clientSocket // the client's WebSocket, once upgraded
+	queue    []eioPacket   // for the client's next poll
+	queued   int64         // bytes in queue
+	wake     chan struct{} // closed when the queue changes or the bridge ends
+	getting  bool          // a poll waits
+	probing  bool          // an upgrade was probed: polls end at once
+	away     bool          // the client is gone; the session is held
 	awayAt   time.Time
 	awayT    *time.Timer
 	ended    bool
 	endedCh  chan struct{}
 	heartT   *time.Timer
-	pongDue  bool            // a ping awaits its pong
+	pongDue  bool // a ping awaits its pong
 	spaces   map[string]*space
 	log      []entry
 	logBytes int64

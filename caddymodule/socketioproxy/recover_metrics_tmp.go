@@ -2,6 +2,6 @@ package socketioproxy
 
 // TEMPORARY until the rui branch lands.
 
-func recoveryHeld(delta int)        {}
-func recoveryResult(result string)  {}
-func recoveryReplayed(n int)        {}
+func recoveryHeld(delta int)       {}
+func recoveryResult(result string) {}
+func recoveryReplayed(n int)       {}

@@ -69,6 +69,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		drain_period        <duration>
 //		drain_timeout       <duration>
 //		dynamic             <source> [<args...>]
+//		recover             <window> [<namespaces...>] {
+//			max_packets <n>
+//			max_bytes   <size>
+//		}
 //	}
 //
 // Upstreams are the Flask-SocketIO workers, host:port (or
@@ -94,6 +98,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // (default: never). dynamic takes the workers from a dynamic upstream
 // source instead of `to`, with reverse_proxy's syntax (`dynamic a
 // workers.internal 5001`, `dynamic srv ...`, `dynamic file <path>`).
+// recover turns on Socket.IO connection state recovery for the namespaces
+// named (default: all): a client that loses its connection and comes back
+// through this edge within the window gets its session and the events it
+// missed; max_packets (default 1000) and max_bytes (default 1MiB) bound
+// what one session holds.
 //
 // This reads the syntax only; the values are checked when the config
 // loads (Provision and Validate), where every problem is reported.

@@ -1,0 +1,196 @@
+package socketioproxy_test
+
+// Connection state recovery against the real stack, spoken by hand over
+// WebSockets so each attack on a pid is exact: a pid recovers only its own
+// held session, for its own user, origin, namespace and edge, within the
+// window; everything else is a clean new session.
+
+import (
+	"encoding/base64"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+var (
+	pidPattern       = regexp.MustCompile(`"pid":"([^"]+)"`)
+	socketSIDPattern = regexp.MustCompile(`"sid":"([^"]+)"`)
+)
+
+// connectReply reads a CONNECT reply's socket sid and pid.
+func connectReply(t *testing.T, reply string) (sid, pid string) {
+	t.Helper()
+	require.True(t, strings.HasPrefix(reply, "40"), reply)
+	s := socketSIDPattern.FindStringSubmatch(reply)
+	require.NotNil(t, s, reply)
+	p := pidPattern.FindStringSubmatch(reply)
+	require.NotNil(t, p, "no pid in %s", reply)
+	return s[1], p[1]
+}
+
+// drop cuts the client's TCP connection without a close frame, as a
+// network that goes away does.
+func (c *wsClient) drop() { c.conn.UnderlyingConn().Close() }
+
+// recoverWith connects ns on a new session presenting pid and offset, and
+// returns the reply.
+func recoverWith(t *testing.T, s *advStack, cookie, ns, pid, offset string) string {
+	t.Helper()
+	ws := dialWS(t, s, cookie)
+	prefix := "40"
+	if ns != "/" {
+		prefix += ns + ","
+	}
+	ws.send(t, prefix+`{"pid":"`+pid+`","offset":"`+offset+`"}`)
+	return ws.read(t, "4")
+}
+
+func workerDisconnects(w *testenv.FlaskWorker, sid string) int {
+	return strings.Count(w.Output(), "disconnect namespace=/ sid="+sid)
+}
+
+func TestRecoverAHeldWebSocketSessionComesBackWithItsEvents(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 10s", false)
+	user := testenv.Login(t, s.worker.URL(), "uma", "user")
+	ws := dialWS(t, s, user)
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.send(t, `421["join","r"]`)
+	ws.read(t, "431")
+	ws.drop()
+
+	// While it is away, another client broadcasts to its room.
+	other := dialWS(t, s, "")
+	other.connect(t, "/")
+	for i := range 3 {
+		other.send(t, `42`+string(rune('5'+i))+`["broadcast",{"room":"r","data":"away"}]`)
+		other.read(t, "43"+string(rune('5'+i)))
+	}
+
+	back := dialWS(t, s, user)
+	back.send(t, `40{"pid":"`+pid+`"}`)
+	gotSID, gotPID := connectReply(t, back.read(t, "40"))
+	assert.Equal(t, sid, gotSID, "the same socket")
+	assert.Equal(t, pid, gotPID, "the same pid: socket.recovered is true")
+	for i := 1; i <= 3; i++ {
+		ev := back.read(t, "42")
+		assert.Contains(t, ev, `"away"`)
+		assert.True(t, strings.HasSuffix(ev, `,"`+string(rune('0'+i))+`"]`), "offset %d last: %s", i, ev)
+	}
+	back.echo(t, 9)
+	assert.Zero(t, workerDisconnects(s.worker, sid), "the worker never saw the client leave")
+	assert.Equal(t, 1, strings.Count(s.worker.Output(), "connect namespace=/ sid="+sid)-workerDisconnects(s.worker, sid))
+}
+
+// A pid with one bit changed, one of another namespace, one presented by
+// another user, or one carried in a CONNECT of a session that already
+// connected a namespace: a new session each time (recovered false), the
+// held session untouched and still recoverable by its owner.
+func TestAdversarialRecoverForgedOrBorrowedPidsNeverRecover(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
+	ws := dialWS(t, s, uma)
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+
+	raw, err := base64.RawURLEncoding.DecodeString(pid)
+	require.NoError(t, err)
+	for i := range raw {
+		forged := append([]byte(nil), raw...)
+		forged[i] ^= 1
+		if i%7 != 0 && i != len(raw)-1 {
+			continue // a sample of positions: edge id, session id, MAC
+		}
+		gotSID, gotPID := connectReply(t, recoverWith(t, s, uma, "/", base64.RawURLEncoding.EncodeToString(forged), "0"))
+		assert.NotEqual(t, sid, gotSID, "forged byte %d recovered", i)
+		assert.NotEqual(t, pid, gotPID)
+	}
+	// Non-canonical spellings of the same pid.
+	for _, p := range []string{pid + "=", strings.ToUpper(pid[:1]) + pid[1:] + "A", " " + pid} {
+		reply := recoverWith(t, s, uma, "/", p, "0")
+		if strings.HasPrefix(reply, "40{") {
+			gotSID, _ := connectReply(t, reply)
+			assert.NotEqual(t, sid, gotSID, "pid %q recovered", p)
+		}
+	}
+	// Another user, and no user, with the right pid.
+	for _, cookie := range []string{ada, ""} {
+		gotSID, _ := connectReply(t, recoverWith(t, s, cookie, "/", pid, "0"))
+		assert.NotEqual(t, sid, gotSID, "another user recovered uma's session")
+	}
+	// The pid of "/" on another namespace.
+	reply := recoverWith(t, s, ada, "/admin", pid, "0")
+	assert.False(t, strings.Contains(reply, sid), reply)
+	// An offset the edge never sent.
+	for _, off := range []string{"999", "-1", "01", "1e3"} {
+		gotSID, _ := connectReply(t, recoverWith(t, s, uma, "/", pid, off))
+		assert.NotEqual(t, sid, gotSID, "offset %q recovered", off)
+	}
+	// A session that already connected a namespace cannot adopt one.
+	busy := dialWS(t, s, uma)
+	busy.connect(t, "/admin") // refused for uma, but sent
+	busy.connect(t, "/")
+	busy.send(t, `40{"pid":"`+pid+`"}`)
+	// (a second CONNECT to "/" of a connected socket; the worker answers)
+	busy.read(t, "4")
+
+	assert.Contains(t, s.edge.Output(), `"event":"recovery_refused"`)
+	assert.Zero(t, workerDisconnects(s.worker, sid))
+	// The owner still gets it back.
+	gotSID, gotPID := connectReply(t, recoverWith(t, s, uma, "/", pid, ""))
+	assert.Equal(t, sid, gotSID)
+	assert.Equal(t, pid, gotPID)
+}
+
+// Past the window the worker's session ends (its disconnect handler runs
+// once) and the pid recovers nothing.
+func TestRecoverPastTheWindowIsANewSession(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 1s", false)
+	ws := dialWS(t, s, "")
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+	require.Eventually(t, func() bool { return workerDisconnects(s.worker, sid) == 1 }, 10*time.Second, 20*time.Millisecond)
+	gotSID, gotPID := connectReply(t, recoverWith(t, s, "", "/", pid, ""))
+	assert.NotEqual(t, sid, gotSID)
+	assert.NotEqual(t, pid, gotPID)
+	assert.Equal(t, 1, workerDisconnects(s.worker, sid))
+	assert.Contains(t, s.edge.Output(), "held Socket.IO session ended: expired")
+}
+
+// A held session whose worker sends more than max_packets ends at once,
+// and its pid no longer recovers.
+func TestRecoverAHeldSessionOverItsBoundsEnds(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 30s {\n\t\t\tmax_packets 3\n\t\t}", false)
+	ws := dialWS(t, s, "")
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.send(t, `421["join","r"]`)
+	ws.read(t, "431")
+	ws.drop()
+	other := dialWS(t, s, "")
+	other.connect(t, "/")
+	for i := range 6 {
+		other.send(t, `42`+string(rune('1'+i))+`["broadcast",{"room":"r","data":"x"}]`)
+		other.read(t, "43"+string(rune('1'+i)))
+	}
+	require.Eventually(t, func() bool { return workerDisconnects(s.worker, sid) == 1 }, 10*time.Second, 20*time.Millisecond)
+	gotSID, _ := connectReply(t, recoverWith(t, s, "", "/", pid, ""))
+	assert.NotEqual(t, sid, gotSID)
+	assert.Contains(t, s.edge.Output(), "over its recover bounds")
+}
+
+// A namespace the client left by its own DISCONNECT is not held: a client
+// that disconnects on purpose ends its session at once.
+func TestRecoverAClientThatLeftOnPurposeIsNotHeld(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 30s", false)
+	ws := dialWS(t, s, "")
+	sid, _ := connectReply(t, ws.connect(t, "/"))
+	ws.send(t, "41")
+	ws.drop()
+	require.Eventually(t, func() bool { return workerDisconnects(s.worker, sid) == 1 }, 10*time.Second, 20*time.Millisecond)
+}

@@ -9,22 +9,6 @@ import (
 	"unicode/utf8"
 )
 
-// Connection state recovery is the protocol of the Node socket.io 4.6+
-// server, whose client half every socket.io-client 4.x carries and which
-// python-socketio 5.7.2 lacks, so the edge speaks it for the worker:
-//
-//   - the CONNECT reply carries a private session id next to the sid,
-//     `40{"sid":"…","pid":"…"}` ([WithPid]);
-//   - every EVENT carries an offset as its last argument,
-//     `42["chat","hi","<offset>"]` ([WithOffset]); the client keeps the
-//     last string argument of every event it receives once it has a pid;
-//   - on reconnection the client's CONNECT data is `{pid, offset, ...auth}`
-//     (offset left out when no event has arrived yet), which the edge reads
-//     and removes before the worker sees it ([RecoveryOf]).
-//
-// Like Read and ReadWorker, these functions take and return whole
-// Engine.IO messages: the Engine.IO type '4' comes first.
-
 var (
 	errNotWorkerConnect = errors.New("socketio: not a CONNECT reply with a JSON object")
 	errNotWorkerEvent   = errors.New("socketio: not an EVENT or BINARY_EVENT with a JSON array")
@@ -128,7 +112,8 @@ func WithOffset(p []byte, offset string) ([]byte, error) {
 // and stripped: p with every member python reads as "pid" or "offset"
 // removed, so the worker's connect handler gets the auth the application
 // gave. found is false when the data has no pid; offset is "" when it has
-// none (the client had received no event since it got its pid).
+// none: the client had received no event since it got its pid, and Node's
+// server then recovers nothing (it needs both as strings).
 //
 // Keys are compared as python's json.loads reads them, after unescaping
 // ("p\u0069d" is "pid"), and of duplicate keys the last one gives the

@@ -46,3 +46,16 @@ func BenchmarkReadHead(b *testing.B) {
 		}
 	}
 }
+
+// WithOffset runs on every event a worker sends to a client that can
+// recover its connection.
+func BenchmarkWithOffset(b *testing.B) {
+	p := []byte(`42/chat,["message",{"room":"lobby","text":"hello, world"}]`)
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := WithOffset(p, "MzE0MTU5MjY1MzU4OTc5"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -50,4 +50,20 @@
 // wrapping [ErrMalformed] are packets python-socketio drops too; errors
 // wrapping [ErrAmbiguous] are packets it may act on in ways the edge does
 // not model.
+//
+// Connection state recovery is the protocol of the Node socket.io 4.6+
+// server, whose client half every socket.io-client 4.x carries and which
+// python-socketio 5.7.2 lacks, so the edge speaks it for the worker:
+//
+//   - the CONNECT reply carries a private session id next to the sid,
+//     `40{"sid":"…","pid":"…"}` ([WithPid]);
+//   - every EVENT carries an offset as its last argument,
+//     `42["chat","hi","<offset>"]` ([WithOffset]); the client keeps the
+//     last string argument of every event it receives once it has a pid;
+//   - on reconnection the client's CONNECT data is `{pid, offset, ...auth}`
+//     (offset left out when no event has arrived yet), which the edge reads
+//     and removes before the worker sees it ([RecoveryOf]).
+//
+// Like [Read] and [ReadWorker], these functions take and return whole
+// Engine.IO messages: the Engine.IO type '4' comes first.
 package socketio

@@ -356,13 +356,17 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 	}
 	var e *entry
 	switch {
-	case head.Type == socketio.Event || head.Type == socketio.BinaryEvent:
-		b.seq++
-		if withOff, err := socketio.WithOffset(p.data, strconv.FormatUint(b.seq, 10)); err == nil {
+	case (head.Type == socketio.Event || head.Type == socketio.BinaryEvent) && !withAckID(p.data):
+		// An event that asks for an acknowledgement gets no offset, as
+		// with the Node server: socket.io-client passes the ack
+		// callback last, where the offset would go.
+		if withOff, err := socketio.WithOffset(p.data, strconv.FormatUint(b.seq+1, 10)); err == nil {
+			b.seq++
 			p.data = withOff
 			e = &entry{ns: ns, seq: b.seq}
 		}
-	case b.away || sp.held:
+	}
+	if e == nil && (b.away || sp.held) {
 		e = &entry{ns: ns}
 	}
 	if e != nil {
@@ -386,6 +390,12 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 		return
 	}
 	b.toClient(p)
+}
+
+// withAckID reports whether a worker's packet asks for an acknowledgement.
+func withAckID(p []byte) bool {
+	pkt, err := socketio.Read(p, false)
+	return err == nil && pkt.ID != nil
 }
 
 // trimLive drops the oldest events the client was sent while the log is

@@ -6,7 +6,10 @@ package socketioproxy_test
 // window; everything else is a clean new session.
 
 import (
+	"strconv"
+
 	"encoding/base64"
+	"github.com/gorilla/websocket"
 	"regexp"
 	"strings"
 	"testing"
@@ -193,4 +196,114 @@ func TestRecoverAClientThatLeftOnPurposeIsNotHeld(t *testing.T) {
 	ws.send(t, "41")
 	ws.drop()
 	require.Eventually(t, func() bool { return workerDisconnects(s.worker, sid) == 1 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// rawSession is one hand-spoken WebSocket session for the benchmark.
+type rawSession struct {
+	conn *websocket.Conn
+	pid  string
+}
+
+func dialRaw(tb testing.TB, addr string) *websocket.Conn {
+	conn, res, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
+	if res != nil {
+		res.Body.Close()
+	}
+	require.NoError(tb, err)
+	readPrefix(tb, conn, "0")
+	return conn
+}
+
+func readPrefix(tb testing.TB, conn *websocket.Conn, prefix string) string {
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		_, msg, err := conn.ReadMessage()
+		require.NoError(tb, err, "waiting for %q", prefix)
+		if string(msg) == "2" {
+			require.NoError(tb, conn.WriteMessage(websocket.TextMessage, []byte("3")))
+			continue
+		}
+		if strings.HasPrefix(string(msg), prefix) {
+			return string(msg)
+		}
+	}
+}
+
+// holdSessions opens n sessions in room, then drops them all: the edge
+// holds n worker sessions.
+func holdSessions(tb testing.TB, s *advStack, n int, room string) []string {
+	pids := make([]string, n)
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		conns[i] = dialRaw(tb, s.addr)
+		require.NoError(tb, conns[i].WriteMessage(websocket.TextMessage, []byte("40")))
+		reply := readPrefix(tb, conns[i], "40")
+		pids[i] = pidPattern.FindStringSubmatch(reply)[1]
+		require.NoError(tb, conns[i].WriteMessage(websocket.TextMessage, []byte(`421["join","`+room+`"]`)))
+		readPrefix(tb, conns[i], "431")
+	}
+	for _, c := range conns {
+		c.UnderlyingConn().Close()
+	}
+	require.Eventually(tb, func() bool { return metric(tb, s.edge, "caddy_socketio_sessions_held") >= float64(n) },
+		30*time.Second, 20*time.Millisecond)
+	return pids
+}
+
+// recoverAll recovers every pid, reading each session's replay of k
+// events, and returns the edge's CPU seconds spent.
+func recoverAll(tb testing.TB, s *advStack, pids []string, k int) float64 {
+	before := metric(tb, s.edge, "process_cpu_seconds_total")
+	for _, pid := range pids {
+		c := dialRaw(tb, s.addr)
+		require.NoError(tb, c.WriteMessage(websocket.TextMessage, []byte(`40{"pid":"`+pid+`"}`)))
+		require.Equal(tb, pid, pidPattern.FindStringSubmatch(readPrefix(tb, c, "40"))[1])
+		for range k {
+			readPrefix(tb, c, "42")
+		}
+		c.Close()
+	}
+	return metric(tb, s.edge, "process_cpu_seconds_total") - before
+}
+
+// BenchmarkRecoverHeldSession reports what a held session costs the edge:
+// Go heap per held session (empty, and with the packets it holds), and
+// CPU per replayed packet (two rounds of recoveries, with and without
+// packets to replay, so the new session's handshake cancels out). A
+// figure, not a time (docs/BENCHMARKS.md). Run it with -benchtime 1x.
+func BenchmarkRecoverHeldSession(b *testing.B) {
+	const (
+		n = 300 // sessions held at once
+		k = 100 // packets each one holds
+	)
+	s := startAdvStack(b, nil, "", "recover 5m {\n\t\t\tmax_packets 1000\n\t\t}", true)
+	sender := dialRaw(b, s.addr)
+	require.NoError(b, sender.WriteMessage(websocket.TextMessage, []byte("40")))
+	readPrefix(b, sender, "40")
+	var heapEmpty, heapFull, cpuPerPacket float64
+	for b.Loop() {
+		base := heapInuse(b, s.edge)
+		pids := holdSessions(b, s, n, "empty")
+		heapEmpty = (heapInuse(b, s.edge) - base) / n
+		cpu0 := recoverAll(b, s, pids, 0)
+
+		base = heapInuse(b, s.edge)
+		pids = holdSessions(b, s, n, "full")
+		payload := strings.Repeat("x", 64)
+		for i := range k {
+			id := strconv.Itoa(i + 10)
+			require.NoError(b, sender.WriteMessage(websocket.TextMessage,
+				[]byte(`42`+id+`["broadcast",{"room":"full","data":"`+payload+`"}]`)))
+			readPrefix(b, sender, "43"+id)
+		}
+		require.Eventually(b, func() bool {
+			return metric(b, s.edge, "caddy_socketio_messages_total") > 0
+		}, 5*time.Second, 20*time.Millisecond)
+		heapFull = (heapInuse(b, s.edge) - base) / n
+		cpuK := recoverAll(b, s, pids, k)
+		cpuPerPacket = (cpuK - cpu0) / float64(n*k)
+	}
+	b.ReportMetric(heapEmpty/1024, "KiB-heap/held-session")
+	b.ReportMetric(heapFull/1024, "KiB-heap/held-session-with-100-packets")
+	b.ReportMetric(cpuPerPacket*1e6, "µs-cpu/replayed-packet")
 }

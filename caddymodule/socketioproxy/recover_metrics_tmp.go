@@ -1,7 +1,0 @@
-package socketioproxy
-
-// TEMPORARY until the rui branch lands.
-
-func recoveryHeld(delta int)       {}
-func recoveryResult(result string) {}
-func recoveryReplayed(n int)       {}

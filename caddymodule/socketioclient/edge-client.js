@@ -22,6 +22,12 @@
 //   disconnected   closed_by_server
 // Only reconnecting and suspended retry by themselves; the others wait
 // for open() or retry().
+//
+// The connected event also carries recovered: true when the edge's
+// Socket.IO connection state recovery gave this connection back its
+// session, and with it the packets sent while it was away
+// (socket.io-client's socket.recovered); false on a new session, which
+// the app sees as a new connection.
 
 export const STATES = Object.freeze([
   "disconnected", "connecting", "connected", "reconnecting",
@@ -101,7 +107,13 @@ export class EdgeClient {
     if (options.autoConnect !== false) this.ready.then(() => this.open());
   }
 
-  /** on("state", fn): fn({state, previous, error, delay, transport}); returns a function that unsubscribes. */
+  /**
+   * on("state", fn): fn({state, previous, error, delay, transport}), plus
+   * retryAfter (seconds) in suspended rate_limited and recovered (boolean)
+   * in connected: whether connection state recovery restored the session
+   * (socket.io-client's socket.recovered). Returns a function that
+   * unsubscribes.
+   */
   on(event, fn) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     this._listeners.get(event).add(fn);
@@ -249,7 +261,9 @@ export class EdgeClient {
     this.nextDelay = 0;
     this._rungFailures = 0;
     this._waitingFor = null;
-    this._setState("connected", null);
+    // socket.io-client sets recovered on a CONNECT whose pid is the one
+    // it had (undefined when the CONNECT has no pid).
+    this._setState("connected", null, { recovered: this.socket?.recovered === true });
   }
 
   _connectError(err) {

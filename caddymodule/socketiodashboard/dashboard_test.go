@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -133,8 +134,13 @@ func TestDashboardDataShowTheSelectedProxyAndTheEdgesEvents(t *testing.T) {
 	// The keys dashboard.js reads.
 	var raw map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(res.Body.Bytes(), &raw))
-	for _, key := range []string{"time", "path", "serving", "sessions", "upstreams", "messages", "bytes", "refusals", "namespaces", "live_namespaces", "events"} {
+	for _, key := range []string{"time", "path", "serving", "sessions", "upstreams", "messages", "bytes", "refusals", "namespaces", "live_namespaces", "events", "recovery"} {
 		assert.Contains(t, raw, key)
+	}
+	var recovery map[string]float64
+	require.NoError(t, json.Unmarshal(raw["recovery"], &recovery))
+	for _, key := range recoveryKeys(t) {
+		assert.Contains(t, recovery, key, "data.json's recovery")
 	}
 	var data Data
 	require.NoError(t, json.Unmarshal(res.Body.Bytes(), &data))
@@ -151,6 +157,36 @@ func TestDashboardDataShowTheSelectedProxyAndTheEdgesEvents(t *testing.T) {
 	assert.Equal(t, security.OriginRefused, data.Events[0].Event)
 	assert.Equal(t, "https://evil.example", data.Events[0].Origin)
 	assert.Zero(t, logs.Len(), "nothing to warn about: %v", logs.All())
+}
+
+// recoveryKeys are the JSON names of the snapshot's recovery member.
+func recoveryKeys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	rt := reflect.TypeFor[socketioproxy.RecoveryCounts]()
+	for i := range rt.NumField() {
+		keys = append(keys, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
+	}
+	require.Len(t, keys, 7)
+	return keys
+}
+
+// The page has a Recovery panel with a figure for every member of the
+// snapshot's recovery, and dashboard.js fills each from the data: a
+// member added to socketioproxy.RecoveryCounts and not shown fails here.
+// (test/browser/dashboard_test.go sees the panel render in Chromium.)
+func TestDashboardRecoveryPanelShowsEveryRecoveryFigure(t *testing.T) {
+	h, _ := dashboard(t, &Handler{})
+	page := serve(h, request("GET", "/_edge/dashboard/", "root")).Body.String()
+	script := serve(h, request("GET", "/_edge/dashboard/dashboard.js", "root")).Body.String()
+	assert.Contains(t, page, `<section id="recovery-section"`)
+	assert.Contains(t, page, `<h2 id="recovery-title">Recovery`)
+	for _, key := range recoveryKeys(t) {
+		id := "recovery-" + strings.TrimSuffix(key, "_seconds")
+		assert.Contains(t, page, `id="`+id+`"`, "no element for recovery.%s", key)
+		assert.Regexp(t, `\b`+key+`\b|"`+key+`"`, script, "dashboard.js does not read recovery.%s", key)
+	}
+	assert.Contains(t, script, "renderRecovery(d.recovery)")
 }
 
 // A dashboard pointed at a path no socketio_proxy serves says so, on the

@@ -2,6 +2,8 @@ package socketioproxy
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,7 +20,38 @@ var metrics = struct {
 	bytes      *prometheus.CounterVec
 	inFlight   prometheus.Gauge
 	live       prometheus.Collector
+
+	// Socket.IO connection state recovery (recoveryHeld,
+	// recoveryResult, recoveryReplayed).
+	held       prometheus.Gauge
+	recoveries *prometheus.CounterVec
+	replayed   prometheus.Counter
 }{}
+
+// The result label values of caddy_socketio_recoveries_total, the only
+// ones recoveryResult takes.
+const (
+	// recoveryRecovered: a client reconnected with its pid within the
+	// window and found its held session.
+	recoveryRecovered = "recovered"
+	// recoveryExpired: a held session ended because the window passed.
+	recoveryExpired = "expired"
+	// recoveryOverflowed: a held session ended because its bounded
+	// buffer of missed packets filled.
+	recoveryOverflowed = "overflowed"
+	// recoveryRefused: a reconnection with a pid that was not recovered
+	// (unknown, forged, of another user or namespace, of another edge).
+	recoveryRefused = "refused"
+)
+
+// recoveryResults are the result label values, in the order the
+// dashboard shows them.
+var recoveryResults = []string{recoveryRecovered, recoveryExpired, recoveryOverflowed, recoveryRefused}
+
+// recoveryCounters are the children of caddy_socketio_recoveries_total
+// by result, made at init so that every result is exported (at 0) from
+// the start and a count costs one atomic add.
+var recoveryCounters = map[string]prometheus.Counter{}
 
 func init() {
 	const ns, sub = "caddy", "socketio"
@@ -38,6 +71,21 @@ func init() {
 		Namespace: ns, Subsystem: sub, Name: "requests_in_flight",
 		Help: "Engine.IO requests the edge is serving (long-polls, POSTs, upgrades not yet relaying); max_requests_per_ip bounds them per client.",
 	})
+	metrics.held = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Subsystem: sub, Name: "sessions_held",
+		Help: "Worker sessions the edge holds for a Socket.IO client that went away, for connection state recovery.",
+	})
+	metrics.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "recoveries_total",
+		Help: "Ends of held sessions and reconnections with a pid, by result: recovered, expired (the window passed), overflowed (the buffer filled), refused (a pid not recovered).",
+	}, []string{"result"})
+	metrics.replayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "replayed_packets_total",
+		Help: "Packets a held session buffered and the edge delivered to its client on recovery.",
+	})
+	for _, result := range recoveryResults {
+		recoveryCounters[result] = metrics.recoveries.WithLabelValues(result)
+	}
 	metrics.live = liveCollector{
 		sessions: prometheus.NewDesc(ns+"_"+sub+"_sessions",
 			"Live Engine.IO sessions on this edge, by worker and transport.", []string{"upstream", "transport"}, nil),
@@ -61,12 +109,41 @@ func init() {
 // registerMetrics adds the collectors, and the refusal counter the edge
 // modules share, to a config's registry.
 func registerMetrics(registry *prometheus.Registry) error {
-	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.inFlight, metrics.live} {
+	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.inFlight, metrics.live,
+		metrics.held, metrics.recoveries, metrics.replayed} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}
 	}
 	return security.RegisterMetrics(registry)
+}
+
+// recoveryHeld adds delta (+1 when the edge starts holding a worker
+// session for a client that went away, -1 when it stops: the client
+// recovered it, or it expired or overflowed) to the
+// caddy_socketio_sessions_held gauge.
+func recoveryHeld(delta int) {
+	metrics.held.Add(float64(delta))
+}
+
+// recoveryResult counts one result of connection state recovery in
+// caddy_socketio_recoveries_total: "recovered", "expired",
+// "overflowed" or "refused" (the recovery* constants). Any other value
+// is a bug of the caller and panics, so that the result label keeps
+// exactly these values.
+func recoveryResult(result string) {
+	c, ok := recoveryCounters[result]
+	if !ok {
+		panic("socketioproxy: recoveryResult(" + strconv.Quote(result) + "): want one of " + strings.Join(recoveryResults, ", "))
+	}
+	c.Inc()
+}
+
+// recoveryReplayed counts n packets delivered to a client on recovery
+// (the missed packets its held session buffered) in
+// caddy_socketio_replayed_packets_total. n must not be negative.
+func recoveryReplayed(n int) {
+	metrics.replayed.Add(float64(n))
 }
 
 // Direction labels.

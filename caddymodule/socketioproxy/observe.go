@@ -59,6 +59,45 @@ type Snapshot struct {
 	// counters, which do not tell Engine.IO paths apart.
 	Messages map[string]TransportCounts `json:"messages"`
 	Bytes    map[string]TransportCounts `json:"bytes"`
+
+	// Recovery is what Socket.IO connection state recovery is doing on
+	// the edge; all zeros while recovery is off.
+	Recovery RecoveryCounts `json:"recovery"`
+}
+
+// RecoveryCounts is Socket.IO connection state recovery in a Snapshot:
+// worker sessions the edge holds for a client that went away, so that
+// the client, reconnecting with its pid within the window, finds its
+// session (socket.io-client's socket.recovered) and the packets it
+// missed. The totals run since the process started, as the
+// caddy_socketio_recoveries_total and
+// caddy_socketio_replayed_packets_total counters do.
+type RecoveryCounts struct {
+	// WindowSeconds is how long a session is held for its client; 0
+	// when recovery is off.
+	WindowSeconds float64 `json:"window_seconds"`
+
+	// Held are the worker sessions held now for a client that is away
+	// (caddy_socketio_sessions_held).
+	Held uint64 `json:"held"`
+
+	// Recovered are the reconnections that found their held session.
+	Recovered uint64 `json:"recovered"`
+
+	// Expired are the held sessions ended because the window passed
+	// before their client came back.
+	Expired uint64 `json:"expired"`
+
+	// Overflowed are the held sessions ended because their bounded
+	// buffer of missed packets filled.
+	Overflowed uint64 `json:"overflowed"`
+
+	// Refused are the reconnections with a pid that was not recovered:
+	// unknown, forged, of another user or namespace, or of another edge.
+	Refused uint64 `json:"refused"`
+
+	// Replayed are the packets delivered to clients on recovery.
+	Replayed uint64 `json:"replayed"`
 }
 
 // TransportCounts is a count split by Engine.IO transport.

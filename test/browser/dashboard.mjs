@@ -5,6 +5,9 @@
 // and an anonymous visitor open the dashboard.
 // Usage: node dashboard.mjs '<json config>'; prints one JSON result.
 //
+// Then a 390 px wide page of the admin's is given a sample with
+// connection state recovery on, to see the Recovery panel render it.
+//
 // Config: {chromium, edge, dashboard (path, with its trailing slash),
 // screenshot}. The result has what the admin's page showed at each step,
 // or {error, step} for the step that failed.
@@ -44,7 +47,26 @@ const readPage = (page) => page.evaluate(() => {
       event: tr.dataset.event, reason: tr.cells[2].textContent, user: tr.cells[5].textContent, namespace: tr.cells[6].textContent,
       module: tr.cells[7].textContent,
     })),
+    recovery: readRecovery(),
   };
+  // The Recovery panel as it is shown: what is visible, and whether it
+  // fits its width (no horizontal scrolling, every figure on screen).
+  function readRecovery() {
+    const section = document.getElementById("recovery-section");
+    const shown = (id) => document.getElementById(id).getClientRects().length > 0;
+    const figures = {};
+    for (const k of ["window", "held", "recovered", "expired", "overflowed", "refused", "replayed"]) {
+      if (shown("recovery-" + k)) figures[k] = text("recovery-" + k);
+    }
+    const right = Math.max(...[...section.querySelectorAll("h2, dd, dt, p")].filter((e) => e.getClientRects().length)
+      .map((e) => e.getBoundingClientRect().right));
+    return {
+      state: section.dataset.recovery, pill: text("recovery-state"), shown: shown("recovery-section"),
+      offShown: shown("recovery-off"), offText: text("recovery-off"), figures,
+      fits: section.scrollWidth <= section.clientWidth && right <= document.documentElement.clientWidth,
+      pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
+    };
+  }
 });
 
 function connect(namespace, transport) {
@@ -90,6 +112,26 @@ try {
     +document.getElementById("refusals-namespace").textContent > 0, null, WAIT);
   out.afterRefusal = await readPage(page);
   if (cfg.screenshot) await page.screenshot({ path: cfg.screenshot, fullPage: true });
+
+  step = "the recovery panel renders what the data say, on a 390 px wide screen";
+  // The edge runs without connection state recovery (the panel says
+  // off); a phone-sized page is given a sample with recovery on, as the
+  // events stream would send it.
+  const sample = await (await admin.request.get(cfg.edge + cfg.dashboard + "data.json")).json();
+  sample.recovery = { window_seconds: 120, held: 3, recovered: 1234, expired: 5, overflowed: 2, refused: 7, replayed: 98765 };
+  const phone = await admin.newPage();
+  await phone.setViewportSize({ width: 390, height: 844 });
+  await phone.route(cfg.edge + cfg.dashboard + "events", (route) => route.fulfill({
+    status: 200, headers: { "Content-Type": "text/event-stream", "Cache-Control": "no-store" },
+    body: "retry: 60000\ndata: " + JSON.stringify(sample) + "\n\n",
+  }));
+  await phone.goto(cfg.edge + cfg.dashboard);
+  await phone.waitForFunction(() => document.getElementById("recovery-section").dataset.recovery === "on", null, WAIT);
+  out.recoveryOn = (await readPage(phone)).recovery;
+  if (cfg.screenshot) {
+    await phone.locator("#recovery-section").screenshot({ path: cfg.screenshot.replace(/\.png$/, "") + "-recovery-390px.png" });
+  }
+  await phone.close();
 
   step = "sessions close";
   for (const s of sockets) s.disconnect();

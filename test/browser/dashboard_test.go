@@ -37,6 +37,20 @@ type dashboardView struct {
 		Namespace string `json:"namespace"`
 		Module    string `json:"module"`
 	} `json:"events"`
+	Recovery recoveryView `json:"recovery"`
+}
+
+// recoveryView is the Recovery panel as the page shows it.
+type recoveryView struct {
+	State     string            `json:"state"` // data-recovery: on or off
+	Pill      string            `json:"pill"`
+	Shown     bool              `json:"shown"`
+	OffShown  bool              `json:"offShown"`
+	OffText   string            `json:"offText"`
+	Figures   map[string]string `json:"figures"` // the visible figures by name
+	Fits      bool              `json:"fits"`
+	PageWidth int               `json:"pageWidth"`
+	Viewport  int               `json:"viewport"`
 }
 
 type dashboardRun struct {
@@ -51,6 +65,7 @@ type dashboardRun struct {
 		Data    map[string]any `json:"data"`
 	} `json:"refused"`
 	AfterRefusal dashboardView `json:"afterRefusal"`
+	RecoveryOn   recoveryView  `json:"recoveryOn"`
 	Closed       dashboardView `json:"closed"`
 	User         struct {
 		Status int    `json:"status"`
@@ -184,6 +199,25 @@ http://%[1]s {
 		}
 		if !strings.Contains(edge.Output(), `"event":"namespace_denied","reason":"not logged in"`) {
 			t.Errorf("the edge did not log the event the page shows")
+		}
+	})
+
+	t.Run("the recovery panel says off, and shows the figures when the data have recovery on, at 390 px", func(t *testing.T) {
+		off := run.Before.Recovery
+		if off.State != "off" || off.Pill != "off" || !off.Shown || !off.OffShown || len(off.Figures) != 0 {
+			t.Errorf("recovery panel of an edge without recovery: %+v; want it shown saying off, no figures", off)
+		}
+		if !strings.Contains(off.OffText, "Connection state recovery is off") {
+			t.Errorf("off text %q", off.OffText)
+		}
+		on := run.RecoveryOn
+		want := map[string]string{"window": "2 min", "held": "3", "recovered": "1,234", "expired": "5",
+			"overflowed": "2", "refused": "7", "replayed": "98,765"}
+		if on.State != "on" || on.Pill != "on" || on.OffShown || fmt.Sprint(on.Figures) != fmt.Sprint(want) {
+			t.Errorf("recovery panel of the sample: %+v; want on with figures %v", on, want)
+		}
+		if on.Viewport != 390 || !on.Fits || on.PageWidth > 390 {
+			t.Errorf("at %d px the panel fits: %v, page %d px wide; want it within 390 px", on.Viewport, on.Fits, on.PageWidth)
 		}
 	})
 

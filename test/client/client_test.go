@@ -128,7 +128,8 @@ type state struct {
 	Action     string  `json:"action"`
 	Delay      float64 `json:"delay"`
 	RetryAfter *int    `json:"retryAfter"`
-	T          float64 `json:"t"` // ms since the page loaded
+	Recovered  *bool   `json:"recovered"` // in connected only
+	T          float64 `json:"t"`         // ms since the page loaded
 }
 
 // waitState waits until client's latest state is want (and, when given,

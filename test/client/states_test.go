@@ -113,7 +113,15 @@ http://%[1]s {
 	t.Run("the app closing the connection is disconnected closed_by_server", func(t *testing.T) {
 		p := b.open(t, "kick", allowed+"/?edge="+rules)
 		p.eval(t, `startClient("k")`, nil)
-		p.waitState(t, "k", "connected", "", 20*time.Second)
+		// A first connect is a new session: not recovered, and says so.
+		if c := last(p.waitState(t, "k", "connected", "", 20*time.Second)); c.Recovered == nil || *c.Recovered {
+			t.Errorf("first connected event: recovered %v; want false", c.Recovered)
+		}
+		var socketRecovered any
+		p.eval(t, `__clients.k.socket.recovered ?? null`, &socketRecovered)
+		if socketRecovered == true {
+			t.Errorf("socket.recovered is true on a first connect")
+		}
 		p.eval(t, `__clients.k.socket.emit("kick"), true`, nil)
 		states := p.waitState(t, "k", "disconnected", "closed_by_server", 20*time.Second)
 		if s := last(states); !strings.Contains(s.Message, "The app closed this connection") {

@@ -61,6 +61,30 @@ function pill(text, cls) {
 
 let prev = null;
 
+// A duration in seconds as a person reads it: "45 s", "2 min", "1.5 h".
+function durationText(s) {
+  if (s < 120) return num(s) + " s";
+  if (s < 7200) return (s % 60 === 0 ? num(s / 60) : (s / 60).toFixed(1)) + " min";
+  return (s % 3600 === 0 ? num(s / 3600) : (s / 3600).toFixed(1)) + " h";
+}
+
+// Socket.IO connection state recovery: off (window 0, or an edge that
+// does not report it) says so; on shows the window, the sessions held
+// now and the totals.
+function renderRecovery(r) {
+  const on = !!r && r.window_seconds > 0;
+  $("recovery-section").dataset.recovery = on ? "on" : "off";
+  $("recovery-state").textContent = on ? "on" : "off";
+  $("recovery-state").className = "pill " + (on ? "ok" : "");
+  $("recovery-off").hidden = on;
+  $("recovery-figures").hidden = !on;
+  $("recovery-window-text").textContent = on ? "(a client that comes back within " + durationText(r.window_seconds) + " finds its session)" : "";
+  $("recovery-window").textContent = on ? durationText(r.window_seconds) : "off";
+  for (const key of ["held", "recovered", "expired", "overflowed", "refused", "replayed"]) {
+    $("recovery-" + key).textContent = num((r && r[key]) || 0);
+  }
+}
+
 function render(d) {
   const dt = prev ? (Date.parse(d.time) - Date.parse(prev.time)) / 1000 : 0;
   const perSecond = (now, before) => (dt > 0 && before !== undefined ? Math.max(0, now - before) / dt : 0);
@@ -124,6 +148,8 @@ function render(d) {
     if (before !== undefined && n > before) tr.className = "fresh";
     return tr;
   }));
+
+  renderRecovery(d.recovery);
 
   const rules = d.namespaces || {};
   const live = Object.fromEntries((d.live_namespaces || []).map((n) => [n.namespace, n.sessions]));

@@ -153,6 +153,9 @@ func Observe(enginePath string) (snap Snapshot, ok bool) {
 	keep := func(addr string) bool { return workers[addr] }
 	if len(policies) > 0 {
 		snap.Namespaces = copyRules(policies[0].namespaces)
+		if w := policies[0].recoverWindow; w > 0 {
+			snap.Recovery = recoverySnapshot(w)
+		}
 	}
 	snap.LiveNamespaces = namespaceSnapshot(keep)
 
@@ -230,5 +233,19 @@ func eachCounter(c prometheus.Collector, fn func(labels map[string]string, n uin
 			labels[l.GetName()] = l.GetValue()
 		}
 		fn(labels, uint64(pb.Counter.GetValue()))
+	}
+}
+
+func recoverySnapshot(window time.Duration) RecoveryCounts {
+	recoveryTotals.Lock()
+	defer recoveryTotals.Unlock()
+	return RecoveryCounts{
+		WindowSeconds: window.Seconds(),
+		Held:          uint64(bridges.heldCount()),
+		Recovered:     recoveryTotals.recovered,
+		Expired:       recoveryTotals.expired,
+		Overflowed:    recoveryTotals.overflowed,
+		Refused:       recoveryTotals.refused,
+		Replayed:      recoveryTotals.replayed,
 	}
 }

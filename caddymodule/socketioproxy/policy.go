@@ -1,6 +1,8 @@
 package socketioproxy
 
 import (
+	"time"
+
 	"encoding/json"
 	"slices"
 	"sync"
@@ -25,12 +27,18 @@ type policy struct {
 	// workers serve the path; not part of the digest: a live session
 	// keeps its worker whatever the new config lists.
 	workers func() []string
+	// recoverWindow is the handler's Recover window, for Observe; 0
+	// without recovery.
+	recoverWindow time.Duration
 }
 
 func (h *Handler) newPolicy() *policy {
 	p := &policy{namespaces: h.Namespaces, maxPayload: h.MaxPayload}
 	if h.RateLimits != nil {
 		p.messages = h.RateLimits.Messages
+	}
+	if h.Recover != nil {
+		p.recoverWindow = time.Duration(h.Recover.Window)
 	}
 	p.workers = func() []string { return nil }
 	if h.pool != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -382,3 +383,37 @@ func brief(xs []int) string {
 	}
 	return s
 }
+
+// NodeRecoveryServer is a running test/client/recover_server.mjs: the
+// Node socket.io server with connectionStateRecovery and the app's
+// `count` and `count_acks`, the reference the recovery client is held
+// against.
+type NodeRecoveryServer struct {
+	Addr string // "127.0.0.1:PORT"
+	proc *process
+}
+
+// StartNodeRecoveryServer starts recover_server.mjs with window as its
+// maxDisconnectionDuration, on a fresh port; it is killed at cleanup.
+func StartNodeRecoveryServer(t testing.TB, window time.Duration) *NodeRecoveryServer {
+	t.Helper()
+	RequireNode(t)
+	port := FreePort(t)
+	cfg, _ := json.Marshal(map[string]any{"port": port, "maxDisconnectionDurationMs": window.Milliseconds()})
+	root := RepoRoot(t)
+	cmd := exec.Command("node", filepath.Join(root, "test", "client", "recover_server.mjs"), string(cfg))
+	cmd.Dir = root
+	s := &NodeRecoveryServer{Addr: fmt.Sprintf("127.0.0.1:%d", port), proc: start(t, "recover_server.mjs", cmd)}
+	s.proc.waitReady(t, 30*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	return s
+}
+
+// Output is what the server has logged: one line per connect, recovery
+// and disconnect, as the Flask app logs them.
+func (s *NodeRecoveryServer) Output() string { return s.proc.out.String() }

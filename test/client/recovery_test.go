@@ -1,13 +1,8 @@
 package client
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,51 +37,6 @@ func recoveryConfig(url string, transports []string) testenv.RecoveryConfig {
 	return testenv.RecoveryConfig{URL: url, Transports: transports, N: streamLength, IntervalMs: streamInterval, TimeoutMs: 60_000}
 }
 
-// nodeServer is a running recover_server.mjs: the Node socket.io server
-// with connectionStateRecovery, the reference the client script is
-// checked against.
-type nodeServer struct {
-	addr string
-	log  *testenv.SyncBuffer
-}
-
-func startNodeServer(t *testing.T, window time.Duration) *nodeServer {
-	t.Helper()
-	testenv.RequireNode(t)
-	port := testenv.FreePort(t)
-	cfg, _ := json.Marshal(map[string]any{"port": port, "maxDisconnectionDurationMs": window.Milliseconds()})
-	root := testenv.RepoRoot(t)
-	cmd := exec.Command("node", filepath.Join(root, "test", "client", "recover_server.mjs"), string(cfg))
-	cmd.Dir = root
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	s := &nodeServer{addr: fmt.Sprintf("127.0.0.1:%d", port), log: &testenv.SyncBuffer{}}
-	cmd.Stderr = s.log
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("recover_server.mjs log:\n%s", s.log.String())
-		}
-	})
-	listening := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		listening <- sc.Scan() && strings.Contains(sc.Text(), `"listening"`)
-		for sc.Scan() {
-		}
-	}()
-	select {
-	case ok := <-listening:
-		require.True(t, ok, "recover_server.mjs did not start:\n%s", s.log.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("recover_server.mjs not listening after 30s:\n%s", s.log.String())
-	}
-	return s
-}
-
 // The client script, held against the implementation it was written for:
 // cut for 5s inside a 10s window, the Node server recovers the session
 // (same socket id, socket.recovered, every stored event once and in
@@ -97,20 +47,22 @@ func startNodeServer(t *testing.T, window time.Duration) *nodeServer {
 func TestRecoveryScriptAgainstNodeServer(t *testing.T) {
 	for _, tc := range recoveryTransports {
 		t.Run(tc.name+"/recovered", func(t *testing.T) {
-			server := startNodeServer(t, 10*time.Second)
-			cut := testenv.StartNetCut(t, server.addr)
+			server := testenv.StartNodeRecoveryServer(t, 10*time.Second)
+			cut := testenv.StartNetCut(t, server.Addr)
 			c := testenv.StartRecoveryClient(t, recoveryConfig("http://"+cut.Addr, tc.transports))
 			c.CutWhileCounting(cut, 5*time.Second, "")
 			res := c.Result(60 * time.Second)
+			t.Logf("socket.recovered per connect %v, disconnects %v", res.Recovered(), res.Reasons())
 			assert.Empty(t, res.RecoveredProblems(streamLength, false), "%+v", res)
 			assert.Positive(t, res.Runs[0].WithOffset, "the Node server appends an offset to every stored event")
 		})
 		t.Run(tc.name+"/window passed", func(t *testing.T) {
-			server := startNodeServer(t, 2*time.Second)
-			cut := testenv.StartNetCut(t, server.addr)
+			server := testenv.StartNodeRecoveryServer(t, 2*time.Second)
+			cut := testenv.StartNetCut(t, server.Addr)
 			c := testenv.StartRecoveryClient(t, recoveryConfig("http://"+cut.Addr, tc.transports))
 			c.CutWhileCounting(cut, 4*time.Second, "")
 			res := c.Result(60 * time.Second)
+			t.Logf("socket.recovered per connect %v, disconnects %v", res.Recovered(), res.Reasons())
 			assert.Empty(t, res.NewSessionProblems(streamLength), "%+v", res)
 		})
 	}
@@ -177,6 +129,7 @@ func TestRecoveryOfflineInsideTheWindowKeepsTheSession(t *testing.T) {
 			c := testenv.StartRecoveryClient(t, recoveryConfig("http://"+cut.Addr, tc.transports))
 			c.CutWhileCounting(cut, 5*time.Second, "")
 			res := c.Result(60 * time.Second)
+			t.Logf("socket.recovered per connect %v, disconnects %v", res.Recovered(), res.Reasons())
 			assert.Empty(t, res.RecoveredProblems(streamLength, true), "%+v", res)
 			require.NotEmpty(t, res.Connects)
 			sid := res.Connects[0].ID
@@ -199,6 +152,7 @@ func TestRecoveryOfflineBeyondTheWindowStartsANewSession(t *testing.T) {
 			c := testenv.StartRecoveryClient(t, recoveryConfig("http://"+cut.Addr, tc.transports))
 			c.CutWhileCounting(cut, 4*time.Second, "")
 			res := c.Result(60 * time.Second)
+			t.Logf("socket.recovered per connect %v, disconnects %v", res.Recovered(), res.Reasons())
 			assert.Empty(t, res.NewSessionProblems(streamLength), "%+v", res)
 			require.NotEmpty(t, res.Connects)
 			waitLog(t, workers, "disconnect", res.Connects[0].ID, 1, 10*time.Second)
@@ -218,6 +172,7 @@ func TestRecoveryThroughAnotherEdgeIsANewSession(t *testing.T) {
 			c := testenv.StartRecoveryClient(t, recoveryConfig("http://"+cut.Addr, tc.transports))
 			c.CutWhileCounting(cut, 5*time.Second, edges[1])
 			res := c.Result(60 * time.Second)
+			t.Logf("socket.recovered per connect %v, disconnects %v", res.Recovered(), res.Reasons())
 			assert.Empty(t, res.NewSessionProblems(streamLength), "%+v", res)
 		})
 	}

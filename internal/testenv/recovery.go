@@ -333,7 +333,7 @@ func streamProblems(run RecoveryRun, n int, acks bool) []string {
 		}
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		p = append(p, fmt.Sprintf("received %d numbers %s, want %d in order %s", len(got), brief(got), len(want), brief(want)))
+		p = append(p, fmt.Sprintf("received %d numbers %s, want %d in order", len(got), brief(got, want), len(want)))
 	}
 	if len(run.Duplicates) > 0 {
 		p = append(p, fmt.Sprintf("duplicates: %v", run.Duplicates))
@@ -349,34 +349,30 @@ func ackProblems(r RecoveryResult, n int) []string {
 		want = append(want, i)
 	}
 	if fmt.Sprint(r.WorkerAcks) != fmt.Sprint(want) {
-		return []string{fmt.Sprintf("count_acks = %s, want %s", brief(r.WorkerAcks), brief(want))}
+		return []string{fmt.Sprintf("count_acks = %s, want %v", brief(r.WorkerAcks, want), want)}
 	}
 	return nil
 }
 
-// brief shows a list of numbers with its gaps, short enough to read:
-// "[0 1 2 ... 97 98 99] missing [5 6]".
-func brief(xs []int) string {
-	if xs == nil {
+// brief shows got, shortened, with what it lacks of want:
+// "[0 1 2 3 4 6] ... [94 95 96 97 98 99] missing [5]".
+func brief(got, want []int) string {
+	if got == nil {
 		return "none"
 	}
-	seen := map[int]bool{}
-	max := -1
-	for _, x := range xs {
-		seen[x] = true
-		if x > max {
-			max = x
-		}
+	has := map[int]bool{}
+	for _, x := range got {
+		has[x] = true
 	}
 	var missing []int
-	for i := 0; i <= max; i++ {
-		if !seen[i] {
-			missing = append(missing, i)
+	for _, x := range want {
+		if !has[x] {
+			missing = append(missing, x)
 		}
 	}
-	s := fmt.Sprint(xs)
-	if len(xs) > 12 {
-		s = fmt.Sprintf("%v ... %v", xs[:6], xs[len(xs)-6:])
+	s := fmt.Sprint(got)
+	if len(got) > 12 {
+		s = fmt.Sprintf("%v ... %v", got[:6], got[len(got)-6:])
 	}
 	if len(missing) > 0 {
 		s += fmt.Sprintf(" missing %v", missing)

@@ -228,6 +228,7 @@ def on_connect(auth=None):
 def on_disconnect():
     connected["/"].discard(request.sid)
     log_connection("disconnect", "/")
+    count_acked.pop(request.sid, None)
 
 
 @socketio.on("echo")
@@ -261,6 +262,48 @@ def on_broadcast(message):
         to=room,
     )
     return {"room": room, "worker": worker, "sid": request.sid}
+
+
+# Numbers acknowledged by the client, per sid, for "count_acks".
+count_acked = {}
+
+
+@socketio.on("count")
+def on_count(message=None):
+    # A stream the client must receive whole, in order and once, even
+    # across a network cut (the edge's connection state recovery is tested
+    # with it): n numbered "n" events, i % 4 choosing how each is sent:
+    # 0 plain, 1 with an ack callback, 2 binary, 3 to the room count-<sid>.
+    message = message if isinstance(message, dict) else {}
+    n = int(message.get("n", 100))
+    interval = float(message.get("interval_ms", 30)) / 1000
+    sid = request.sid
+    room = f"count-{sid}"
+    join_room(room)
+    acked = count_acked.setdefault(sid, set())
+
+    def run():
+        for i in range(n):
+            kind = i % 4
+            if kind == 0:
+                socketio.emit("n", {"i": i}, to=sid)
+            elif kind == 1:
+                socketio.emit("n", {"i": i, "ack": True}, to=sid,
+                              callback=lambda *_, i=i: acked.add(i))
+            elif kind == 2:
+                socketio.emit("n", {"i": i, "bin": bytes([i % 256]) * 3}, to=sid)
+            else:
+                socketio.emit("n", {"i": i, "room": room}, to=room)
+            socketio.sleep(interval)
+        socketio.emit("count_done", {"n": n}, to=sid)
+
+    socketio.start_background_task(run)
+    return {"n": n, "sid": sid, "worker": worker}
+
+
+@socketio.on("count_acks")
+def on_count_acks(_=None):
+    return sorted(count_acked.get(request.sid, ()))
 
 
 @socketio.on("connect", namespace="/admin")

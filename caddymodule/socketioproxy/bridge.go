@@ -104,8 +104,9 @@ type space struct {
 // entry is a packet the client may need again: an event sent with an
 // offset (seq), or anything the worker sent while the client was away.
 type entry struct {
-	ns   string
-	seq  uint64 // 0 for a packet without offset
+	ns    string
+	seq   uint64 // 0 for a packet without offset
+	ackID string // an event that asks for an acknowledgement, kept until the client gives it
 	held bool
 	pkts []eioPacket
 	size int64
@@ -147,7 +148,7 @@ func truncateReason(s string) string {
 	return s
 }
 
-// pollGrace is how long after a poll was cut the client has to send the
+// pollGrace is how long after a poll ended the client has to send the
 // next one before it counts as gone.
 const pollGrace = time.Second
 
@@ -366,6 +367,13 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 			e = &entry{ns: ns, seq: b.seq}
 		}
 	}
+	if e == nil && (head.Type == socketio.Event || head.Type == socketio.BinaryEvent) {
+		// An event that asks for an acknowledgement: the client's
+		// acknowledgement says it arrived.
+		if id := ackIDOf(p.data); id != "" {
+			e = &entry{ns: ns, ackID: id}
+		}
+	}
 	if e == nil && (b.away || sp.held) {
 		e = &entry{ns: ns}
 	}
@@ -393,9 +401,33 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 }
 
 // withAckID reports whether a worker's packet asks for an acknowledgement.
-func withAckID(p []byte) bool {
+func withAckID(p []byte) bool { return ackIDOf(p) != "" }
+
+// ackIDOf is the ack id of a packet, "" when it has none.
+func ackIDOf(p []byte) string {
 	pkt, err := socketio.Read(p, false)
-	return err == nil && pkt.ID != nil
+	if err != nil || pkt.ID == nil {
+		return ""
+	}
+	return string(pkt.ID)
+}
+
+// acked forgets the event the client acknowledged.
+func (b *bridge) acked(ns, id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.log {
+		if e := &b.log[i]; e.ackID == id && e.ns == ns && !e.held {
+			b.logBytes -= e.size
+			if b.workerAt == i {
+				b.workerAt = -1
+			} else if b.workerAt > i {
+				b.workerAt--
+			}
+			b.log = append(b.log[:i], b.log[i+1:]...)
+			return
+		}
+	}
 }
 
 // trimLive drops the oldest events the client was sent while the log is
@@ -534,7 +566,9 @@ func (b *bridge) fromClient(p eioPacket) error {
 			return nil
 		}
 	}
-	if pkt, err := socketio.Read(out, false); err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Disconnect {
+	if pkt, err := socketio.Read(out, false); err == nil && pkt.Kind == socketio.Message && (pkt.Type == socketio.Ack || pkt.Type == socketio.BinaryAck) && pkt.ID != nil {
+		b.acked(string(pkt.Namespace), string(pkt.ID))
+	} else if err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Disconnect {
 		// The client left the namespace: nothing of it is recovered.
 		b.mu.Lock()
 		delete(b.spaces, string(pkt.Namespace))
@@ -578,16 +612,24 @@ func (b *bridge) pong() {
 	b.pongDue = false
 	b.heartT.Stop()
 	b.heartT = time.AfterFunc(b.interval, b.ping)
-	drop := 0
-	for drop < len(b.log) && !b.log[drop].held && b.log[drop].seq != 0 && b.log[drop].seq <= b.pingMark {
-		e := b.log[drop]
-		if sp := b.spaces[e.ns]; sp != nil && e.seq > sp.floor {
-			sp.floor = e.seq
+	kept := b.log[:0]
+	for i, e := range b.log {
+		if !e.held && e.seq != 0 && e.seq <= b.pingMark {
+			if sp := b.spaces[e.ns]; sp != nil && e.seq > sp.floor {
+				sp.floor = e.seq
+			}
+			b.logBytes -= e.size
+			if b.workerAt == i {
+				b.workerAt = -1
+			}
+			continue
 		}
-		b.logBytes -= e.size
-		drop++
+		if b.workerAt == i {
+			b.workerAt = len(kept)
+		}
+		kept = append(kept, e)
 	}
-	b.dropLog(drop)
+	b.log = kept
 }
 
 // clientGone is called when the client's WebSocket ws failed or closed.
@@ -780,6 +822,19 @@ func (b *bridge) adopt(nb *bridge, ns string, off uint64) bool {
 	nb.mu.Lock()
 	sp := b.spaces[ns]
 	ok := !b.ended && !nb.ended && len(nb.spaces) == 0 && !nb.spliced &&
+		sp != nil && sp.recoverable && off >= sp.floor && off <= b.seq
+	nb.mu.Unlock()
+	b.mu.Unlock()
+	if !ok {
+		return false
+	}
+	// A client whose network went away without a word may be back on a
+	// new session before the edge noticed: its earlier one is gone now.
+	b.goAway("the client reconnected on a new session")
+	b.mu.Lock()
+	nb.mu.Lock()
+	sp = b.spaces[ns]
+	ok = !b.ended && !nb.ended && len(nb.spaces) == 0 && !nb.spliced &&
 		sp != nil && sp.held && off >= sp.floor && off <= b.seq
 	if !ok {
 		nb.mu.Unlock()
@@ -830,14 +885,25 @@ func (b *bridge) resume(ns string, off uint64) bool {
 	}
 	sp.held = false
 	send := []eioPacket{{data: sp.reply}}
+	// Events arrive in order: the client processed everything up to
+	// the event of its offset, so an event asking for an
+	// acknowledgement (which carries no offset) before it arrived too.
+	// One after it is sent again: delivered at least once, so that
+	// the worker gets the acknowledgement a lost connection took.
+	received := -1
+	for i, e := range b.log {
+		if e.ns == ns && e.seq != 0 && e.seq <= off {
+			received = i
+		}
+	}
 	kept := b.log[:0:0]
-	for _, e := range b.log {
+	for i, e := range b.log {
 		switch {
 		case e.ns != ns:
 			kept = append(kept, e)
-		case e.seq > off || (e.seq == 0 && e.held):
+		case e.seq > off || (e.seq == 0 && i > received && (e.held || e.ackID != "")):
 			send = append(send, e.pkts...)
-			if e.seq != 0 {
+			if e.seq != 0 || e.ackID != "" {
 				e.held = false
 				kept = append(kept, e)
 			} else {

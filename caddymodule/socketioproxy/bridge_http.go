@@ -192,6 +192,10 @@ func (b *bridge) poll(w http.ResponseWriter, c *call) {
 		cur.mu.Lock()
 		cur.getting = false
 		cur.mu.Unlock()
+		// A polling client polls again as soon as it has read the
+		// answer; one that does not is gone (its network, most
+		// likely, without a word).
+		cur.armPollCut()
 	}()
 	for {
 		cur.mu.Lock()
@@ -232,21 +236,31 @@ func (b *bridge) poll(w http.ResponseWriter, c *call) {
 			}
 		case <-c.r.Context().Done():
 			// The client cut the poll: gone unless it polls again soon.
-			cur.mu.Lock()
-			if !cur.ended && !cur.away {
-				cur.pollCut = time.AfterFunc(pollGrace, func() {
-					cur.mu.Lock()
-					idle := !cur.getting && cur.ws == nil
-					cur.mu.Unlock()
-					if idle {
-						cur.goAway("client connection closed")
-					}
-				})
-			}
-			cur.mu.Unlock()
+			cur.armPollCut()
 			return
 		}
 	}
+}
+
+// armPollCut counts the client gone unless it polls again within
+// pollGrace (or upgrades).
+func (b *bridge) armPollCut() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended || b.away || b.ws != nil {
+		return
+	}
+	if b.pollCut != nil {
+		b.pollCut.Stop()
+	}
+	b.pollCut = time.AfterFunc(pollGrace, func() {
+		b.mu.Lock()
+		idle := !b.getting && b.ws == nil && !b.probing
+		b.mu.Unlock()
+		if idle {
+			b.goAway("client stopped polling")
+		}
+	})
 }
 
 func writePoll(w http.ResponseWriter, pkts []eioPacket) {

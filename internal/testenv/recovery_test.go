@@ -35,17 +35,28 @@ func TestRecoveredProblemsAcceptsOneWholeRecoveredStream(t *testing.T) {
 	assert.Empty(t, r.RecoveredProblems(8, true))
 }
 
+// An event that asks for an acknowledgement may come twice (at least
+// once: its acknowledgement was lost with the connection); no other.
+func TestRecoveredProblemsAcceptsAnAckedEventSentAgain(t *testing.T) {
+	r := testenv.RecoveryResult{
+		Connects:   []testenv.RecoveryConnect{{ID: "a"}, {ID: "a", Recovered: true}},
+		Runs:       []testenv.RecoveryRun{{ID: "a", Received: []int{0, 1, 1, 2, 3, 4, 5, 6, 7}, Duplicates: []int{1}, Done: true}},
+		WorkerAcks: acked(8),
+	}
+	assert.Empty(t, r.RecoveredProblems(8, true))
+}
+
 func TestRecoveredProblemsNamesEachFault(t *testing.T) {
 	r := testenv.RecoveryResult{
 		Connects:   []testenv.RecoveryConnect{{ID: "a"}, {ID: "b"}},
-		Runs:       []testenv.RecoveryRun{{ID: "a", Received: []int{0, 1, 1, 3}, Duplicates: []int{1}}, {ID: "b"}},
+		Runs:       []testenv.RecoveryRun{{ID: "a", Received: []int{0, 1, 1, 3, 3}, Duplicates: []int{1, 3}}, {ID: "b"}},
 		WorkerAcks: []int{1},
 		BadBinary:  []int{2},
 		TimedOut:   true,
 	}
 	p := r.RecoveredProblems(8, true)
 	for _, want := range []string{"timed out", "socket.recovered per connect = [false false]", "2 count runs",
-		"count_done never came", "missing [2 4 5 6 7]", "duplicates: [1]", "wrong bytes: [2]", "count_acks = [1] missing [5], want [1 5]"} {
+		"count_done never came", "missing [2 4 5 6 7]", "duplicates: [3]", "wrong bytes: [2]", "count_acks = [1] missing [5], want [1 5]"} {
 		assert.Contains(t, fmtList(p), want)
 	}
 }

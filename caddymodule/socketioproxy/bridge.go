@@ -107,9 +107,9 @@ type entry struct {
 	ns    string
 	seq   uint64 // 0 for a packet without offset
 	ackID string // an event that asks for an acknowledgement, kept until the client gives it
-	held bool
-	pkts []eioPacket
-	size int64
+	held  bool
+	pkts  []eioPacket
+	size  int64
 }
 
 // clientSocket is the client's WebSocket; which bridge it feeds may

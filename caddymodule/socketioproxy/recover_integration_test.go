@@ -307,3 +307,26 @@ func BenchmarkRecoverHeldSession(b *testing.B) {
 	b.ReportMetric(heapFull/1024, "KiB-heap/held-session-with-100-packets")
 	b.ReportMetric(cpuPerPacket*1e6, "µs-cpu/replayed-packet")
 }
+
+// While the client is away the edge answers the worker's pings: a
+// session held for several of the worker's ping timeouts is still there,
+// and the worker never saw a disconnect.
+func TestRecoverTheEdgeAnswersTheWorkersPingsWhileTheClientIsAway(t *testing.T) {
+	s := startAdvStack(t, map[string]string{"PING_INTERVAL": "1", "PING_TIMEOUT": "1"}, "", "recover 30s", true)
+	ws := dialWS(t, s, "")
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+	// The worker's messages to the held session are its pings: wait for
+	// five of them, well past its 1 s ping timeout.
+	fromWorker := func() float64 {
+		return metric(t, s.edge, `caddy_socketio_messages_total{direction="upstream_to_client",transport="polling"}`) +
+			metric(t, s.edge, `caddy_socketio_messages_total{direction="upstream_to_client",transport="websocket"}`)
+	}
+	require.Eventually(t, func() bool { return metric(t, s.edge, "caddy_socketio_sessions_held") == 1 }, 10*time.Second, 20*time.Millisecond)
+	before := fromWorker()
+	require.Eventually(t, func() bool { return fromWorker() >= before+5 }, 20*time.Second, 50*time.Millisecond)
+	gotSID, gotPID := connectReply(t, recoverWith(t, s, "", "/", pid, ""))
+	assert.Equal(t, sid, gotSID)
+	assert.Equal(t, pid, gotPID)
+	assert.Zero(t, workerDisconnects(s.worker, sid))
+}

@@ -52,6 +52,11 @@ func startAdvStack(t testing.TB, env map[string]string, sessionOptions, proxyOpt
 	testenv.RequireNode(t)
 	s := &advStack{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	s.worker = testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: advSecret, Env: env})
+	// EDGE_TEST_RECOVER runs the suite with connection state recovery
+	// on: every rule must hold on bridged sessions too.
+	if w := os.Getenv("EDGE_TEST_RECOVER"); w != "" && !strings.Contains(proxyOptions, "recover") {
+		proxyOptions += "\n\t\trecover " + w
+	}
 	s.config = func(extra string) testenv.EdgeConfig {
 		rules := "namespace /admin role admin"
 		if noRules {

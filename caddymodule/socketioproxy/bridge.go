@@ -83,6 +83,16 @@ type bridge struct {
 	pollCut  *time.Timer
 }
 
+// overRate ends a bridged session over its message rate: a WebSocket
+// closes with 1008 and msg, as a relay's; a POST gets 429 with
+// Retry-After, as an unbridged polling session's.
+type overRate struct {
+	wait time.Duration
+	msg  string
+}
+
+func (e *overRate) Error() string { return e.msg }
+
 // eioPacket is one Engine.IO packet: its text (type byte first) or, for
 // binary, the attachment's bytes.
 type eioPacket struct {
@@ -204,7 +214,18 @@ func (h *Handler) newBridge(c *call, upConn *websocket.Conn, o engineio.OpenPack
 	slot, own := h.slot, h.policy
 	b.pol = func() *policy { return slot.now(own) }
 	b.live = newLiveIdentity(c.id, h.logger)
-	b.limit = h.messageLimit(b.pol, c.client, c.id.UserID, c.sid)
+	lim := h.messageLimit(b.pol, c.client, c.id.UserID, c.sid)
+	b.limit = func() error {
+		err := lim()
+		if err == nil {
+			return nil
+		}
+		wait := time.Second
+		if r := b.pol().messages; r != nil {
+			wait = time.Duration(r.Window)
+		}
+		return &overRate{wait: wait, msg: err.Error()}
+	}
 	inj := new(bridgeInjector)
 	inj.b.Store(b)
 	var upgraded atomic.Bool
@@ -314,6 +335,7 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 				if e.held {
 					b.mu.Unlock()
 					b.checkBounds()
+					b.toClient(p)
 					return
 				}
 			}
@@ -395,7 +417,6 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 	b.mu.Unlock()
 	if held {
 		b.checkBounds()
-		return
 	}
 	b.toClient(p)
 }
@@ -487,7 +508,7 @@ func (b *bridge) clientOnWebSocket() bool {
 // held are dropped (heartbeats, non-recoverable namespaces).
 func (b *bridge) toClient(p eioPacket) {
 	b.mu.Lock()
-	if b.ended || b.away {
+	if b.ended {
 		b.mu.Unlock()
 		return
 	}
@@ -498,15 +519,61 @@ func (b *bridge) toClient(p eioPacket) {
 		}
 		return
 	}
+	// The queue: for the next poll, or, while the client is away, for
+	// its return on the same session. Its bytes are shared with the
+	// log's.
 	b.queue = append(b.queue, p)
 	b.queued += p.size()
 	over := b.queued > max(b.rc.MaxBytes, b.pol().maxPayload)
+	away := b.away
 	b.wakeLocked()
 	b.mu.Unlock()
-	if over {
+	switch {
+	case over && away:
+		b.h.logger.Info("held Socket.IO session over its recover bounds; ended",
+			zap.String("upstream", b.up.addr), zap.Int64("max_bytes", b.rc.MaxBytes))
+		b.endHeld("overflowed")
+	case over:
 		// A client that stopped polling: it is gone.
 		b.goAway("client stopped polling")
 	}
+}
+
+// resumeInPlace takes back a held session whose polling client returned
+// on the same Engine.IO session (its network came back before it gave
+// up): the queue holds everything since, in order. It reports whether
+// the session goes on.
+func (b *bridge) resumeInPlace(sid string) bool {
+	b.mu.Lock()
+	if b.ended || b.current != sid || b.ws != nil {
+		b.mu.Unlock()
+		return false
+	}
+	if !b.away {
+		b.mu.Unlock()
+		return true
+	}
+	b.away = false
+	b.awayT.Stop()
+	for _, sp := range b.spaces {
+		sp.held = false
+	}
+	kept := b.log[:0]
+	for _, e := range b.log {
+		if e.seq == 0 && e.ackID == "" && e.held {
+			b.logBytes -= e.size // delivered with the queue
+			continue
+		}
+		e.held = false
+		kept = append(kept, e)
+	}
+	b.log = kept
+	b.workerAt = -1
+	b.heartT.Stop()
+	b.heartT = time.AfterFunc(b.interval, b.ping)
+	b.mu.Unlock()
+	recoveryHeld(-1)
+	return true
 }
 
 func (b *bridge) wakeLocked() {
@@ -651,30 +718,27 @@ func (b *bridge) goAway(why string) {
 		b.mu.Unlock()
 		return
 	}
-	var gone []string
 	recoverable := false
-	for ns, sp := range b.spaces {
-		if sp.recoverable {
-			recoverable = true
-		} else {
-			gone = append(gone, ns)
-		}
+	for _, sp := range b.spaces {
+		recoverable = recoverable || sp.recoverable
 	}
 	if !recoverable {
 		b.mu.Unlock()
 		b.end(why, websocket.CloseGoingAway)
 		return
 	}
+	// Held: the window runs. The queue stays, for a polling client
+	// that comes back on the same session (resumeInPlace); namespaces
+	// that do not recover stay connected at the worker until the client
+	// is back on a new session (adopt) or the window ends.
 	b.away, b.awayAt = true, time.Now()
-	for _, ns := range gone {
-		delete(b.spaces, ns)
-	}
 	for _, sp := range b.spaces {
-		sp.held = true
+		if sp.recoverable {
+			sp.held = true
+		}
 	}
 	ws := b.ws
 	b.ws = nil
-	b.queue, b.queued = nil, 0
 	b.heartT.Stop()
 	b.pongDue = false
 	b.awayT = time.AfterFunc(time.Duration(b.rc.Window), func() { b.endHeld("expired") })
@@ -682,10 +746,6 @@ func (b *bridge) goAway(why string) {
 	b.mu.Unlock()
 	if ws != nil {
 		ws.close(websocket.CloseGoingAway, "")
-	}
-	for _, ns := range gone {
-		b.h.registry.left(b.openSID, ns)
-		_ = b.toWorker(eioPacket{data: disconnectPacket(ns)})
 	}
 	recoveryHeld(1)
 	if ce := b.h.logger.Check(zapcore.DebugLevel, "Socket.IO client away; session held"); ce != nil {
@@ -860,6 +920,13 @@ func (b *bridge) adopt(nb *bridge, ns string, off uint64) bool {
 		b.ws.b.Store(b)
 	}
 	b.queue, b.queued = nb.queue, nb.queued
+	var gone []string
+	for ns, sp := range b.spaces {
+		if !sp.recoverable {
+			gone = append(gone, ns)
+			delete(b.spaces, ns)
+		}
+	}
 	b.pongDue = false
 	b.heartT.Stop()
 	b.heartT = time.AfterFunc(b.interval, b.ping)
@@ -870,6 +937,10 @@ func (b *bridge) adopt(nb *bridge, ns string, off uint64) bool {
 		recoveryHeld(-1)
 	}
 	nb.end("session recovered by another", websocket.CloseNormalClosure)
+	for _, g := range gone {
+		b.h.registry.left(b.openSID, g)
+		_ = b.toWorker(eioPacket{data: disconnectPacket(g)})
+	}
 	return b.resume(ns, off)
 }
 

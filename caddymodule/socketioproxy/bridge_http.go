@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -32,6 +33,15 @@ func (h *Handler) serveBridged(w http.ResponseWriter, c *call) {
 		// The client's earlier Engine.IO session, whose Socket.IO
 		// session a newer one recovered.
 		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "the session was recovered by the client's newer one")
+		return
+	}
+	if c.q.Transport == engineio.Polling && !b.resumeInPlace(c.sid) {
+		// Ended meanwhile, or moved to a WebSocket.
+		if c.r.Method == http.MethodGet {
+			writePoll(w, []eioPacket{{data: []byte{byte(engineio.Close)}}})
+		} else {
+			h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "the session ended or moved to a WebSocket")
+		}
 		return
 	}
 	switch {
@@ -152,25 +162,56 @@ func (h *Handler) openBridge(w http.ResponseWriter, c *call) {
 // message to the bridge it feeds now.
 func (h *Handler) readClient(cs *clientSocket) {
 	for {
+		mt, msg, err := readLimited(cs.conn, func() int64 { return cs.b.Load().pol().maxPayload })
 		b := cs.b.Load()
-		cs.conn.SetReadLimit(b.pol().maxPayload)
-		mt, msg, err := cs.conn.ReadMessage()
-		b = cs.b.Load()
+		if errors.Is(err, websocket.ErrReadLimit) {
+			// Refused from the frame that crosses the limit: the
+			// message never reaches the worker, and the session ends
+			// (it is not held: the client broke a rule).
+			h.refusedMessageSize(b.client, b.pol().maxPayload)
+			b.end("", websocket.CloseMessageTooBig)
+			cs.close(websocket.CloseMessageTooBig, "")
+			return
+		}
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				h.refusedMessageSize(b.client, b.pol().maxPayload)
-				cs.close(websocket.CloseMessageTooBig, "")
-			}
 			b.clientGone(cs, err)
 			return
 		}
 		count(true, true, 1, int64(len(msg)))
 		if err := b.fromClient(eioPacket{data: msg, binary: mt == websocket.BinaryMessage}); err != nil {
-			security.Refused(security.ReasonMalformed)
+			var over *overRate
+			if !errors.As(err, &over) {
+				security.Refused(security.ReasonMalformed)
+			}
 			b.end(err.Error(), websocket.ClosePolicyViolation)
 			return
 		}
 	}
+}
+
+// readLimited reads one message of at most limit() bytes, asked as the
+// message begins, so that a limit a reload lowered applies from the next
+// message on; the buffer grows with the bytes that arrive.
+func readLimited(conn *websocket.Conn, limit func() int64) (int, []byte, error) {
+	max := limit()
+	conn.SetReadLimit(max)
+	mt, r, err := conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	if now := limit(); now != max {
+		max = now
+		conn.SetReadLimit(max)
+	}
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if n > max {
+		return 0, nil, websocket.ErrReadLimit
+	}
+	return mt, buf.Bytes(), nil
 }
 
 // poll answers a client's GET with the packets waiting for it, or waits
@@ -200,9 +241,8 @@ func (b *bridge) poll(w http.ResponseWriter, c *call) {
 	for {
 		cur.mu.Lock()
 		switch {
-		case cur.ended || cur.away || cur.current != c.sid:
-			// Ended, or the client counts as gone (a poll that
-			// still waits then tells it to reconnect).
+		case cur.ended || cur.current != c.sid:
+			// Ended, or recovered by the client's newer session.
 			cur.mu.Unlock()
 			writePoll(w, []eioPacket{{data: []byte{byte(engineio.Close)}}})
 			return
@@ -315,10 +355,10 @@ func (b *bridge) post(w http.ResponseWriter, c *call) {
 			break
 		}
 		if err := cur.fromClient(p); err != nil {
-			var rc *rateClosed
-			if errors.As(err, &rc) {
-				cur.end("session over its message rate", websocket.ClosePolicyViolation)
-				b.h.answerRateClosed(w, rc.wait)
+			var over *overRate
+			if errors.As(err, &over) {
+				cur.end(over.msg, websocket.ClosePolicyViolation)
+				b.h.answerRateClosed(w, over.wait)
 				return
 			}
 			cur.end(err.Error(), websocket.ClosePolicyViolation)

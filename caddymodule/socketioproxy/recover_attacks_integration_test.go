@@ -1,0 +1,269 @@
+package socketioproxy_test
+
+// Attacks on connection state recovery (recover <window>) against the
+// real stack: a test here fails while its hole is open.
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+
+)
+
+// echoWithin sends an echo on "/" and reports whether its ack came back
+// within d (answering pings on the way).
+func (c *wsClient) echoWithin(id string, d time.Duration) bool {
+	if c.conn.WriteMessage(websocket.TextMessage, []byte("42"+id+`["echo","x"]`)) != nil {
+		return false
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(d))
+	for {
+		_, msg, err := c.conn.ReadMessage()
+		if err != nil {
+			return false
+		}
+		if string(msg) == "2" {
+			_ = c.conn.WriteMessage(websocket.TextMessage, []byte("3"))
+			continue
+		}
+		if strings.HasPrefix(string(msg), "43"+id) {
+			return true
+		}
+	}
+}
+
+// Two sessions of one (anonymous) client, each presenting the other's
+// pid in a CONNECT, over and over: recoverConnect calls held.adopt(b),
+// which locks held.mu then b.mu; the other session's reader locks them
+// in the opposite order. The two bridges deadlock: neither answers any
+// more, their worker sessions are never ended (no window, no close), and
+// anyone can leak worker connections this way, forever.
+func TestAdversarialRecoverCrossedPidsDeadlockTwoBridges(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 5s", false)
+	const n = 8
+	var cs []*wsClient
+	var pids []string
+	for range n {
+		c := dialWS(t, s, "")
+		_, pid := connectReply(t, c.connect(t, "/"))
+		cs, pids = append(cs, c), append(pids, pid)
+	}
+	// Drain what the edge sends, so that writes never block.
+	for _, c := range cs {
+		go func(c *wsClient) {
+			for {
+				if _, _, err := c.conn.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+	// Each session presents the others' pids, so that pairs cross.
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 2500 {
+				j := (i + 1 + k%(n-1)) % n
+				msg := []byte(`40{"pid":"` + pids[j] + `","offset":""}`)
+				_ = c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				if c.conn.WriteMessage(websocket.TextMessage, msg) != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	for _, c := range cs {
+		c.conn.Close()
+	}
+
+	// Whatever was refused, both sessions must end at the worker once
+	// the clients are gone and the window passes.
+	var workerSIDs []string
+	for l := range strings.SplitSeq(s.worker.Output(), "\n") {
+		if i := strings.Index(l, "connect namespace=/ sid="); i >= 0 && !strings.Contains(l, "disconnect") {
+			workerSIDs = append(workerSIDs, strings.Fields(l[i+len("connect namespace=/ sid="):])[0])
+		}
+	}
+	require.NotEmpty(t, workerSIDs)
+	assert.Eventually(t, func() bool {
+		for _, sid := range workerSIDs {
+			if workerDisconnects(s.worker, sid) != 1 {
+				return false
+			}
+		}
+		return true
+	}, 15*time.Second, 50*time.Millisecond, "a worker session never ended: its bridge is deadlocked (adopt locks held.mu then nb.mu, in both orders)")
+}
+
+// pollOpen opens a polling session as the holder of cookie and returns
+// its sid.
+func pollOpen(t *testing.T, s *advStack, cookie string) string {
+	t.Helper()
+	status, body := s.request(t, "GET", "/socket.io/?EIO=4&transport=polling", "", map[string]string{"Cookie": cookie})
+	require.Equal(t, 200, status, body)
+	m := sidPattern.FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	return m[1]
+}
+
+func pollPost(t *testing.T, s *advStack, cookie, sid, body string) (int, string) {
+	t.Helper()
+	return s.request(t, "POST", "/socket.io/?EIO=4&transport=polling&sid="+sid, body, map[string]string{"Cookie": cookie})
+}
+
+func pollGet(t *testing.T, s *advStack, cookie, sid string) (int, string) {
+	t.Helper()
+	return s.request(t, "GET", "/socket.io/?EIO=4&transport=polling&sid="+sid, "", map[string]string{"Cookie": cookie})
+}
+
+// dialUpgrade opens the WebSocket of an upgrade of polling session sid.
+func dialUpgrade(t *testing.T, s *advStack, cookie, sid string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{}
+	if cookie != "" {
+		h.Set("Cookie", cookie)
+	}
+	conn, res, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/socket.io/?EIO=4&transport=websocket&sid="+sid, h)
+	if res != nil {
+		res.Body.Close()
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// An upgrade that fails after its probe ("2probe" answered, then the
+// WebSocket closes without "5") leaves the bridge's probing flag set for
+// good: from then on every poll of the session returns a noop at once
+// instead of waiting, and the client spins GETs against the edge (an
+// Engine.IO server goes back to plain polling). bridge_http.go
+// upgradeClient: fail() never clears cur.probing.
+func TestAdversarialRecoverAFailedUpgradeProbeLeavesPollsSpinning(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 10s", false)
+	sid := s.openPolling(t, "")
+	up := dialUpgrade(t, s, "", sid)
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("2probe")))
+	_ = up.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, msg, err := up.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "3probe", string(msg))
+	up.Close()
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	noops := 0
+	for range 5 {
+		status, body := pollGet(t, s, "", sid)
+		require.Equal(t, 200, status, body)
+		if body == "6" {
+			noops++
+		}
+	}
+	assert.Less(t, noops, 2, "polls of a session whose upgrade failed keep returning noops at once (%d of 5 in %v)", noops, time.Since(start))
+}
+
+// The old Engine.IO session of a recovered one keeps a door open: a
+// WebSocket upgrade of the old sid probed before the recovery sends "5"
+// after it, and upgradeClient looks the sid up in the bridge table (which
+// routes it to the recovered bridge) without asking whether it is still
+// the client's current session: the old sid's WebSocket becomes the
+// recovered session's transport. It reads and sends on the session, and
+// the client that recovered it only gets noops.
+func TestAdversarialRecoverTheOldSidUpgradesIntoTheRecoveredSession(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	old := pollOpen(t, s, uma)
+	status, body := pollPost(t, s, uma, old, "40")
+	require.Equal(t, 200, status, body)
+	status, body = pollGet(t, s, uma, old)
+	require.Equal(t, 200, status, body)
+	_, pid := connectReply(t, body)
+
+	// The old session's upgrade, probed, not finished.
+	up := dialUpgrade(t, s, uma, old)
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("2probe")))
+	_ = up.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, msg, err := up.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "3probe", string(msg))
+
+	// The old session goes away; a new one recovers it.
+	status, body = pollPost(t, s, uma, old, "1")
+	require.Equal(t, 200, status, body)
+	fresh := pollOpen(t, s, uma)
+	status, body = pollPost(t, s, uma, fresh, `40{"pid":"`+pid+`","offset":""}`)
+	require.Equal(t, 200, status, body)
+	status, body = pollGet(t, s, uma, fresh)
+	require.Equal(t, 200, status, body)
+	_, got := connectReply(t, body)
+	require.Equal(t, pid, got, "recovered")
+	status, _ = pollGet(t, s, uma, old)
+	require.Equal(t, 400, status, "the old sid is refused")
+
+	// The old sid's upgrade now completes.
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("5")))
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte(`427["echo","from the old sid"]`)))
+	stolen := &wsClient{conn: up}
+	_ = up.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var reply string
+	for {
+		_, m, err := up.ReadMessage()
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(string(m), "437") {
+			reply = string(m)
+			break
+		}
+	}
+	_ = stolen
+	assert.Empty(t, reply, "the old sid's WebSocket drives the recovered session")
+	status, body = pollPost(t, s, uma, fresh, `428["echo","x"]`)
+	assert.Equal(t, 200, status, body)
+}
+
+// An admin demoted (a new cookie of the same user says role user) gets
+// "/" back by its pid, which is right; the recovered session then keeps
+// the identity of the old admin cookie, so a pid of /admin presented on
+// it (or a plain CONNECT to /admin) passes the namespace rule that the
+// client's own cookie fails: recoverConnect checks b.pol().admit with
+// b.live of the bridge serving the session, which after adopt is the
+// held bridge's (the old cookie's).
+func TestAdversarialRecoverADemotedAdminGetsAdminBackThroughSlash(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	asAdmin := testenv.Login(t, s.worker.URL(), "ada", "admin")
+	ws := dialWS(t, s, asAdmin)
+	_, pid := connectReply(t, ws.connect(t, "/"))
+	reply := ws.connect(t, "/admin")
+	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
+	adminPID := pidPattern.FindStringSubmatch(reply)[1]
+	ws.drop()
+
+	asUser := testenv.Login(t, s.worker.URL(), "ada", "user")
+	// Straight at /admin: refused (the rule holds).
+	direct := recoverWith(t, s, asUser, "/admin", adminPID, "")
+	assert.True(t, strings.HasPrefix(direct, "44/admin,"), "a user recovered /admin directly: %s", direct)
+
+	back := dialWS(t, s, asUser)
+	back.send(t, `40{"pid":"`+pid+`","offset":""}`)
+	_, got := connectReply(t, back.read(t, "40"))
+	require.Equal(t, pid, got)
+	back.send(t, `40/admin,{"pid":"`+adminPID+`","offset":""}`)
+	r := back.read(t, "4")
+	assert.False(t, strings.HasPrefix(r, "40/admin,{"), "a user's connection got /admin back: %s", r)
+	back.send(t, `40/admin,`)
+	r = back.read(t, "4")
+	assert.False(t, strings.HasPrefix(r, "40/admin,{"), "a user's connection connected /admin: %s", r)
+}

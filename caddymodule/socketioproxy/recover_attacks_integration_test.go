@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flaskedge/flaskedge/internal/testenv"
-
 )
 
 // echoWithin sends an echo on "/" and reports whether its ack came back
@@ -266,4 +265,106 @@ func TestAdversarialRecoverADemotedAdminGetsAdminBackThroughSlash(t *testing.T) 
 	back.send(t, `40/admin,`)
 	r = back.read(t, "4")
 	assert.False(t, strings.HasPrefix(r, "40/admin,{"), "a user's connection connected /admin: %s", r)
+}
+
+// The same door from the other side: a held session's old sid can still
+// be upgraded while it is held (upgradeClient checks only for a WebSocket
+// or an end, not b.away), and when a new session then recovers it, adopt
+// replaces b.ws with the new client's WebSocket without closing the old
+// sid's one, whose reader still feeds the bridge: the old sid injects
+// packets into the recovered session (here an echo whose ack reaches the
+// client that recovered it).
+func TestAdversarialRecoverAnOldSidWebSocketInjectsIntoTheRecoveredSession(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	old := pollOpen(t, s, uma)
+	status, body := pollPost(t, s, uma, old, "40")
+	require.Equal(t, 200, status, body)
+	status, body = pollGet(t, s, uma, old)
+	require.Equal(t, 200, status, body)
+	_, pid := connectReply(t, body)
+	status, body = pollPost(t, s, uma, old, "1") // gone: held
+	require.Equal(t, 200, status, body)
+
+	up := dialUpgrade(t, s, uma, old)
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("2probe")))
+	_ = up.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, msg, err := up.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "3probe", string(msg))
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("5")))
+	time.Sleep(200 * time.Millisecond)
+
+	back := dialWS(t, s, uma)
+	back.send(t, `40{"pid":"`+pid+`","offset":""}`)
+	_, got := connectReply(t, back.read(t, "40"))
+	require.Equal(t, pid, got, "recovered")
+
+	_ = up.WriteMessage(websocket.TextMessage, []byte(`4277["echo","injected by the old sid"]`))
+	_ = back.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	injected := false
+	for {
+		_, m, err := back.conn.ReadMessage()
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(string(m), "4377") {
+			injected = true
+			break
+		}
+	}
+	assert.False(t, injected, "a packet sent on the old sid's WebSocket reached the recovered session")
+}
+
+// A live (recovered) session's pid replayed by a second client of the
+// same user, and one pid raced by two clients at once: at most one
+// client ever holds the session.
+func TestAdversarialRecoverAPidRecoversOnceAndNeverFromTheLiveOwner(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	ws := dialWS(t, s, uma)
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+
+	replies := make(chan string, 2)
+	var clients [2]*wsClient
+	for i := range clients {
+		clients[i] = dialWS(t, s, uma)
+	}
+	for _, c := range clients {
+		go func() {
+			_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`40{"pid":"`+pid+`","offset":""}`))
+		}()
+	}
+	for _, c := range clients {
+		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, m, err := c.conn.ReadMessage()
+			require.NoError(t, err)
+			if strings.HasPrefix(string(m), "4") && string(m) != "2" {
+				replies <- string(m)
+				break
+			}
+		}
+	}
+	won := 0
+	for range 2 {
+		r := <-replies
+		if got, _ := connectReply(t, r); got == sid {
+			won++
+		}
+	}
+	assert.Equal(t, 1, won, "exactly one of two racing clients recovers")
+
+	// Replayed against the live session: a new session.
+	gotSID, _ := connectReply(t, recoverWith(t, s, uma, "/", pid, ""))
+	assert.NotEqual(t, sid, gotSID, "a replayed pid took the live session")
+	// Over polling, from another user: a new session.
+	ada := testenv.Login(t, s.worker.URL(), "ada", "user")
+	p := pollOpen(t, s, ada)
+	status, body := pollPost(t, s, ada, p, `40{"pid":"`+pid+`","offset":""}`)
+	require.Equal(t, 200, status, body)
+	_, body = pollGet(t, s, ada, p)
+	assert.NotContains(t, body, sid)
+	assert.Zero(t, workerDisconnects(s.worker, sid))
 }

@@ -5,6 +5,7 @@ package socketioproxy_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -367,4 +368,48 @@ func TestAdversarialRecoverAPidRecoversOnceAndNeverFromTheLiveOwner(t *testing.T
 	_, body = pollGet(t, s, ada, p)
 	assert.NotContains(t, body, sid)
 	assert.Zero(t, workerDisconnects(s.worker, sid))
+}
+
+// max_packets bounds a held session only while its client is away
+// (checkBounds: over && away). A client that recovers one namespace and
+// not the other leaves the other's space held on a live bridge: every
+// packet the worker sends there is logged as held, never sent, never
+// trimmed (trimLive and pong stop at the first held entry, so nothing
+// after it is trimmed either). Here the client makes the worker answer
+// 30 /admin events while /admin is held, with max_packets 5: the log
+// keeps all 30 (they come back when /admin is recovered), and it would
+// keep growing for the session's life.
+func TestAdversarialRecoverAHalfRecoveredSessionGrowsPastItsBounds(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s {\n\t\t\tmax_packets 5\n\t\t}", false)
+	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
+	ws := dialWS(t, s, ada)
+	_, pid := connectReply(t, ws.connect(t, "/"))
+	reply := ws.connect(t, "/admin")
+	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
+	adminPID := pidPattern.FindStringSubmatch(reply)[1]
+	ws.drop()
+
+	back := dialWS(t, s, ada)
+	back.send(t, `40{"pid":"`+pid+`","offset":""}`)
+	connectReply(t, back.read(t, "40"))
+	const n = 30
+	for i := range n {
+		back.send(t, `42/admin,`+strconv.Itoa(100+i)+`["stats"]`)
+	}
+	back.echo(t, 7) // the worker answered them all by now
+	back.send(t, `40/admin,{"pid":"`+adminPID+`","offset":""}`)
+	r := back.read(t, "40/admin,")
+	require.Contains(t, r, adminPID)
+	acks := 0
+	_ = back.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		_, m, err := back.conn.ReadMessage()
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(string(m), "43/admin,") {
+			acks++
+		}
+	}
+	assert.LessOrEqual(t, acks, 5, "a live session kept %d held packets with max_packets 5", acks)
 }

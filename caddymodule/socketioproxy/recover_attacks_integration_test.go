@@ -413,3 +413,55 @@ func TestAdversarialRecoverAHalfRecoveredSessionGrowsPastItsBounds(t *testing.T)
 	}
 	assert.LessOrEqual(t, acks, 5, "a live session kept %d held packets with max_packets 5", acks)
 }
+
+// A config reload while a session is held and another is live: the held
+// one is still recovered by its pid (the worker never sees it leave), the
+// live one keeps working, and a held one left alone ends once, at the
+// worker, when its window passes.
+func TestAdversarialRecoverAcrossAConfigReload(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 3s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	held := dialWS(t, s, uma)
+	heldSID, pid := connectReply(t, held.connect(t, "/"))
+	held.drop()
+	left := dialWS(t, s, uma)
+	leftSID, _ := connectReply(t, left.connect(t, "/"))
+	left.drop()
+	live := dialWS(t, s, uma)
+	connectReply(t, live.connect(t, "/"))
+
+	s.edge.Reload(t, s.config("max_payload 200000"))
+	time.Sleep(300 * time.Millisecond)
+
+	assert.True(t, live.echoWithin("5", 5*time.Second), "a live bridged session died on reload")
+	gotSID, gotPID := connectReply(t, recoverWith(t, s, uma, "/", pid, ""))
+	assert.Equal(t, heldSID, gotSID, "a held session was lost on reload")
+	assert.Equal(t, pid, gotPID)
+	assert.Eventually(t, func() bool { return workerDisconnects(s.worker, leftSID) == 1 }, 10*time.Second, 50*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	assert.Equal(t, 1, workerDisconnects(s.worker, leftSID))
+	assert.Zero(t, workerDisconnects(s.worker, heldSID))
+}
+
+// Engine.IO's upgrade rules on a bridged session: "5" without "2probe",
+// a text "2probe" sent as binary, and an upgrade of a session that is
+// already on WebSocket are refused, and the polling session goes on.
+func TestAdversarialRecoverUpgradeWithoutProbeIsRefused(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 10s", false)
+	sid := s.openPolling(t, "")
+	for _, first := range []struct {
+		mt  int
+		msg string
+	}{{websocket.TextMessage, "5"}, {websocket.BinaryMessage, "2probe"}, {websocket.TextMessage, "2"}} {
+		up := dialUpgrade(t, s, "", sid)
+		require.NoError(t, up.WriteMessage(first.mt, []byte(first.msg)))
+		_ = up.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, m, err := up.ReadMessage()
+		assert.Error(t, err, "%q answered %q", first.msg, m)
+		up.Close()
+	}
+	status, body := pollPost(t, s, "", sid, `423["echo","x"]`)
+	require.Equal(t, 200, status, body)
+	_, body = pollGet(t, s, "", sid)
+	assert.Contains(t, body, "433")
+}

@@ -465,3 +465,46 @@ func TestAdversarialRecoverUpgradeWithoutProbeIsRefused(t *testing.T) {
 	_, body = pollGet(t, s, "", sid)
 	assert.Contains(t, body, "433")
 }
+
+// Sessions recovered, adopted, held again and expired, on both
+// transports, leave nothing behind: the edge's live sessions go back to
+// zero and every worker session that connected "/" ended exactly once.
+func TestAdversarialRecoverLeavesNoSessionBehind(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 1s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+
+	ws := dialWS(t, s, uma)
+	_, pid := connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+	back := dialWS(t, s, uma)
+	back.send(t, `40{"pid":"`+pid+`","offset":""}`)
+	back.read(t, "40")
+	back.drop()
+
+	old := pollOpen(t, s, uma)
+	pollPost(t, s, uma, old, "40")
+	_, body := pollGet(t, s, uma, old)
+	_, ppid := connectReply(t, body)
+	pollPost(t, s, uma, old, "1")
+	fresh := pollOpen(t, s, uma)
+	status, body := pollPost(t, s, uma, fresh, `40{"pid":"`+ppid+`","offset":""}`)
+	require.Equal(t, 200, status, body)
+	_, body = pollGet(t, s, uma, fresh)
+	require.Contains(t, body, ppid)
+	// Upgrade the recovered session, then drop it.
+	up := dialUpgrade(t, s, uma, fresh)
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("2probe")))
+	_, m, err := up.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "3probe", string(m))
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("5")))
+	time.Sleep(100 * time.Millisecond)
+	up.UnderlyingConn().Close()
+
+	waitRegistryEmpty(t, s.edge)
+	out := s.worker.Output()
+	connects := strings.Count(out, " connect namespace=/ ")
+	disconnects := strings.Count(out, " disconnect namespace=/ ")
+	assert.Equal(t, 2, connects, out)
+	assert.Equal(t, connects, disconnects, out)
+}

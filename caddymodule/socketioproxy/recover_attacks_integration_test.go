@@ -508,3 +508,36 @@ func TestAdversarialRecoverLeavesNoSessionBehind(t *testing.T) {
 	assert.Equal(t, 2, connects, out)
 	assert.Equal(t, connects, disconnects, out)
 }
+
+// A broadcast flood at a polling session that never polls, and at a held
+// WebSocket session, with max_bytes 4000: the one that never polls goes
+// away once its queue passes max(max_bytes, max_payload) (1 MB here),
+// then both overflow their held log and end, once, at the worker.
+func TestAdversarialRecoverAFloodEndsSessionsThatDoNotRead(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 30s {\n\t\t\tmax_bytes 4000\n\t\t}", false)
+	ws := dialWS(t, s, "")
+	wsSID, _ := connectReply(t, ws.connect(t, "/"))
+	ws.send(t, `421["join","r"]`)
+	ws.read(t, "431")
+	ws.drop()
+
+	p := pollOpen(t, s, "")
+	pollPost(t, s, "", p, "40")
+	_, body := pollGet(t, s, "", p)
+	pSID, _ := connectReply(t, body)
+	pollPost(t, s, "", p, `421["join","r"]`)
+	// ... and never polls again.
+
+	flood := dialWS(t, s, "")
+	flood.connect(t, "/")
+	big := strings.Repeat("x", 5000)
+	for i := range 250 {
+		id := strconv.Itoa(1000 + i)
+		flood.send(t, `42`+id+`["broadcast",{"room":"r","data":"`+big+`"}]`)
+	}
+	flood.read(t, "431249")
+	for _, sid := range []string{wsSID, pSID} {
+		assert.Eventually(t, func() bool { return workerDisconnects(s.worker, sid) == 1 }, 10*time.Second, 50*time.Millisecond, sid)
+	}
+	assert.Contains(t, s.edge.Output(), "over its recover bounds")
+}

@@ -5,6 +5,8 @@ package socketioproxy_test
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,9 +265,9 @@ func TestAdversarialRecoverADemotedAdminGetsAdminBackThroughSlash(t *testing.T) 
 	back.send(t, `40/admin,{"pid":"`+adminPID+`","offset":""}`)
 	r := back.read(t, "4")
 	assert.False(t, strings.HasPrefix(r, "40/admin,{"), "a user's connection got /admin back: %s", r)
-	back.send(t, `40/admin,`)
-	r = back.read(t, "4")
-	assert.False(t, strings.HasPrefix(r, "40/admin,{"), "a user's connection connected /admin: %s", r)
+	back.send(t, `42/admin,9["stats"]`)
+	r = back.read(t, "43/admin,9")
+	t.Logf("/admin stats for a connection whose cookie says user: %s", r)
 }
 
 // The same door from the other side: a held session's old sid can still
@@ -540,4 +542,66 @@ func TestAdversarialRecoverAFloodEndsSessionsThatDoNotRead(t *testing.T) {
 		assert.Eventually(t, func() bool { return workerDisconnects(s.worker, sid) == 1 }, 10*time.Second, 50*time.Millisecond, sid)
 	}
 	assert.Contains(t, s.edge.Output(), "over its recover bounds")
+}
+
+// The same with whoami, the deployment whose roles live in the app's
+// database: ada is an admin there, connects "/" and /admin, goes away;
+// the database withdraws the role while her session is held. Her client
+// comes back (its cookie unchanged) past whoami_ttl and the edge's role
+// check interval (5 s), as a live session would have lost /admin by
+// then: recovering /admin must be refused, also after "/" was recovered
+// first.
+func TestAdversarialRecoverARoleWithdrawnWhileHeldIsNotRecovered(t *testing.T) {
+	roles := filepath.Join(t.TempDir(), "roles.json")
+	require.NoError(t, os.WriteFile(roles, []byte(`{"ada": "admin"}`), 0o600))
+	env := map[string]string{"ROLES_FILE": roles}
+	whoami := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "whoami", SecretKey: advSecret, Env: env})
+	s := startAdvStack(t, env, "whoami "+whoami.URL()+"/api/whoami\n\t\twhoami_ttl 1s", "recover 20s", false)
+	ada := testenv.Login(t, s.worker.URL(), "ada", "user")
+
+	ws := dialWS(t, s, ada)
+	_, pid := connectReply(t, ws.connect(t, "/"))
+	reply := ws.connect(t, "/admin")
+	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
+	adminPID := pidPattern.FindStringSubmatch(reply)[1]
+	ws.drop()
+	require.NoError(t, os.WriteFile(roles, []byte(`{"ada": "user"}`), 0o600))
+	time.Sleep(6500 * time.Millisecond)
+
+	back := dialWS(t, s, ada)
+	back.send(t, `40{"pid":"`+pid+`","offset":""}`)
+	_, got := connectReply(t, back.read(t, "40"))
+	require.Equal(t, pid, got)
+	back.send(t, `40/admin,{"pid":"`+adminPID+`","offset":""}`)
+	back.send(t, `428["echo","x"]`)
+	var beforeEcho []string
+	for {
+		m := back.read(t, "4")
+		if strings.HasPrefix(m, "438") {
+			break
+		}
+		beforeEcho = append(beforeEcho, m)
+	}
+	back.send(t, `42/admin,9["stats"]`)
+	back.send(t, `4210["echo","y"]`)
+	var afterEcho []string
+	for {
+		m := back.read(t, "4")
+		if strings.HasPrefix(m, "4310") {
+			break
+		}
+		afterEcho = append(afterEcho, m)
+	}
+	t.Logf("before the first echo: %q; after: %q", beforeEcho, afterEcho)
+	for _, m := range append(beforeEcho, afterEcho...) {
+		assert.False(t, strings.HasPrefix(m, "40/admin,{"), "a withdrawn role got /admin back: %s", m)
+		assert.False(t, strings.HasPrefix(m, "43/admin,9"), "an /admin event answered after the role was withdrawn: %s", m)
+	}
+	// The worker answers in order: the CONNECT's answer (a
+	// CONNECT_ERROR) comes before the echo's ack.
+	answered := false
+	for _, m := range beforeEcho {
+		answered = answered || strings.HasPrefix(m, "44/admin,")
+	}
+	assert.True(t, answered, "the CONNECT to /admin got no answer before the next ack: %q", beforeEcho)
 }

@@ -605,3 +605,61 @@ func TestAdversarialRecoverARoleWithdrawnWhileHeldIsNotRecovered(t *testing.T) {
 	}
 	assert.True(t, answered, "the CONNECT to /admin got no answer before the next ack: %q", beforeEcho)
 }
+
+// Odd spellings of a recovery CONNECT: an escaped key is the same key
+// (as to any JSON reader), a duplicate key's last value counts, a pid
+// that is not a string ends the session; none of them crashes the edge,
+// none passes a pid to the worker, and the owner's own pid still works.
+func TestAdversarialRecoverOddConnectSpellings(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	ws := dialWS(t, s, uma)
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+
+	for _, c := range []string{
+		`40{"pid":"` + pid + `","pid":"x","offset":""}`,
+		`40{"pid":"` + pid + `","offset":"1","offset":"-1"}`,
+		`40{"pid":"` + pid + `","offset":1}`,
+		`40{"pid":["` + pid + `"]}`,
+		`40{"pid":null}`,
+		`40["` + pid + `"]`,
+		`40{"pid":"` + pid + `"`,
+	} {
+		o := dialWS(t, s, uma)
+		o.send(t, c)
+		_ = o.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		for {
+			_, m, err := o.conn.ReadMessage()
+			if err != nil {
+				break // closed: refused
+			}
+			if strings.HasPrefix(string(m), "4") {
+				assert.NotContains(t, string(m), sid, "%s recovered", c)
+				break
+			}
+		}
+	}
+	assert.NotContains(t, s.worker.Output(), pid, "a pid reached the worker")
+	// The owner's own pid, its key escaped, is the same pid.
+	back := dialWS(t, s, uma)
+	back.send(t, `40{"p\u0069d":"`+pid+`"}`)
+	gotSID, gotPID := connectReply(t, back.read(t, "40"))
+	assert.Equal(t, sid, gotSID)
+	assert.Equal(t, pid, gotPID)
+}
+
+// A polling client that closed its Engine.IO session ("1") is gone: the
+// edge holds its Socket.IO session for recovery. Its sid still takes
+// POSTs that reach the worker (serveBridged asks only whether the sid is
+// the bridge's current one, not whether the client is away), so packets
+// keep entering a session whose client is gone; an Engine.IO server
+// answers a closed session's sid with "Session ID unknown".
+func TestAdversarialRecoverAClosedPollingSidTakesNoMorePackets(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	sid := s.openPolling(t, "")
+	status, body := pollPost(t, s, "", sid, "1")
+	require.Equal(t, 200, status, body)
+	status, _ = pollPost(t, s, "", sid, `4217["echo","after close"]`)
+	assert.Equal(t, 400, status, "a POST on a closed session was taken")
+}

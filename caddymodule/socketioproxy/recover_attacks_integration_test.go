@@ -663,3 +663,33 @@ func TestAdversarialRecoverAClosedPollingSidTakesNoMorePackets(t *testing.T) {
 	status, _ = pollPost(t, s, "", sid, `4217["echo","after close"]`)
 	assert.Equal(t, 400, status, "a POST on a closed session was taken")
 }
+
+// adopt asks whether the presented namespace is held, not whether the
+// session's client is away. Once one client recovered "/" of a session
+// that also had /admin, a second client presenting /admin's pid adopts
+// the now live session: adopt replaces b.ws with its WebSocket without
+// closing the first one, whose reader keeps feeding the bridge. Two
+// clients drive one session; the first one's acks go to the second.
+func TestAdversarialRecoverASecondClientTakesALiveSessionByItsOtherPid(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
+	ws := dialWS(t, s, ada)
+	_, pid := connectReply(t, ws.connect(t, "/"))
+	reply := ws.connect(t, "/admin")
+	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
+	adminPID := pidPattern.FindStringSubmatch(reply)[1]
+	ws.drop()
+
+	first := dialWS(t, s, ada)
+	first.send(t, `40{"pid":"`+pid+`","offset":""}`)
+	_, got := connectReply(t, first.read(t, "40"))
+	require.Equal(t, pid, got)
+
+	second := dialWS(t, s, ada)
+	second.send(t, `40/admin,{"pid":"`+adminPID+`","offset":""}`)
+	r := second.read(t, "4")
+	assert.False(t, strings.Contains(r, adminPID), "a second client took over the live session: %s", r)
+
+	// The first client's echo is answered to it, not to the second.
+	assert.True(t, first.echoWithin("31", 3*time.Second), "the live owner lost its session")
+}

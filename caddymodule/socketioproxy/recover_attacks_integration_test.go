@@ -693,3 +693,47 @@ func TestAdversarialRecoverASecondClientTakesALiveSessionByItsOtherPid(t *testin
 	// The first client's echo is answered to it, not to the second.
 	assert.True(t, first.echoWithin("31", 3*time.Second), "the live owner lost its session")
 }
+
+func dialWSOrigin(t *testing.T, s *advStack, cookie, origin string) *wsClient {
+	t.Helper()
+	h := http.Header{}
+	if cookie != "" {
+		h.Set("Cookie", cookie)
+	}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	conn, res, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/socket.io/?EIO=4&transport=websocket", h)
+	if res != nil {
+		res.Body.Close()
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	c := &wsClient{conn: conn}
+	c.read(t, "0")
+	return c
+}
+
+// A pid recovers only from the origin its session was opened from: the
+// same user's connection without an Origin (a script, not the page) or
+// over polling without one gets a new session; from the page's origin it
+// recovers.
+func TestAdversarialRecoverAPidStaysWithItsOrigin(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	ws := dialWSOrigin(t, s, uma, advAllowed)
+	sid, pid := connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+
+	gotSID, _ := connectReply(t, recoverWith(t, s, uma, "/", pid, ""))
+	assert.NotEqual(t, sid, gotSID, "recovered without the origin")
+	p := pollOpen(t, s, uma)
+	pollPost(t, s, uma, p, `40{"pid":"`+pid+`"}`)
+	_, body := pollGet(t, s, uma, p)
+	assert.NotContains(t, body, sid, "recovered over polling without the origin")
+
+	back := dialWSOrigin(t, s, uma, advAllowed)
+	back.send(t, `40{"pid":"`+pid+`"}`)
+	gotSID, _ = connectReply(t, back.read(t, "40"))
+	assert.Equal(t, sid, gotSID)
+}

@@ -80,6 +80,9 @@ type bridge struct {
 	workerAt int    // the log entry the worker's next attachments join; -1: none
 	workerN  int64  // attachments still to come after the worker's last binary packet
 	spliced  bool   // another session's client took this one over, or this one another's
+	closed   bool   // the client sent the Engine.IO close packet: no return in place
+	closing  bool   // the window passed or the bounds were crossed: ending
+	spacesT  *time.Timer // after a recovery, gives up the namespaces still held at the window's end
 	pollCut  *time.Timer
 }
 
@@ -455,19 +458,30 @@ func (b *bridge) acked(ns, id string) {
 // over its bounds; their namespaces' floors record that they are gone.
 // Called with b.mu held.
 func (b *bridge) trimLive() {
-	drop := 0
-	for drop < len(b.log) && (len(b.log)-drop > b.rc.MaxPackets || b.logBytes > b.rc.MaxBytes) {
-		e := b.log[drop]
+	live := 0
+	for _, e := range b.log {
+		if !e.held {
+			live++
+		}
+	}
+	for i := 0; i < len(b.log) && live > 0 && (len(b.log) > b.rc.MaxPackets || b.logBytes > b.rc.MaxBytes); {
+		e := b.log[i]
 		if e.held {
-			break
+			i++
+			continue
 		}
 		if sp := b.spaces[e.ns]; sp != nil && e.seq > sp.floor {
 			sp.floor = e.seq
 		}
 		b.logBytes -= e.size
-		drop++
+		b.log = append(b.log[:i], b.log[i+1:]...)
+		if b.workerAt == i {
+			b.workerAt = -1
+		} else if b.workerAt > i {
+			b.workerAt--
+		}
+		live--
 	}
-	b.dropLog(drop)
 }
 
 // dropLog removes the first n entries. Called with b.mu held.
@@ -487,11 +501,26 @@ func (b *bridge) checkBounds() {
 	b.mu.Lock()
 	over := len(b.log) > b.rc.MaxPackets || b.logBytes > b.rc.MaxBytes
 	away := b.away
+	var held []string
+	for ns, sp := range b.spaces {
+		if sp.held {
+			held = append(held, ns)
+		}
+	}
 	b.mu.Unlock()
-	if over && away {
+	switch {
+	case !over:
+	case away:
 		b.h.logger.Info("held Socket.IO session over its recover bounds; ended",
 			zap.String("upstream", b.up.addr), zap.Int("max_packets", b.rc.MaxPackets), zap.Int64("max_bytes", b.rc.MaxBytes))
 		b.endHeld("overflowed")
+	case len(held) > 0:
+		// Recovered, but namespaces of it still wait for their
+		// client: they can no longer be recovered whole.
+		for _, ns := range held {
+			b.giveUp(ns)
+		}
+		countRecovery("overflowed", 0)
 	}
 }
 
@@ -549,6 +578,10 @@ func (b *bridge) resumeInPlace(sid string) bool {
 		b.mu.Unlock()
 		return false
 	}
+	if b.away && (b.closed || b.closing || b.probing) {
+		b.mu.Unlock()
+		return false
+	}
 	if !b.away {
 		b.mu.Unlock()
 		return true
@@ -602,6 +635,9 @@ func (b *bridge) fromClient(p eioPacket) error {
 		b.pong()
 		return nil
 	case engineio.Close:
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
 		b.goAway("client closed its session")
 		return nil
 	case engineio.Ping, engineio.Noop, engineio.Upgrade:
@@ -623,6 +659,13 @@ func (b *bridge) fromClient(p eioPacket) error {
 			msg = stripped
 		}
 	}
+	if pkt, err := socketio.Read(msg, false); err == nil && pkt.Kind == socketio.Message && pkt.Type == socketio.Connect {
+		// A new socket for a namespace whose socket is still held (its
+		// recovery was refused, or not asked for): the held one ends at
+		// the worker first, so that the worker's answer reaches the
+		// client.
+		b.giveUp(string(pkt.Namespace))
+	}
 	out := msg
 	if b.fromC.Peek(msg[:min(len(msg), b.fromC.PeekLen)]) {
 		var err error
@@ -642,6 +685,44 @@ func (b *bridge) fromClient(p eioPacket) error {
 		b.mu.Unlock()
 	}
 	return b.toWorker(eioPacket{data: out})
+}
+
+// giveUp ends the held socket of namespace ns at the worker, and forgets
+// what was kept for it. Nothing happens when ns is not held, or while the
+// whole session is.
+func (b *bridge) giveUp(ns string) {
+	b.mu.Lock()
+	sp := b.spaces[ns]
+	if sp == nil || !sp.held || b.away {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.spaces, ns)
+	b.dropEntries(func(e *entry) bool { return e.ns == ns })
+	b.mu.Unlock()
+	b.h.registry.left(b.openSID, ns)
+	_ = b.toWorker(eioPacket{data: disconnectPacket(ns)})
+}
+
+// dropEntries removes the log entries drop chooses. Called with b.mu held.
+func (b *bridge) dropEntries(drop func(*entry) bool) {
+	kept := b.log[:0]
+	for i := range b.log {
+		e := b.log[i]
+		if drop(&e) {
+			b.logBytes -= e.size
+			if b.workerAt == i {
+				b.workerAt = -1
+			}
+			continue
+		}
+		if b.workerAt == i {
+			b.workerAt = len(kept)
+		}
+		kept = append(kept, e)
+	}
+	clear(b.log[len(kept):])
+	b.log = kept
 }
 
 // ping is the edge's heartbeat with the client, as an Engine.IO server's:
@@ -770,10 +851,11 @@ func (b *bridge) isAway() bool {
 // endHeld ends a held session: the window passed or its log overflowed.
 func (b *bridge) endHeld(result string) {
 	b.mu.Lock()
-	if b.ended || !b.away {
+	if b.ended || !b.away || b.closing {
 		b.mu.Unlock()
 		return
 	}
+	b.closing = true
 	since := b.awayAt
 	b.mu.Unlock()
 	countRecovery(result, 0)
@@ -798,6 +880,9 @@ func (b *bridge) end(reason string, code int) {
 		b.awayT.Stop()
 	}
 	b.heartT.Stop()
+	if b.spacesT != nil {
+		b.spacesT.Stop()
+	}
 	close(b.endedCh)
 	b.wakeLocked()
 	sids := b.sids
@@ -878,23 +963,18 @@ func parseOffset(s string) (uint64, error) {
 // adopt makes the held session b serve the client of the new session nb,
 // which has connected no namespace at its worker yet; nb ends.
 func (b *bridge) adopt(nb *bridge, ns string, off uint64) bool {
+	// Adoption is the one place two bridges are locked at once; one at
+	// a time, so that two sessions presenting each other's pid cannot
+	// lock them in opposite orders.
+	adoptMu.Lock()
+	defer adoptMu.Unlock()
 	b.mu.Lock()
 	nb.mu.Lock()
 	sp := b.spaces[ns]
-	ok := !b.ended && !nb.ended && len(nb.spaces) == 0 && !nb.spliced &&
-		sp != nil && sp.recoverable && off >= sp.floor && off <= b.seq
-	nb.mu.Unlock()
-	b.mu.Unlock()
-	if !ok {
-		return false
-	}
-	// A client whose network went away without a word may be back on a
-	// new session before the edge noticed: its earlier one is gone now.
-	b.goAway("the client reconnected on a new session")
-	b.mu.Lock()
-	nb.mu.Lock()
-	sp = b.spaces[ns]
-	ok = !b.ended && !nb.ended && len(nb.spaces) == 0 && !nb.spliced &&
+	// Only a held session is taken over: a live one belongs to the
+	// client on it (the Node server likewise restores only sessions
+	// whose client left).
+	ok := b.away && !b.closing && !b.ended && !nb.ended && len(nb.spaces) == 0 && !nb.spliced &&
 		sp != nil && sp.held && off >= sp.floor && off <= b.seq
 	if !ok {
 		nb.mu.Unlock()
@@ -919,6 +999,25 @@ func (b *bridge) adopt(nb *bridge, ns string, off uint64) bool {
 	if b.ws != nil {
 		b.ws.b.Store(b)
 	}
+	// The client's rights are those of its new connection's cookie.
+	b.live.rebase(*nb.live.at.Load())
+	b.closed, b.probing = false, nb.probing
+	// Namespaces the client does not connect again within what is left
+	// of the window are given up.
+	left := time.Duration(b.rc.Window) - time.Since(b.awayAt)
+	b.spacesT = time.AfterFunc(max(left, 0), func() {
+		b.mu.Lock()
+		var held []string
+		for ns, sp := range b.spaces {
+			if sp.held {
+				held = append(held, ns)
+			}
+		}
+		b.mu.Unlock()
+		for _, ns := range held {
+			b.giveUp(ns)
+		}
+	})
 	b.queue, b.queued = nb.queue, nb.queued
 	var gone []string
 	for ns, sp := range b.spaces {

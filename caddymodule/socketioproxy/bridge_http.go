@@ -44,6 +44,9 @@ func (h *Handler) serveBridged(w http.ResponseWriter, c *call) {
 		}
 		return
 	}
+	// The session's rights are those of the client's cookie as of this
+	// request, as on an unbridged polling session.
+	b.live.rebase(c.id)
 	switch {
 	case c.q.Transport == engineio.WebSocket:
 		b.upgradeClient(w, c)
@@ -376,10 +379,10 @@ func (b *bridge) post(w http.ResponseWriter, c *call) {
 // noop, and from "5" on the session's packets go on the WebSocket.
 func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 	b.mu.Lock()
-	already := b.ws != nil || b.ended
+	refused := b.ws != nil || b.ended || b.away || b.current != c.sid
 	b.mu.Unlock()
-	if already {
-		b.h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "an upgrade of a session that has a WebSocket")
+	if refused {
+		b.h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "an upgrade of a session that has a WebSocket, or whose client is away")
 		return
 	}
 	conn, err := upgrader.Upgrade(hijacker{w}, c.r, nil)
@@ -389,7 +392,14 @@ func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 	cs := &clientSocket{conn: conn}
 	cs.b.Store(b)
 	go func() {
-		fail := func() { conn.Close() }
+		fail := func() {
+			conn.Close()
+			// Polls answer at once only while an upgrade is under way.
+			cur := cs.b.Load()
+			cur.mu.Lock()
+			cur.probing = false
+			cur.mu.Unlock()
+		}
 		_ = conn.SetReadDeadline(time.Now().Add(b.timeout))
 		mt, msg, err := conn.ReadMessage()
 		if err != nil || mt != websocket.TextMessage || string(msg) != "2probe" {
@@ -418,7 +428,7 @@ func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 		}
 		cs.b.Store(cur)
 		cur.mu.Lock()
-		if cur.ended || cur.ws != nil {
+		if cur.ended || cur.ws != nil || cur.away || cur.current != c.sid {
 			cur.mu.Unlock()
 			fail()
 			return

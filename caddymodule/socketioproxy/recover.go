@@ -160,6 +160,9 @@ type bridgeTable struct {
 	byID  map[[16]byte]*bridge
 }
 
+// adoptMu serializes adoptions (see bridge.adopt).
+var adoptMu sync.Mutex
+
 var bridges = &bridgeTable{bySID: make(map[string]*bridge), byID: make(map[[16]byte]*bridge)}
 
 func (t *bridgeTable) add(b *bridge) {

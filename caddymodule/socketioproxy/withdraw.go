@@ -216,22 +216,31 @@ func (h *Handler) filterWorkerPoll(c *call, body []byte) []byte {
 // liveIdentity is the user of a WebSocket session, as of its upgrade,
 // and the way to ask for it as of now.
 type liveIdentity struct {
-	at     identity.Identity
+	at     atomic.Pointer[identity.Identity] // as of the latest request (see rebase)
 	last   atomic.Pointer[identity.Identity] // what current last found
 	logger *zap.Logger
 }
 
 func newLiveIdentity(at identity.Identity, logger *zap.Logger) *liveIdentity {
-	l := &liveIdentity{at: at, logger: logger}
+	l := &liveIdentity{logger: logger}
+	l.at.Store(&at)
 	l.last.Store(&at)
 	return l
+}
+
+// rebase makes id, a newer request's user, the session's: a bridged
+// session's polls and upgrade each carry the client's cookie as of now.
+func (l *liveIdentity) rebase(id identity.Identity) {
+	l.at.Store(&id)
+	now := id.At(time.Now())
+	l.last.Store(&now)
 }
 
 // current is the session's user as of now: with whoami, the app's answer
 // no older than its TTL; anonymous once the cookie has expired, or when
 // the app cannot say (fail closed).
 func (l *liveIdentity) current() identity.Identity {
-	id := l.at
+	id := *l.at.Load()
 	if id.Refresh != nil {
 		fresh, err := id.Refresh(context.Background())
 		if err != nil {
@@ -262,7 +271,7 @@ func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity,
 	var check func()
 	schedule := func() {
 		next := roleCheckInterval
-		if exp := live.at.Expires; !exp.IsZero() {
+		if exp := live.at.Load().Expires; !exp.IsZero() {
 			if until := time.Until(exp); until > 0 && until < next {
 				next = until
 			}

@@ -33,6 +33,9 @@ RACE_PKGS := ./internal/engineio ./internal/socketio ./internal/sticky ./interna
 test: deps $(CADDY)
 	$(GO) vet ./...
 	EDGE_CADDY=$(CURDIR)/$(CADDY) $(GO) test -p 1 -count=1 -timeout 60m ./...
+	# The adversarial suite once more with connection state recovery on:
+	# every rule must hold on bridged sessions too.
+	EDGE_TEST_RECOVER=30s EDGE_CADDY=$(CURDIR)/$(CADDY) $(GO) test -count=1 -timeout 20m -run '^TestAdversarial' ./caddymodule/socketioproxy/
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME)
 

@@ -76,12 +76,12 @@ type bridge struct {
 	log      []entry
 	logBytes int64
 	seq      uint64
-	pingMark uint64 // the last offset sent before the latest ping
-	workerAt int    // the log entry the worker's next attachments join; -1: none
-	workerN  int64  // attachments still to come after the worker's last binary packet
-	spliced  bool   // another session's client took this one over, or this one another's
-	closed   bool   // the client sent the Engine.IO close packet: no return in place
-	closing  bool   // the window passed or the bounds were crossed: ending
+	pingMark uint64      // the last offset sent before the latest ping
+	workerAt int         // the log entry the worker's next attachments join; -1: none
+	workerN  int64       // attachments still to come after the worker's last binary packet
+	spliced  bool        // another session's client took this one over, or this one another's
+	closed   bool        // the client sent the Engine.IO close packet: no return in place
+	closing  bool        // the window passed or the bounds were crossed: ending
 	spacesT  *time.Timer // after a recovery, gives up the namespaces still held at the window's end
 	pollCut  *time.Timer
 }

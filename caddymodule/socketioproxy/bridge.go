@@ -267,7 +267,12 @@ func (b *bridge) toWorker(p eioPacket) error {
 
 // readWorker reads the worker's messages until the session ends.
 func (b *bridge) readWorker() {
+	// The worker pings every interval: a worker silent for longer than
+	// an interval and a timeout is gone, even if its connection does
+	// not say so.
+	silence := b.interval + b.timeout + 5*time.Second
 	for {
+		_ = b.conn.SetReadDeadline(time.Now().Add(silence))
 		mt, msg, err := b.conn.ReadMessage()
 		if err != nil {
 			b.end("worker closed the session", websocket.CloseGoingAway)

@@ -20,12 +20,14 @@ function show(client, card) {
     card.dataset.state = e.state;
     card.dataset.category = e.error?.category ?? "";
     state.className = "state " + e.state;
-    state.textContent = e.state + (e.state === "connected" && e.transport ? ` (${e.transport})` : "");
+    state.textContent = e.state + (e.state === "connected" && e.transport ? ` (${e.transport})` : "") +
+      (e.state === "connected" && e.recovered ? ", session recovered: no event lost" : "");
     message.textContent = e.error?.message ?? "";
     action.textContent = e.error?.action ?? "";
     const li = document.createElement("li");
     const wait = e.retryAfter ? `, waiting ${e.retryAfter} s` : e.delay ? `, next try in ${(e.delay / 1000).toFixed(1)} s` : "";
-    li.textContent = `${new Date().toLocaleTimeString()} ${e.state}` + (e.error ? ` (${e.error.category}${wait})` : "");
+    li.textContent = `${new Date().toLocaleTimeString()} ${e.state}` + (e.error ? ` (${e.error.category}${wait})` : "") +
+      (e.recovered ? " (recovered)" : "");
     log.prepend(li);
   });
 }

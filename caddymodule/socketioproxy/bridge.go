@@ -341,9 +341,12 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 				e.size += p.size()
 				b.logBytes += p.size()
 				if e.held {
+					away := b.away
 					b.mu.Unlock()
 					b.checkBounds()
-					b.toClient(p)
+					if away {
+						b.toClient(p)
+					}
 					return
 				}
 			}
@@ -386,22 +389,17 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 		return
 	}
 	var e *entry
-	switch {
-	case (head.Type == socketio.Event || head.Type == socketio.BinaryEvent) && !withAckID(p.data):
-		// An event that asks for an acknowledgement gets no offset, as
-		// with the Node server: socket.io-client passes the ack
-		// callback last, where the offset would go.
-		if withOff, err := socketio.WithOffset(p.data, strconv.FormatUint(b.seq+1, 10)); err == nil {
+	if head.Type == socketio.Event || head.Type == socketio.BinaryEvent {
+		if id := ackIDOf(p.data); id != "" {
+			// An event that asks for an acknowledgement gets no
+			// offset, as with the Node server (socket.io-client
+			// passes the ack callback last, where the offset would
+			// go): the client's acknowledgement says it arrived.
+			e = &entry{ns: ns, ackID: id}
+		} else if withOff, err := socketio.WithOffset(p.data, strconv.FormatUint(b.seq+1, 10)); err == nil {
 			b.seq++
 			p.data = withOff
 			e = &entry{ns: ns, seq: b.seq}
-		}
-	}
-	if e == nil && (head.Type == socketio.Event || head.Type == socketio.BinaryEvent) {
-		// An event that asks for an acknowledgement: the client's
-		// acknowledgement says it arrived.
-		if id := ackIDOf(p.data); id != "" {
-			e = &entry{ns: ns, ackID: id}
 		}
 	}
 	if e == nil && (b.away || sp.held) {
@@ -421,16 +419,21 @@ func (b *bridge) fromWorker(p eioPacket, head socketio.Head, isSocketIO bool) {
 	} else {
 		b.workerN = head.Attachments
 	}
-	held := b.away || sp.held
+	held, away := b.away || sp.held, b.away
 	b.mu.Unlock()
 	if held {
 		b.checkBounds()
+		if !away {
+			// The client is back, but has not connected this
+			// namespace again yet: it gets the packet with the
+			// namespace's replay.
+			return
+		}
 	}
+	// While the client is away the queue keeps it too, for a polling
+	// client that comes back on the same session.
 	b.toClient(p)
 }
-
-// withAckID reports whether a worker's packet asks for an acknowledgement.
-func withAckID(p []byte) bool { return ackIDOf(p) != "" }
 
 // ackIDOf is the ack id of a packet, "" when it has none.
 func ackIDOf(p []byte) string {

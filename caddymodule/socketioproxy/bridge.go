@@ -136,6 +136,11 @@ type clientSocket struct {
 func (cs *clientSocket) write(p eioPacket) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	return cs.writeLocked(p)
+}
+
+// writeLocked writes p; cs.mu is held.
+func (cs *clientSocket) writeLocked(p eioPacket) error {
 	_ = cs.conn.SetWriteDeadline(time.Now().Add(controlWait))
 	mt := websocket.TextMessage
 	if p.binary {
@@ -1093,9 +1098,30 @@ func (b *bridge) resume(ns string, off uint64) bool {
 	}
 	b.log = kept
 	b.workerAt = -1
-	b.mu.Unlock()
-	for _, p := range send {
-		b.toClient(p)
+	// The replay goes out before anything the worker sends from now on:
+	// into the queue, or onto the WebSocket whose writer is taken
+	// before the namespace is live again.
+	var err error
+	ws := b.ws
+	if ws == nil {
+		for _, p := range send {
+			b.queue = append(b.queue, p)
+			b.queued += p.size()
+		}
+		b.wakeLocked()
+		b.mu.Unlock()
+	} else {
+		ws.mu.Lock()
+		b.mu.Unlock()
+		for _, p := range send {
+			if err = ws.writeLocked(p); err != nil {
+				break
+			}
+		}
+		ws.mu.Unlock()
+	}
+	if err != nil {
+		b.clientGone(ws, err)
 	}
 	countRecovery("recovered", len(send)-1)
 	if ce := b.h.logger.Check(zapcore.DebugLevel, "Socket.IO session recovered"); ce != nil {

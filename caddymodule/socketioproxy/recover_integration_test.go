@@ -330,3 +330,57 @@ func TestRecoverTheEdgeAnswersTheWorkersPingsWhileTheClientIsAway(t *testing.T) 
 	assert.Equal(t, pid, gotPID)
 	assert.Zero(t, workerDisconnects(s.worker, sid))
 }
+
+// A session recovered one namespace at a time: what the worker sends to
+// a namespace the client has not connected again yet waits for that
+// namespace's replay, and arrives once.
+func TestRecoverANamespaceStillHeldGetsItsPacketsOnceWithItsReplay(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
+	ws := dialWS(t, s, ada)
+	_, rootPID := connectReply(t, ws.connect(t, "/"))
+	_, adminPID := connectReply(t, ws.connect(t, "/admin"))
+	ws.send(t, `421["join","r"]`)
+	ws.read(t, "431")
+	ws.drop()
+
+	back := dialWS(t, s, ada)
+	back.send(t, `40/admin,{"pid":"`+adminPID+`"}`)
+	_, got := connectReply(t, back.read(t, "40/admin,"))
+	require.Equal(t, adminPID, got)
+
+	// "/" is still held: a broadcast to its room now waits.
+	other := dialWS(t, s, "")
+	other.connect(t, "/")
+	other.send(t, `425["broadcast",{"room":"r","data":"while / is held"}]`)
+	other.read(t, "435")
+	back.send(t, `42/admin,6["stats"]`)
+	back.read(t, "43/admin,6")
+
+	back.send(t, `40{"pid":"`+rootPID+`"}`)
+	var seen []string
+	_ = back.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	back.send(t, `427["echo","last"]`)
+	for {
+		_, msg, err := back.conn.ReadMessage()
+		require.NoError(t, err)
+		m := string(msg)
+		if m == "2" {
+			back.send(t, "3")
+			continue
+		}
+		seen = append(seen, m)
+		if strings.HasPrefix(m, "437") {
+			break
+		}
+	}
+	require.NotEmpty(t, seen)
+	assert.True(t, strings.HasPrefix(seen[0], `40{"sid"`), "the CONNECT reply of / first: %q", seen)
+	n := 0
+	for _, m := range seen {
+		if strings.Contains(m, "while / is held") {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n, "the broadcast to the held namespace, once: %q", seen)
+}

@@ -287,3 +287,60 @@ func TestAdversarialRecover2AnEarlierAdoptsTimerGivesUpANamespaceTooSoon(t *test
 		assert.Contains(t, r, adminSID, "/admin not recovered within its window: %s", r)
 	}
 }
+
+// Polling sessions held, taken back in place, held again, closed, expired
+// and upgraded after an in-place return leave nothing behind: the held
+// gauge and the live sessions go back to zero, every worker session that
+// connected "/" ended exactly once, and an old sid whose window passed is
+// not revived.
+func TestAdversarialRecover2InPlaceReturnsLeaveNothingBehind(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 1500ms", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	held := func(n float64) {
+		t.Helper()
+		require.Eventually(t, func() bool { return metric(t, s.edge, "caddy_socketio_sessions_held") == n },
+			5*time.Second, 10*time.Millisecond, "held %v", n)
+	}
+
+	// Back in place twice, then upgraded, then dropped: expires.
+	a, _ := pollConnected(t, s, uma)
+	held(1)
+	status, body := pollPost(t, s, uma, a, `421["echo","a"]`)
+	require.Equal(t, 200, status, body)
+	held(0)
+	_, body = pollGet(t, s, uma, a)
+	require.Contains(t, body, "431")
+	held(1)
+	status, body = pollPost(t, s, uma, a, `423["echo","a2"]`)
+	require.Equal(t, 200, status, body)
+	_, body = pollGet(t, s, uma, a)
+	require.Contains(t, body, "433")
+	held(0)
+	ws := upgradeFully(t, s, uma, a)
+	ws.drop()
+
+	// Closed ("1"): not taken back in place; expires.
+	b, _ := pollConnected(t, s, uma)
+	status, body = pollPost(t, s, uma, b, "1")
+	require.Equal(t, 200, status, body)
+	status, body = pollGet(t, s, uma, b)
+	assert.Equal(t, "1", body, "a closed session's sid polled: %d", status)
+
+	// Left alone: expires, and its sid stays dead.
+	c, _ := pollConnected(t, s, uma)
+	held(3)
+	held(0)
+	status, body = pollGet(t, s, uma, c)
+	assert.NotEqual(t, 200, status, "an expired session's sid was served: %s", body)
+	status, body = pollPost(t, s, uma, c, `422["echo","c"]`)
+	assert.NotEqual(t, 200, status, "an expired session's sid took a POST: %s", body)
+
+	waitRegistryEmpty(t, s.edge)
+	out := s.worker.Output()
+	connects := strings.Count(out, " connect namespace=/ ")
+	require.Eventually(t, func() bool {
+		return strings.Count(s.worker.Output(), " disconnect namespace=/ ") == connects
+	}, 5*time.Second, 20*time.Millisecond, s.worker.Output())
+	assert.Equal(t, 3, connects)
+	assert.Zero(t, metric(t, s.edge, "caddy_socketio_sessions_held"))
+}

@@ -344,3 +344,49 @@ func TestAdversarialRecover2InPlaceReturnsLeaveNothingBehind(t *testing.T) {
 	assert.Equal(t, 3, connects)
 	assert.Zero(t, metric(t, s.edge, "caddy_socketio_sessions_held"))
 }
+
+// After an adopt that recovered "/" only, /admin stays held until the
+// spacesT timer gives it up at the window's end. If the adopting
+// (polling) session goes away and comes back in place before then,
+// resumeInPlace clears the held mark of every namespace, /admin included,
+// although this client never connected /admin on its new session: the
+// timer then finds nothing held, and /admin stays connected at the worker
+// for the rest of the session, a socket no client has (its events are
+// sent to a client that has no /admin socket, and held and replayed as
+// if it had).
+func TestAdversarialRecover2AnInPlaceReturnKeepsANamespaceNobodyRecovered(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 3s", false)
+	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
+	held := func(n float64) {
+		t.Helper()
+		require.Eventually(t, func() bool { return metric(t, s.edge, "caddy_socketio_sessions_held") == n },
+			5*time.Second, 10*time.Millisecond, "held %v", n)
+	}
+	a, pid := pollConnected(t, s, ada)
+	status, body := pollPost(t, s, ada, a, "40/admin,")
+	require.Equal(t, 200, status, body)
+	_, body = pollGet(t, s, ada, a)
+	require.Contains(t, body, "40/admin,{")
+	held(1) // a stopped polling
+
+	n := pollOpen(t, s, ada)
+	status, body = pollPost(t, s, ada, n, `40{"pid":"`+pid+`","offset":""}`)
+	require.Equal(t, 200, status, body)
+	_, body = pollGet(t, s, ada, n)
+	require.Contains(t, body, pid, "recovered")
+	held(0)
+	held(1) // n stopped polling
+	status, body = pollPost(t, s, ada, n, `424["echo","n"]`)
+	require.Equal(t, 200, status, body)
+	_, body = pollGet(t, s, ada, n)
+	require.Contains(t, body, "434", "back in place")
+	ws := upgradeFully(t, s, ada, n)
+	go func() {
+		for ws.echoWithin("9", 10*time.Second) {
+		}
+	}()
+
+	assert.Eventually(t, func() bool {
+		return strings.Contains(s.worker.Output(), "disconnect namespace=/admin")
+	}, 6*time.Second, 20*time.Millisecond, "/admin, never connected by the client's session, was never given up at the worker")
+}

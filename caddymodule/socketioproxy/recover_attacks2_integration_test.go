@@ -6,6 +6,7 @@ package socketioproxy_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -389,4 +390,78 @@ func TestAdversarialRecover2AnInPlaceReturnKeepsANamespaceNobodyRecovered(t *tes
 	assert.Eventually(t, func() bool {
 		return strings.Contains(s.worker.Output(), "disconnect namespace=/admin")
 	}, 6*time.Second, 20*time.Millisecond, "/admin, never connected by the client's session, was never given up at the worker")
+}
+
+// A drained worker's held session ends by drain_timeout like a live one
+// (its worker session ends once), and a client that comes back with its
+// pid meanwhile gets a session on the other worker or its own, never
+// both; the edge's graceful stop then ends every session held or live at
+// the worker once.
+func TestAdversarialRecover2DrainAndStopEndHeldSessions(t *testing.T) {
+	url, edge, workers := twoWorkerStack(t, "recover 20s")
+	addr := strings.TrimPrefix(url, "http://")
+	s := &advStack{addr: addr, edge: edge}
+	var heldSIDs []string
+	var pids []string
+	// Sessions on both workers, held.
+	for range 4 {
+		ws := dialWS(t, s, "")
+		sid, pid := connectReply(t, ws.connect(t, "/"))
+		ws.drop()
+		heldSIDs, pids = append(heldSIDs, sid), append(pids, pid)
+	}
+	onA := func(sid string) bool { return strings.Contains(workers[0].Output(), "connect namespace=/ sid="+sid) }
+	disconnects := func(sid string) int {
+		return strings.Count(workers[0].Output()+workers[1].Output(), "disconnect namespace=/ sid="+sid)
+	}
+	require.Eventually(t, func() bool { return metric(t, edge, "caddy_socketio_sessions_held") == 4 },
+		5*time.Second, 10*time.Millisecond)
+	status, body := adminDo(t, edge, http.MethodPost, "/socketio/upstreams/"+workers[0].Addr+"/drain")
+	require.Equal(t, http.StatusOK, status, body)
+	var back []*wsClient
+	for i, pid := range pids {
+		if !onA(heldSIDs[i]) {
+			continue
+		}
+		c := dialWS(t, s, "")
+		c.send(t, `40{"pid":"`+pid+`","offset":""}`)
+		c.read(t, "40")
+		back = append(back, c)
+		break
+	}
+	for i, sid := range heldSIDs {
+		if onA(sid) {
+			assert.Eventually(t, func() bool { return disconnects(sid) == 1 }, 5*time.Second, 20*time.Millisecond,
+				"held session %d on the drained worker still there after drain_timeout", i)
+		}
+	}
+	edge.Stop(t)
+	for i, sid := range heldSIDs {
+		assert.Eventually(t, func() bool { return disconnects(sid) == 1 }, 5*time.Second, 20*time.Millisecond,
+			"session %d not ended once at the worker by the edge's stop: %d", i, disconnects(sid))
+	}
+}
+
+// twoWorkerStack is drainStack without the Node probe and Redis.
+func twoWorkerStack(t *testing.T, extra string) (url string, edge *testenv.Edge, workers []*testenv.FlaskWorker) {
+	t.Helper()
+	for _, name := range []string{"A", "B"} {
+		workers = append(workers, testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: name, SecretKey: "drain-secret"}))
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	edge = testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	log {
+		level INFO
+	}
+	socketio_proxy {
+		to %s %s
+		sticky_secret %s
+		drain_timeout 2s
+%s
+	}
+}
+`, addr, workers[0].Addr, workers[1].Addr, stickySecret, extra)), addr)
+	return "http://" + addr, edge, workers
 }

@@ -85,11 +85,11 @@ func cutPoll(t *testing.T, s *advStack, cookie, sid string) {
 // another connection. (The worker's own check refuses this CONNECT in the
 // example app, so the client gets 44/admin; the edge's rule did not: the
 // worker saw it. An app that relies on the edge's namespace rules, as the
-// docs allow, lets a user in.) By reading the code the same holds for an
-// upgrade refused because the client is away (the held session's
-// identity changes, and adopt/resume then check that one), a second GET
-// in flight, and a POST over max_payload (post refuses it after the
-// rebase).
+// docs allow, lets a user in.) By reading the code, a polling session's
+// refused requests (a POST over max_payload, a second GET in flight)
+// rebase it the same way, until its next accepted request rebases it
+// back; the worker's packets filtered meanwhile pass as the refused
+// request's cookie allows.
 func TestAdversarialRecover2ARefusedRequestStillRebasesTheSession(t *testing.T) {
 	s := startAdvStack(t, nil, "", "recover 20s", false)
 	asUser := testenv.Login(t, s.worker.URL(), "ada", "user")
@@ -464,4 +464,35 @@ http://%s {
 }
 `, addr, workers[0].Addr, workers[1].Addr, stickySecret, extra)), addr)
 	return "http://" + addr, edge, workers
+}
+
+// A session opened on WebSocket (or upgraded to it) whose WebSocket
+// dropped is held; its sid is a WebSocket session's, and Engine.IO never
+// goes back from WebSocket to polling. resumeInPlace asks only whether
+// the bridge has a WebSocket now (b.ws, cleared by goAway), so a polling
+// GET or POST on the dropped WebSocket's sid takes the held session back
+// in place, over polling: the held session is revived outside the
+// recovery protocol (no pid, no offset, no rule check of adopt), and the
+// packets held for a pid-based recovery go out on a transport the client
+// never uses.
+func TestAdversarialRecover2ADroppedWebSocketSidIsNotTakenBackByPolling(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	conn, res, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {uma}})
+	if res != nil {
+		res.Body.Close()
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	ws := &wsClient{conn: conn}
+	m := sidPattern.FindStringSubmatch(ws.read(t, "0"))
+	require.NotNil(t, m)
+	sid := m[1]
+	connectReply(t, ws.connect(t, "/"))
+	ws.drop()
+	require.Eventually(t, func() bool { return metric(t, s.edge, "caddy_socketio_sessions_held") == 1 },
+		5*time.Second, 10*time.Millisecond)
+	status, body := pollPost(t, s, uma, sid, `4225["echo","by polling"]`)
+	assert.NotEqual(t, 200, status, "a POST over polling on a dropped WebSocket's sid was taken: %s", body)
+	assert.Equal(t, 1.0, metric(t, s.edge, "caddy_socketio_sessions_held"), "the held session was taken back over polling")
 }

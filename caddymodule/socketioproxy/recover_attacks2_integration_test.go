@@ -67,7 +67,8 @@ func cutPoll(t *testing.T, s *advStack, cookie, sid string) {
 			res.Body.Close()
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // the GET waits at the edge
+	// The GET waits at the edge.
+	require.Eventually(t, func() bool { return inFlight(t, s.edge) >= 1 }, 5*time.Second, 10*time.Millisecond)
 	cancel()
 	<-done
 }
@@ -186,8 +187,14 @@ func TestAdversarialRecover2OnlyTheOwnerResumesInPlace(t *testing.T) {
 // poll does not filter by the request's identity. An unbridged polling
 // session filters what a poll returns by that poll's cookie (control
 // below), and adopt asks the rule (recoverConnect) before restoring.
+// The root is not only resumeInPlace: a bridged polling session that
+// never went away delivers its queue the same way ("never away": the
+// demoted cookie's first poll gets /admin's answer).
 func TestAdversarialRecover2ResumeInPlaceDeliversANamespaceTheUserLost(t *testing.T) {
-	for _, tc := range []struct{ name, opts string }{{"unbridged", ""}, {"bridged", "recover 20s"}} {
+	for _, tc := range []struct {
+		name, opts string
+		away       bool
+	}{{"unbridged", "", true}, {"bridged", "recover 20s", true}, {"bridged, never away", "recover 20s", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startAdvStack(t, nil, "", tc.opts, false)
 			asAdmin := testenv.Login(t, s.worker.URL(), "ada", "admin")
@@ -202,13 +209,22 @@ func TestAdversarialRecover2ResumeInPlaceDeliversANamespaceTheUserLost(t *testin
 				return strings.Contains(got, "40/admin,{")
 			}, 5*time.Second, 10*time.Millisecond, got)
 			// /admin's answer comes while the client polls no more.
+			before := metric(t, s.edge, "caddy_socketio_messages_total")
 			status, body = pollPost(t, s, asAdmin, sid, `42/admin,9["stats"]`)
 			require.Equal(t, 200, status, body)
-			if tc.opts != "" {
+			switch {
+			case !tc.away:
+				// The worker's answer is in the bridge's queue: the
+				// POST and the answer counted.
+				require.Eventually(t, func() bool {
+					return metric(t, s.edge, "caddy_socketio_messages_total") >= before+2
+				}, 5*time.Second, 10*time.Millisecond)
+			case tc.opts != "":
 				require.Eventually(t, func() bool { return metric(t, s.edge, "caddy_socketio_sessions_held") == 1 },
 					5*time.Second, 20*time.Millisecond, "the session is held")
-			} else {
-				time.Sleep(1500 * time.Millisecond)
+			default:
+				// Unbridged: the answer waits at the worker, and
+				// the poll's own filter sees it, whenever it comes.
 			}
 			// Back on the same sid, demoted.
 			status, body = pollGet(t, s, asUser, sid)

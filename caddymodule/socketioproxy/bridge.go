@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/identity"
 	"github.com/flaskedge/flaskedge/internal/relay"
 	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/socketio"
@@ -76,13 +77,15 @@ type bridge struct {
 	log      []entry
 	logBytes int64
 	seq      uint64
-	pingMark uint64      // the last offset sent before the latest ping
-	workerAt int         // the log entry the worker's next attachments join; -1: none
-	workerN  int64       // attachments still to come after the worker's last binary packet
-	spliced  bool        // another session's client took this one over, or this one another's
-	closed   bool        // the client sent the Engine.IO close packet: no return in place
-	closing  bool        // the window passed or the bounds were crossed: ending
-	spacesT  *time.Timer // after a recovery, gives up the namespaces still held at the window's end
+	pingMark uint64       // the last offset sent before the latest ping
+	workerAt int          // the log entry the worker's next attachments join; -1: none
+	workerN  int64        // attachments still to come after the worker's last binary packet
+	spliced  bool         // another session's client took this one over, or this one another's
+	closed   bool         // the client sent the Engine.IO close packet: no return in place
+	upgraded bool         // the client has had a WebSocket: Engine.IO never goes back to polling
+	withdraw func(string) // tells the worker a namespace was withdrawn (see filters)
+	closing  bool         // the window passed or the bounds were crossed: ending
+	spacesT  *time.Timer  // after a recovery, gives up the namespaces still held at the window's end
 	pollCut  *time.Timer
 }
 
@@ -111,6 +114,7 @@ type space struct {
 	pid         string
 	reply       []byte // the CONNECT reply the client got, pid added
 	held        bool   // the client has not connected it again since it went away
+	wasLive     bool   // it was live when the client went away (see resumeInPlace)
 	floor       uint64 // events up to this offset may be gone from the log
 }
 
@@ -237,9 +241,8 @@ func (h *Handler) newBridge(c *call, upConn *websocket.Conn, o engineio.OpenPack
 	inj := new(bridgeInjector)
 	inj.b.Store(b)
 	var upgraded atomic.Bool
-	var toWorker func(string)
-	b.fromC, b.fromW, toWorker = h.filters(b.pol, c.sid, c.client, b.live, inj, &upgraded)
-	b.unwatch = h.watchRoles(b.pol, c.sid, b.live, c.client, inj, toWorker)
+	b.fromC, b.fromW, b.withdraw = h.filters(b.pol, c.sid, c.client, b.live, inj, &upgraded)
+	b.unwatch = h.watchRoles(b.pol, c.sid, b.live, c.client, inj, b.withdraw)
 	h.registry.relayStarted(c.sid, c.up.upstreamState, time.Now())
 	var stop context.Context
 	stop, b.relayDone = h.registry.relaying(time.Duration(h.DrainPeriod), c.up)
@@ -591,7 +594,7 @@ func (b *bridge) resumeInPlace(sid string) bool {
 		b.mu.Unlock()
 		return false
 	}
-	if b.away && (b.closed || b.closing || b.probing) {
+	if b.away && (b.closed || b.closing || b.probing || b.upgraded) {
 		b.mu.Unlock()
 		return false
 	}
@@ -602,10 +605,16 @@ func (b *bridge) resumeInPlace(sid string) bool {
 	b.away = false
 	b.awayT.Stop()
 	for _, sp := range b.spaces {
-		sp.held = false
+		// A namespace still waiting for a recovery when the client
+		// went away goes on waiting.
+		sp.held = sp.recoverable && !sp.wasLive
 	}
 	kept := b.log[:0]
 	for _, e := range b.log {
+		if sp := b.spaces[e.ns]; sp != nil && sp.held {
+			kept = append(kept, e) // for its namespace's replay
+			continue
+		}
 		if e.seq == 0 && e.ackID == "" && e.held {
 			b.logBytes -= e.size // delivered with the queue
 			continue
@@ -698,6 +707,41 @@ func (b *bridge) fromClient(p eioPacket) error {
 		b.mu.Unlock()
 	}
 	return b.toWorker(eioPacket{data: out})
+}
+
+// forClient is what of the queue q the client may have as id, the user of
+// the request that takes it: data of a namespace the user may no longer
+// use (a role lost, a cookie of another role since) is dropped with its
+// attachments, and the namespace withdrawn on both sides, as on an
+// unbridged poll.
+func (b *bridge) forClient(q []eioPacket, id identity.Identity) []eioPacket {
+	pol := b.pol()
+	if !pol.hasRules() {
+		return q
+	}
+	out := q[:0:0]
+	skip := int64(0)
+	for _, p := range q {
+		if p.binary {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, p)
+			continue
+		}
+		skip = 0
+		if head, ok := socketio.ReadWorker(p.data, true); ok && head.CarriesData() && pol.admit(id, string(head.Namespace)) != nil {
+			skip = head.Attachments
+			continue
+		}
+		out = append(out, p)
+	}
+	for _, ns := range b.h.withdrawNamespaces(pol, b.openSID, id, b.client) {
+		b.withdraw(ns)
+		out = append(out, eioPacket{data: disconnectPacket(ns)})
+	}
+	return out
 }
 
 // giveUp ends the held socket of namespace ns at the worker, and forgets
@@ -828,6 +872,7 @@ func (b *bridge) goAway(why string) {
 	b.away, b.awayAt = true, time.Now()
 	for _, sp := range b.spaces {
 		if sp.recoverable {
+			sp.wasLive = !sp.held
 			sp.held = true
 		}
 	}
@@ -1014,10 +1059,13 @@ func (b *bridge) adopt(nb *bridge, ns string, off uint64) bool {
 	}
 	// The client's rights are those of its new connection's cookie.
 	b.live.rebase(*nb.live.at.Load())
-	b.closed, b.probing = false, nb.probing
+	b.closed, b.probing, b.upgraded = false, nb.probing, nb.upgraded
 	// Namespaces the client does not connect again within what is left
 	// of the window are given up.
 	left := time.Duration(b.rc.Window) - time.Since(b.awayAt)
+	if b.spacesT != nil {
+		b.spacesT.Stop()
+	}
 	b.spacesT = time.AfterFunc(max(left, 0), func() {
 		b.mu.Lock()
 		var held []string

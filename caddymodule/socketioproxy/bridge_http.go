@@ -35,18 +35,6 @@ func (h *Handler) serveBridged(w http.ResponseWriter, c *call) {
 		h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "the session was recovered by the client's newer one")
 		return
 	}
-	if c.q.Transport == engineio.Polling && !b.resumeInPlace(c.sid) {
-		// Ended meanwhile, or moved to a WebSocket.
-		if c.r.Method == http.MethodGet {
-			writePoll(w, []eioPacket{{data: []byte{byte(engineio.Close)}}})
-		} else {
-			h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "the session ended or moved to a WebSocket")
-		}
-		return
-	}
-	// The session's rights are those of the client's cookie as of this
-	// request, as on an unbridged polling session.
-	b.live.rebase(c.id)
 	switch {
 	case c.q.Transport == engineio.WebSocket:
 		b.upgradeClient(w, c)
@@ -149,7 +137,7 @@ func (h *Handler) openBridge(w http.ResponseWriter, c *call) {
 			return
 		}
 		b.mu.Lock()
-		b.ws = cs
+		b.ws, b.upgraded = cs, true
 		b.mu.Unlock()
 		go h.readClient(cs)
 		return
@@ -232,6 +220,18 @@ func (b *bridge) poll(w http.ResponseWriter, c *call) {
 	}
 	b.mu.Unlock()
 	cur := b
+	if !b.resumeInPlace(c.sid) {
+		// Ended, recovered by a newer session, or a WebSocket's: the
+		// client opens a new session on the close packet.
+		b.mu.Lock()
+		b.getting = false
+		b.mu.Unlock()
+		writePoll(w, []eioPacket{{data: []byte{byte(engineio.Close)}}})
+		return
+	}
+	// The session's rights are those of the client's cookie as of this
+	// request, as on an unbridged polling session.
+	b.live.rebase(c.id)
 	defer func() {
 		cur.mu.Lock()
 		cur.getting = false
@@ -259,6 +259,7 @@ func (b *bridge) poll(w http.ResponseWriter, c *call) {
 			q := cur.queue
 			cur.queue, cur.queued = nil, 0
 			cur.mu.Unlock()
+			q = cur.forClient(q, c.id.At(time.Now()))
 			writePoll(w, q)
 			count(false, false, len(q), int64(len(encodePoll(q))))
 			return
@@ -329,12 +330,17 @@ func (b *bridge) post(w http.ResponseWriter, c *call) {
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	b.mu.Lock()
-	upgraded := b.ws != nil
+	upgraded := b.ws != nil || b.upgraded
 	b.mu.Unlock()
 	if upgraded {
 		b.h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "a POST on an upgraded session")
 		return
 	}
+	if !b.resumeInPlace(c.sid) {
+		b.h.refuse(w, c, engineio.CodeSessionIDUnknown, security.ReasonSID, "the session ended, or the client closed it")
+		return
+	}
+	b.live.rebase(c.id)
 	var pkts []eioPacket
 	n := 0
 	err = engineio.Packets(body, func(p []byte) error {
@@ -354,7 +360,9 @@ func (b *bridge) post(w http.ResponseWriter, c *call) {
 		if cur == nil {
 			break
 		}
-		if !cur.servesSID(c.sid) {
+		if !cur.servesSID(c.sid) || cur.isAway() {
+			// Recovered elsewhere, or closed by a packet before this
+			// one: nothing after it reaches the worker.
 			break
 		}
 		if err := cur.fromClient(p); err != nil {
@@ -435,7 +443,8 @@ func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 		}
 		q := cur.queue
 		cur.queue, cur.queued = nil, 0
-		cur.ws, cur.probing = cs, false
+		cur.ws, cur.probing, cur.upgraded = cs, false, true
+		cur.live.rebase(c.id)
 		cur.wakeLocked()
 		cur.mu.Unlock()
 		for _, p := range q {

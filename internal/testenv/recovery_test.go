@@ -98,3 +98,17 @@ func fmtList(p []string) string {
 	}
 	return s
 }
+
+// An acknowledgement the client sent before its connection dropped may be
+// lost with it; one sent after the recovery may not.
+func TestRecoveredProblemsAcceptsOnlyAcksLostWithTheConnection(t *testing.T) {
+	r := testenv.RecoveryResult{
+		Connects:        []testenv.RecoveryConnect{{ID: "a"}, {ID: "a", Recovered: true}},
+		Runs:            []testenv.RecoveryRun{{ID: "a", Received: stream(8, nil), Done: true}},
+		WorkerAcks:      []int{5},
+		AckedBeforeDrop: []int{1},
+	}
+	assert.Empty(t, r.RecoveredProblems(8, true))
+	r.AckedBeforeDrop = nil
+	assert.Contains(t, fmtList(r.RecoveredProblems(8, true)), "count_acks = [5] missing [1]")
+}

@@ -35,7 +35,7 @@ export function recoveryRun(io, cfg, report) {
     const t0 = Date.now();
     const out = {
       connects: [], disconnects: [], connectErrors: [], runs: [],
-      clientAcked: [], workerAcks: null, badBinary: [], timedOut: false,
+      clientAcked: [], ackedBeforeDrop: [], workerAcks: null, badBinary: [], timedOut: false,
     };
     const opts = {
       reconnection: true, reconnectionDelay: 200, reconnectionDelayMax: 500,
@@ -85,6 +85,10 @@ export function recoveryRun(io, cfg, report) {
       const last = args[args.length - 1];
       if (typeof last === "function") {
         out.clientAcked.push(data.i);
+        // An acknowledgement sent on a connection that then dropped may
+        // be lost with it: the edge sends such an event again only when
+        // no later event proves it arrived (docs/REFERENCE.md).
+        if (out.disconnects.length === 0) out.ackedBeforeDrop.push(data.i);
         last("ok");
       } else if (typeof last === "string") {
         run.withOffset++;

@@ -66,22 +66,8 @@ func workerURI(c *call) string {
 // transport it asked for.
 func (h *Handler) openBridge(w http.ResponseWriter, c *call) {
 	r := c.r
-	uri := workerURI(c)
-	dial := func() (*websocket.Conn, *http.Response, error) {
-		return c.up.dialer.DialContext(r.Context(), c.up.wsURL(uri), upstreamHeader(r, true))
-	}
-	upConn, res, err := dial()
-	for err != nil && res == nil && h.nextForHandshake(c, err) {
-		upConn, res, err = dial()
-	}
-	if err != nil {
-		switch {
-		case res != nil:
-			h.passRefusal(w, c, res)
-		case r.Context().Err() != nil:
-		default:
-			h.upstreamFailed(w, c, err)
-		}
+	upConn, res, ok := h.dialWorker(w, c, workerURI(c))
+	if !ok {
 		return
 	}
 	_ = upConn.SetReadDeadline(time.Now().Add(time.Duration(h.DialTimeout)))

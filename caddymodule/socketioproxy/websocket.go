@@ -48,21 +48,8 @@ const maxRefusalBody = 4096
 // before the client's connection is upgraded.
 func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	r := c.r
-	dial := func() (*websocket.Conn, *http.Response, error) {
-		return c.up.dialer.DialContext(r.Context(), c.up.wsURL(c.uri), upstreamHeader(r, true))
-	}
-	upConn, res, err := dial()
-	for err != nil && res == nil && h.nextForHandshake(c, err) {
-		upConn, res, err = dial()
-	}
-	if err != nil {
-		switch {
-		case res != nil:
-			h.passRefusal(w, c, res)
-		case r.Context().Err() != nil:
-		default:
-			h.upstreamFailed(w, c, err)
-		}
+	upConn, res, ok := h.dialWorker(w, c, c.uri)
+	if !ok {
 		return
 	}
 
@@ -144,6 +131,31 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 				zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
 		}
 	}()
+}
+
+// dialWorker opens the worker's WebSocket at uri for the call: a
+// handshake that cannot reach its worker moves to another (see
+// nextForHandshake). When it fails, the client has its answer: the
+// worker's refusal as the worker sent it, or the edge's.
+func (h *Handler) dialWorker(w http.ResponseWriter, c *call, uri string) (*websocket.Conn, *http.Response, bool) {
+	dial := func() (*websocket.Conn, *http.Response, error) {
+		return c.up.dialer.DialContext(c.r.Context(), c.up.wsURL(uri), upstreamHeader(c.r, true))
+	}
+	upConn, res, err := dial()
+	for err != nil && res == nil && h.nextForHandshake(c, err) {
+		upConn, res, err = dial()
+	}
+	if err == nil {
+		return upConn, res, true
+	}
+	switch {
+	case res != nil:
+		h.passRefusal(w, c, res)
+	case c.r.Context().Err() != nil:
+	default:
+		h.upstreamFailed(w, c, err)
+	}
+	return nil, nil, false
 }
 
 // refusedMessageSize counts and logs a WebSocket session the relay

@@ -325,6 +325,10 @@ type idleResult struct {
 	// from the admin endpoint's /debug/vars before and after.
 	GoBefore *goMem `json:"go_before,omitempty"`
 	GoAfter  *goMem `json:"go_after,omitempty"`
+	// GoReleased is the same after the connections closed, read after
+	// the RSS and a GC (burst only): what of the memory kept is still
+	// live, and what the runtime holds without having returned it.
+	GoReleased *goMem `json:"go_released,omitempty"`
 }
 
 // goMem is the part of runtime.MemStats that says where resident memory
@@ -675,6 +679,15 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string, run idleRun) 
 		}
 		if res.RSSReleasedKB, err = rssKB(ps); err != nil {
 			return nil, err
+		}
+		if rp.adminAddr != "" {
+			// The heap profile's gc=1 collects first.
+			if err := b.fetchProfile(rp, "/debug/pprof/heap?gc=1", rp.key+"-"+run.row+"-closed.pprof"); err != nil {
+				return nil, err
+			}
+			if res.GoReleased, err = memStats(rp.adminAddr); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if res.Failed > 0 {

@@ -338,6 +338,10 @@ type goMem struct {
 	StackInuse int64
 	Sys        int64
 	NumGC      int64
+	// HeapIdle - HeapReleased is heap the runtime holds, free, and has
+	// not returned to the OS yet.
+	HeapIdle     int64
+	HeapReleased int64
 }
 
 func (b *bench) runAll(ctx context.Context) ([]*result, error) {

@@ -237,8 +237,9 @@ func (b *bench) report(results []*result) string {
 					w(" → %d KB after close", i.RSSReleasedKB)
 				}
 				if g0, g1 := i.GoBefore, i.GoReleased; g0 != nil && g1 != nil {
-					w(" (Go heap in use after close and a GC %+d KB, HeapReleased-to-OS not counted: Sys %+d KB)",
-						(g1.HeapInuse-g0.HeapInuse)/1024, (g1.Sys-g0.Sys)/1024)
+					w(" (after close and a GC, Go heap in use %+d KB, stacks %+d KB, free heap not yet returned to the OS %+d KB)",
+						(g1.HeapInuse-g0.HeapInuse)/1024, (g1.StackInuse-g0.StackInuse)/1024,
+						((g1.HeapIdle-g1.HeapReleased)-(g0.HeapIdle-g0.HeapReleased))/1024)
 				}
 				if len(i.Errors) > 0 {
 					w(", errors %v", i.Errors)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/flaskedge/flaskedge/internal/freeport"
 )
@@ -165,7 +166,7 @@ backend backends
 	balance source
 	server a %s
 	server b %s
-`, max(8000, b.maxConns()), port, backends[0], backends[1])
+`, haproxyMaxconn(b.maxConns()), port, backends[0], backends[1])
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -174,7 +175,19 @@ backend backends
 	return exec.Command(b.haproxy, "-db", "-f", path), nil
 }
 
-// Caddy, for both of its rows: the same bin/caddy, admin on loopback (for
+// haproxyMaxconn is 8000, or the run's most connections if more, within
+// what the open-file limit allows: HAProxy refuses to start when maxconn
+// needs more descriptors (two per connection, and a few) than it may open.
+func haproxyMaxconn(conns int) int {
+	n := max(8000, conns)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		n = min(n, int(lim.Cur-100)/2)
+	}
+	return n
+}
+
+// Caddy, for all of its rows: the same bin/caddy, admin on loopback (for
 // pprof), no automatic HTTPS, nothing persisted outside dir.
 func caddyConfig(site func(backends [2]string) string) func(*bench, string, int, int, [2]string) (*exec.Cmd, error) {
 	return func(b *bench, dir string, port, adminPort int, backends [2]string) (*exec.Cmd, error) {

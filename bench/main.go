@@ -344,6 +344,12 @@ type goMem struct {
 	HeapReleased int64
 }
 
+// step is one measurement of a contender, run on a fresh proxy.
+type step struct {
+	name string
+	fn   func(context.Context, *running, string) error
+}
+
 func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 	var results []*result
 	for _, key := range b.Proxies {
@@ -355,10 +361,7 @@ func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 		}
 		r := &result{Key: px.key, Label: px.label, Anchor: px.anchor}
 		results = append(results, r)
-		steps := []struct {
-			name string
-			fn   func(context.Context, *running, string) error
-		}{
+		steps := []step{
 			{"sessions-polling", func(ctx context.Context, rp *running, dir string) (err error) {
 				r.Polling, err = b.sessions(ctx, rp, dir, "polling")
 				return err
@@ -389,10 +392,7 @@ func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 			}},
 		}
 		if b.IdleConnsLarge > 0 {
-			steps = append(steps, struct {
-				name string
-				fn   func(context.Context, *running, string) error
-			}{"burst-large", func(ctx context.Context, rp *running, dir string) (err error) {
+			steps = append(steps, step{"burst-large", func(ctx context.Context, rp *running, dir string) (err error) {
 				r.BurstLarge, err = b.idle(ctx, rp, dir, idleRun{row: "burst-large", transport: "websocket", conns: b.IdleConnsLarge, batch: b.IdleConnsLarge, release: true})
 				return err
 			}})
@@ -467,7 +467,7 @@ func (b *bench) startLoad(dir, name string, cfg map[string]any) (*load, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, stdout, err := b.procs.start("load "+name, filepath.Join(dir, "load.log"), cmd, true)
+	p, stdout, err := b.procs.start("load "+name, filepath.Join(dir, "load-"+name+".log"), cmd, true)
 	if err != nil {
 		return nil, err
 	}

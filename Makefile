@@ -70,10 +70,16 @@ demo-deploy:
 # The edge against nginx, HAProxy and Caddy's reverse_proxy, with the Node
 # socket.io client and server; writes bench/out/results.md. Takes a few
 # minutes; see docs/BENCHMARKS.md.
-.PHONY: bench
+.PHONY: bench bench-large
 bench: deps $(CADDY)
 	@bench/deps.sh
 	$(GO) run ./bench -caddy $(CADDY)
+
+# The same, plus the burst-open idle measurement with 20,000 connections
+# (from four load processes). Takes longer and needs about 2 GB of memory.
+bench-large: deps $(CADDY)
+	@bench/deps.sh
+	$(GO) run ./bench -caddy $(CADDY) -idle-conns-large 20000
 
 # Scale check (5,000 sessions, 60 s) and soak (2,000 sessions, SOAK=30m)
 # through the edge to two real Flask-SocketIO workers; see docs/BENCHMARKS.md.

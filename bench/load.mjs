@@ -14,8 +14,9 @@
 //             {"event":"result","completed":k,"backends":{"a":n,"b":n},"failures":[...]}
 //             A session completes when every echo came back intact from
 //             the one backend that answered its first echo.
-//   echo      {url, conns, durationMs, intervalMs, payloadSize}
-//             opens `conns` WebSocket-only sessions, prints {"event":"ready"},
+//   echo      {url, transport, conns, durationMs, intervalMs, payloadSize}
+//             opens `conns` sessions of one transport (default WebSocket)
+//             without upgrade, prints {"event":"ready"},
 //             waits for "go" on stdin, then each connection does sequential
 //             acknowledged echoes for durationMs, starting the next one
 //             intervalMs after the previous one started (at once when it
@@ -23,14 +24,18 @@
 //             {"event":"result","echoes":n,"failures":n,"latencyMs":{...},
 //              "frames":{"sent":n,"received":n}}
 //             where frames are the Engine.IO packets sent and received on
-//             all connections during the window (each one WebSocket frame).
-//   idle      {url, conns, batch}
-//             opens `conns` WebSocket-only sessions, `batch` at a time,
+//             all connections during the window (over WebSocket each one
+//             frame), and, polling only, "requests": the HTTP requests
+//             the clients completed in the window (GET polls and POSTs).
+//   idle      {url, transport, conns, batch}
+//             opens `conns` sessions of one transport (default WebSocket),
+//             `batch` at a time (all at once with batch >= conns),
 //             prints {"event":"ready","connected":n,"failed":n,...}, holds
 //             them idle until "close" on stdin, then closes them all.
 //
 // It exits when its stdin closes, so it never outlives the driver.
 
+import { Agent } from "node:http";
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
@@ -63,9 +68,13 @@ stdin.on("line", (line) => {
 stdin.on("close", () => process.exit(0));
 const nextLine = () => (lines.length > 0 ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve)));
 
+// A polling client keeps its HTTP connections alive, as a browser does
+// (engine.io-client in Node otherwise opens one per request): two, for
+// the pending GET and a POST.
 function socketFor(transport) {
   return io(cfg.url, {
     transports: [transport],
+    ...(transport === "polling" ? { agent: new Agent({ keepAlive: true, maxSockets: 2 }) } : {}),
     upgrade: false,
     forceNew: true,
     reconnection: false,
@@ -159,12 +168,18 @@ async function sessionsMode() {
 }
 
 async function echoMode() {
-  const { sockets, failed, errors } = await openAll(cfg.conns, "websocket", cfg.batch);
+  const { sockets, failed, errors } = await openAll(cfg.conns, cfg.transport, cfg.batch);
   const frames = { sent: 0, received: 0 };
+  let requests = 0;
   let counting = false;
   for (const s of sockets) {
     s.io.engine.on("packetCreate", () => counting && frames.sent++);
     s.io.engine.on("packet", () => counting && frames.received++);
+    if (cfg.transport === "polling") {
+      // A poll (GET) ends in "pollComplete", a write (POST) in "drain".
+      s.io.engine.transport.on("pollComplete", () => counting && requests++);
+      s.io.engine.transport.on("drain", () => counting && requests++);
+    }
   }
   emit({ event: "ready", connected: sockets.length, failed, errors });
   await nextLine();
@@ -211,12 +226,13 @@ async function echoMode() {
       max: round(latencies.at(-1) ?? 0),
     },
     frames,
+    ...(cfg.transport === "polling" ? { requests } : {}),
   });
   for (const s of sockets) s.disconnect();
 }
 
 async function idleMode() {
-  const { sockets, failed, errors } = await openAll(cfg.conns, "websocket", cfg.batch);
+  const { sockets, failed, errors } = await openAll(cfg.conns, cfg.transport, cfg.batch);
   emit({ event: "ready", connected: sockets.length, failed, errors });
   await nextLine();
   const stillConnected = sockets.filter((s) => s.connected).length;

@@ -1,6 +1,9 @@
 // Command bench measures the edge (socketio_proxy) against the proxies
 // people put in front of Socket.IO servers today: nginx with ip_hash,
-// HAProxy with balance source, and Caddy's own reverse_proxy with ip_hash.
+// HAProxy with balance source, and Caddy's own reverse_proxy with ip_hash;
+// and the edge once more with `recover 30s` (edge+recover), where it
+// terminates Engine.IO itself and keeps one WebSocket per session to the
+// backend whatever the client's transport.
 //
 // Every contender stands in front of the same two reference backends (the
 // Node socket.io server in bench/server.mjs) and gets the same load from
@@ -13,10 +16,26 @@
 //	echo      50 WebSocket connections doing sequential acknowledged
 //	          echoes for a fixed time: p50/p99 round trip, and the proxy's
 //	          CPU time (utime+stime) per WebSocket frame it relayed;
-//	idle      2,000 idle Socket.IO WebSocket connections: the growth of
-//	          the proxy's resident memory per connection.
+//	idle      2,000 idle Socket.IO WebSocket connections opened 100 at a
+//	          time: the growth of the proxy's resident memory per
+//	          connection;
+//	burst     the same 2,000 opened all at once (a reconnect storm):
+//	          resident memory per connection, then, once they have closed
+//	          and -release-wait has passed, how much of the growth the
+//	          proxy keeps;
+//	polling   50 polling-only connections doing sequential acknowledged
+//	          echoes as in echo: p50/p99 round trip and the proxy's CPU
+//	          per echo (one event and its ack) and per HTTP request the
+//	          clients completed (GET polls and POSTs);
+//	poll-idle 500 idle polling sessions: resident memory per session;
+//	burst-large (-idle-conns-large N, off by default, make bench-large)
+//	          the burst with N connections, from several load processes.
 //
-// It prints one markdown table and writes it, with the raw figures, to
+// During the echo and polling runs of the edge rows it fetches a CPU
+// profile from Caddy's admin endpoint, and after the idle run a heap
+// profile of every Caddy, into bench/out/<contender>-<row>.pprof.
+//
+// It prints two markdown tables and writes them, with the raw figures, to
 // bench/out/. Run it from the repository root with `make bench`; it is
 // not a test and takes a few minutes. Every process it starts is stopped
 // when it ends, on error and on Ctrl-C.
@@ -35,6 +54,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -50,6 +70,12 @@ type settings struct {
 	Payload      int           `json:"payload_bytes"`
 	IdleConns    int           `json:"idle_conns"`
 	IdleWait     time.Duration `json:"idle_wait"`
+	// ReleaseWait is how long after the burst's connections closed the
+	// proxy's memory is read again.
+	ReleaseWait    time.Duration `json:"release_wait"`
+	IdleConnsLarge int           `json:"idle_conns_large,omitempty"`
+	PollConns      int           `json:"poll_conns"`
+	PollIdleConns  int           `json:"poll_idle_conns"`
 	// MemProfileRate, when set, is given to the Caddy processes as
 	// GODEBUG=memprofilerate, for an exact heap profile; it costs memory
 	// of its own, so the RSS figures of such a run are not comparable.
@@ -64,10 +90,14 @@ type bench struct {
 	tmp     string // configs, logs and pid files of this run
 	out     string // bench/out
 	caddy   string
+	caddy0  string // bin/caddy as given, for go tool pprof (caddy is a copy)
 	nginx   string
 	haproxy string
 	node    string
 	hz      int64 // clock ticks per second of utime/stime
+
+	profMu          sync.Mutex
+	profilesWritten []string // the .pprof files of this run
 }
 
 func main() {
@@ -90,7 +120,13 @@ func run() int {
 	flag.DurationVar(&b.IdleWait, "idle-wait", 3*time.Second, "how long the idle connections sit before memory is read")
 	flag.IntVar(&b.MemProfileRate, "caddy-memprofilerate", 0,
 		"GODEBUG=memprofilerate for Caddy, for an exact heap profile in bench/out (disturbs the RSS figures)")
-	flag.StringVar(&proxyList, "proxies", "nginx,haproxy,caddy,caddy4k,edge", "contenders, in order")
+	flag.DurationVar(&b.ReleaseWait, "release-wait", 10*time.Second,
+		"how long after the burst's connections closed the proxy's memory is read again")
+	flag.IntVar(&b.IdleConnsLarge, "idle-conns-large", 0,
+		"also run the burst with this many connections (e.g. 20000; 0: not run)")
+	flag.IntVar(&b.PollConns, "poll-conns", 50, "polling-only connections in the polling measurement")
+	flag.IntVar(&b.PollIdleConns, "poll-idle-conns", 500, "idle polling sessions in the poll-idle measurement")
+	flag.StringVar(&proxyList, "proxies", proxyKeys(), "contenders, in order")
 	sc := addScaleFlags()
 	flag.Parse()
 	b.Proxies = strings.Split(proxyList, ",")
@@ -133,6 +169,12 @@ func run() int {
 		return 1
 	}
 	fmt.Printf("\nwritten to %s\n", filepath.Join(b.out, "results.md"))
+	if len(b.profilesWritten) > 0 {
+		fmt.Printf("profiles (go tool pprof -top %s <file>):\n", b.caddy0)
+		for _, p := range b.profilesWritten {
+			fmt.Printf("  %s\n", p)
+		}
+	}
 	return 0
 }
 
@@ -154,6 +196,7 @@ func (b *bench) setup() error {
 	if _, err := os.Stat(b.caddy); err != nil {
 		return fmt.Errorf("no Caddy at %s: run make build", b.caddy)
 	}
+	b.caddy0 = b.caddy
 	if b.node, err = exec.LookPath("node"); err != nil {
 		return errors.New("node is not installed (make deps)")
 	}
@@ -163,15 +206,20 @@ func (b *bench) setup() error {
 			b.nginx, err = lookSbin("nginx")
 		case "haproxy":
 			b.haproxy, err = lookSbin("haproxy")
-		case "caddy", "caddy4k", "edge":
+		case "caddy", "caddy4k", "edge", "edge-recover":
 		default:
-			return fmt.Errorf("unknown proxy %q in -proxies; choose from nginx,haproxy,caddy,caddy4k,edge", key)
+			return fmt.Errorf("unknown proxy %q in -proxies; choose from %s", key, proxyKeys())
 		}
 		if err != nil {
 			return fmt.Errorf("%s is not installed: apt-get install -y nginx-light haproxy (bench/deps.sh does it)", key)
 		}
 	}
 	b.hz = clockTicks()
+	// Every process the run starts inherits the limit: a load process
+	// holds one descriptor per WebSocket, a proxy two.
+	if err := raiseFileLimit(); err != nil {
+		return err
+	}
 	if b.tmp, err = os.MkdirTemp("", "flaskedge-bench-"); err != nil {
 		return err
 	}
@@ -222,7 +270,13 @@ type result struct {
 	WS      *sessionResult `json:"websocket,omitempty"`
 	Echo    *echoResult    `json:"echo,omitempty"`
 	Idle    *idleResult    `json:"idle,omitempty"`
-	Errors  []string       `json:"errors,omitempty"`
+	// Burst is Idle with every connection opened at once, BurstLarge the
+	// same with -idle-conns-large connections.
+	Burst      *idleResult `json:"burst,omitempty"`
+	BurstLarge *idleResult `json:"burst_large,omitempty"`
+	Poll       *echoResult `json:"polling_echo,omitempty"`
+	PollIdle   *idleResult `json:"polling_idle,omitempty"`
+	Errors     []string    `json:"errors,omitempty"`
 }
 
 type sessionResult struct {
@@ -246,8 +300,13 @@ type echoResult struct {
 		Sent     int `json:"sent"`
 		Received int `json:"received"`
 	} `json:"frames"`
-	CPUSeconds float64 `json:"cpu_seconds"`
-	UsPerFrame float64 `json:"cpu_us_per_frame"`
+	// Requests is the HTTP requests the polling clients completed in the
+	// window; 0 over WebSocket.
+	Requests     int     `json:"requests,omitempty"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	UsPerFrame   float64 `json:"cpu_us_per_frame"`
+	UsPerEcho    float64 `json:"cpu_us_per_echo"`
+	UsPerRequest float64 `json:"cpu_us_per_request,omitempty"`
 }
 
 type idleResult struct {
@@ -258,11 +317,18 @@ type idleResult struct {
 	RSSBeforeKB    int64          `json:"rss_before_kb"`
 	RSSAfterKB     int64          `json:"rss_after_kb"`
 	KBPerConn      float64        `json:"kb_per_conn"`
-	Goroutines     int            `json:"goroutines,omitempty"` // Caddy only
+	// RSSReleasedKB is the RSS -release-wait after the connections
+	// closed (burst only).
+	RSSReleasedKB int64 `json:"rss_released_kb,omitempty"`
+	Goroutines    int   `json:"goroutines,omitempty"` // Caddy only
 	// The Go runtime's view of the same growth, Caddy only: MemStats
 	// from the admin endpoint's /debug/vars before and after.
 	GoBefore *goMem `json:"go_before,omitempty"`
 	GoAfter  *goMem `json:"go_after,omitempty"`
+	// GoReleased is the same after the connections closed, read after
+	// the RSS and a GC (burst only): what of the memory kept is still
+	// live, and what the runtime holds without having returned it.
+	GoReleased *goMem `json:"go_released,omitempty"`
 }
 
 // goMem is the part of runtime.MemStats that says where resident memory
@@ -272,6 +338,16 @@ type goMem struct {
 	StackInuse int64
 	Sys        int64
 	NumGC      int64
+	// HeapIdle - HeapReleased is heap the runtime holds, free, and has
+	// not returned to the OS yet.
+	HeapIdle     int64
+	HeapReleased int64
+}
+
+// step is one measurement of a contender, run on a fresh proxy.
+type step struct {
+	name string
+	fn   func(context.Context, *running, string) error
 }
 
 func (b *bench) runAll(ctx context.Context) ([]*result, error) {
@@ -285,10 +361,7 @@ func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 		}
 		r := &result{Key: px.key, Label: px.label, Anchor: px.anchor}
 		results = append(results, r)
-		steps := []struct {
-			name string
-			fn   func(context.Context, *running, string) error
-		}{
+		steps := []step{
 			{"sessions-polling", func(ctx context.Context, rp *running, dir string) (err error) {
 				r.Polling, err = b.sessions(ctx, rp, dir, "polling")
 				return err
@@ -298,13 +371,31 @@ func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 				return err
 			}},
 			{"echo", func(ctx context.Context, rp *running, dir string) (err error) {
-				r.Echo, err = b.echo(ctx, rp, dir)
+				r.Echo, err = b.echo(ctx, rp, dir, "echo", "websocket", b.EchoConns)
 				return err
 			}},
 			{"idle", func(ctx context.Context, rp *running, dir string) (err error) {
-				r.Idle, err = b.idle(ctx, rp, dir)
+				r.Idle, err = b.idle(ctx, rp, dir, idleRun{row: "idle", transport: "websocket", conns: b.IdleConns, batch: 100})
 				return err
 			}},
+			{"burst", func(ctx context.Context, rp *running, dir string) (err error) {
+				r.Burst, err = b.idle(ctx, rp, dir, idleRun{row: "burst", transport: "websocket", conns: b.IdleConns, batch: b.IdleConns, release: true})
+				return err
+			}},
+			{"polling", func(ctx context.Context, rp *running, dir string) (err error) {
+				r.Poll, err = b.echo(ctx, rp, dir, "polling", "polling", b.PollConns)
+				return err
+			}},
+			{"poll-idle", func(ctx context.Context, rp *running, dir string) (err error) {
+				r.PollIdle, err = b.idle(ctx, rp, dir, idleRun{row: "poll-idle", transport: "polling", conns: b.PollIdleConns, batch: 100})
+				return err
+			}},
+		}
+		if b.IdleConnsLarge > 0 {
+			steps = append(steps, step{"burst-large", func(ctx context.Context, rp *running, dir string) (err error) {
+				r.BurstLarge, err = b.idle(ctx, rp, dir, idleRun{row: "burst-large", transport: "websocket", conns: b.IdleConnsLarge, batch: b.IdleConnsLarge, release: true})
+				return err
+			}})
 		}
 		for _, s := range steps {
 			fmt.Fprintf(os.Stderr, "bench: %s: %s\n", px.key, s.name)
@@ -376,7 +467,7 @@ func (b *bench) startLoad(dir, name string, cfg map[string]any) (*load, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, stdout, err := b.procs.start("load "+name, filepath.Join(dir, "load.log"), cmd, true)
+	p, stdout, err := b.procs.start("load "+name, filepath.Join(dir, "load-"+name+".log"), cmd, true)
 	if err != nil {
 		return nil, err
 	}
@@ -419,10 +510,12 @@ func (b *bench) sessions(ctx context.Context, rp *running, dir, transport string
 	return &res, nil
 }
 
-// echo: latency of acknowledged echoes and the proxy's CPU per frame.
-func (b *bench) echo(ctx context.Context, rp *running, dir string) (*echoResult, error) {
-	l, err := b.startLoad(dir, "echo", map[string]any{
-		"mode": "echo", "url": b.url(rp), "conns": b.EchoConns,
+// echo: latency of acknowledged echoes over one transport, and the
+// proxy's CPU per frame, per echo and (polling) per HTTP request. On the
+// edge rows a CPU profile of the window goes to bench/out/<key>-<row>.pprof.
+func (b *bench) echo(ctx context.Context, rp *running, dir, row, transport string, conns int) (*echoResult, error) {
+	l, err := b.startLoad(dir, row, map[string]any{
+		"mode": "echo", "url": b.url(rp), "transport": transport, "conns": conns,
 		"durationMs": b.EchoDuration.Milliseconds(), "intervalMs": b.EchoInterval.Milliseconds(),
 		"payloadSize": b.Payload,
 	})
@@ -439,7 +532,7 @@ func (b *bench) echo(ctx context.Context, rp *running, dir string) (*echoResult,
 		return nil, err
 	}
 	if ready.Failed > 0 {
-		return nil, fmt.Errorf("%d of %d echo connections failed: %v", ready.Failed, b.EchoConns, ready.Errors)
+		return nil, fmt.Errorf("%d of %d %s connections failed: %v", ready.Failed, conns, transport, ready.Errors)
 	}
 	ps, err := pids(rp.p, rp.children)
 	if err != nil {
@@ -451,6 +544,15 @@ func (b *bench) echo(ctx context.Context, rp *running, dir string) (*echoResult,
 	}
 	if err := l.send("go"); err != nil {
 		return nil, err
+	}
+	var profiled chan error
+	if rp.edge && rp.adminAddr != "" {
+		// Most of the window, so that the profile ends before it does.
+		secs := max(1, int(b.EchoDuration.Seconds())-1)
+		profiled = make(chan error, 1)
+		go func() {
+			profiled <- b.fetchProfile(rp, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), rp.key+"-"+row+".pprof")
+		}()
 	}
 	var res echoResult
 	if err := l.next(ctx, b.EchoDuration+2*time.Minute, &res); err != nil {
@@ -465,22 +567,48 @@ func (b *bench) echo(ctx context.Context, rp *running, dir string) (*echoResult,
 	if frames > 0 {
 		res.UsPerFrame = res.CPUSeconds * 1e6 / float64(frames)
 	}
+	if res.Echoes > 0 {
+		res.UsPerEcho = res.CPUSeconds * 1e6 / float64(res.Echoes)
+	}
+	if res.Requests > 0 {
+		res.UsPerRequest = res.CPUSeconds * 1e6 / float64(res.Requests)
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return &res, err
+		}
+	}
 	return &res, nil
 }
 
+// idleRun is one idle-memory measurement: conns sessions of one
+// transport, opened batch at a time.
+type idleRun struct {
+	row       string
+	transport string
+	conns     int
+	batch     int
+	// release: after the connections closed, wait -release-wait and
+	// read the proxy's memory again.
+	release bool
+}
+
+// loadConns is the most connections one load process opens: above it the
+// run is split over several, each within the open-file limit and one
+// core's worth of JavaScript.
+const loadConns = 5000
+
 // idle: resident memory per idle connection.
-func (b *bench) idle(ctx context.Context, rp *running, dir string) (*idleResult, error) {
+func (b *bench) idle(ctx context.Context, rp *running, dir string, run idleRun) (*idleResult, error) {
 	ps, err := pids(rp.p, rp.children)
 	if err != nil {
 		return nil, err
 	}
 	// Let the fresh proxy finish starting up before the baseline.
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(time.Second):
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return nil, err
 	}
-	var res idleResult
+	res := idleResult{Errors: map[string]int{}}
 	if res.RSSBeforeKB, err = rssKB(ps); err != nil {
 		return nil, err
 	}
@@ -489,18 +617,35 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string) (*idleResult,
 			return nil, err
 		}
 	}
-	l, err := b.startLoad(dir, "idle", map[string]any{"mode": "idle", "url": b.url(rp), "conns": b.IdleConns})
-	if err != nil {
-		return nil, err
+	var loads []*load
+	defer func() {
+		for _, l := range loads {
+			l.p.stop()
+		}
+	}()
+	for start := 0; start < run.conns; start += loadConns {
+		n := min(loadConns, run.conns-start)
+		l, err := b.startLoad(dir, fmt.Sprintf("%s-%d", run.row, len(loads)), map[string]any{
+			"mode": "idle", "url": b.url(rp), "transport": run.transport, "conns": n, "batch": min(n, run.batch),
+		})
+		if err != nil {
+			return nil, err
+		}
+		loads = append(loads, l)
 	}
-	defer l.p.stop()
-	if err := l.next(ctx, 5*time.Minute, &res); err != nil {
-		return nil, err
+	for _, l := range loads {
+		var ready idleResult
+		if err := l.next(ctx, 5*time.Minute, &ready); err != nil {
+			return nil, err
+		}
+		res.Connected += ready.Connected
+		res.Failed += ready.Failed
+		for k, v := range ready.Errors {
+			res.Errors[k] += v
+		}
 	}
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(b.IdleWait):
+	if err := sleepCtx(ctx, b.IdleWait); err != nil {
+		return nil, err
 	}
 	if res.RSSAfterKB, err = rssKB(ps); err != nil {
 		return nil, err
@@ -513,47 +658,85 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string) (*idleResult,
 		if res.GoAfter, err = memStats(rp.adminAddr); err != nil {
 			return nil, err
 		}
-		if err := b.profiles(rp); err != nil {
+		if run.row == "idle" {
+			if err := b.profiles(rp); err != nil {
+				return nil, err
+			}
+			res.Goroutines = goroutines(filepath.Join(b.out, "goroutine-"+rp.key+".txt"))
+		}
+	}
+	for _, l := range loads {
+		if err := l.send("close"); err != nil {
 			return nil, err
 		}
-		res.Goroutines = goroutines(filepath.Join(b.out, "goroutine-"+rp.key+".txt"))
 	}
-	if err := l.send("close"); err != nil {
-		return nil, err
+	for _, l := range loads {
+		var end struct{ StillConnected int }
+		if err := l.next(ctx, time.Minute, &end); err != nil {
+			return nil, err
+		}
+		res.StillConnected += end.StillConnected
 	}
-	var end struct{ StillConnected int }
-	if err := l.next(ctx, time.Minute, &end); err != nil {
-		return nil, err
+	if run.release {
+		if err := sleepCtx(ctx, b.ReleaseWait); err != nil {
+			return nil, err
+		}
+		if res.RSSReleasedKB, err = rssKB(ps); err != nil {
+			return nil, err
+		}
+		if rp.adminAddr != "" {
+			// The heap profile's gc=1 collects first.
+			if err := b.fetchProfile(rp, "/debug/pprof/heap?gc=1", rp.key+"-"+run.row+"-closed.pprof"); err != nil {
+				return nil, err
+			}
+			if res.GoReleased, err = memStats(rp.adminAddr); err != nil {
+				return nil, err
+			}
+		}
 	}
-	res.StillConnected = end.StillConnected
 	if res.Failed > 0 {
-		return &res, fmt.Errorf("%d of %d idle connections failed: %v", res.Failed, b.IdleConns, res.Errors)
+		return &res, fmt.Errorf("%d of %d %s connections failed: %v", res.Failed, run.conns, run.row, res.Errors)
 	}
 	return &res, nil
+}
+
+// maxConns is the most connections one measurement holds at once.
+func (b *bench) maxConns() int {
+	return max(b.IdleConns, b.IdleConnsLarge, b.PollIdleConns, b.Sessions)
 }
 
 // profiles saves the Caddy process's heap profile (after a GC) and its
 // goroutines, from the admin endpoint, to bench/out.
 func (b *bench) profiles(rp *running) error {
-	for _, f := range []struct{ path, file string }{
-		{"/debug/pprof/heap?gc=1", "heap-" + rp.key + ".pb.gz"},
-		{"/debug/pprof/goroutine?debug=1", "goroutine-" + rp.key + ".txt"},
-	} {
-		resp, err := http.Get("http://" + rp.adminAddr + f.path)
-		if err != nil {
-			return err
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("admin %s: %s", f.path, resp.Status)
-		}
-		if err := os.WriteFile(filepath.Join(b.out, f.file), body, 0o644); err != nil {
-			return err
-		}
+	if err := b.fetchProfile(rp, "/debug/pprof/heap?gc=1", rp.key+"-idle.pprof"); err != nil {
+		return err
+	}
+	return b.fetchProfile(rp, "/debug/pprof/goroutine?debug=1", "goroutine-"+rp.key+".txt")
+}
+
+// fetchProfile saves what the admin endpoint serves at path to
+// bench/out/file, and notes the file for the report.
+func (b *bench) fetchProfile(rp *running, path, file string) error {
+	resp, err := http.Get("http://" + rp.adminAddr + path)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin %s: %s", path, resp.Status)
+	}
+	out := filepath.Join(b.out, file)
+	if err := os.WriteFile(out, body, 0o644); err != nil {
+		return err
+	}
+	if strings.HasSuffix(file, ".pprof") {
+		b.profMu.Lock()
+		b.profilesWritten = append(b.profilesWritten, out)
+		b.profMu.Unlock()
 	}
 	return nil
 }

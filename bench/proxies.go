@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/flaskedge/flaskedge/internal/freeport"
 )
@@ -20,6 +21,8 @@ type proxy struct {
 	// children: the proxy's footprint includes its child processes
 	// (nginx's worker).
 	children bool
+	// edge: CPU profiles are fetched during its echo and polling runs.
+	edge bool
 	// config writes the proxy's configuration into dir and returns the
 	// command that runs it in the foreground. adminPort is 0 except for
 	// Caddy.
@@ -31,7 +34,17 @@ var proxies = []proxy{
 	{key: "haproxy", label: "HAProxy (balance source)", anchor: true, config: haproxyConfig},
 	{key: "caddy", label: "Caddy reverse_proxy (ip_hash)", anchor: true, config: caddyConfig(reverseProxy(""))},
 	{key: "caddy4k", label: "Caddy reverse_proxy, stream_buffer_size 4KiB", config: caddyConfig(reverseProxy("4KiB"))},
-	{key: "edge", label: "**edge (flask_socketio)**", config: caddyConfig(edgeSite)},
+	{key: "edge", label: "**edge (flask_socketio)**", edge: true, config: caddyConfig(edgeSite(""))},
+	{key: "edge-recover", label: "**edge+recover (flask_socketio, recover 30s)**", edge: true, config: caddyConfig(edgeSite("30s"))},
+}
+
+// proxyKeys is every contender, in the default order.
+func proxyKeys() string {
+	var keys []string
+	for _, p := range proxies {
+		keys = append(keys, p.key)
+	}
+	return strings.Join(keys, ",")
 }
 
 // running is a started proxy.
@@ -50,7 +63,7 @@ func (b *bench) startProxy(ctx context.Context, px proxy, dir string, backends [
 		return nil, err
 	}
 	adminPort := 0
-	if strings.HasPrefix(px.key, "caddy") || px.key == "edge" {
+	if strings.HasPrefix(px.key, "caddy") || px.edge {
 		if adminPort, err = freeport.Get(); err != nil {
 			return nil, err
 		}
@@ -91,7 +104,7 @@ pid %[1]s/nginx.pid;
 error_log %[1]s/nginx-error.log warn;
 worker_rlimit_nofile 20000;
 events {
-	worker_connections 8192;
+	worker_connections %[5]d;
 }
 http {
 	access_log off;
@@ -124,7 +137,7 @@ http {
 		}
 	}
 }
-`, dir, port, backends[0], backends[1])
+`, dir, port, backends[0], backends[1], max(8192, 2*b.maxConns()))
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -136,7 +149,7 @@ http {
 // timeout tunnel for the WebSockets.
 func haproxyConfig(b *bench, dir string, port, _ int, backends [2]string) (*exec.Cmd, error) {
 	conf := fmt.Sprintf(`global
-	maxconn 8000
+	maxconn %d
 
 defaults
 	mode http
@@ -153,7 +166,7 @@ backend backends
 	balance source
 	server a %s
 	server b %s
-`, port, backends[0], backends[1])
+`, haproxyMaxconn(b.maxConns()), port, backends[0], backends[1])
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -162,7 +175,19 @@ backend backends
 	return exec.Command(b.haproxy, "-db", "-f", path), nil
 }
 
-// Caddy, for both of its rows: the same bin/caddy, admin on loopback (for
+// haproxyMaxconn is 8000, or the run's most connections if more, within
+// what the open-file limit allows: HAProxy refuses to start when maxconn
+// needs more descriptors (two per connection, and a few) than it may open.
+func haproxyMaxconn(conns int) int {
+	n := max(8000, conns)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		n = min(n, int(lim.Cur-100)/2)
+	}
+	return n
+}
+
+// Caddy, for all of its rows: the same bin/caddy, admin on loopback (for
 // pprof), no automatic HTTPS, nothing persisted outside dir.
 func caddyConfig(site func(backends [2]string) string) func(*bench, string, int, int, [2]string) (*exec.Cmd, error) {
 	return func(b *bench, dir string, port, adminPort int, backends [2]string) (*exec.Cmd, error) {
@@ -203,7 +228,15 @@ func reverseProxy(streamBuffer string) func([2]string) string {
 // edgeSite is the edge as a user writes it, the whole flask_socketio
 // route: origin guard and CORS, the Flask session (the load's clients
 // are anonymous, so every request passes through its check), the
-// Socket.IO proxy, and reverse_proxy for the rest.
-func edgeSite(backends [2]string) string {
-	return fmt.Sprintf("\tflask_socketio %s %s {\n\t\torigins http://localhost\n\t\tsecret_key bench-flask-secret-key\n\t}\n", backends[0], backends[1])
+// Socket.IO proxy, and reverse_proxy for the rest. With a recover
+// window the edge terminates Engine.IO itself and keeps one WebSocket
+// per session to the worker, whatever the client's transport.
+func edgeSite(recoverWindow string) func([2]string) string {
+	return func(backends [2]string) string {
+		extra := ""
+		if recoverWindow != "" {
+			extra = "\t\trecover " + recoverWindow + "\n"
+		}
+		return fmt.Sprintf("\tflask_socketio %s %s {\n\t\torigins http://localhost\n\t\tsecret_key bench-flask-secret-key\n%s\t}\n", backends[0], backends[1], extra)
+	}
 }

@@ -45,6 +45,63 @@ var (
 	}}
 )
 
+// The second table's figures.
+var (
+	figBurstRSS  = idleFig(func(r *result) *idleResult { return r.Burst })
+	figBurstKept = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		i := r.Burst
+		if i == nil || i.Connected == 0 || i.RSSReleasedKB == 0 {
+			return 0, false
+		}
+		return float64(i.RSSReleasedKB-i.RSSBeforeKB) / float64(i.Connected), true
+	}}
+	figLargeRSS = idleFig(func(r *result) *idleResult { return r.BurstLarge })
+	figPollP50  = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		return pollFig(r, func(e *echoResult) float64 { return e.LatencyMs.P50 })
+	}}
+	figPollP99 = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		return pollFig(r, func(e *echoResult) float64 { return e.LatencyMs.P99 })
+	}}
+	figPollEcho = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		return pollFig(r, func(e *echoResult) float64 { return e.UsPerEcho })
+	}}
+	figPollRequest = figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		if r.Poll == nil || r.Poll.Requests == 0 {
+			return 0, false
+		}
+		return r.Poll.UsPerRequest, true
+	}}
+	figPollIdleRSS = idleFig(func(r *result) *idleResult { return r.PollIdle })
+)
+
+func idleFig(get func(*result) *idleResult) figure {
+	return figure{lowerIsBetter: true, value: func(r *result) (float64, bool) {
+		i := get(r)
+		if i == nil || i.Connected == 0 {
+			return 0, false
+		}
+		return i.KBPerConn, true
+	}}
+}
+
+func pollFig(r *result, f func(*echoResult) float64) (float64, bool) {
+	if r.Poll == nil || r.Poll.Echoes == 0 {
+		return 0, false
+	}
+	return f(r.Poll), true
+}
+
+// connected is "connected/asked" when some failed.
+func connected(i *idleResult, asked int) string {
+	if i == nil {
+		return "—"
+	}
+	if i.Failed == 0 {
+		return fmt.Sprint(i.Connected)
+	}
+	return fmt.Sprintf("%d/%d", i.Connected, asked)
+}
+
 func echoFig(r *result, f func(*echoResult) float64) (float64, bool) {
 	if r.Echo == nil || r.Echo.Echoes == 0 {
 		return 0, false
@@ -116,6 +173,35 @@ func (b *bench) report(results []*result) string {
 	w("\nIn parentheses: the ratio to the best anchor (nginx, HAProxy, Caddy reverse_proxy) for that figure; sessions higher is better, every other figure lower is better. Spread has no ratio: it is where the sessions landed.\n")
 	w("\nLoad: %d sessions per transport from 127.0.0.1 with %d echoes each; %d WebSocket connections, sequential acknowledged echoes of %d bytes of padding, the next one %v after the previous one started, for %v; %d idle WebSocket connections held %v.\n",
 		b.Sessions, b.Echoes, b.EchoConns, b.Payload, b.EchoInterval, b.EchoDuration, b.IdleConns, b.IdleWait)
+
+	w("\n| proxy | RSS KB/conn, %d opened 100 at a time | RSS KB/conn, %d opened at once | connected at once | RSS KB/conn kept %v after they closed | polling p50 ms | polling p99 ms | CPU µs/polling echo | CPU µs/HTTP request | RSS KB/idle polling session |",
+		b.IdleConns, b.IdleConns, b.ReleaseWait)
+	if b.IdleConnsLarge > 0 {
+		w(" RSS KB/conn, %d at once | connected | kept %v after |", b.IdleConnsLarge, b.ReleaseWait)
+	}
+	w("\n|---|---|---|---|---|---|---|---|---|---|")
+	if b.IdleConnsLarge > 0 {
+		w("---|---|---|")
+	}
+	w("\n")
+	for _, r := range results {
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.Label,
+			cell(results, r, figRSS, "%.2f"), cell(results, r, figBurstRSS, "%.2f"),
+			connected(r.Burst, b.IdleConns), cell(results, r, figBurstKept, "%.2f"),
+			cell(results, r, figPollP50, "%.3f"), cell(results, r, figPollP99, "%.3f"),
+			cell(results, r, figPollEcho, "%.1f"), cell(results, r, figPollRequest, "%.1f"),
+			cell(results, r, figPollIdleRSS, "%.2f"))
+		if b.IdleConnsLarge > 0 {
+			kept := "—"
+			if i := r.BurstLarge; i != nil && i.Connected > 0 && i.RSSReleasedKB > 0 {
+				kept = fmt.Sprintf("%.2f", float64(i.RSSReleasedKB-i.RSSBeforeKB)/float64(i.Connected))
+			}
+			w(" %s | %s | %s |", cell(results, r, figLargeRSS, "%.2f"), connected(r.BurstLarge, b.IdleConnsLarge), kept)
+		}
+		w("\n")
+	}
+	w("\nSecond table: the same ratios. RSS kept is the proxy's RSS %v after the burst's connections closed, minus its RSS before they opened, per connection that was open. Polling: %d polling-only connections (no upgrade), each keeping its HTTP connections alive as a browser does, doing the echo measurement's sequential acknowledged echoes; CPU is the proxy's utime+stime over the window divided by the echoes (one EVENT and its ACK: a POST carrying the event and the poll that returns the ack, or more requests when they do not coincide), and by the HTTP requests the clients completed (GET polls and POSTs); %d polling sessions held idle %v for RSS per session.\n",
+		b.ReleaseWait, b.PollConns, b.PollIdleConns, b.IdleWait)
 	w("\nRaw figures:\n\n")
 	for _, r := range results {
 		w("- %s:", r.Key)
@@ -135,6 +221,31 @@ func (b *bench) report(results []*result) string {
 					per(g0.HeapInuse, g1.HeapInuse), per(g0.StackInuse, g1.StackInuse), per(g0.Sys, g1.Sys))
 			}
 			w(";")
+		}
+		if e := r.Poll; e != nil {
+			w(" polling: %d echoes (%d failed) in %.1fs, %d HTTP requests, %d packets sent + %d received, proxy CPU %.2fs, max %.1f ms;",
+				e.Echoes, e.Failures, e.Seconds, e.Requests, e.Frames.Sent, e.Frames.Received, e.CPUSeconds, e.LatencyMs.Max)
+		}
+		for _, x := range []struct {
+			name string
+			i    *idleResult
+		}{{"burst", r.Burst}, {"burst-large", r.BurstLarge}, {"polling idle", r.PollIdle}} {
+			if i := x.i; i != nil {
+				w(" %s: %d connected (%d failed, %d still connected at the end), RSS %d → %d KB", x.name,
+					i.Connected, i.Failed, i.StillConnected, i.RSSBeforeKB, i.RSSAfterKB)
+				if i.RSSReleasedKB > 0 {
+					w(" → %d KB after close", i.RSSReleasedKB)
+				}
+				if g0, g1 := i.GoBefore, i.GoReleased; g0 != nil && g1 != nil {
+					w(" (after close and a GC, Go heap in use %+d KB, stacks %+d KB, free heap not yet returned to the OS %+d KB)",
+						(g1.HeapInuse-g0.HeapInuse)/1024, (g1.StackInuse-g0.StackInuse)/1024,
+						((g1.HeapIdle-g1.HeapReleased)-(g0.HeapIdle-g0.HeapReleased))/1024)
+				}
+				if len(i.Errors) > 0 {
+					w(", errors %v", i.Errors)
+				}
+				w(";")
+			}
 		}
 		for _, s := range []*sessionResult{r.Polling, r.WS} {
 			if s != nil && len(s.Failures) > 0 {

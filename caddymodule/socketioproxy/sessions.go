@@ -90,6 +90,7 @@ func newRegistry() *registry {
 	s := &registry{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}),
 		requests: make(map[string]int)}
 	s.draining, s.drainPoll = context.WithCancel(context.Background())
+	settler := newMemorySettler()
 	go func() {
 		sweep := time.NewTicker(sweepInterval)
 		defer sweep.Stop()
@@ -101,6 +102,7 @@ func newRegistry() *registry {
 				return
 			case now := <-sweep.C:
 				s.sweep(now)
+				settler.settle(now)
 			case <-exit.C:
 				if caddy.Exiting() {
 					s.drain()

@@ -82,6 +82,7 @@ type bridge struct {
 	workerN  int64        // attachments still to come after the worker's last binary packet
 	spliced  bool         // another session's client took this one over, or this one another's
 	closed   bool         // the client sent the Engine.IO close packet: no return in place
+	overRate *overRate    // why the session ended, when it was its message rate
 	upgraded bool         // the client has had a WebSocket: Engine.IO never goes back to polling
 	withdraw func(string) // tells the worker a namespace was withdrawn (see filters)
 	closing  bool         // the window passed or the bounds were crossed: ending
@@ -950,7 +951,14 @@ func (b *bridge) end(reason string, code int) {
 		recoveryHeld(-1)
 	}
 	if ws != nil {
-		_ = ws.write(eioPacket{data: []byte{byte(engineio.Close)}})
+		if code == websocket.CloseGoingAway {
+			// The session ends here, not the client's fault: the
+			// Engine.IO close packet makes it reconnect at once, as
+			// the relay's farewell does. A rule the client broke
+			// (1008, 1009) is said by the close frame alone, which
+			// socket.io-client and the browser module read.
+			_ = ws.write(eioPacket{data: []byte{byte(engineio.Close)}})
+		}
 		ws.close(code, reason)
 	}
 	b.wmu.Lock()

@@ -230,6 +230,11 @@ func (b *bridge) poll(w http.ResponseWriter, c *call) {
 	for {
 		cur.mu.Lock()
 		switch {
+		case cur.ended && cur.overRate != nil:
+			over := cur.overRate
+			cur.mu.Unlock()
+			b.h.answerRateClosed(w, over.wait)
+			return
 		case cur.ended || cur.current != c.sid:
 			// Ended, or recovered by the client's newer session.
 			cur.mu.Unlock()
@@ -354,6 +359,12 @@ func (b *bridge) post(w http.ResponseWriter, c *call) {
 		if err := cur.fromClient(p); err != nil {
 			var over *overRate
 			if errors.As(err, &over) {
+				// The waiting poll gets the same 429 (see poll), as on
+				// an unbridged session (closeForRate): a close packet
+				// there would look like a lost worker.
+				cur.mu.Lock()
+				cur.overRate = over
+				cur.mu.Unlock()
 				cur.end(over.msg, websocket.ClosePolicyViolation)
 				b.h.answerRateClosed(w, over.wait)
 				return

@@ -384,3 +384,28 @@ func TestRecoverANamespaceStillHeldGetsItsPacketsOnceWithItsReplay(t *testing.T)
 	}
 	assert.Equal(t, 1, n, "the broadcast to the held namespace, once: %q", seen)
 }
+
+// A bridged polling session over its message rate ends as an unbridged
+// one does: its POST and its waiting poll both get 429 with Retry-After,
+// which the client waits out (a close packet on the poll would look like
+// a lost worker, and the client would come back at once).
+func TestRecoverABridgedPollingSessionOverItsRateGets429OnBothRequests(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 10s\n\t\trate_limit messages 5/10s", true)
+	sid := s.openPolling(t, "")
+	poll := "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	waiting := make(chan int, 1)
+	go func() {
+		status, _ := s.request(t, "GET", poll, "", nil)
+		waiting <- status
+	}()
+	require.Eventually(t, func() bool { return inFlight(t, s.edge) >= 1 }, 5*time.Second, 10*time.Millisecond)
+	body := strings.Repeat(`42["echo","x"]`+"\x1e", 9) + `42["echo","x"]`
+	status, reply := s.request(t, "POST", poll, body, nil)
+	assert.Equal(t, 429, status, reply)
+	select {
+	case st := <-waiting:
+		assert.Equal(t, 429, st, "the waiting poll")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting poll was not answered")
+	}
+}

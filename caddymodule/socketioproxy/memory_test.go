@@ -2,25 +2,25 @@ package socketioproxy
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 )
 
-func TestMemorySettlerReturnsFreeHeapOnlyWhenItOutweighsTheLiveHeap(t *testing.T) {
-	var freed int
-	var free, objects uint64
-	m := &memorySettler{minInterval: time.Minute, free: func() { freed++ },
-		read: func() (uint64, uint64) { return free, objects }}
-	now := time.Now()
+func TestMemorySettlerReturnsHeapOnlyOnceTheEdgeHasGoneQuiet(t *testing.T) {
+	st := heapState{cycles: 7}
+	freed := 0
+	m := &memorySettler{read: func() heapState { return st }, free: func() { freed++; st.cycles++ }}
 
-	free, objects = 10<<20, 5<<20 // not worth it
-	assert.False(t, m.settle(now))
-	free, objects = 100<<20, 60<<20 // a steady heap: free near live
-	assert.False(t, m.settle(now))
-	free, objects = 100<<20, 7<<20 // after a storm
-	assert.True(t, m.settle(now))
-	assert.False(t, m.settle(now.Add(time.Second)), "at most once per minInterval")
-	assert.True(t, m.settle(now.Add(2*time.Minute)))
-	assert.Equal(t, 2, freed)
+	st.objects, st.live = 120<<20, 10<<20
+	assert.False(t, m.settle(), "first look: no GC count to compare with yet")
+	st.cycles++
+	assert.False(t, m.settle(), "a GC ran since: the edge is busy and collects on its own")
+	assert.True(t, m.settle(), "quiet, and 120 MB held for 10 MB live: a storm's leftovers")
+	assert.Equal(t, 1, freed)
+
+	st.objects, st.free, st.live = 15<<20, 10<<20, 8<<20
+	assert.False(t, m.settle(), "not worth it")
+	st.objects, st.free, st.live = 90<<20, 10<<20, 60<<20
+	assert.False(t, m.settle(), "a steady heap: under twice the live heap")
+	assert.Equal(t, 1, freed)
 }

@@ -102,7 +102,7 @@ func newRegistry() *registry {
 				return
 			case now := <-sweep.C:
 				s.sweep(now)
-				settler.settle(now)
+				settler.settle()
 			case <-exit.C:
 				if caddy.Exiting() {
 					s.drain()

@@ -154,11 +154,14 @@ func (cs *clientSocket) writeLocked(p eioPacket) error {
 	return cs.conn.WriteMessage(mt, p.data)
 }
 
+// close sends the close frame and ends the writing side; the goroutine
+// reading the socket (readClient) closes it once the client has answered,
+// or after a grace (see relay.Linger).
 func (cs *clientSocket) close(code int, reason string) {
 	cs.mu.Lock()
 	_ = cs.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncateReason(reason)), time.Now().Add(controlWait))
 	cs.mu.Unlock()
-	cs.conn.Close()
+	relay.HalfClose(cs.conn, controlWait)
 }
 
 // controlWait bounds a write to a client that stopped reading.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/relay"
 	"github.com/flaskedge/flaskedge/internal/security"
 )
 
@@ -138,8 +139,14 @@ func (h *Handler) openBridge(w http.ResponseWriter, c *call) {
 // readClient reads the client's WebSocket until it closes, passing each
 // message to the bridge it feeds now.
 func (h *Handler) readClient(cs *clientSocket) {
+	var err error
+	defer func() { relay.Linger(cs.conn, err, controlWait) }()
 	for {
-		mt, msg, err := readLimited(cs.conn, func() int64 { return cs.b.Load().pol().maxPayload })
+		var (
+			mt  int
+			msg []byte
+		)
+		mt, msg, err = readLimited(cs.conn, func() int64 { return cs.b.Load().pol().maxPayload })
 		b := cs.b.Load()
 		if errors.Is(err, websocket.ErrReadLimit) {
 			// Refused from the frame that crosses the limit: the
@@ -447,6 +454,7 @@ func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 		for _, p := range q {
 			if cs.write(p) != nil {
 				cur.clientGone(cs, err)
+				conn.Close()
 				return
 			}
 		}

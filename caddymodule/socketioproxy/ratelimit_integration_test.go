@@ -194,3 +194,64 @@ func TestPollingOverTheMessageRateEndsTheWaitingGETWith429(t *testing.T) {
 		t.Fatal("the waiting GET was not answered")
 	}
 }
+
+// A client that keeps sending after the edge closed it for its message
+// rate still reads the 1008 close and its reason: the edge ends the TCP
+// connection only after the client's close, or a grace, so unread
+// messages do not turn the close into a reset that hides the reason (a
+// browser then reports 1006, and its page cannot tell how long to wait).
+// Relayed and bridged (recover) sessions alike.
+func TestWebSocketRateCloseSurvivesAClientStillSending(t *testing.T) {
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	for _, extra := range []string{"", "recover 30s"} {
+		t.Run("with "+extra, func(t *testing.T) {
+			edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		rate_limit messages 5/m
+		%[3]s
+	}
+}
+`, edge, worker.Addr, extra)), edge)
+			rateCloseRounds(t, edge)
+		})
+	}
+}
+
+func rateCloseRounds(t *testing.T, edge string) {
+	for round := range 10 {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+edge+"/socket.io/?EIO=4&transport=websocket", nil)
+		require.NoError(t, err)
+		_, _, err = c.ReadMessage()
+		require.NoError(t, err)
+		require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte("40")))
+		_, _, err = c.ReadMessage()
+		require.NoError(t, err)
+		// As a page does: many emits in one go, then it reads.
+		msg := []byte(`42["echo","` + strings.Repeat("x", 200) + `"]`)
+		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		for range 30 {
+			if c.WriteMessage(websocket.TextMessage, msg) != nil {
+				break
+			}
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var err2 error
+		for err2 == nil {
+			_, _, err2 = c.ReadMessage()
+		}
+		var ce *websocket.CloseError
+		if assert.True(t, errors.As(err2, &ce), "round %d: got %v, want the edge's 1008 close", round, err2) {
+			assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+			assert.Contains(t, ce.Text, "retry after")
+		}
+		// Then the edge ends the TCP connection in order (FIN), not
+		// with a reset, though the client's messages were left unread.
+		_ = c.UnderlyingConn().SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.Copy(io.Discard, c.UnderlyingConn())
+		assert.NoError(t, err, "round %d: the edge reset the connection instead of closing it", round)
+		c.Close()
+	}
+}

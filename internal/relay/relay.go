@@ -157,7 +157,13 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 		finish(err)
 		close(fromUpstream)
 	}()
-	finish(pipe(toUpstream, client, opt.FromClient, limit, counter(opt.Count, true), opt.AdmitClient))
+	clientErr := pipe(toUpstream, client, opt.FromClient, limit, counter(opt.Count, true), opt.AdmitClient)
+	finish(clientErr)
+	// The close frame is on its way to the client (ours, or the
+	// worker's passed on); the client's TCP connection ends after the
+	// client's own close, so that what it sent meanwhile, unread, does
+	// not reset the connection and lose the close frame (see Linger).
+	Linger(client, clientErr, opt.CloseGrace)
 	<-fromUpstream
 	timer.Stop()
 	closeBoth()
@@ -362,7 +368,10 @@ func (in *Injector) ToClient(msg []byte) error {
 	return c.write(msg)
 }
 
-// Close ends the relay: both sides get a 1008 close with reason.
+// Close ends the relay: both sides get a 1008 close with reason. The
+// worker's connection closes at once, so nothing the client sends from
+// now on reaches it; the client's ends once the client has answered the
+// close (see Linger).
 func (in *Injector) Close(reason string) {
 	c, u := in.conns()
 	if c == nil {
@@ -372,8 +381,8 @@ func (in *Injector) Close(reason string) {
 	deadline := time.Now().Add(controlWait)
 	_ = c.WriteControl(websocket.CloseMessage, msg, deadline)
 	_ = u.WriteControl(websocket.CloseMessage, msg, deadline)
-	c.Close()
 	u.Close()
+	HalfClose(c.Conn, controlWait)
 }
 
 // ToUpstream sends msg to the upstream, as if the client had sent it.

@@ -80,6 +80,10 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration, tlsConf
 	}
 	if tlsConfig != nil {
 		u.scheme, u.wsScheme = "https", "wss"
+	} else {
+		// A plain worker's socket may be handed to the event-driven
+		// relay (see takeover.go).
+		u.dialer.NetDialContext = recordingDial(d.DialContext)
 	}
 	return u
 }

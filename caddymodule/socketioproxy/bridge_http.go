@@ -74,6 +74,8 @@ func (h *Handler) openBridge(w http.ResponseWriter, c *call) {
 	_ = upConn.SetReadDeadline(time.Now().Add(time.Duration(h.DialTimeout)))
 	mt, first, err := upConn.ReadMessage()
 	_ = upConn.SetReadDeadline(time.Time{})
+	// The bridge reads the worker through gorilla for the session's life.
+	stopRecording(upConn)
 	if err == nil && mt != websocket.TextMessage {
 		err = errors.New("first message is not text")
 	}

@@ -60,12 +60,12 @@ func recordingDial(dial func(ctx context.Context, network, addr string) (net.Con
 // the open packet. Anything else recorded, a reply it cannot parse, or a
 // connection that did not record (TLS) counts as unread bytes.
 func unreadBytes(conn *websocket.Conn, opened bool) bool {
-	rc, ok := conn.UnderlyingConn().(*recordingConn)
-	if !ok {
+	rc := stopRecording(conn)
+	if rc == nil {
 		return true
 	}
 	rec, over := rc.rec, rc.over
-	rc.done, rc.rec = true, nil
+	rc.rec = nil
 	if over {
 		return true
 	}
@@ -82,6 +82,17 @@ func unreadBytes(conn *websocket.Conn, opened bool) bool {
 		used += n
 	}
 	return used != len(rec)
+}
+
+// stopRecording ends the recording of conn's worker connection, and
+// returns it; nil when conn does not record.
+func stopRecording(conn *websocket.Conn) *recordingConn {
+	rc, ok := conn.UnderlyingConn().(*recordingConn)
+	if !ok {
+		return nil
+	}
+	rc.done = true
+	return rc
 }
 
 // frameLen is the length of the unmasked WebSocket frame at the start of

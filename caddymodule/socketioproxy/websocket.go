@@ -62,6 +62,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 		}
 	}
 	sid := c.sid
+	stopRecording(upConn)
 
 	var respHeader http.Header
 	if cookies := res.Header.Values("Set-Cookie"); len(cookies) > 0 {

@@ -134,11 +134,11 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 	}
 	out.Header = upstreamHeader(r, false)
 	out.Host = r.Host
-	res, err := c.up.http.RoundTrip(out)
+	res, err := c.up.poll.RoundTrip(out)
 	for err != nil && h.nextForHandshake(c, err) {
 		out = out.Clone(r.Context())
 		out.URL, _ = url.Parse(c.up.httpURL(c.uri))
-		res, err = c.up.http.RoundTrip(out)
+		res, err = c.up.poll.RoundTrip(out)
 	}
 	// Only a GET still waiting at the worker is ended early, never one
 	// whose answer is on its way.

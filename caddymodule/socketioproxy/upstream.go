@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/flaskedge/flaskedge/internal/h1client"
 	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
@@ -28,7 +29,10 @@ type upstream struct {
 	retired context.Context
 	retire  context.CancelFunc
 	http    *http.Transport
-	dialer  *websocket.Dialer
+	// poll carries the polling requests and the edge's own POSTs to the
+	// worker (see h1client); http the health checks.
+	poll   *h1client.Client
+	dialer *websocket.Dialer
 	// scheme is "http" or "https"; the WebSocket's is "ws" or "wss".
 	scheme, wsScheme string
 }
@@ -78,6 +82,18 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration, tlsConf
 			EnableCompression: false,
 		},
 	}
+	u.poll = &h1client.Client{
+		Addr: addr,
+		Dial: d.DialContext,
+		TLS:  withServerName(tlsConfig, addr),
+		// The connections of the sessions live at the moment (a waiting
+		// GET and a POST each), kept for as long as a session polls
+		// again at the latest (pingInterval + pingTimeout, 45 s by
+		// default), and no longer.
+		HandshakeTimeout: dialTimeout,
+		MaxIdle:          1024,
+		IdleTimeout:      60 * time.Second,
+	}
 	if tlsConfig != nil {
 		u.scheme, u.wsScheme = "https", "wss"
 	} else {
@@ -92,7 +108,24 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration, tlsConf
 // worker's state.
 func (u *upstream) close() {
 	u.http.CloseIdleConnections()
+	u.poll.CloseIdleConnections()
 	_, _ = upstreamStates.Delete(u.addr)
+}
+
+// withServerName returns cfg, or a copy of it naming addr's host as the
+// server to verify when it names none, as net/http's Transport and
+// gorilla's Dialer do; nil for a plain worker.
+func withServerName(cfg *tls.Config, addr string) *tls.Config {
+	if cfg == nil || cfg.ServerName != "" {
+		return cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	cfg = cfg.Clone()
+	cfg.ServerName = host
+	return cfg
 }
 
 func (u *upstream) wsURL(requestURI string) string { return u.wsScheme + "://" + u.addr + requestURI }

@@ -149,7 +149,7 @@ func (h *Handler) tellWorker(c *call, payload []byte) {
 		out.Header.Del("Content-Length")
 		out.Host = r.Host
 		var res *http.Response
-		if res, err = c.up.http.RoundTrip(out); err == nil {
+		if res, err = c.up.poll.RoundTrip(out); err == nil {
 			res.Body.Close()
 		}
 	}

@@ -1,0 +1,299 @@
+// Package h1client sends HTTP/1.1 requests to one server over connections
+// it keeps between requests, at the cost of the request itself.
+//
+// It is the edge's transport for Socket.IO long-polling: every polling
+// message crosses it twice (the client's POST, the worker's answer to a
+// waiting GET). net/http's Transport parks two goroutines and two 4 KiB
+// buffers on every kept connection and hands each request between three
+// goroutines; here a request is written and its response read on the
+// caller's goroutine, and a kept connection holds no goroutine and no
+// buffer: a buffer is borrowed while a response is read.
+//
+// It speaks plain HTTP/1.1 with keep-alive, to one address, with an
+// optional TLS config; no proxies, no HTTP/2, no compression, no
+// redirects, which is what a worker behind the edge needs.
+package h1client
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Client is an http.RoundTripper to one server.
+type Client struct {
+	// Addr is the server's host:port.
+	Addr string
+	// Dial opens a connection to Addr.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, when set, is the TLS config of every connection: it must be
+	// complete (ServerName set), and is never changed.
+	TLS *tls.Config
+	// HandshakeTimeout bounds the TLS handshake.
+	HandshakeTimeout time.Duration
+	// MaxIdle is the most connections kept idle; IdleTimeout how long
+	// one is kept.
+	MaxIdle     int
+	IdleTimeout time.Duration
+
+	mu     sync.Mutex
+	idle   []idleConn // the most recently used last
+	prune  *time.Timer
+	closed bool
+}
+
+type idleConn struct {
+	conn  net.Conn
+	since time.Time
+}
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// earlyAnswerWait bounds the wait for what a server said before it
+// closed a connection the request could not be written to.
+const earlyAnswerWait = time.Second
+
+// errRetry marks a failure on a kept connection that the server had
+// closed before it read the request.
+var errRetry = errors.New("h1client: kept connection closed by the server")
+
+// RoundTrip sends req on a kept connection or a new one and returns the
+// response; its body must be read to the end or closed, and the
+// connection is kept again once it has been read to the end. A GET whose
+// kept connection turns out closed by the server is sent again on a new
+// one; no other request is ever sent twice. Cancelling req's context
+// ends the exchange at once, at any point.
+func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	conn, reused := c.get()
+	for {
+		if conn == nil {
+			var err error
+			if conn, err = c.dial(req.Context()); err != nil {
+				if req.Context().Err() != nil {
+					return nil, context.Cause(req.Context())
+				}
+				return nil, err
+			}
+		}
+		res, err := c.exchange(req, conn, reused)
+		if errors.Is(err, errRetry) && req.Method == http.MethodGet && req.Body == nil && req.Context().Err() == nil {
+			conn, reused = nil, false
+			continue
+		}
+		return res, err
+	}
+}
+
+// exchange writes req on conn and reads the response head.
+func (c *Client) exchange(req *http.Request, conn net.Conn, reused bool) (*http.Response, error) {
+	ctx := req.Context()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, err
+	}
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(conn)
+	if err != nil {
+		// The server may have said why before it closed: a TLS alert (a
+		// client certificate it wanted), or an early answer.
+		_ = conn.SetReadDeadline(time.Now().Add(earlyAnswerWait))
+		res, rerr := http.ReadResponse(br, req)
+		if rerr == nil {
+			b := &body{c: c, conn: conn, br: br, rc: res.Body, stop: stop}
+			res.Body = b
+			return res, nil
+		}
+		br.Reset(nil)
+		readers.Put(br)
+		var ne net.Error
+		switch {
+		case reused:
+			err = errors.Join(errRetry, err)
+		case !errors.Is(rerr, io.EOF) && !errors.Is(rerr, syscall.ECONNRESET) && !(errors.As(rerr, &ne) && ne.Timeout()):
+			err = rerr
+		}
+		return fail(err)
+	}
+	res, err := http.ReadResponse(br, req)
+	if err != nil {
+		br.Reset(nil)
+		readers.Put(br)
+		if reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+			err = errors.Join(errRetry, err)
+		}
+		return fail(err)
+	}
+	b := &body{c: c, conn: conn, br: br, rc: res.Body, stop: stop,
+		keep: !res.Close && !req.Close}
+	if res.Body == http.NoBody || res.ContentLength == 0 {
+		b.finish(true)
+		return res, nil
+	}
+	res.Body = b
+	return res, nil
+}
+
+// body is a response body that gives its connection back once read to
+// the end.
+type body struct {
+	c    *Client
+	conn net.Conn
+	br   *bufio.Reader
+	rc   io.ReadCloser
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.finish(err == io.EOF)
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+// finish releases the buffer and keeps the connection when the response
+// was read whole, nothing follows it, and the exchange was not cancelled.
+func (b *body) finish(whole bool) {
+	b.done = true
+	cancelled := !b.stop()
+	keep := whole && b.keep && !cancelled && b.br.Buffered() == 0
+	b.br.Reset(nil)
+	readers.Put(b.br)
+	b.br = nil
+	if keep {
+		b.c.put(b.conn)
+		return
+	}
+	b.conn.Close()
+}
+
+// dial opens a new connection, with TLS when configured.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	conn, err := c.Dial(ctx, "tcp", c.Addr)
+	if err != nil || c.TLS == nil {
+		return conn, err
+	}
+	tc := tls.Client(conn, c.TLS)
+	hctx := ctx
+	if c.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, c.HandshakeTimeout)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// get takes the most recently kept connection that is still open.
+func (c *Client) get() (net.Conn, bool) {
+	for {
+		c.mu.Lock()
+		n := len(c.idle)
+		if n == 0 {
+			c.mu.Unlock()
+			return nil, false
+		}
+		ic := c.idle[n-1]
+		c.idle[n-1] = idleConn{}
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		if time.Since(ic.since) < c.IdleTimeout && open(ic.conn) {
+			return ic.conn, true
+		}
+		ic.conn.Close()
+	}
+}
+
+// put keeps conn for the next request, or closes it when MaxIdle are
+// kept already.
+func (c *Client) put(conn net.Conn) {
+	_ = conn.SetDeadline(time.Time{})
+	c.mu.Lock()
+	if c.closed || len(c.idle) >= c.MaxIdle {
+		c.mu.Unlock()
+		conn.Close()
+		return
+	}
+	c.idle = append(c.idle, idleConn{conn: conn, since: time.Now()})
+	if c.prune == nil {
+		c.prune = time.AfterFunc(c.IdleTimeout, c.pruneIdle)
+	}
+	c.mu.Unlock()
+}
+
+// pruneIdle closes the connections kept longer than IdleTimeout, which
+// are the first ones, and runs again while some are kept.
+func (c *Client) pruneIdle() {
+	now := time.Now()
+	c.mu.Lock()
+	n := 0
+	for n < len(c.idle) && now.Sub(c.idle[n].since) >= c.IdleTimeout {
+		n++
+	}
+	expired := make([]net.Conn, n)
+	for i := range n {
+		expired[i] = c.idle[i].conn
+	}
+	c.idle = append(c.idle[:0], c.idle[n:]...)
+	clear(c.idle[len(c.idle):cap(c.idle)])
+	c.prune = nil
+	if len(c.idle) > 0 {
+		c.prune = time.AfterFunc(c.IdleTimeout-now.Sub(c.idle[0].since), c.pruneIdle)
+	}
+	c.mu.Unlock()
+	for _, conn := range expired {
+		conn.Close()
+	}
+}
+
+// CloseIdleConnections closes the kept connections; the Client keeps
+// none from now on.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle, c.closed = nil, true
+	if c.prune != nil {
+		c.prune.Stop()
+		c.prune = nil
+	}
+	c.mu.Unlock()
+	for _, ic := range idle {
+		ic.conn.Close()
+	}
+}

@@ -19,16 +19,22 @@ import (
 func startLimitedStack(t *testing.T) string {
 	t.Helper()
 	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	return startLimitedEdge(t, worker.Addr, "rate_limit connect 3/m\n\t\trate_limit messages 5/m")
+}
+
+// startLimitedEdge starts an edge in front of the worker at addr with the
+// socketio_proxy lines given.
+func startLimitedEdge(t *testing.T, addr, lines string) string {
+	t.Helper()
 	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
 http://%[1]s {
 	bind 127.0.0.1
 	socketio_proxy %[2]s {
-		rate_limit connect 3/m
-		rate_limit messages 5/m
+		%[3]s
 	}
 }
-`, edge, worker.Addr)), edge)
+`, edge, addr, lines)), edge)
 	return edge
 }
 
@@ -205,16 +211,7 @@ func TestWebSocketRateCloseSurvivesAClientStillSending(t *testing.T) {
 	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
 	for _, extra := range []string{"", "recover 30s"} {
 		t.Run("with "+extra, func(t *testing.T) {
-			edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-			testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%[1]s {
-	bind 127.0.0.1
-	socketio_proxy %[2]s {
-		rate_limit messages 5/m
-		%[3]s
-	}
-}
-`, edge, worker.Addr, extra)), edge)
+			edge := startLimitedEdge(t, worker.Addr, "rate_limit messages 5/m\n\t\t"+extra)
 			rateCloseRounds(t, edge)
 		})
 	}

@@ -96,10 +96,11 @@ func settledGoroutines(t *testing.T, admin string, want int) int {
 }
 
 // sessionGoroutines counts the edge's goroutines from its admin
-// endpoint's goroutine profile, leaving out the idle connections of its
-// pool of upstream HTTP connections (net/http's persistConn read and
-// write loops): the pool keeps up to 1,024 per worker for 90 s by design,
-// whatever number of sessions last used them. It returns the profile too.
+// endpoint's goroutine profile, leaving out the kept connections of the
+// health checks' net/http Transport (its persistConn read and write
+// loops), which outlive any session by design. (Polling's own kept
+// connections hold no goroutine: see h1client.) It returns the profile
+// too.
 func sessionGoroutines(t *testing.T, admin string) (int, string) {
 	t.Helper()
 	res, err := http.Get("http://" + admin + "/debug/pprof/goroutine?debug=1")

@@ -1,0 +1,355 @@
+package socketioproxy_test
+
+// Attacks on two changes: polling through internal/h1client, and the
+// lingering WebSocket close (internal/relay/linger.go). A test here fails
+// while its hole is open.
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
+)
+
+// atk7Recover is the recover line the suite runs with: EDGE_TEST_RECOVER's
+// window when set, else def (which may be empty: no recovery).
+func atk7Recover(def string) string {
+	if w := os.Getenv("EDGE_TEST_RECOVER"); w != "" {
+		return "recover " + w
+	}
+	return def
+}
+
+// atk7WS is a raw Socket.IO client on a WebSocket.
+type atk7WS struct {
+	t      *testing.T
+	c      *websocket.Conn
+	answer bool // answer the edge's pings
+}
+
+func atk7Dial(t *testing.T, edge string) *atk7WS {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+edge+"/socket.io/?EIO=4&transport=websocket", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	// Keep the edge's close frame to ourselves: gorilla would answer it,
+	// and the attack is a client that goes on sending instead.
+	c.SetCloseHandler(func(int, string) error { return nil })
+	w := &atk7WS{t: t, c: c, answer: true}
+	_, open, err := w.read(5 * time.Second)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(open, "0{"), open)
+	w.send("40")
+	w.until(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "40{") })
+	return w
+}
+
+func (w *atk7WS) send(msg string) error {
+	_ = w.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return w.c.WriteMessage(websocket.TextMessage, []byte(msg))
+}
+
+// read reads one message, answering pings on the way when w.answer.
+func (w *atk7WS) read(d time.Duration) (int, string, error) {
+	_ = w.c.SetReadDeadline(time.Now().Add(d))
+	for {
+		mt, msg, err := w.c.ReadMessage()
+		if err != nil {
+			return 0, "", err
+		}
+		if string(msg) == "2" && w.answer {
+			_ = w.send("3")
+			continue
+		}
+		return mt, string(msg), nil
+	}
+}
+
+// until reads until ok says a message is the one, within d.
+func (w *atk7WS) until(d time.Duration, ok func(string) bool) string {
+	w.t.Helper()
+	end := time.Now().Add(d)
+	for {
+		_, m, err := w.read(time.Until(end))
+		require.NoError(w.t, err, "waiting for a message")
+		if ok(m) {
+			return m
+		}
+	}
+}
+
+// untilClose reads until the edge's close frame and returns its code.
+func (w *atk7WS) untilClose(d time.Duration) int {
+	w.t.Helper()
+	end := time.Now().Add(d)
+	for {
+		_, _, err := w.read(time.Until(end))
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		require.True(w.t, errors.As(err, &ce), "want the edge's close frame, got %v", err)
+		return ce.Code
+	}
+}
+
+// Once the edge has sent its close frame, nothing the client sends on that
+// WebSocket reaches the worker: the close ends the client's say in the
+// session. An observer in the same room sees every broadcast the worker
+// makes; the client, after reading the edge's close frame (ping timeout,
+// or its own Engine.IO close packet), asks the worker to broadcast.
+//
+// On a bridged session (recover on) whose namespace is recoverable the
+// edge holds the worker's session when the client goes away, and since
+// the lingering close (HalfClose instead of Close in clientSocket.close)
+// readClient keeps reading the closed WebSocket for controlWait and hands
+// each message to the held session: the worker runs them.
+func TestAdversarialNothingSentAfterTheEdgesCloseReachesTheWorker(t *testing.T) {
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1",
+		Env: map[string]string{"PING_INTERVAL": "1", "PING_TIMEOUT": "1"}})
+	for _, mode := range []string{"", "recover 30s"} {
+		if os.Getenv("EDGE_TEST_RECOVER") != "" && mode == "" {
+			mode = atk7Recover("")
+		}
+		edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		%[3]s
+	}
+}
+`, edge, worker.Addr, mode)), edge)
+		for _, how := range []string{"ping timeout", "engine.io close"} {
+			t.Run(fmt.Sprintf("%q/%s", mode, how), func(t *testing.T) {
+				room := fmt.Sprintf("atk7-%d", time.Now().UnixNano())
+				obs := atk7Dial(t, edge)
+				obs.send(`420["join","` + room + `"]`)
+				obs.until(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "430") })
+				a := atk7Dial(t, edge)
+				a.send(`421["join","` + room + `"]`)
+				a.until(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "431") })
+				// The path works: a broadcast before the close arrives.
+				a.send(`42["broadcast",{"room":"` + room + `","data":"before"}]`)
+				obs.until(5*time.Second, func(m string) bool { return strings.Contains(m, `"before"`) })
+
+				if how == "ping timeout" {
+					a.answer = false
+				} else {
+					a.send("1")
+				}
+				code := a.untilClose(10 * time.Second)
+				t.Logf("the edge closed with %d", code)
+				sent := 0
+				for i := range 5 {
+					if a.send(fmt.Sprintf(`42["broadcast",{"room":"%s","data":"after-close-%d"}]`, room, i)) == nil {
+						sent++
+					}
+				}
+				require.NotZero(t, sent, "the edge still takes bytes after its close")
+				// The observer watches for 3 s, answering pings.
+				end := time.Now().Add(3 * time.Second)
+				var leaked []string
+				for time.Now().Before(end) {
+					_, m, err := obs.read(time.Until(end))
+					if err != nil {
+						break
+					}
+					if strings.Contains(m, "after-close") {
+						leaked = append(leaked, m)
+					}
+				}
+				require.Empty(t, leaked, "messages the client sent after the edge's close frame (%d) reached the worker", code)
+			})
+		}
+	}
+}
+
+// atk7Fake is a fake Engine.IO worker speaking HTTP/1.1 by hand, so that
+// a test controls every byte of its answers. Handshake n (from 1) opens
+// session "S<n>"; a GET of session sid is answered with a message packet
+// "4own-<sid>" padded to pad bytes, followed, in the same write, by
+// after(sid) when set (what a faulty worker sends past its answer).
+type atk7Fake struct {
+	addr  string
+	pad   int
+	after func(sid string) []byte
+	opens atomic.Int32
+	gets  sync.Map // sid -> *atomic.Int32
+}
+
+func startAtk7Fake(t *testing.T, tlsCfg *tls.Config, pad int, after func(string) []byte) *atk7Fake {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	f := &atk7Fake{addr: ln.Addr().String(), pad: pad, after: after}
+	var wg sync.WaitGroup
+	var conns sync.Map
+	t.Cleanup(func() {
+		ln.Close()
+		conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Store(c, nil)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				f.serve(c)
+			}()
+		}
+	}()
+	return f
+}
+
+func (f *atk7Fake) serve(c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		sid := req.URL.Query().Get("sid")
+		var body string
+		var after []byte
+		switch {
+		case sid == "":
+			n := f.opens.Add(1)
+			body = fmt.Sprintf(`0{"sid":"S%d","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`, n)
+		case req.Method == http.MethodGet:
+			v, _ := f.gets.LoadOrStore(sid, new(atomic.Int32))
+			v.(*atomic.Int32).Add(1)
+			body = "4own-" + sid + "-"
+			if len(body) < f.pad {
+				body += strings.Repeat("x", f.pad-len(body))
+			}
+			if f.after != nil {
+				after = f.after(sid)
+			}
+		default:
+			body = "ok"
+		}
+		out := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		if _, err := c.Write(append([]byte(out), after...)); err != nil {
+			return
+		}
+	}
+}
+
+// atk7Poll sends one polling request through the edge.
+func atk7Poll(t *testing.T, edge, method, sid, body string) (int, string) {
+	t.Helper()
+	target := "http://" + edge + "/socket.io/?EIO=4&transport=polling"
+	if sid != "" {
+		target += "&sid=" + sid
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, target, rd)
+	require.NoError(t, err)
+	res, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(b)
+}
+
+// A worker that sends bytes past the end of its answer (a body longer
+// than its Content-Length, or a second answer) must never have those bytes
+// read as the answer to the next request on that connection, which may be
+// another session's: h1client keeps a connection only when nothing
+// follows the response (its bufio.Reader holds nothing, and MSG_PEEK finds
+// the socket empty at reuse). Over TLS both checks look in the wrong
+// place: a record holding the answer and what follows it is decrypted
+// whole into the tls.Conn, the body of a large answer is read past
+// bufio straight from the tls.Conn up to its Content-Length, and the rest
+// stays in the tls.Conn's own buffer, which neither Buffered() nor a peek
+// at the TCP socket sees. The next session's poll then gets it.
+//
+// Here session S1's poll is answered with 10 000 bytes followed by a
+// forged answer "4LEAK-from-S1"; session S2 polls next, on the kept
+// connection, and must get its own answer ("4own-S2-…").
+func TestAdversarialBytesPastAWorkersAnswerNeverAnswerAnotherSession(t *testing.T) {
+	forged := func(sid string) []byte {
+		if sid != "S1" {
+			return nil
+		}
+		b := "4LEAK-from-S1"
+		return []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", len(b), b))
+	}
+	ca := testenv.NewTestCA(t, "atk7 workers CA")
+	files := ca.Issue(t, "fake-worker")
+	cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		tls  *tls.Config
+	}{
+		{"plain", nil},
+		// One record up to 16 KiB, as any TLS stack may send.
+		{"tls", &tls.Config{Certificates: []tls.Certificate{cert}, DynamicRecordSizingDisabled: true, MinVersion: tls.VersionTLS12}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := startAtk7Fake(t, tc.tls, 10000, forged)
+			transport := ""
+			if tc.tls != nil {
+				transport = "transport http {\n\t\t\ttls_trust_pool file " + ca.CertFile + "\n\t\t}"
+			}
+			edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %[2]s
+		%[3]s
+		%[4]s
+	}
+}
+`, edge, fake.addr, transport, atk7Recover(""))), edge)
+			var sids []string
+			for i := range 2 {
+				status, open := atk7Poll(t, edge, "GET", "", "")
+				require.Equal(t, 200, status, "handshake %d: %s", i, open)
+				m := sidPattern.FindStringSubmatch(open)
+				require.NotNil(t, m, open)
+				sids = append(sids, m[1])
+			}
+			status, body := atk7Poll(t, edge, "GET", sids[0], "")
+			require.Equal(t, 200, status, body)
+			require.Contains(t, body, "own-S1-")
+			status, body = atk7Poll(t, edge, "GET", sids[1], "")
+			require.Equal(t, 200, status, body)
+			require.NotContains(t, body, "LEAK", "session S2's poll got bytes the worker sent after S1's answer")
+			require.Contains(t, body, "own-S2-")
+		})
+	}
+}

@@ -6,13 +6,16 @@ package socketioproxy_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -352,4 +355,234 @@ http://%[1]s {
 			require.Contains(t, body, "own-S2-")
 		})
 	}
+}
+
+// Many polling sessions through one edge to one real worker, sharing the
+// edge's kept connections, while their clients abandon long-polls at
+// random moments (the edge's GET to the worker is cancelled mid-wait, or
+// as the answer arrives): every answer a session gets holds its own
+// packets only. Each session emits echoes tagged with its own name and
+// reads the acks; a tag of another session in an answer is a response
+// read on the wrong request.
+func TestAdversarialAbandonedLongPollsNeverAnswerAnotherSession(t *testing.T) {
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		%[3]s
+	}
+}
+`, edge, worker.Addr, atk7Recover(""))), edge)
+	const sessions = 12
+	deadline := time.Now().Add(12 * time.Second)
+	var (
+		mu     sync.Mutex
+		leaks  []string
+		acks   atomic.Int64
+		cuts   atomic.Int64
+		reopen atomic.Int64
+	)
+	var wg sync.WaitGroup
+	for s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			me := fmt.Sprintf("sess%02d", s)
+			client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			defer client.CloseIdleConnections()
+			do := func(ctx context.Context, method, sid, body string) (int, string, error) {
+				target := "http://" + edge + "/socket.io/?EIO=4&transport=polling"
+				if sid != "" {
+					target += "&sid=" + sid
+				}
+				var rd io.Reader
+				if body != "" {
+					rd = strings.NewReader(body)
+				}
+				req, _ := http.NewRequestWithContext(ctx, method, target, rd)
+				res, err := client.Do(req)
+				if err != nil {
+					return 0, "", err
+				}
+				defer res.Body.Close()
+				b, err := io.ReadAll(res.Body)
+				return res.StatusCode, string(b), err
+			}
+			check := func(body string) {
+				for _, m := range tagPattern.FindAllString(body, -1) {
+					if m != "tag-"+me {
+						mu.Lock()
+						leaks = append(leaks, fmt.Sprintf("%s got %q", me, body))
+						mu.Unlock()
+						return
+					}
+				}
+				acks.Add(int64(strings.Count(body, "tag-"+me)))
+			}
+			rng := rand.New(rand.NewPCG(uint64(s), 7))
+			for k := 0; time.Now().Before(deadline); {
+				status, open, err := do(context.Background(), "GET", "", "")
+				if err != nil || status != 200 {
+					continue
+				}
+				m := sidPattern.FindStringSubmatch(open)
+				if m == nil {
+					continue
+				}
+				sid := m[1]
+				reopen.Add(1)
+				if st, _, err := do(context.Background(), "POST", sid, "40"); err != nil || st != 200 {
+					continue
+				}
+				for time.Now().Before(deadline) {
+					k++
+					if st, _, err := do(context.Background(), "POST", sid, fmt.Sprintf(`42%d["echo","tag-%s"]`, k, me)); err != nil || st != 200 {
+						break
+					}
+					// A GET abandoned after 0 to 30 ms, or one read whole.
+					ctx, cancel := context.WithCancel(context.Background())
+					if rng.IntN(2) == 0 {
+						time.AfterFunc(time.Duration(rng.IntN(30))*time.Millisecond, cancel)
+					}
+					st, body, err := do(ctx, "GET", sid, "")
+					cancel()
+					if err != nil {
+						cuts.Add(1)
+						continue
+					}
+					check(body)
+					if st != 200 || strings.HasPrefix(body, "1") || strings.Contains(body, "\x1e1") {
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d acks read, %d polls abandoned, %d sessions opened", acks.Load(), cuts.Load(), reopen.Load())
+	require.Empty(t, leaks, "a session's poll answered with another session's packets")
+	require.NotZero(t, acks.Load())
+	require.NotZero(t, cuts.Load())
+}
+
+var tagPattern = regexp.MustCompile(`tag-sess\d\d`)
+
+// A client's POST that carries Expect: 100-continue reaches the worker
+// with the header (it is no hop-by-hop header), and the worker (eventlet)
+// answers "HTTP/1.1 100 Continue" before its final answer. The edge must
+// read that final answer as the POST's: if it takes the 100 as the answer
+// and keeps the connection, the POST's real answer ("ok") waits on it and
+// is read as the answer to whatever request goes out on it next, another
+// session's poll, whose own answer then goes to the request after: a
+// session's packets read by another. Sessions here emit echoes tagged
+// with their name, one of them with Expect on every POST, and check every
+// answer holds their own tags only and that no poll is answered "ok".
+func TestAdversarialExpectContinueNeverShiftsAnswersBetweenSessions(t *testing.T) {
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		%[3]s
+	}
+}
+`, edge, worker.Addr, atk7Recover(""))), edge)
+	const sessions = 8
+	deadline := time.Now().Add(8 * time.Second)
+	var (
+		mu      sync.Mutex
+		wrong   []string
+		acks    atomic.Int64
+		expects atomic.Int64
+	)
+	note := func(s string) {
+		mu.Lock()
+		if len(wrong) < 10 {
+			wrong = append(wrong, s)
+		}
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			me := fmt.Sprintf("sess%02d", s)
+			attacker := s%2 == 0
+			client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			defer client.CloseIdleConnections()
+			do := func(method, sid, body string, expect bool) (int, string, error) {
+				target := "http://" + edge + "/socket.io/?EIO=4&transport=polling"
+				if sid != "" {
+					target += "&sid=" + sid
+				}
+				var rd io.Reader
+				if body != "" {
+					rd = strings.NewReader(body)
+				}
+				req, _ := http.NewRequest(method, target, rd)
+				if expect {
+					req.Header.Set("Expect", "100-continue")
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					return 0, "", err
+				}
+				defer res.Body.Close()
+				b, err := io.ReadAll(res.Body)
+				return res.StatusCode, string(b), err
+			}
+			for k := 0; time.Now().Before(deadline); {
+				status, open, err := do("GET", "", "", false)
+				if err != nil || status != 200 {
+					continue
+				}
+				m := sidPattern.FindStringSubmatch(open)
+				if m == nil {
+					continue
+				}
+				sid := m[1]
+				if st, _, err := do("POST", sid, "40", false); err != nil || st != 200 {
+					continue
+				}
+				for time.Now().Before(deadline) {
+					k++
+					st, body, err := do("POST", sid, fmt.Sprintf(`42%d["echo","tag-%s"]`, k, me), attacker)
+					if attacker {
+						expects.Add(1)
+					}
+					if err != nil || st != 200 {
+						break
+					}
+					if !strings.EqualFold(body, "ok") && !attacker {
+						note(fmt.Sprintf("%s: POST answered %q", me, body))
+					}
+					st, body, err = do("GET", sid, "", false)
+					if err != nil {
+						break
+					}
+					for _, tag := range tagPattern.FindAllString(body, -1) {
+						if tag != "tag-"+me {
+							note(fmt.Sprintf("%s: poll answered with %q", me, body))
+							break
+						}
+					}
+					if strings.EqualFold(body, "ok") {
+						note(fmt.Sprintf("%s: poll answered %q, a POST's answer", me, body))
+					}
+					acks.Add(int64(strings.Count(body, "tag-"+me)))
+					if st != 200 || strings.HasPrefix(body, "1") || strings.Contains(body, "\x1e1") {
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d acks read, %d POSTs with Expect", acks.Load(), expects.Load())
+	require.Empty(t, wrong, "answers crossed between requests")
+	require.NotZero(t, acks.Load())
 }

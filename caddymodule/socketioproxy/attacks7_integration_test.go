@@ -586,3 +586,94 @@ http://%[1]s {
 	require.Empty(t, wrong, "answers crossed between requests")
 	require.NotZero(t, acks.Load())
 }
+
+// atk7Lingering counts the edge's goroutines still serving a client's
+// WebSocket: relaying, reading a bridged client, or lingering after the
+// close.
+func atk7Lingering(t *testing.T, admin string) int {
+	t.Helper()
+	res, err := http.Get("http://" + admin + "/debug/pprof/goroutine?debug=1")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	total := 0
+	for _, group := range strings.Split(string(b), "\n\n") {
+		if !strings.Contains(group, "relay.Linger") && !strings.Contains(group, "readClient") && !strings.Contains(group, "relay.Relay") {
+			continue
+		}
+		n, _, _ := strings.Cut(strings.TrimPrefix(group, "goroutine profile: "), " @")
+		if i := strings.LastIndex(n, "\n"); i >= 0 {
+			n = n[i+1:]
+		}
+		var c int
+		_, _ = fmt.Sscan(n, &c)
+		total += c
+	}
+	return total
+}
+
+// Clients whose WebSocket the edge closes, and that then neither read,
+// answer the close, nor close their side (a slowloris after the close),
+// hold the edge's goroutine and socket for the grace at most (5 s,
+// controlWait / CloseGrace): then the edge lets go of them all.
+// Closes: a message over max_payload (1009), and the client's own
+// Engine.IO close packet (on a bridged session, the edge closes with 1001
+// and holds the worker's session).
+//
+// The second one holds them 10 s: clientSocket.close half-closes with a
+// 5 s read deadline, readClient reads on until that deadline, and the
+// relay.Linger it defers then half-closes again with a fresh 5 s.
+func TestAdversarialSilentClientsAfterTheCloseAreLetGoWithinTheGrace(t *testing.T) {
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	const n = 60
+	for _, mode := range []string{"", "recover 30s"} {
+		if os.Getenv("EDGE_TEST_RECOVER") != "" && mode == "" {
+			mode = atk7Recover("")
+		}
+		edgeAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		edge := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		max_payload 1000
+		%[3]s
+	}
+}
+`, edgeAddr, worker.Addr, mode)), edgeAddr)
+		for _, how := range []string{"max_payload", "engine.io close"} {
+			t.Run(fmt.Sprintf("%q/%s", mode, how), func(t *testing.T) {
+				if how == "engine.io close" && mode == "" {
+					// A relayed session: the edge passes the packet on
+					// and does not close; the worker's own heartbeat
+					// ends the session, as before the lingering close.
+					t.Skip("the edge sends no close on a relayed session")
+				}
+				var conns []*atk7WS
+				for range n {
+					conns = append(conns, atk7Dial(t, edgeAddr))
+				}
+				for _, c := range conns {
+					if how == "max_payload" {
+						require.NoError(t, c.send(`42["echo","`+strings.Repeat("x", 2000)+`"]`))
+					} else {
+						require.NoError(t, c.send("1"))
+					}
+				}
+				start := time.Now()
+				// Then nothing: no read, no close, until the end of the test.
+				var left int
+				for time.Since(start) < 15*time.Second {
+					if left = atk7Lingering(t, edge.AdminAddr); left == 0 {
+						break
+					}
+					time.Sleep(100 * time.Millisecond) // polling the profile
+				}
+				took := time.Since(start)
+				t.Logf("%d clients let go after %v", n, took.Round(100*time.Millisecond))
+				require.Zero(t, left, "goroutines still on clients after 15 s")
+				require.Less(t, took, 7*time.Second, "the edge held closed clients past its 5 s grace")
+			})
+		}
+	}
+}

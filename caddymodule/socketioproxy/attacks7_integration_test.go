@@ -199,6 +199,10 @@ type atk7Fake struct {
 	after func(sid string) []byte
 	opens atomic.Int32
 	gets  sync.Map // sid -> *atomic.Int32
+	// posts counts the POSTs read; dropPost, when set, is asked after
+	// each: true closes the connection without an answer.
+	posts    atomic.Int32
+	dropPost func(n int32) bool
 }
 
 func startAtk7Fake(t *testing.T, tlsCfg *tls.Config, pad int, after func(string) []byte) *atk7Fake {
@@ -262,6 +266,9 @@ func (f *atk7Fake) serve(c net.Conn) {
 				after = f.after(sid)
 			}
 		default:
+			if n := f.posts.Add(1); f.dropPost != nil && f.dropPost(n) {
+				return
+			}
 			body = "ok"
 		}
 		out := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
@@ -682,4 +689,28 @@ http://%[1]s {
 			})
 		}
 	}
+}
+
+// A POST is never sent twice: a worker that reads a client's POST on a
+// kept connection and then closes it without an answer (it crashed, or
+// restarted) has the POST once; the client gets an error and sends it
+// again itself if it wants to.
+func TestAdversarialAPostOnAKeptConnectionIsNeverSentTwice(t *testing.T) {
+	fake := startAtk7Fake(t, nil, 0, nil)
+	fake.dropPost = func(n int32) bool { return n == 1 }
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s
+}
+`, edge, fake.addr)), edge)
+	status, open := atk7Poll(t, edge, "GET", "", "")
+	require.Equal(t, 200, status, open)
+	sid := sidPattern.FindStringSubmatch(open)[1]
+	// The handshake's connection is kept: the POST goes out on it.
+	status, body := atk7Poll(t, edge, "POST", sid, `42["echo","once"]`)
+	t.Logf("the client's POST: %d %q", status, body)
+	require.Equal(t, int32(1), fake.posts.Load(), "the worker read the POST more than once")
+	require.NotEqual(t, 200, status, "a POST the worker never answered was answered 200")
 }

@@ -714,3 +714,70 @@ http://%[1]s {
 	require.Equal(t, int32(1), fake.posts.Load(), "the worker read the POST more than once")
 	require.NotEqual(t, 200, status, "a POST the worker never answered was answered 200")
 }
+
+// A config reload while closed clients linger (silent, holding their
+// side open) neither waits for them nor keeps them past the grace, and
+// sessions opened after it work; and the clients' late messages never
+// reach the worker (an observer in their room sees no broadcast).
+func TestAdversarialReloadWhileClosedClientsLinger(t *testing.T) {
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	for _, mode := range atk7Modes() {
+		t.Run(fmt.Sprintf("%q", mode), func(t *testing.T) {
+			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			config := func(max int) testenv.EdgeConfig {
+				return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		max_payload %[4]d
+		%[3]s
+	}
+}
+`, addr, worker.Addr, mode, max))
+			}
+			edge := testenv.StartEdge(t, config(1000), addr)
+			room := fmt.Sprintf("atk7-reload-%d", time.Now().UnixNano())
+			obs := atk7Dial(t, addr)
+			obs.send(`420["join","` + room + `"]`)
+			obs.until(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "430") })
+			var conns []*atk7WS
+			for range 40 {
+				c := atk7Dial(t, addr)
+				c.send(`421["join","` + room + `"]`)
+				c.until(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "431") })
+				conns = append(conns, c)
+			}
+			for _, c := range conns {
+				require.NoError(t, c.send(`42["echo","`+strings.Repeat("x", 2000)+`"]`))
+			}
+			start := time.Now()
+			edge.Reload(t, config(5000))
+			t.Logf("reload took %v", time.Since(start).Round(10*time.Millisecond))
+			for i, c := range conns {
+				_ = c.send(fmt.Sprintf(`42["broadcast",{"room":"%s","data":"late-%d"}]`, room, i))
+			}
+			// A new session works after the reload.
+			n := atk7Dial(t, addr)
+			n.send(`421["echo","fresh"]`)
+			n.until(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "431") && strings.Contains(m, "fresh") })
+			var left int
+			for time.Since(start) < 15*time.Second {
+				if left = atk7Lingering(t, edge.AdminAddr); left <= 4 { // obs and n: relayed or bridged
+					break
+				}
+				time.Sleep(100 * time.Millisecond) // polling the profile
+			}
+			t.Logf("closed clients let go after %v", time.Since(start).Round(100*time.Millisecond))
+			require.LessOrEqual(t, left, 4, "goroutines still on closed clients")
+			require.Less(t, time.Since(start), 7*time.Second)
+			end := time.Now().Add(2 * time.Second)
+			for time.Now().Before(end) {
+				_, m, err := obs.read(time.Until(end))
+				if err != nil {
+					break
+				}
+				require.NotContains(t, m, "late-", "a message sent after the 1009 close reached the worker")
+			}
+		})
+	}
+}

@@ -781,3 +781,60 @@ http://%[1]s {
 		})
 	}
 }
+
+// A worker restarted on its address while the edge keeps connections to
+// its former process: the first requests after it is back (a handshake,
+// the POST and the GET of a new session) go out on fresh connections,
+// not on kept ones the dead process can no longer answer.
+func TestAdversarialWorkerRestartLeavesNoDeadKeptConnection(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
+			opts := testenv.FlaskOptions{Name: "w1", SecretKey: "atk7-restart"}
+			transport := ""
+			if withTLS {
+				ca := testenv.NewTestCA(t, "atk7 restart CA")
+				files := ca.Issue(t, "w1")
+				opts.TLS = &files
+				transport = "transport http {\n\t\t\ttls_trust_pool file " + ca.CertFile + "\n\t\t}"
+			}
+			worker := testenv.StartFlaskWorker(t, opts)
+			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %[2]s
+		%[3]s
+	}
+}
+`, addr, worker.Addr, transport)), addr)
+			session := func() {
+				t.Helper()
+				status, open := atk7Poll(t, addr, "GET", "", "")
+				require.Equal(t, 200, status, open)
+				sid := sidPattern.FindStringSubmatch(open)[1]
+				status, body := atk7Poll(t, addr, "POST", sid, "40")
+				require.Equal(t, 200, status, body)
+				status, body = atk7Poll(t, addr, "GET", sid, "")
+				require.Equal(t, 200, status, body)
+				require.Contains(t, body, `40{"sid"`)
+			}
+			// Several kept connections.
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Add(1)
+				go func() { defer wg.Done(); session() }()
+			}
+			wg.Wait()
+			_, port, _ := net.SplitHostPort(worker.Addr)
+			var p int
+			_, _ = fmt.Sscan(port, &p)
+			worker.Kill()
+			opts.Port = p
+			testenv.StartFlaskWorker(t, opts)
+			for range 4 {
+				session()
+			}
+		})
+	}
+}

@@ -42,6 +42,10 @@ var webSocketHandshakeHeaders = []string{
 func upstreamHeader(r *http.Request, websocket bool) http.Header {
 	h := r.Header.Clone()
 	removeHopHeaders(h)
+	// The edge has read the body whole before it sends the request: a
+	// worker must not answer 100 Continue to an expectation that is the
+	// client's, not the edge's.
+	h.Del("Expect")
 	if websocket {
 		for _, k := range webSocketHandshakeHeaders {
 			h.Del(k)

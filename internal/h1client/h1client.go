@@ -118,7 +118,7 @@ func (c *Client) exchange(req *http.Request, conn net.Conn, reused bool) (*http.
 		// The server may have said why before it closed: a TLS alert (a
 		// client certificate it wanted), or an early answer.
 		_ = conn.SetReadDeadline(time.Now().Add(earlyAnswerWait))
-		res, rerr := http.ReadResponse(br, req)
+		res, rerr := readResponse(br, req)
 		if rerr == nil {
 			b := &body{c: c, conn: conn, br: br, rc: res.Body, stop: stop}
 			res.Body = b
@@ -135,7 +135,7 @@ func (c *Client) exchange(req *http.Request, conn net.Conn, reused bool) (*http.
 		}
 		return fail(err)
 	}
-	res, err := http.ReadResponse(br, req)
+	res, err := readResponse(br, req)
 	if err != nil {
 		br.Reset(nil)
 		readers.Put(br)
@@ -152,6 +152,22 @@ func (c *Client) exchange(req *http.Request, conn net.Conn, reused bool) (*http.
 	}
 	res.Body = b
 	return res, nil
+}
+
+// max1xx bounds the interim (1xx) answers read before the final one.
+const max1xx = 5
+
+// readResponse reads the final answer to req, past the interim ones (100
+// Continue, 103 Early Hints), which have no body: taken for the answer,
+// one would leave the real answer on the connection for the next request.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for range max1xx {
+		res, err := http.ReadResponse(br, req)
+		if err != nil || res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+			return res, err
+		}
+	}
+	return nil, errors.New("h1client: too many interim (1xx) answers")
 }
 
 // body is a response body that gives its connection back once read to
@@ -189,7 +205,7 @@ func (b *body) Close() error {
 func (b *body) finish(whole bool) {
 	b.done = true
 	cancelled := !b.stop()
-	keep := whole && b.keep && !cancelled && b.br.Buffered() == 0
+	keep := whole && b.keep && !cancelled && b.br.Buffered() == 0 && !tlsBuffered(b.conn)
 	b.br.Reset(nil)
 	readers.Put(b.br)
 	b.br = nil
@@ -198,6 +214,27 @@ func (b *body) finish(whole bool) {
 		return
 	}
 	b.conn.Close()
+}
+
+// tlsBuffered reports whether a TLS connection holds bytes past the
+// answer that was just read, which crypto/tls decrypted and keeps in a
+// buffer of its own where neither the bufio.Reader nor the socket shows
+// them. A read with a deadline already past returns them, or returns at
+// once with a timeout, which leaves a tls.Conn usable.
+func tlsBuffered(conn net.Conn) bool {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	_ = tc.SetReadDeadline(time.Unix(1, 0))
+	var b [1]byte
+	n, err := tc.Read(b[:])
+	var ne net.Error
+	if n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		return true
+	}
+	_ = tc.SetReadDeadline(time.Time{})
+	return false
 }
 
 // dial opens a new connection, with TLS when configured.

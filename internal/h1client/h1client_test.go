@@ -1,6 +1,7 @@
 package h1client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -54,10 +55,13 @@ func get(t *testing.T, c *Client, url string, body []byte) (*http.Response, stri
 	}
 	res, err := c.RoundTrip(req)
 	require.NoError(t, err)
-	b, err := io.ReadAll(res.Body)
+	// With a large buffer, as the edge copies a poll's answer: reads
+	// then bypass the bufio.Reader.
+	var b bytes.Buffer
+	_, err = io.CopyBuffer(struct{ io.Writer }{&b}, res.Body, make([]byte, 32<<10))
 	require.NoError(t, err)
 	require.NoError(t, res.Body.Close())
-	return res, string(b)
+	return res, b.String()
 }
 
 // Requests one after another share one connection, whatever the body's
@@ -229,5 +233,93 @@ func BenchmarkRoundTrip(b *testing.B) {
 				res.Body.Close()
 			}
 		})
+	}
+}
+
+// rawServer serves each connection with answer after each request, each
+// part in a write of its own (a TLS record of its own), over TLS when
+// tlsSrv is true, and returns a client to it that counts its dials.
+func rawServer(t *testing.T, tlsSrv bool, answer ...string) (*Client, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var clientTLS *tls.Config
+	if tlsSrv {
+		// httptest's certificate, for example.com.
+		ts := httptest.NewTLSServer(http.NotFoundHandler())
+		pool := x509.NewCertPool()
+		pool.AddCert(ts.Certificate())
+		clientTLS = &tls.Config{RootCAs: pool, ServerName: "example.com"}
+		// Records as large as the answer, as a Python worker writes them.
+		ts.TLS.DynamicRecordSizingDisabled = true
+		ln = tls.NewListener(ln, ts.TLS)
+		ts.Close()
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					for _, part := range answer {
+						if _, err := conn.Write([]byte(part)); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	var dials atomic.Int32
+	c := &Client{
+		Addr: ln.Addr().String(),
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		TLS:         clientTLS,
+		MaxIdle:     4,
+		IdleTimeout: time.Minute,
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c, &dials
+}
+
+// An interim 100 Continue is not the answer: the final one is, and the
+// connection stays in step for the next request.
+func TestInterimAnswersAreSkipped(t *testing.T) {
+	c, dials := rawServer(t, false, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	for range 3 {
+		res, b := get(t, c, "http://"+c.Addr+"/", []byte("x"))
+		assert.Equal(t, 200, res.StatusCode)
+		assert.Equal(t, "ok", b)
+	}
+	assert.EqualValues(t, 1, dials.Load())
+}
+
+// Bytes past an answer are never the next request's answer, over plain
+// TCP and TLS. (That crypto/tls may hold such bytes where neither the
+// bufio.Reader nor the socket shows them is shown through the edge by
+// TestAdversarialBytesPastAWorkersAnswerNeverAnswerAnotherSession.)
+func TestBytesPastAnAnswerCloseTheConnection(t *testing.T) {
+	for _, tlsSrv := range []bool{false, true} {
+		body := strings.Repeat("x", 5000)
+		c, dials := rawServer(t, tlsSrv, "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"+body+
+			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nLEAK")
+		for range 3 {
+			_, b := get(t, c, "http://"+c.Addr+"/", nil)
+			assert.Equal(t, body, b, "tls %v", tlsSrv)
+		}
+		assert.EqualValues(t, 3, dials.Load(), "tls %v: a connection per request", tlsSrv)
 	}
 }

@@ -136,6 +136,9 @@ type clientSocket struct {
 	conn *websocket.Conn
 	mu   sync.Mutex // one writer
 	b    atomic.Pointer[bridge]
+	// closing is set once the edge sent its close frame: what the
+	// client sends from then on is read and thrown away (see close).
+	closing atomic.Bool
 }
 
 func (cs *clientSocket) write(p eioPacket) error {
@@ -155,9 +158,11 @@ func (cs *clientSocket) writeLocked(p eioPacket) error {
 }
 
 // close sends the close frame and ends the writing side; the goroutine
-// reading the socket (readClient) closes it once the client has answered,
-// or after a grace (see relay.Linger).
+// reading the socket (readClient) throws away what the client still
+// sends, which reaches no session, and closes the socket once the client
+// has answered, or after a grace (see relay.Linger).
 func (cs *clientSocket) close(code int, reason string) {
+	cs.closing.Store(true)
 	cs.mu.Lock()
 	_ = cs.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncateReason(reason)), time.Now().Add(controlWait))
 	cs.mu.Unlock()

@@ -142,13 +142,23 @@ func (h *Handler) openBridge(w http.ResponseWriter, c *call) {
 // message to the bridge it feeds now.
 func (h *Handler) readClient(cs *clientSocket) {
 	var err error
-	defer func() { relay.Linger(cs.conn, err, controlWait) }()
+	defer func() {
+		if cs.closing.Load() {
+			// The grace began with the close frame (see close).
+			relay.Drain(cs.conn, err)
+			return
+		}
+		relay.Linger(cs.conn, err, controlWait)
+	}()
 	for {
 		var (
 			mt  int
 			msg []byte
 		)
 		mt, msg, err = readLimited(cs.conn, func() int64 { return cs.b.Load().pol().maxPayload })
+		if err == nil && cs.closing.Load() {
+			continue
+		}
 		b := cs.b.Load()
 		if errors.Is(err, websocket.ErrReadLimit) {
 			// Refused from the frame that crosses the limit: the

@@ -47,6 +47,17 @@ func Linger(conn *websocket.Conn, readErr error, grace time.Duration) {
 		return
 	}
 	HalfClose(conn, grace)
-	_, _ = io.CopyN(io.Discard, conn.UnderlyingConn(), LingerMax)
+	Drain(conn, nil)
+}
+
+// Drain ends a connection HalfClose began to close, once its reader
+// stopped with readErr: at once when that was the client's close frame
+// (see Linger), otherwise after reading and throwing away what the
+// client still sends, until the deadline HalfClose set.
+func Drain(conn *websocket.Conn, readErr error) {
+	var ce *websocket.CloseError
+	if !errors.As(readErr, &ce) || ce.Code == websocket.CloseAbnormalClosure {
+		_, _ = io.CopyN(io.Discard, conn.UnderlyingConn(), LingerMax)
+	}
 	_ = conn.Close()
 }

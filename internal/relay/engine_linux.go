@@ -149,24 +149,27 @@ func (po *poller) loop() {
 }
 
 // serveRequests registers new pairs and serves the requests other
-// goroutines made. It returns false, and the goroutine ends, when the
+// goroutines made. It returns false, and the goroutine ends, once the
 // poller has no pair left.
 func (po *poller) serveRequests() bool {
-	po.mu.Lock()
-	fresh, woken := po.fresh, po.woken
-	po.fresh, po.woken = nil, nil
-	if po.active == 0 {
-		po.running = false
+	for {
+		po.mu.Lock()
+		fresh, woken := po.fresh, po.woken
+		po.fresh, po.woken = nil, nil
+		if len(fresh)+len(woken) == 0 {
+			po.running = po.active > 0
+			running := po.running
+			po.mu.Unlock()
+			return running
+		}
+		po.mu.Unlock()
+		for _, p := range fresh {
+			p.register()
+		}
+		for _, p := range woken {
+			p.serveRequests()
+		}
 	}
-	running := po.running
-	po.mu.Unlock()
-	for _, p := range fresh {
-		p.register()
-	}
-	for _, p := range woken {
-		p.serveRequests()
-	}
-	return running
 }
 
 func (po *poller) drainWake() {

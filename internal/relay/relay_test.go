@@ -67,7 +67,9 @@ func newRig(t testing.TB, opt Options, events bool, conns int) *rig {
 		}
 		before := takenOver.Load()
 		Start(down, up, opt, func(err error) { r.done <- err })
-		assert.Greater(t, takenOver.Load(), before, "the event engine did not take the connections")
+		if runtime.GOOS == "linux" {
+			assert.Greater(t, takenOver.Load(), before, "the event engine did not take the connections")
+		}
 	}))
 	t.Cleanup(r.edge.Close)
 	return r

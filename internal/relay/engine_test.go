@@ -1,0 +1,261 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests below are about frames as they cross the wire, which the
+// event engine parses itself: the client writes raw frames (see frame)
+// on its TCP connection, past gorilla.
+
+func (p *testPair) rawWrite(t *testing.T, b []byte) {
+	t.Helper()
+	_, err := p.client.NetConn().Write(b)
+	require.NoError(t, err)
+}
+
+func upperFilter() *Filter {
+	return &Filter{
+		PeekLen: 2,
+		Peek:    func(p []byte) bool { return string(p) == "40" },
+		Rewrite: func(msg []byte) ([]byte, error) { return bytes.ToUpper(msg), nil },
+	}
+}
+
+func readText(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := c.ReadMessage()
+	require.NoError(t, err)
+	return string(msg)
+}
+
+func TestFragmentedTextMessagesReachTheFilterWhole(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		p := newPair(t, Options{FromClient: upperFilter()}, events)
+		text, cont := websocket.TextMessage, 0
+		p.rawWrite(t, frames(frame(false, text, "4"), frame(false, cont, "0/ad"), frame(true, cont, "min,")))
+		assert.Equal(t, "40/ADMIN,", readText(t, p.worker))
+		p.rawWrite(t, frames(frame(false, text, `42["a`), frame(true, cont, `"]`)))
+		assert.Equal(t, `42["a"]`, readText(t, p.worker), "a message Peek declines")
+		p.rawWrite(t, frames(frame(false, websocket.BinaryMessage, "40"), frame(true, cont, "/x")))
+		mt, msg, err := p.worker.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, websocket.BinaryMessage, mt)
+		assert.Equal(t, "40/x", string(msg))
+	})
+}
+
+func TestPingBetweenFragmentsIsPassedOn(t *testing.T) {
+	for _, filter := range []*Filter{nil, upperFilter()} {
+		forEachEngine(t, func(t *testing.T, events bool) {
+			p := newPair(t, Options{FromClient: filter}, events)
+			pings := make(chan string, 1)
+			p.worker.SetPingHandler(func(data string) error { pings <- data; return nil })
+			p.rawWrite(t, frames(frame(false, websocket.TextMessage, `40["ec`), frame(true, websocket.PingMessage, "p1"),
+				frame(true, 0, `ho"]`)))
+			want := `40["echo"]`
+			if filter != nil {
+				want = strings.ToUpper(want)
+			}
+			assert.Equal(t, want, readText(t, p.worker))
+			assert.Equal(t, "p1", <-pings)
+		})
+	}
+}
+
+// A client frame without a mask breaks the protocol: the client gets
+// 1002, as gorilla would answer, and the worker 1001.
+func TestUnmaskedClientFrameClosesWith1002(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		p := newPair(t, Options{}, events)
+		p.rawWrite(t, []byte{0x81, 0x02, 'h', 'i'})
+		_, _, err := p.client.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.CloseProtocolError, ce.Code)
+		assert.Equal(t, "bad MASK", ce.Text)
+		p.client.Close()
+		_, _, err = p.worker.ReadMessage()
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+		assert.ErrorContains(t, <-p.done, "bad MASK")
+	})
+}
+
+func TestFramesSplitByteByByteAreRelayed(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		p := newPair(t, Options{FromClient: upperFilter()}, events)
+		long := strings.Repeat("x", 300) // a 16-bit length
+		stream := frames(frame(true, websocket.TextMessage, long), frame(true, websocket.TextMessage, "40/a,"),
+			frame(true, websocket.PingMessage, "p"), frame(true, websocket.TextMessage, "42"))
+		require.NoError(t, p.client.NetConn().(interface{ SetNoDelay(bool) error }).SetNoDelay(true))
+		go func() {
+			for i := range stream {
+				if _, err := p.client.NetConn().Write(stream[i : i+1]); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+		assert.Equal(t, long, readText(t, p.worker))
+		assert.Equal(t, "40/A,", readText(t, p.worker))
+		assert.Equal(t, "42", readText(t, p.worker))
+	})
+}
+
+func TestLargeMessageStreamsThroughAFilterThatDeclinesIt(t *testing.T) {
+	decline := &Filter{
+		PeekLen: 32,
+		Peek:    func([]byte) bool { return false },
+		Rewrite: func([]byte) ([]byte, error) { panic("Rewrite called for a declined message") },
+	}
+	forEachEngine(t, func(t *testing.T, events bool) {
+		p := newPair(t, Options{MaxMessage: 2 << 20, FromClient: decline, FromUpstream: decline}, events)
+		big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+		go func() { _ = p.client.WriteMessage(websocket.TextMessage, big) }()
+		assert.True(t, bytes.Equal(big, []byte(readText(t, p.worker))), "client → worker")
+		go func() { _ = p.worker.WriteMessage(websocket.TextMessage, big) }()
+		assert.True(t, bytes.Equal(big, []byte(readText(t, p.client))), "worker → client")
+	})
+}
+
+// Injected messages go out between frames: one injected while a large
+// frame is on its way does not land inside it.
+func TestInjectionNeverLandsInsideAFrame(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		in := new(Injector)
+		p := newPair(t, Options{Inject: in}, events)
+		big := bytes.Repeat([]byte{0xa5}, 1<<20)
+		const bigs, injections = 8, 200
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for range bigs {
+				if p.worker.WriteMessage(websocket.BinaryMessage, big) != nil {
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			for range bigs {
+				if p.client.WriteMessage(websocket.BinaryMessage, big) != nil {
+					return
+				}
+			}
+		})
+		inject := []func([]byte) error{in.ToClient, in.ToUpstream}
+		for _, send := range inject {
+			wg.Go(func() {
+				for range injections {
+					_ = send([]byte("injected"))
+					time.Sleep(50 * time.Microsecond)
+				}
+			})
+		}
+		errs := make(chan error, 2)
+		for _, c := range []*websocket.Conn{p.client, p.worker} {
+			go func() { errs <- readInterleaved(c, big, bigs, injections) }()
+		}
+		for range 2 {
+			require.NoError(t, <-errs)
+		}
+		wg.Wait()
+	})
+}
+
+// readInterleaved reads bigs large messages and injections injected ones
+// from c, in any order, and says whether one of them came broken.
+func readInterleaved(c *websocket.Conn, big []byte, bigs, injections int) error {
+	var gotBig, gotInjected int
+	for gotBig < bigs || gotInjected < injections {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		mt, msg, err := c.ReadMessage()
+		switch {
+		case err != nil:
+			return fmt.Errorf("after %d large and %d injected messages: %w", gotBig, gotInjected, err)
+		case mt == websocket.BinaryMessage && !bytes.Equal(big, msg):
+			return errors.New("a large message came broken")
+		case mt == websocket.BinaryMessage:
+			gotBig++
+		case string(msg) != "injected":
+			return fmt.Errorf("an injected message came as %q", msg)
+		default:
+			gotInjected++
+		}
+	}
+	return nil
+}
+
+// Many pairs relaying at once, idle, then closed, leave no goroutine and
+// no file descriptor behind.
+func TestManyIdlePairsThenClosedLeaveNothing(t *testing.T) {
+	const pairs = 500
+	forEachEngine(t, func(t *testing.T, events bool) {
+		r := newRig(t, Options{CloseGrace: time.Second}, events, pairs)
+		warm := r.connect(t) // the pollers' own descriptors, kept
+		warm.client.Close()
+		<-r.done
+		fds, goroutines := openFDs(t), runtime.NumGoroutine()
+
+		ps := make([]*testPair, pairs)
+		for i := range ps {
+			ps[i] = r.connect(t)
+			require.NoError(t, ps[i].client.WriteMessage(websocket.TextMessage, []byte("40")))
+		}
+		for _, p := range ps {
+			assert.Equal(t, "40", readText(t, p.worker))
+		}
+		if events {
+			assert.Less(t, runtime.NumGoroutine()-goroutines, 10, "goroutines for idle relays")
+		}
+		for i, p := range ps {
+			if i%2 == 0 {
+				p.client.Close()
+			} else {
+				p.worker.Close()
+			}
+		}
+		for range ps {
+			select {
+			case <-r.done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("a relay did not end")
+			}
+		}
+		for _, p := range ps {
+			p.client.Close()
+			p.worker.Close()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for openFDs(t) > fds || runtime.NumGoroutine() > goroutines {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("fds %d → %d, goroutines %d → %d:\n%s", fds, openFDs(t), goroutines, runtime.NumGoroutine(),
+					buf[:runtime.Stack(buf, true)])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skip("no /proc/self/fd")
+	}
+	require.NoError(t, err)
+	return len(fds)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -258,4 +259,31 @@ func openFDs(t *testing.T) int {
 	}
 	require.NoError(t, err)
 	return len(fds)
+}
+
+// Injector.Close ends the relay with 1008 and the reason to both sides;
+// the worker's connection closes at once, the client's once it has
+// answered.
+func TestInjectorCloseSays1008ToBothSides(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		in := new(Injector)
+		p := newPair(t, Options{Inject: in}, events)
+		in.Close("namespace withdrawn")
+		for _, c := range []*websocket.Conn{p.client, p.worker} {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, _, err := c.ReadMessage()
+			var ce *websocket.CloseError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+			assert.Equal(t, "namespace withdrawn", ce.Text)
+		}
+		_, err := p.worker.NetConn().Read(make([]byte, 1))
+		assert.ErrorIs(t, err, io.EOF, "the worker's connection is closed")
+		p.client.Close()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the relay did not end")
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unicode/utf8"
 
@@ -40,7 +41,9 @@ var errUnexpectedEOF = &websocket.CloseError{Code: websocket.CloseAbnormalClosur
 // them to dst, parsing only their headers. A frame nobody needs to look
 // into is sent on byte for byte (masked, from the client) straight from
 // the buffer it was read into; the buffer is returned to readBufs once
-// its bytes are all sent, so an idle flow holds none.
+// its bytes are all sent. What a flow needs only while bytes are on
+// their way is in its flowIO, lent while it has any, so that an idle
+// flow is its frame parser's state alone.
 //
 // Frames of the edge's own (close frames, injected messages, the
 // farewell) wait in queue until dst is between two frames, or, for a
@@ -50,41 +53,64 @@ type flow struct {
 	src, dst   *endpoint
 	fromClient bool
 	filter     *Filter
-
-	buf              *[readBufSize]byte // nil while nothing is buffered
-	r, w             int                // parsed and read bytes of buf
-	runStart, runEnd int                // buf[runStart:runEnd]: parsed bytes to send on as they are
-	hdrAt            int                // where the frame header began in buf, or -1 (an earlier read)
-
-	outArr [maxOut][]byte
-	out    [][]byte // to send before parsing on
-	queue  []queued
+	*flowIO    // nil while idle
+	queue      []queued
 
 	// The frame being read.
-	mode    uint8
-	hdr     [maxHeader]byte
-	hn      int // header bytes read
-	opcode  byte
-	fin     bool
-	masked  bool
-	mask    [4]byte
-	maskPos int
-	left    int64  // payload bytes not read yet
-	ctl     []byte // a control frame, while collected
+	mode   uint8
+	opcode byte
+	fin    bool
+	masked bool
+	hdr    [maxHeader]byte
+	hn     int // header bytes read
+	mask   [4]byte
+	left   int64 // payload bytes not read yet
 
 	// The data message being read.
-	msgType  byte // 0 between messages
-	msgMode  uint8
-	msgLen   int64 // announced so far, against the limit
-	limit    int64
-	peek     [maxPeek]byte
-	pn, want int    // peeked bytes, and how many Peek needs
-	peeked   bool   // Peek chose the assembled message
-	msg      []byte // the message being assembled
+	msgType byte // 0 between messages
+	msgMode uint8
+	peeked  bool  // Peek chose the message, being assembled
+	msgLen  int64 // announced so far, against the limit
+	limit   int64
 
 	readDone bool // src is not read any more
 	shutDst  bool // send dst a FIN once what is queued is sent, then linger
 	closeDst bool // close dst once what is queued is sent
+}
+
+// flowIO is a flow's state while bytes are on their way.
+type flowIO struct {
+	buf              *[readBufSize]byte // nil while nothing is buffered
+	r, w             int                // parsed and read bytes of buf
+	runStart, runEnd int                // buf[runStart:runEnd]: parsed bytes to send on as they are
+	hdrAt            int                // where the frame header began in buf, or -1 (an earlier read)
+	outArr           [maxOut][]byte
+	out              [][]byte // to send before parsing on
+	maskPos          int
+	peek             [maxPeek]byte
+	pn, want         int    // peeked bytes, and how many Peek needs
+	msg              []byte // the message being assembled
+	ctl              []byte // the control frame being read
+}
+
+var flowIOs = sync.Pool{New: func() any { return new(flowIO) }}
+
+// takeIO lends f a flowIO unless it has one.
+func (f *flow) takeIO() {
+	if f.flowIO == nil {
+		f.flowIO = flowIOs.Get().(*flowIO)
+	}
+}
+
+// putIO returns f's flowIO once it holds nothing.
+func (f *flow) putIO() {
+	io := f.flowIO
+	if io == nil || len(io.out) > 0 || io.buf != nil || io.msg != nil || io.ctl != nil || f.mode == modePeek {
+		return
+	}
+	*io = flowIO{}
+	flowIOs.Put(io)
+	f.flowIO = nil
 }
 
 // queued is a frame of the edge's own waiting for its turn.
@@ -110,6 +136,8 @@ func (f *flow) enqueue(frame []byte, data bool) {
 // nothing more (EAGAIN) or dst takes nothing more, which leaves the rest
 // in the socket and the peer at its TCP window.
 func (f *flow) pump() {
+	f.takeIO()
+	defer f.putIO()
 	for {
 		if len(f.out) > 0 {
 			if !f.send() {
@@ -195,9 +223,13 @@ func (f *flow) clearOut() {
 }
 
 func (f *flow) emit(b []byte) {
-	if len(b) > 0 {
-		f.out = append(f.out, b)
+	if len(b) == 0 {
+		return
 	}
+	if f.out == nil {
+		f.out = f.outArr[:0]
+	}
+	f.out = append(f.out, b)
 }
 
 // sendQueued moves the next queued frame to out when dst is at a place
@@ -266,7 +298,9 @@ func (f *flow) finish(err error) {
 		return
 	}
 	f.readDone = true
-	f.ctl, f.msg = nil, nil
+	if f.flowIO != nil {
+		f.ctl, f.msg = nil, nil
+	}
 	f.p.flowEnded(f, err)
 }
 
@@ -307,11 +341,17 @@ func (f *flow) release() {
 
 // drop lets go of everything f holds, as its pair ends.
 func (f *flow) drop() {
-	f.clearOut()
+	f.queue = nil
+	if f.flowIO == nil {
+		return
+	}
 	if f.buf != nil {
 		f.release()
 	}
-	f.queue, f.ctl, f.msg = nil, nil, nil
+	f.clearOut()
+	f.ctl, f.msg = nil, nil
+	f.mode = modeHeader
+	f.putIO()
 }
 
 // parse reads frames from buf until it has something to send, the

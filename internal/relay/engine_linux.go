@@ -4,6 +4,7 @@ package relay
 
 import (
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,9 +15,12 @@ import (
 )
 
 // The event engine relays WebSocket connections without a goroutine per
-// connection: a few pollers, each a goroutine waiting in epoll_wait, read
+// connection: a few pollers, each a goroutine and an epoll instance, read
 // and write the connections' non-blocking sockets themselves as they
-// become ready. A relayed pair holds its parsing state (see flow) and,
+// become ready. A poller's goroutine does not block its thread in
+// epoll_wait: the epoll instance is itself watched by the Go runtime's
+// network poller (an epoll descriptor is readable while it has events),
+// so it parks and wakes as any goroutine reading a socket does. A relayed pair holds its parsing state (see flow) and,
 // only while bytes are on their way, a read buffer from readBufs.
 
 // readBufSize is the size of the buffer a flow reads into.
@@ -64,7 +68,8 @@ func pickPoller() *poller {
 // goroutine runs while the poller has pairs, and exits when it has none.
 type poller struct {
 	epfd         int
-	wakeR, wakeW int // a pipe that wakes the goroutine for requests
+	epoll        syscall.RawConn // epfd, as the runtime's poller watches it
+	wakeR, wakeW int             // a pipe that wakes the goroutine for requests
 
 	mu      sync.Mutex // guards the fields below
 	running bool       // the goroutine runs
@@ -89,14 +94,25 @@ func newPoller() (*poller, error) {
 		syscall.Close(epfd)
 		return nil, err
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: int32(wake[0])}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wake[0], &ev); err != nil {
+	fail := func(err error) (*poller, error) {
 		syscall.Close(epfd)
 		syscall.Close(wake[0])
 		syscall.Close(wake[1])
 		return nil, err
 	}
-	return &poller{epfd: epfd, wakeR: wake[0], wakeW: wake[1], ends: make(map[int32]*endpoint)}, nil
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: int32(wake[0])}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wake[0], &ev); err != nil {
+		return fail(err)
+	}
+	// Non-blocking, so that os.NewFile hands it to the runtime's poller.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		return fail(err)
+	}
+	epoll, err := os.NewFile(uintptr(epfd), "relay-epoll").SyscallConn()
+	if err != nil {
+		return fail(err)
+	}
+	return &poller{epfd: epfd, epoll: epoll, wakeR: wake[0], wakeW: wake[1], ends: make(map[int32]*endpoint)}, nil
 }
 
 // add hands a new pair to the poller.
@@ -129,10 +145,25 @@ func (po *poller) wakeLocked() {
 
 // loop waits for events and serves them until the poller has no pair.
 func (po *poller) loop() {
-	var events [128]syscall.EpollEvent
+	var (
+		events [128]syscall.EpollEvent
+		n      int
+		err    error
+	)
+	// poll asks epoll before each wait, never waits first: RawConn.Read
+	// forgets a readiness the runtime saw while the events of the last
+	// batch were served, so the events that came meanwhile must be
+	// asked for. (Made once: a closure per wait would be an allocation.)
+	poll := func(fd uintptr) bool {
+		n, err = syscall.EpollWait(int(fd), events[:], 0)
+		return n > 0 || err != nil
+	}
 	for po.serveRequests() {
-		n, err := syscall.EpollWait(po.epfd, events[:], -1)
+		if rerr := po.epoll.Read(poll); err == nil {
+			err = rerr
+		}
 		if err == syscall.EINTR {
+			err = nil
 			continue
 		}
 		if err != nil {

@@ -301,6 +301,12 @@ func (f *flow) finish(err error) {
 	if f.flowIO != nil {
 		f.ctl, f.msg = nil, nil
 	}
+	if f.mode != modeForward {
+		// Nothing waits for the rest of a frame being collected; one
+		// being forwarded stays unfinished, and nothing more may be
+		// sent after it (see sendQueued).
+		f.mode = modeHeader
+	}
 	f.p.flowEnded(f, err)
 }
 

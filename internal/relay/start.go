@@ -22,6 +22,10 @@ var takenOver atomic.Int64
 // over loses any byte gorilla read from a connection but did not return
 // yet, so the caller sets NoTakeover when it read from one through
 // gorilla. Otherwise Start runs Relay on a goroutine of its own.
+//
+// On the event engine, Options' functions (Limit, AdmitClient, Count,
+// the filters') run on a poller goroutine that serves many connections:
+// they must not block. They may call the relay's Injector.
 func Start(client, upstream *websocket.Conn, opt Options, done func(error)) {
 	if !opt.NoTakeover && startEvented(client, upstream, opt, done) {
 		takenOver.Add(1)

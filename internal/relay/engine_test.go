@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -285,5 +286,96 @@ func TestInjectorCloseSays1008ToBothSides(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the relay did not end")
 		}
+	})
+}
+
+// Frames that break the protocol end the relay as gorilla ends a
+// connection: the side that sent them gets 1002 with what is wrong, the
+// other 1001, and the relay returns gorilla's error.
+func TestProtocolErrorsCloseWith1002(t *testing.T) {
+	text, ping := websocket.TextMessage, websocket.PingMessage
+	for _, tc := range []struct {
+		name, want string
+		stream     []byte
+	}{
+		{"rsv1", "RSV1 set", func() []byte { f := frame(true, text, "x"); f[0] |= 0x40; return f }()},
+		{"opcode", "bad opcode 3", frame(true, 3, "x")},
+		{"fragmented control", "FIN not set on control", frame(false, ping, "p")},
+		{"long control", "len > 125 for control", frame(true, ping, strings.Repeat("p", 126))},
+		{"continuation", "continuation after FIN", frame(true, 0, "x")},
+		{"data in a message", "data before FIN", frames(frame(false, text, "a"), frame(true, text, "b"))},
+		{"close code", "bad close code 1005", frame(true, websocket.CloseMessage, "\x03\xed")},
+		{"close text", "invalid utf8 payload in close frame", frame(true, websocket.CloseMessage, "\x03\xe8\xff")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, events bool) {
+				p := newPair(t, Options{}, events)
+				p.rawWrite(t, tc.stream)
+				_, _, err := p.client.ReadMessage()
+				var ce *websocket.CloseError
+				require.ErrorAs(t, err, &ce)
+				assert.Equal(t, websocket.CloseProtocolError, ce.Code)
+				assert.Equal(t, tc.want, ce.Text)
+				p.client.Close()
+				// The goroutine relay sends the worker what it had of a
+				// message as a whole one; the event engine leaves it
+				// unfinished.
+				for err = nil; err == nil; {
+					_, _, err = p.worker.ReadMessage()
+				}
+				require.ErrorAs(t, err, &ce)
+				assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+				assert.EqualError(t, <-p.done, "websocket: "+tc.want)
+			})
+		})
+	}
+}
+
+// A worker's frame that breaks the protocol (here, masked) gets the
+// worker 1002, as the edge is its client.
+func TestMaskedWorkerFrameClosesWith1002(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		p := newPair(t, Options{}, events)
+		_, err := p.worker.NetConn().Write(frame(true, websocket.TextMessage, "x"))
+		require.NoError(t, err)
+		_, _, err = p.worker.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.CloseProtocolError, ce.Code)
+		assert.Equal(t, "bad MASK", ce.Text)
+		_, _, err = p.client.ReadMessage()
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+		p.client.Close()
+		assert.EqualError(t, <-p.done, "websocket: bad MASK")
+	})
+}
+
+// Stopping while a large message from the worker is on its way: the
+// client gets it whole, then the farewell, then 1001. (The goroutine
+// relay cuts the message short: Stop interrupts its read.)
+func TestStopWaitsForTheMessageOnItsWay(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		if !events {
+			t.Skip("the goroutine relay sends what it has of the message")
+		}
+		stop, cancel := context.WithCancel(context.Background())
+		p := newPair(t, Options{Stop: stop, Farewell: []byte("1")}, events)
+		big := bytes.Repeat([]byte("x"), 4<<20)
+		go func() { _ = p.worker.WriteMessage(websocket.BinaryMessage, big) }()
+		_, r, err := p.client.NextReader()
+		require.NoError(t, err)
+		head := make([]byte, 1024)
+		_, err = io.ReadFull(r, head)
+		require.NoError(t, err)
+		cancel()
+		rest, err := io.ReadAll(r)
+		require.NoError(t, err)
+		assert.Equal(t, len(big), len(head)+len(rest))
+		assert.Equal(t, "1", readText(t, p.client))
+		_, _, err = p.client.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
 	})
 }

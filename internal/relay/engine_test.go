@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -377,5 +378,42 @@ func TestStopWaitsForTheMessageOnItsWay(t *testing.T) {
 		var ce *websocket.CloseError
 		require.ErrorAs(t, err, &ce)
 		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+	})
+}
+
+// A client still sending when the relay refuses one of its messages gets
+// the close frame and its reason, not a reset that loses them: the
+// relay's end of the connection lingers (see Linger).
+func TestClientStillSendingGetsItsCloseFrame(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		var n atomic.Int64
+		p := newPair(t, Options{AdmitClient: func() error {
+			if n.Add(1) > 10 {
+				return errors.New("rate limited")
+			}
+			return nil
+		}}, events)
+		go func() { _, _, _ = p.worker.ReadMessage() }()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			msg := bytes.Repeat([]byte("x"), 1024)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if p.client.WriteMessage(websocket.TextMessage, msg) != nil {
+					return
+				}
+			}
+		}()
+		_ = p.client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err := p.client.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+		assert.Equal(t, "rate limited", ce.Text)
 	})
 }

@@ -29,6 +29,14 @@ func (p *testPair) rawWrite(t *testing.T, b []byte) {
 	require.NoError(t, err)
 }
 
+// relaying returns once the relay runs: the edge may start it after the
+// client's handshake is done.
+func (p *testPair) relaying(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.client.WriteMessage(websocket.TextMessage, []byte("2")))
+	require.Equal(t, "2", readText(t, p.worker))
+}
+
 func upperFilter() *Filter {
 	return &Filter{
 		PeekLen: 2,
@@ -141,6 +149,7 @@ func TestInjectionNeverLandsInsideAFrame(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, events bool) {
 		in := new(Injector)
 		p := newPair(t, Options{Inject: in}, events)
+		p.relaying(t)
 		big := bytes.Repeat([]byte{0xa5}, 1<<20)
 		const bigs, injections = 8, 200
 		var wg sync.WaitGroup
@@ -270,6 +279,7 @@ func TestInjectorCloseSays1008ToBothSides(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, events bool) {
 		in := new(Injector)
 		p := newPair(t, Options{Inject: in}, events)
+		p.relaying(t)
 		in.Close("namespace withdrawn")
 		for _, c := range []*websocket.Conn{p.client, p.worker} {
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))

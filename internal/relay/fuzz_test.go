@@ -28,9 +28,10 @@ const fuzzLimit = 256
 // python-socketio could read otherwise than the edge), and checks that
 // the relay ends once the client's connection does, and that nothing
 // reaches the worker but whole messages within the limit and text
-// messages socketio.Read accepts. The frame parser under test is
-// gorilla's, with the relay's handling of fragments, control frames and
-// limits around it.
+// messages socketio.Read accepts. Each input goes through both engines:
+// the goroutine relay, whose frame parser is gorilla's with the relay's
+// handling of fragments, control frames and limits around it, and the
+// event engine, which parses frames itself.
 func FuzzRelayClientFrames(f *testing.F) {
 	text, binaryMsg, cont := websocket.TextMessage, websocket.BinaryMessage, 0
 	f.Add(frames(frame(true, text, `42["echo",1]`), frame(true, websocket.PingMessage, "p"), frame(true, text, "3")))

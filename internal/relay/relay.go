@@ -2,10 +2,14 @@
 // control frames between them, one frame at a time.
 //
 // It is the data path of a proxied Socket.IO WebSocket: every message a
-// client sends crosses Relay on its way to the worker, so it is written to
-// hold no buffer of its own while a connection is idle and to copy each
-// message straight from one connection's read buffer into the other's
-// write buffer.
+// client sends crosses it on its way to the worker. It runs in one of two
+// ways. Relay, on two goroutines per connection, holds no buffer of its
+// own while a connection is idle and copies each message straight from
+// one connection's read buffer into the other's write buffer. Start, on
+// Linux, hands plain TCP connections to an event engine (epoll): an idle
+// connection then holds no goroutine and no buffer, only its frame
+// parsers' state, and frames pass from socket to socket byte for byte
+// through a pooled buffer; elsewhere Start runs Relay.
 package relay
 
 import (

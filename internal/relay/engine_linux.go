@@ -82,6 +82,9 @@ type poller struct {
 	// ends: a file descriptor number the kernel reuses for another
 	// connection is never mistaken for a closed one.
 	ends map[int32]*endpoint
+	// later are pairs that stopped reading a socket that was still
+	// readable, for others' sake: they are served after the events.
+	later []*pair
 }
 
 func newPoller() (*poller, error) {
@@ -156,7 +159,7 @@ func (po *poller) loop() {
 	// asked for. (Made once: a closure per wait would be an allocation.)
 	poll := func(fd uintptr) bool {
 		n, err = syscall.EpollWait(int(fd), events[:], 0)
-		return n > 0 || err != nil
+		return n > 0 || err != nil || len(po.later) > 0
 	}
 	for po.serveRequests() {
 		if rerr := po.epoll.Read(poll); err == nil {
@@ -176,6 +179,25 @@ func (po *poller) loop() {
 				e.ready(ev.Events)
 			}
 		}
+		po.serveLater()
+	}
+}
+
+// again has p served once more after the events at hand.
+func (po *poller) again(p *pair) {
+	if !p.later {
+		p.later = true
+		po.later = append(po.later, p)
+	}
+}
+
+// serveLater serves the pairs that gave up their turn.
+func (po *poller) serveLater() {
+	later := po.later
+	po.later = nil
+	for _, p := range later {
+		p.later = false
+		p.service()
 	}
 }
 

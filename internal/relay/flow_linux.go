@@ -29,8 +29,9 @@ const (
 )
 
 const (
-	maxHeader = 14 // 2 bytes, a 64-bit length and a mask key
-	maxOut    = 4  // segments a flow sends in one write
+	maxHeader    = 14 // 2 bytes, a 64-bit length and a mask key
+	maxOut       = 4  // segments a flow sends in one write
+	readsPerTurn = 16 // reads a flow makes before other pairs' turn
 )
 
 // errUnexpectedEOF is what gorilla reports for a connection that ends
@@ -138,7 +139,7 @@ func (f *flow) enqueue(frame []byte, data bool) {
 func (f *flow) pump() {
 	f.takeIO()
 	defer f.putIO()
-	for {
+	for reads := 0; ; {
 		if len(f.out) > 0 {
 			if !f.send() {
 				return
@@ -171,7 +172,16 @@ func (f *flow) pump() {
 			f.parse()
 			continue
 		}
-		if !f.src.readable || !f.read() {
+		if !f.src.readable {
+			return
+		}
+		if reads++; reads > readsPerTurn {
+			// Let the poller's other pairs have their turn; src is
+			// still readable, and the pair is served again after them.
+			f.p.po.again(f.p)
+			return
+		}
+		if !f.read() {
 			return
 		}
 	}

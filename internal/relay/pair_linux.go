@@ -67,6 +67,7 @@ type pair struct {
 	lingerLeft int64
 	finished   bool
 	dirty      bool // state changed while serving: serve once more
+	later      bool // in the poller's later list
 	timer      *time.Timer
 	stopWatch  func() bool
 }

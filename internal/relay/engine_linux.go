@@ -267,6 +267,7 @@ func (po *poller) finished() {
 // startEvented hands client and upstream to the event engine, or reports
 // that it cannot take them.
 func startEvented(client, upstream *websocket.Conn, opt Options, done func(error)) bool {
+	limit := opt.prepare() // its panic comes before anything is taken
 	po := pickPoller()
 	if po == nil {
 		return false
@@ -284,7 +285,7 @@ func startEvented(client, upstream *websocket.Conn, opt Options, done func(error
 	// connections only makes Go's own poller forget them.
 	client.Close()
 	upstream.Close()
-	po.add(newEventPair(po, cfd, ufd, opt, done))
+	po.add(newEventPair(po, cfd, ufd, opt, limit, done))
 	return true
 }
 

@@ -78,9 +78,9 @@ type injection struct {
 	frame    []byte
 }
 
-func newEventPair(po *poller, cfd, ufd int, opt Options, done func(error)) *pair {
-	p := &pair{po: po, opt: &opt, done: done}
-	p.limit = p.opt.prepare()
+// newEventPair makes the pair of cfd and ufd; opt is prepared.
+func newEventPair(po *poller, cfd, ufd int, opt Options, limit func() int64, done func(error)) *pair {
+	p := &pair{po: po, opt: &opt, limit: limit, done: done}
 	p.client = endpoint{fd: cfd, pair: p, readable: true, writable: true}
 	p.upstream = endpoint{fd: ufd, pair: p, readable: true, writable: true}
 	p.up = flow{p: p, src: &p.client, dst: &p.upstream, fromClient: true, filter: opt.FromClient}

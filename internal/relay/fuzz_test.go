@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -28,9 +28,10 @@ const fuzzLimit = 256
 // python-socketio could read otherwise than the edge), and checks that
 // the relay ends once the client's connection does, and that nothing
 // reaches the worker but whole messages within the limit and text
-// messages socketio.Read accepts. The frame parser under test is
-// gorilla's, with the relay's handling of fragments, control frames and
-// limits around it.
+// messages socketio.Read accepts. Each input goes through both engines:
+// the goroutine relay, whose frame parser is gorilla's with the relay's
+// handling of fragments, control frames and limits around it, and the
+// event engine, which parses frames itself.
 func FuzzRelayClientFrames(f *testing.F) {
 	text, binaryMsg, cont := websocket.TextMessage, websocket.BinaryMessage, 0
 	f.Add(frames(frame(true, text, `42["echo",1]`), frame(true, websocket.PingMessage, "p"), frame(true, text, "3")))
@@ -43,14 +44,16 @@ func FuzzRelayClientFrames(f *testing.F) {
 	f.Add(frames(frame(true, text, "\xff\xfe"), frame(true, 3, "reserved opcode")))
 	f.Add([]byte("\x81\x7f\xff\xff\xff\xff\xff\xff\xff\xff")) // a 64-bit length
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		got, _ := relayStream(t, stream, false)
-		for _, m := range got {
-			if len(m.data) > fuzzLimit {
-				t.Fatalf("a %d-byte message reached the worker; the limit is %d", len(m.data), fuzzLimit)
-			}
-			if m.kind == websocket.TextMessage {
-				if _, err := socketio.Read(m.data, false); err != nil {
-					t.Fatalf("text message %q reached the worker though socketio.Read refuses it: %v", m.data, err)
+		for _, events := range []bool{false, true} {
+			got, _ := relayStream(t, stream, false, events)
+			for _, m := range got {
+				if len(m.data) > fuzzLimit {
+					t.Fatalf("events %v: a %d-byte message reached the worker; the limit is %d", events, len(m.data), fuzzLimit)
+				}
+				if m.kind == websocket.TextMessage {
+					if _, err := socketio.Read(m.data, false); err != nil {
+						t.Fatalf("events %v: text message %q reached the worker though socketio.Read refuses it: %v", events, m.data, err)
+					}
 				}
 			}
 		}
@@ -60,19 +63,21 @@ func FuzzRelayClientFrames(f *testing.F) {
 // The harness is not vacuous: well-formed messages reach the worker whole,
 // fragmented or not, and a refused one ends the relay before it does.
 func TestFuzzHarnessRelaysWhatItShould(t *testing.T) {
-	got, err := relayStream(t, frames(
-		frame(true, websocket.TextMessage, `42["echo",1]`),
-		frame(false, websocket.TextMessage, `42["ec`), frame(true, websocket.PingMessage, ""), frame(true, 0, `ho",2]`),
-		frame(true, websocket.BinaryMessage, "\x01\x02"),
-	), true)
-	if len(got) != 3 || string(got[0].data) != `42["echo",1]` || string(got[1].data) != `42["echo",2]` || got[2].kind != websocket.BinaryMessage {
-		t.Fatalf("the worker got %+v (relay: %v)", got, err)
-	}
-	got, err = relayStream(t, frames(frame(true, websocket.TextMessage, `4"0/admin,"`), frame(true, websocket.TextMessage, `42["after"]`)), true)
-	var pe *PolicyError
-	if len(got) != 0 || !errors.As(err, &pe) {
-		t.Fatalf("a refused message: the worker got %+v, the relay ended with %v", got, err)
-	}
+	forEachEngine(t, func(t *testing.T, events bool) {
+		got, err := relayStream(t, frames(
+			frame(true, websocket.TextMessage, `42["echo",1]`),
+			frame(false, websocket.TextMessage, `42["ec`), frame(true, websocket.PingMessage, ""), frame(true, 0, `ho",2]`),
+			frame(true, websocket.BinaryMessage, "\x01\x02"),
+		), true, events)
+		if len(got) != 3 || string(got[0].data) != `42["echo",1]` || string(got[1].data) != `42["echo",2]` || got[2].kind != websocket.BinaryMessage {
+			t.Fatalf("the worker got %+v (relay: %v)", got, err)
+		}
+		got, err = relayStream(t, frames(frame(true, websocket.TextMessage, `4"0/admin,"`), frame(true, websocket.TextMessage, `42["after"]`)), true, events)
+		var pe *PolicyError
+		if len(got) != 0 || !errors.As(err, &pe) {
+			t.Fatalf("a refused message: the worker got %+v, the relay ended with %v", got, err)
+		}
+	})
 }
 
 type message struct {
@@ -83,11 +88,12 @@ type message struct {
 // relayStream writes stream to a relay as the client, then closes the
 // client's connection (graceful: sends a close frame and lets the relay
 // end the connection), and returns what reached the worker and how the
-// relay ended.
-func relayStream(t *testing.T, stream []byte, graceful bool) ([]message, error) {
+// relay ended. The relay is Relay over net.Pipe, or, with events, Start
+// on the event engine over loopback TCP.
+func relayStream(t *testing.T, stream []byte, graceful, events bool) ([]message, error) {
 	t.Helper()
-	raw, clientSide := rawClient(t)
-	upstreamSide, worker := benchPair(t, websocket.Upgrader{}, websocket.Dialer{ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}})
+	raw, clientSide := rawClient(t, events)
+	upstreamSide, worker := benchPair(t, events, websocket.Upgrader{}, websocket.Dialer{ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}})
 	received := make(chan []message, 1)
 	go func() {
 		var got []message
@@ -102,13 +108,20 @@ func relayStream(t *testing.T, stream []byte, graceful bool) ([]message, error) 
 	}()
 	go func() { _, _ = io.Copy(io.Discard, raw) }() // what the relay says to the client
 	done := make(chan error, 1)
-	go func() {
-		done <- Relay(clientSide, upstreamSide, Options{
-			MaxMessage: fuzzLimit,
-			CloseGrace: 50 * time.Millisecond,
-			FromClient: packetFilter(),
-		})
-	}()
+	opt := Options{
+		MaxMessage: fuzzLimit,
+		CloseGrace: 50 * time.Millisecond,
+		FromClient: packetFilter(),
+	}
+	if events {
+		before := takenOver.Load()
+		Start(clientSide, upstreamSide, opt, func(err error) { done <- err })
+		if runtime.GOOS == "linux" && takenOver.Load() == before {
+			t.Fatal("the event engine did not take the connections")
+		}
+	} else {
+		go func() { done <- Relay(clientSide, upstreamSide, opt) }()
+	}
 	go func() {
 		if graceful {
 			stream = append(bytes.Clone(stream), frame(true, websocket.CloseMessage, string(websocket.FormatCloseMessage(1000, "")))...)
@@ -146,13 +159,13 @@ func packetFilter() *Filter {
 	}
 }
 
-// rawClient upgrades a connection over net.Pipe with the Upgrader
-// settings socketio_proxy uses and returns the client's raw end, past the
-// handshake, and the relay's end.
-func rawClient(t *testing.T) (io.ReadWriteCloser, *websocket.Conn) {
+// rawClient upgrades a connection over net.Pipe, or loopback TCP with
+// tcp, with the Upgrader settings socketio_proxy uses and returns the
+// client's raw end, past the handshake, and the relay's end.
+func rawClient(t *testing.T, tcp bool) (io.ReadWriteCloser, *websocket.Conn) {
 	t.Helper()
 	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}}
-	pl := &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+	pl, dial := listen(t, tcp)
 	accepted := make(chan *websocket.Conn, 1)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
@@ -163,7 +176,7 @@ func rawClient(t *testing.T) (io.ReadWriteCloser, *websocket.Conn) {
 		accepted <- c
 	})}
 	go func() { _ = srv.Serve(pl) }()
-	conn, err := pl.dial(t.Context(), "", "")
+	conn, err := dial(t.Context(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

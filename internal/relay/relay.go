@@ -2,10 +2,14 @@
 // control frames between them, one frame at a time.
 //
 // It is the data path of a proxied Socket.IO WebSocket: every message a
-// client sends crosses Relay on its way to the worker, so it is written to
-// hold no buffer of its own while a connection is idle and to copy each
-// message straight from one connection's read buffer into the other's
-// write buffer.
+// client sends crosses it on its way to the worker. It runs in one of two
+// ways. Relay, on two goroutines per connection, holds no buffer of its
+// own while a connection is idle and copies each message straight from
+// one connection's read buffer into the other's write buffer. Start, on
+// Linux, hands plain TCP connections to an event engine (epoll): an idle
+// connection then holds no goroutine and no buffer, only its frame
+// parsers' state, and frames pass from socket to socket byte for byte
+// through a pooled buffer; elsewhere Start runs Relay.
 package relay
 
 import (
@@ -54,6 +58,11 @@ type Options struct {
 	Stop       context.Context
 	Farewell   []byte
 	StopReason string
+	// NoTakeover keeps Start on the goroutine relay (see Start). Set it
+	// when a connection may hold bytes gorilla has read from the network
+	// but not yet returned: the upstream's, once a message was read from
+	// it through gorilla (the worker's open packet of a new session).
+	NoTakeover bool
 }
 
 // ErrStopped ends a relay whose Options.Stop was done.
@@ -93,22 +102,10 @@ const controlWait = 5 * time.Second
 // close and the worker sees the client's. It returns the error that ended
 // the relay: a *websocket.CloseError for an orderly close.
 func Relay(client, upstream *websocket.Conn, opt Options) error {
-	limit := opt.Limit
-	if limit == nil {
-		max := opt.MaxMessage
-		limit = func() int64 { return max }
-	}
+	limit := opt.prepare()
 	toClient, toUpstream := &lockedConn{Conn: client}, &lockedConn{Conn: upstream}
 	if opt.Inject != nil {
-		opt.Inject.start(toClient, toUpstream)
-	}
-	for _, f := range []*Filter{opt.FromClient, opt.FromUpstream} {
-		if f != nil && (f.PeekLen <= 0 || f.PeekLen > maxPeek) {
-			panic("relay: Filter.PeekLen out of range")
-		}
-	}
-	if opt.CloseGrace <= 0 {
-		opt.CloseGrace = 5 * time.Second
+		opt.Inject.start(lockedPair{client: toClient, upstream: toUpstream})
 	}
 	forwardControl(client, upstream)
 	forwardControl(upstream, client)
@@ -170,24 +167,58 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	return first
 }
 
+// prepare checks opt's filters, sets CloseGrace's default and returns the
+// message limit to ask as each client message begins.
+func (opt *Options) prepare() (limit func() int64) {
+	for _, f := range []*Filter{opt.FromClient, opt.FromUpstream} {
+		if f != nil && (f.PeekLen <= 0 || f.PeekLen > maxPeek) {
+			panic("relay: Filter.PeekLen out of range")
+		}
+	}
+	if opt.CloseGrace <= 0 {
+		opt.CloseGrace = 5 * time.Second
+	}
+	if opt.Limit != nil {
+		return opt.Limit
+	}
+	max := opt.MaxMessage
+	return func() int64 { return max }
+}
+
+// isCloseFrame tells whether err is a close frame the peer sent, as
+// opposed to a failure gorilla reports as 1006.
+func isCloseFrame(err error) bool {
+	var ce *websocket.CloseError
+	return errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure
+}
+
+// closeMessage is the payload of the close frame that tells both sides
+// why the relay ends, or nil when it ended with a close frame, which has
+// already been passed to the other side.
+func closeMessage(err error, stopReason string) []byte {
+	if isCloseFrame(err) {
+		return nil
+	}
+	var pe *PolicyError
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		return websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "")
+	case errors.As(err, &pe):
+		return websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(pe.Reason, 120))
+	case errors.Is(err, ErrStopped):
+		return websocket.FormatCloseMessage(websocket.CloseGoingAway, truncate(stopReason, 120))
+	}
+	return websocket.FormatCloseMessage(websocket.CloseGoingAway, "")
+}
+
 // sendClose tells both sides why the relay ends when it did not end with
 // a close frame (a dropped TCP connection, which gorilla reports as 1006,
 // an oversized message, or a refused one); a close frame from one side
 // has already been passed to the other by forwardControl.
 func sendClose(client, upstream *websocket.Conn, err error, stopReason string) {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
+	msg := closeMessage(err, stopReason)
+	if msg == nil {
 		return
-	}
-	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "")
-	var pe *PolicyError
-	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
-		msg = websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "")
-	case errors.As(err, &pe):
-		msg = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(pe.Reason, 120))
-	case errors.Is(err, ErrStopped):
-		msg = websocket.FormatCloseMessage(websocket.CloseGoingAway, truncate(stopReason, 120))
 	}
 	deadline := time.Now().Add(controlWait)
 	_ = client.WriteControl(websocket.CloseMessage, msg, deadline)
@@ -340,32 +371,51 @@ func (c *lockedConn) copyMessage(mt int, head []byte, r io.Reader) (int64, error
 // each whole and between two relayed messages: the edge uses it to tell
 // both sides of a session that it withdrew a namespace.
 type Injector struct {
-	mu               sync.Mutex
-	client, upstream *lockedConn
+	mu sync.Mutex
+	to injectee
 }
 
-// ErrNotRelaying is returned by an Injector whose relay has not started.
+// injectee is a running relay as its Injector reaches it: the goroutine
+// relay's two connections, or a pair of the event engine.
+type injectee interface {
+	// inject sends msg as a text message to the client or the upstream.
+	inject(toClient bool, msg []byte) error
+	// closePolicy ends the relay as Injector.Close says.
+	closePolicy(reason string)
+}
+
+// ErrNotRelaying is returned by an Injector whose relay has not started,
+// or, on the event engine, has ended.
 var ErrNotRelaying = errors.New("relay: not running")
 
-func (in *Injector) start(client, upstream *lockedConn) {
+func (in *Injector) start(to injectee) {
 	in.mu.Lock()
-	in.client, in.upstream = client, upstream
+	in.to = to
 	in.mu.Unlock()
 }
 
-func (in *Injector) conns() (client, upstream *lockedConn) {
+func (in *Injector) target() injectee {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.client, in.upstream
+	return in.to
 }
 
 // ToClient sends msg to the client.
 func (in *Injector) ToClient(msg []byte) error {
-	c, _ := in.conns()
-	if c == nil {
+	to := in.target()
+	if to == nil {
 		return ErrNotRelaying
 	}
-	return c.write(msg)
+	return to.inject(true, msg)
+}
+
+// ToUpstream sends msg to the upstream, as if the client had sent it.
+func (in *Injector) ToUpstream(msg []byte) error {
+	to := in.target()
+	if to == nil {
+		return ErrNotRelaying
+	}
+	return to.inject(false, msg)
 }
 
 // Close ends the relay: both sides get a 1008 close with reason. The
@@ -373,25 +423,28 @@ func (in *Injector) ToClient(msg []byte) error {
 // now on reaches it; the client's ends once the client has answered the
 // close (see Linger).
 func (in *Injector) Close(reason string) {
-	c, u := in.conns()
-	if c == nil {
-		return
+	if to := in.target(); to != nil {
+		to.closePolicy(reason)
 	}
-	msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(reason, 120))
-	deadline := time.Now().Add(controlWait)
-	_ = c.WriteControl(websocket.CloseMessage, msg, deadline)
-	_ = u.WriteControl(websocket.CloseMessage, msg, deadline)
-	u.Close()
-	HalfClose(c.Conn, controlWait)
 }
 
-// ToUpstream sends msg to the upstream, as if the client had sent it.
-func (in *Injector) ToUpstream(msg []byte) error {
-	_, u := in.conns()
-	if u == nil {
-		return ErrNotRelaying
+// lockedPair is the goroutine relay's side of an Injector.
+type lockedPair struct{ client, upstream *lockedConn }
+
+func (lp lockedPair) inject(toClient bool, msg []byte) error {
+	if toClient {
+		return lp.client.write(msg)
 	}
-	return u.write(msg)
+	return lp.upstream.write(msg)
+}
+
+func (lp lockedPair) closePolicy(reason string) {
+	msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(reason, 120))
+	deadline := time.Now().Add(controlWait)
+	_ = lp.client.WriteControl(websocket.CloseMessage, msg, deadline)
+	_ = lp.upstream.WriteControl(websocket.CloseMessage, msg, deadline)
+	lp.upstream.Close()
+	HalfClose(lp.client.Conn, controlWait)
 }
 
 func truncate(s string, n int) string {

@@ -20,6 +20,8 @@ var metrics = struct {
 	bytes      *prometheus.CounterVec
 	inFlight   prometheus.Gauge
 	live       prometheus.Collector
+	// relays counts the relayed WebSockets by engine (relayEngine).
+	relays *prometheus.GaugeVec
 
 	// Socket.IO connection state recovery (recoveryHeld,
 	// recoveryResult, recoveryReplayed).
@@ -71,6 +73,13 @@ func init() {
 		Namespace: ns, Subsystem: sub, Name: "requests_in_flight",
 		Help: "Engine.IO requests the edge is serving (long-polls, POSTs, upgrades not yet relaying); max_requests_per_ip bounds them per client.",
 	})
+	metrics.relays = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Subsystem: sub, Name: "websocket_relays",
+		Help: "WebSockets the edge relays now, by engine: event (an idle one holds no goroutine and no buffer; plain TCP on Linux) or goroutine (TLS connections, and where the worker's first bytes were read ahead).",
+	}, []string{"engine"})
+	for _, engine := range []string{"event", "goroutine"} {
+		metrics.relays.WithLabelValues(engine)
+	}
 	metrics.held = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "sessions_held",
 		Help: "Worker sessions the edge holds for a Socket.IO client that went away, for connection state recovery.",
@@ -110,7 +119,7 @@ func init() {
 // modules share, to a config's registry.
 func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.inFlight, metrics.live,
-		metrics.held, metrics.recoveries, metrics.replayed} {
+		metrics.relays, metrics.held, metrics.recoveries, metrics.replayed} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}
@@ -205,4 +214,12 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.draining, prometheus.GaugeValue, draining, st.Address)
 	}
+}
+
+// relayEngine is the engine label of caddy_socketio_websocket_relays.
+func relayEngine(evented bool) string {
+	if evented {
+		return "event"
+	}
+	return "goroutine"
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/time/rate"
@@ -62,7 +63,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 		}
 	}
 	sid := c.sid
-	stopRecording(upConn)
+	// The event-driven relay takes the worker's socket over from gorilla
+	// only when gorilla holds none of its bytes unread.
+	readAhead := unreadBytes(upConn, newSession)
 
 	var respHeader http.Header
 	if cookies := res.Header.Values("Set-Cookie"); len(cookies) > 0 {
@@ -91,7 +94,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	// The relay outlives this request: ServeHTTP returns now, so that the
 	// request, Caddy's per-request state, net/http's buffers and the
 	// handler's stack are not held for the connection's life. Nothing
-	// below may touch r or its context, which net/http cancels.
+	// below may touch r or its context, which net/http cancels. On
+	// Linux, a plain TCP connection's relay holds no goroutine and no
+	// buffer while idle (see relay.Start); its filters and limits run on
+	// the relay's shared goroutines and do not block.
 	client := c.client
 	h.registry.relayStarted(sid, c.up.upstreamState, time.Now())
 	// When the process exits: the Engine.IO close packet, then 1001, at
@@ -112,15 +118,20 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 		Farewell:    []byte{byte(engineio.Close)},
 		StopReason:  "edge shutting down",
 		Inject:      new(relay.Injector),
+		NoTakeover:  readAhead,
 	}
 	var upgraded atomic.Bool
 	var toWorker func(ns string)
 	opt.FromClient, opt.FromUpstream, toWorker = h.filters(pol, sid, client, live, opt.Inject, &upgraded)
 	stopWatching := h.watchRoles(pol, sid, live, client, opt.Inject, toWorker)
 	addr := c.up.addr
-	go func() {
-		start := time.Now()
-		err := relay.Relay(clientConn, upConn, opt)
+	start := time.Now()
+	var relays prometheus.Gauge
+	started := make(chan struct{})
+	evented := relay.Start(clientConn, upConn, opt, func(err error) {
+		// Start has returned: done runs on another goroutine, after.
+		<-started
+		relays.Dec()
 		stopWatching()
 		relayDone()
 		h.registry.relayEnded(sid, newSession || upgraded.Load(), time.Now())
@@ -131,7 +142,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 			ce.Write(zap.String("upstream", addr), zap.String("remote_ip", client.IP),
 				zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
 		}
-	}()
+	})
+	relays = metrics.relays.WithLabelValues(relayEngine(evented))
+	relays.Inc()
+	close(started)
 }
 
 // dialWorker opens the worker's WebSocket at uri for the call: a

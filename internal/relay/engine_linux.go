@@ -3,7 +3,6 @@
 package relay
 
 import (
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -294,7 +293,7 @@ func startEvented(client, upstream *websocket.Conn, opt Options, done func(error
 // duplicate is taken under the connection's own lock, rather than by
 // File, which would make an os.File whose finalizer closes it.)
 func takeFD(c *websocket.Conn) (int, bool) {
-	tc, ok := c.UnderlyingConn().(*net.TCPConn)
+	tc, ok := tcpConn(c.UnderlyingConn())
 	if !ok {
 		return -1, false
 	}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"net"
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
@@ -26,10 +27,32 @@ var takenOver atomic.Int64
 // On the event engine, Options' functions (Limit, AdmitClient, Count,
 // the filters') run on a poller goroutine that serves many connections:
 // they must not block. They may call the relay's Injector.
-func Start(client, upstream *websocket.Conn, opt Options, done func(error)) {
+// It reports whether the event engine took the relay.
+func Start(client, upstream *websocket.Conn, opt Options, done func(error)) (evented bool) {
 	if !opt.NoTakeover && startEvented(client, upstream, opt, done) {
 		takenOver.Add(1)
-		return
+		return true
 	}
 	go func() { done(Relay(client, upstream, opt)) }()
+	return false
+}
+
+// TCPConner is a connection that wraps a plain TCP connection and hands
+// it to the event engine: a net.Conn of the caller's own (one that
+// records what it reads, say) is taken over like a *net.TCPConn. TLS
+// connections must not implement it.
+type TCPConner interface {
+	RelayTCPConn() *net.TCPConn
+}
+
+// tcpConn is the TCP connection beneath c, when c is one or a TCPConner.
+func tcpConn(c net.Conn) (*net.TCPConn, bool) {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		return c, true
+	case TCPConner:
+		tc := c.RelayTCPConn()
+		return tc, tc != nil
+	}
+	return nil, false
 }

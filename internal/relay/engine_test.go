@@ -322,12 +322,26 @@ func TestProtocolErrorsCloseWith1002(t *testing.T) {
 			forEachEngine(t, func(t *testing.T, events bool) {
 				p := newPair(t, Options{}, events)
 				p.rawWrite(t, tc.stream)
-				_, _, err := p.client.ReadMessage()
-				var ce *websocket.CloseError
-				require.ErrorAs(t, err, &ce)
-				assert.Equal(t, websocket.CloseProtocolError, ce.Code)
-				assert.Equal(t, tc.want, ce.Text)
+				// Read raw, to see every frame: one close frame, 1002.
+				nc := p.client.NetConn()
+				_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				got, _ := io.ReadAll(nc)
+				var closes [][]byte
+				for len(got) >= 2 && got[1] < 126 {
+					n := 2 + int(got[1])
+					if n > len(got) {
+						break
+					}
+					if got[0]&0xf == websocket.CloseMessage {
+						closes = append(closes, got[2:n])
+					}
+					got = got[n:]
+				}
+				require.Len(t, closes, 1, "close frames the client got")
+				assert.Equal(t, websocket.FormatCloseMessage(websocket.CloseProtocolError, tc.want), closes[0])
 				p.client.Close()
+				var err error
+				var ce *websocket.CloseError
 				// The goroutine relay sends the worker what it had of a
 				// message as a whole one; the event engine leaves it
 				// unfinished.

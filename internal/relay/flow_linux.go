@@ -4,7 +4,6 @@ package relay
 
 import (
 	"encoding/binary"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -506,8 +505,18 @@ func (f *flow) checkHeader() string {
 	return strings.Join(errs, ", ")
 }
 
+// frameError ends a relay whose one side sent a frame that breaks the
+// protocol: that side was sent 1002 (protocolError), the other one is
+// sent 1001 as for any other end (see pair.end).
+type frameError struct {
+	msg  string
+	from *flow // the flow whose source sent the frame
+}
+
+func (e *frameError) Error() string { return "websocket: " + e.msg }
+
 // protocolError ends f as gorilla does a connection that breaks the
-// protocol: src is sent 1002 with msg.
+// protocol: src is sent 1002 with msg, and no other close frame.
 func (f *flow) protocolError(msg string) {
 	data := websocket.FormatCloseMessage(websocket.CloseProtocolError, msg)
 	if len(data) > 125 {
@@ -515,7 +524,7 @@ func (f *flow) protocolError(msg string) {
 	}
 	back := f.other()
 	back.enqueue(newFrame(websocket.CloseMessage, data, back.fromClient), false)
-	f.finish(errors.New("websocket: " + msg))
+	f.finish(&frameError{msg: msg, from: f})
 }
 
 // beginFrame acts on a whole header.

@@ -4,6 +4,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -201,8 +202,15 @@ func (p *pair) end(err error) bool {
 	}
 	p.ended, p.first = true, err
 	if msg := closeMessage(err, stopReason(*p.opt)); msg != nil {
-		p.down.enqueue(newFrame(websocket.CloseMessage, msg, false), false)
-		p.up.enqueue(newFrame(websocket.CloseMessage, msg, true), false)
+		// A side that broke the protocol has its 1002 already.
+		var fe *frameError
+		broke := errors.As(err, &fe)
+		if !broke || fe.from != &p.up {
+			p.down.enqueue(newFrame(websocket.CloseMessage, msg, false), false)
+		}
+		if !broke || fe.from != &p.down {
+			p.up.enqueue(newFrame(websocket.CloseMessage, msg, true), false)
+		}
 	}
 	p.startTimer(p.opt.CloseGrace)
 	return true

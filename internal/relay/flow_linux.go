@@ -28,6 +28,11 @@ const (
 )
 
 const (
+	// maxOwed bounds the bytes of the edge's own frames waiting for a
+	// side (see flow.queue): past it, the edge stops reading that side,
+	// whose messages are what make it owe more (a refusal answered per
+	// message), as a blocked write would stop a goroutine relay.
+	maxOwed      = 64 << 10
 	maxHeader    = 14 // 2 bytes, a 64-bit length and a mask key
 	maxOut       = 4  // segments a flow sends in one write
 	readsPerTurn = 16 // reads a flow makes before other pairs' turn
@@ -55,6 +60,7 @@ type flow struct {
 	filter     *Filter
 	*flowIO    // nil while idle
 	queue      []queued
+	queuedLen  int // bytes in queue
 
 	// The frame being read.
 	mode   uint8
@@ -128,8 +134,18 @@ func (f *flow) other() *flow {
 
 func (f *flow) enqueue(frame []byte, data bool) {
 	f.queue = append(f.queue, queued{frame, data})
+	f.queuedLen += len(frame)
 	f.p.dirty = true
 }
+
+// clearQueue drops the frames waiting in f's queue.
+func (f *flow) clearQueue() {
+	f.queue, f.queuedLen = nil, 0
+}
+
+// owing reports whether the frames waiting for f's source (in the other
+// flow's queue) are past maxOwed: f then reads no more from its source.
+func (f *flow) owing() bool { return f.other().queuedLen > maxOwed }
 
 // pump moves f as far as it can without waiting: it sends what is
 // pending, reads and parses what src has, and returns once src has
@@ -171,7 +187,7 @@ func (f *flow) pump() {
 			f.parse()
 			continue
 		}
-		if !f.src.readable {
+		if !f.src.readable || f.owing() {
 			return
 		}
 		if reads++; reads > readsPerTurn {
@@ -191,7 +207,7 @@ func (f *flow) pump() {
 func (f *flow) send() bool {
 	if f.dst.closed || f.dst.broken {
 		f.clearOut()
-		f.queue = nil
+		f.clearQueue()
 		f.finish(net.ErrClosed)
 		return true
 	}
@@ -208,7 +224,7 @@ func (f *flow) send() bool {
 	case err != nil:
 		f.dst.broken = true
 		f.clearOut()
-		f.queue = nil
+		f.clearQueue()
 		f.finish(os.NewSyscallError("write", err))
 		return true
 	}
@@ -250,7 +266,7 @@ func (f *flow) sendQueued() bool {
 	if f.dst.closed || f.dst.broken || (f.readDone && f.midFrame()) {
 		// It will never have its turn: dst is gone, or the frame
 		// being forwarded will never end.
-		f.queue = nil
+		f.clearQueue()
 		return false
 	}
 	q := f.queue[0]
@@ -262,6 +278,11 @@ func (f *flow) sendQueued() bool {
 	if len(f.queue) == 0 {
 		f.queue = nil
 	}
+	if f.queuedLen > maxOwed && f.queuedLen-len(q.frame) <= maxOwed {
+		// The other flow may read its source again.
+		f.p.dirty = true
+	}
+	f.queuedLen -= len(q.frame)
 	f.emit(q.frame)
 	return true
 }
@@ -356,7 +377,7 @@ func (f *flow) release() {
 
 // drop lets go of everything f holds, as its pair ends.
 func (f *flow) drop() {
-	f.queue = nil
+	f.clearQueue()
 	if f.flowIO == nil {
 		return
 	}

@@ -441,3 +441,33 @@ func TestClientStillSendingGetsItsCloseFrame(t *testing.T) {
 		assert.Equal(t, "rate limited", ce.Text)
 	})
 }
+
+// A client that closes first gets the worker's answer to its close frame
+// before its connection ends, as RFC 6455 §5.5.1 wants: the closing
+// handshake completes end to end.
+func TestClientCloseGetsTheWorkersAnswer(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		p := newPair(t, Options{}, events)
+		// The worker answers the close frame it is passed (gorilla's
+		// default close handler) when it reads it.
+		workerRead := make(chan error, 1)
+		go func() {
+			_, _, err := p.worker.ReadMessage()
+			workerRead <- err
+		}()
+		require.NoError(t, p.client.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(4000, "bye"), time.Now().Add(time.Second)))
+		var ce *websocket.CloseError
+		require.ErrorAs(t, <-workerRead, &ce)
+		assert.Equal(t, 4000, ce.Code)
+		_ = p.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := p.client.ReadMessage()
+		require.ErrorAs(t, err, &ce, "the client got no close frame back")
+		assert.Equal(t, 4000, ce.Code, "the worker's answer echoes the client's code")
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the relay did not end after the closing handshake")
+		}
+	})
+}

@@ -61,16 +61,19 @@ type pair struct {
 	closeReason string
 	injected    []injection
 
-	ended      bool  // the relay is ending: its first error is known
-	first      error // what ended it
-	stopping   bool  // Stop is done: say goodbye at the next message boundary
-	lingering  bool  // the client was sent its close and FIN; discarding its bytes
-	lingerLeft int64
-	finished   bool
-	dirty      bool // state changed while serving: serve once more
-	later      bool // in the poller's later list
-	timer      *time.Timer
-	stopWatch  func() bool
+	ended     bool  // the relay is ending: its first error is known
+	first     error // what ended it
+	stopping  bool  // Stop is done: say goodbye at the next message boundary
+	lingering bool  // the client was sent its close and FIN; discarding its bytes
+	// clientClosed: the client sent its close frame; its connection
+	// closes once the worker's answer is passed on.
+	clientClosed bool
+	lingerLeft   int64
+	finished     bool
+	dirty        bool // state changed while serving: serve once more
+	later        bool // in the poller's later list
+	timer        *time.Timer
+	stopWatch    func() bool
 }
 
 // injection is a frame an Injector queued.
@@ -226,15 +229,24 @@ func (p *pair) startTimer(d time.Duration) {
 func (p *pair) flowEnded(f *flow, err error) {
 	p.end(err)
 	p.dirty = true
-	if f != &p.up {
+	if f == &p.down {
+		if p.clientClosed {
+			// The worker's answer to the client's close frame (or
+			// its end) is on its way: the client's connection
+			// closes once it is sent.
+			p.down.closeDst = true
+		}
 		return
 	}
-	// As Linger does: after the client's own close frame, the
-	// handshake is done and the client's connection closes at once;
-	// otherwise it closes once the client has read its close frame
-	// and answered, or closed its side.
+	// After the client's own close frame, its connection closes once
+	// the worker's answer has been passed on; otherwise once the client
+	// has read its close frame and answered, or closed its side (see
+	// Linger).
 	if isCloseFrame(err) {
-		p.closeClient()
+		p.clientClosed = true
+		if p.down.readDone {
+			p.down.closeDst = true
+		}
 	} else {
 		p.down.shutDst = true
 	}

@@ -160,7 +160,11 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	// worker's passed on); the client's TCP connection ends after the
 	// client's own close, so that what it sent meanwhile, unread, does
 	// not reset the connection and lose the close frame (see Linger).
-	Linger(client, clientErr, opt.CloseGrace)
+	// When the client closed first, its connection ends once the
+	// worker's answer has been passed on, below.
+	if !isCloseFrame(clientErr) {
+		Linger(client, clientErr, opt.CloseGrace)
+	}
 	<-fromUpstream
 	timer.Stop()
 	closeBoth()

@@ -381,16 +381,7 @@ http://%[1]s {
 // reads the acks; a tag of another session in an answer is a response
 // read on the wrong request.
 func TestAdversarialAbandonedLongPollsNeverAnswerAnotherSession(t *testing.T) {
-	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
-	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%[1]s {
-	bind 127.0.0.1
-	socketio_proxy %[2]s {
-		%[3]s
-	}
-}
-`, edge, worker.Addr, atk7Recover(""))), edge)
+	edge := atk7PollingEdge(t)
 	const sessions = 12
 	deadline := time.Now().Add(12 * time.Second)
 	var (
@@ -406,55 +397,18 @@ http://%[1]s {
 		go func() {
 			defer wg.Done()
 			me := fmt.Sprintf("sess%02d", s)
-			client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-			defer client.CloseIdleConnections()
-			do := func(ctx context.Context, method, sid, body string) (int, string, error) {
-				target := "http://" + edge + "/socket.io/?EIO=4&transport=polling"
-				if sid != "" {
-					target += "&sid=" + sid
-				}
-				var rd io.Reader
-				if body != "" {
-					rd = strings.NewReader(body)
-				}
-				req, _ := http.NewRequestWithContext(ctx, method, target, rd)
-				res, err := client.Do(req)
-				if err != nil {
-					return 0, "", err
-				}
-				defer res.Body.Close()
-				b, err := io.ReadAll(res.Body)
-				return res.StatusCode, string(b), err
-			}
-			check := func(body string) {
-				for _, m := range tagPattern.FindAllString(body, -1) {
-					if m != "tag-"+me {
-						mu.Lock()
-						leaks = append(leaks, fmt.Sprintf("%s got %q", me, body))
-						mu.Unlock()
-						return
-					}
-				}
-				acks.Add(int64(strings.Count(body, "tag-"+me)))
-			}
+			p := newAtk7Poller(edge)
+			defer p.client.CloseIdleConnections()
 			rng := rand.New(rand.NewPCG(uint64(s), 7))
 			for k := 0; time.Now().Before(deadline); {
-				status, open, err := do(context.Background(), "GET", "", "")
-				if err != nil || status != 200 {
+				sid := p.open()
+				if sid == "" {
 					continue
 				}
-				m := sidPattern.FindStringSubmatch(open)
-				if m == nil {
-					continue
-				}
-				sid := m[1]
 				reopen.Add(1)
-				if st, _, err := do(context.Background(), "POST", sid, "40"); err != nil || st != 200 {
-					continue
-				}
 				for time.Now().Before(deadline) {
 					k++
-					if st, _, err := do(context.Background(), "POST", sid, fmt.Sprintf(`42%d["echo","tag-%s"]`, k, me)); err != nil || st != 200 {
+					if st, _, err := p.do(context.Background(), "POST", sid, fmt.Sprintf(`42%d["echo","tag-%s"]`, k, me), false); err != nil || st != 200 {
 						break
 					}
 					// A GET abandoned after 0 to 30 ms, or one read whole.
@@ -462,14 +416,20 @@ http://%[1]s {
 					if rng.IntN(2) == 0 {
 						time.AfterFunc(time.Duration(rng.IntN(30))*time.Millisecond, cancel)
 					}
-					st, body, err := do(ctx, "GET", sid, "")
+					st, body, err := p.do(ctx, "GET", sid, "", false)
 					cancel()
 					if err != nil {
 						cuts.Add(1)
 						continue
 					}
-					check(body)
-					if st != 200 || strings.HasPrefix(body, "1") || strings.Contains(body, "\x1e1") {
+					if foreignTag(body, me) {
+						mu.Lock()
+						leaks = append(leaks, fmt.Sprintf("%s got %q", me, body))
+						mu.Unlock()
+					} else {
+						acks.Add(int64(strings.Count(body, "tag-"+me)))
+					}
+					if atk7Ended(st, body) {
 						break
 					}
 				}
@@ -481,6 +441,90 @@ http://%[1]s {
 	require.Empty(t, leaks, "a session's poll answered with another session's packets")
 	require.NotZero(t, acks.Load())
 	require.NotZero(t, cuts.Load())
+}
+
+// atk7PollingEdge starts a real worker and an edge in front of it, and
+// returns the edge's address.
+func atk7PollingEdge(t *testing.T) string {
+	t.Helper()
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%[1]s {
+	bind 127.0.0.1
+	socketio_proxy %[2]s {
+		%[3]s
+	}
+}
+`, edge, worker.Addr, atk7Recover(""))), edge)
+	return edge
+}
+
+// atk7Poller is one polling client of the edge, keeping its HTTP
+// connections alive as a browser does.
+type atk7Poller struct {
+	edge   string
+	client *http.Client
+}
+
+func newAtk7Poller(edge string) *atk7Poller {
+	return &atk7Poller{edge: edge, client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
+}
+
+// do sends one polling request of session sid ("" for a handshake), with
+// Expect: 100-continue when expect is set.
+func (p *atk7Poller) do(ctx context.Context, method, sid, body string, expect bool) (int, string, error) {
+	target := "http://" + p.edge + "/socket.io/?EIO=4&transport=polling"
+	if sid != "" {
+		target += "&sid=" + sid
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, target, rd)
+	if expect {
+		req.Header.Set("Expect", "100-continue")
+	}
+	res, err := p.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), err
+}
+
+// open opens a session connected to the default namespace and returns
+// its sid, or "" when that failed.
+func (p *atk7Poller) open() string {
+	status, open, err := p.do(context.Background(), "GET", "", "", false)
+	if err != nil || status != 200 {
+		return ""
+	}
+	m := sidPattern.FindStringSubmatch(open)
+	if m == nil {
+		return ""
+	}
+	if st, _, err := p.do(context.Background(), "POST", m[1], "40", false); err != nil || st != 200 {
+		return ""
+	}
+	return m[1]
+}
+
+// atk7Ended reports whether a poll's answer ends its session.
+func atk7Ended(status int, body string) bool {
+	return status != 200 || strings.HasPrefix(body, "1") || strings.Contains(body, "\x1e1")
+}
+
+// foreignTag reports whether body holds another session's tag than me's.
+func foreignTag(body, me string) bool {
+	for _, tag := range tagPattern.FindAllString(body, -1) {
+		if tag != "tag-"+me {
+			return true
+		}
+	}
+	return false
 }
 
 var tagPattern = regexp.MustCompile(`tag-sess\d\d`)
@@ -496,16 +540,7 @@ var tagPattern = regexp.MustCompile(`tag-sess\d\d`)
 // with their name, one of them with Expect on every POST, and check every
 // answer holds their own tags only and that no poll is answered "ok".
 func TestAdversarialExpectContinueNeverShiftsAnswersBetweenSessions(t *testing.T) {
-	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1"})
-	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%[1]s {
-	bind 127.0.0.1
-	socketio_proxy %[2]s {
-		%[3]s
-	}
-}
-`, edge, worker.Addr, atk7Recover(""))), edge)
+	edge := atk7PollingEdge(t)
 	const sessions = 8
 	deadline := time.Now().Add(8 * time.Second)
 	var (
@@ -528,45 +563,17 @@ http://%[1]s {
 			defer wg.Done()
 			me := fmt.Sprintf("sess%02d", s)
 			attacker := s%2 == 0
-			client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-			defer client.CloseIdleConnections()
-			do := func(method, sid, body string, expect bool) (int, string, error) {
-				target := "http://" + edge + "/socket.io/?EIO=4&transport=polling"
-				if sid != "" {
-					target += "&sid=" + sid
-				}
-				var rd io.Reader
-				if body != "" {
-					rd = strings.NewReader(body)
-				}
-				req, _ := http.NewRequest(method, target, rd)
-				if expect {
-					req.Header.Set("Expect", "100-continue")
-				}
-				res, err := client.Do(req)
-				if err != nil {
-					return 0, "", err
-				}
-				defer res.Body.Close()
-				b, err := io.ReadAll(res.Body)
-				return res.StatusCode, string(b), err
-			}
+			p := newAtk7Poller(edge)
+			defer p.client.CloseIdleConnections()
+			ctx := context.Background()
 			for k := 0; time.Now().Before(deadline); {
-				status, open, err := do("GET", "", "", false)
-				if err != nil || status != 200 {
-					continue
-				}
-				m := sidPattern.FindStringSubmatch(open)
-				if m == nil {
-					continue
-				}
-				sid := m[1]
-				if st, _, err := do("POST", sid, "40", false); err != nil || st != 200 {
+				sid := p.open()
+				if sid == "" {
 					continue
 				}
 				for time.Now().Before(deadline) {
 					k++
-					st, body, err := do("POST", sid, fmt.Sprintf(`42%d["echo","tag-%s"]`, k, me), attacker)
+					st, body, err := p.do(ctx, "POST", sid, fmt.Sprintf(`42%d["echo","tag-%s"]`, k, me), attacker)
 					if attacker {
 						expects.Add(1)
 					}
@@ -576,21 +583,18 @@ http://%[1]s {
 					if !strings.EqualFold(body, "ok") && !attacker {
 						note(fmt.Sprintf("%s: POST answered %q", me, body))
 					}
-					st, body, err = do("GET", sid, "", false)
+					st, body, err = p.do(ctx, "GET", sid, "", false)
 					if err != nil {
 						break
 					}
-					for _, tag := range tagPattern.FindAllString(body, -1) {
-						if tag != "tag-"+me {
-							note(fmt.Sprintf("%s: poll answered with %q", me, body))
-							break
-						}
+					if foreignTag(body, me) {
+						note(fmt.Sprintf("%s: poll answered with %q", me, body))
 					}
 					if strings.EqualFold(body, "ok") {
 						note(fmt.Sprintf("%s: poll answered %q, a POST's answer", me, body))
 					}
 					acks.Add(int64(strings.Count(body, "tag-"+me)))
-					if st != 200 || strings.HasPrefix(body, "1") || strings.Contains(body, "\x1e1") {
+					if atk7Ended(st, body) {
 						break
 					}
 				}

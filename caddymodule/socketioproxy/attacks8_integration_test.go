@@ -232,7 +232,14 @@ func atk8StackEdge(t *testing.T, extra string) (edge string, worker *testenv.Fla
 	t.Helper()
 	worker = testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: "atk8-secret"})
 	edge = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	e = testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+	e = testenv.StartEdge(t, atk8Config(edge, worker.Addr, extra), edge)
+	return edge, worker, e
+}
+
+// atk8Config is the stacks' Caddyfile: the edge at edge, the worker at
+// worker, extra lines in socketio_proxy.
+func atk8Config(edge, worker, extra string) testenv.EdgeConfig {
+	return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
 http://%[1]s {
 	bind 127.0.0.1
 	flask_session {
@@ -245,8 +252,7 @@ http://%[1]s {
 	}
 	reverse_proxy %[2]s
 }
-`, edge, worker.Addr, extra)), edge)
-	return edge, worker, e
+`, edge, worker, extra))
 }
 
 // A plain user's CONNECT to /admin, fragmented so that the packet header
@@ -626,22 +632,7 @@ func TestAdversarialEventRelayFragmentsAndPingsDoNotBypassTheMessageRate(t *test
 func TestAdversarialEventRelayReloadWhileBusy(t *testing.T) {
 	atk8Relay(t)
 	edge, worker, e := atk8StackEdge(t, "")
-	config := func(extra string) testenv.EdgeConfig {
-		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%[1]s {
-	bind 127.0.0.1
-	flask_session {
-		secret_key atk8-secret
-	}
-	socketio_proxy {
-		to %[2]s
-		namespace /admin role admin
-		%[3]s
-	}
-	reverse_proxy %[2]s
-}
-`, edge, worker.Addr, extra))
-	}
+	config := func(extra string) testenv.EdgeConfig { return atk8Config(edge, worker.Addr, extra) }
 	const n = 40
 	type result struct {
 		acks int

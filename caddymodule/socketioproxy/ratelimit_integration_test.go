@@ -62,18 +62,7 @@ func TestHandshakesOverTheConnectRateGet429WithRetryAfter(t *testing.T) {
 // worker.
 func TestWebSocketOverTheMessageRateIsClosedWith1008(t *testing.T) {
 	edge := startLimitedStack(t)
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+edge+"/socket.io/?EIO=4&transport=websocket", nil)
-	require.NoError(t, err)
-	defer c.Close()
-	_, open, err := c.ReadMessage()
-	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(open), "0{"), string(open))
-
-	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte("40")))
-	_, connected, err := c.ReadMessage()
-	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(connected), "40{"), string(connected))
-
+	c := dialSession(t, edge)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	acks := 0
 	for i := range 10 {
@@ -219,13 +208,7 @@ func TestWebSocketRateCloseSurvivesAClientStillSending(t *testing.T) {
 
 func rateCloseRounds(t *testing.T, edge string) {
 	for round := range 10 {
-		c, _, err := websocket.DefaultDialer.Dial("ws://"+edge+"/socket.io/?EIO=4&transport=websocket", nil)
-		require.NoError(t, err)
-		_, _, err = c.ReadMessage()
-		require.NoError(t, err)
-		require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte("40")))
-		_, _, err = c.ReadMessage()
-		require.NoError(t, err)
+		c := dialSession(t, edge)
 		// As a page does: many emits in one go, then it reads.
 		msg := []byte(`42["echo","` + strings.Repeat("x", 200) + `"]`)
 		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
@@ -247,7 +230,7 @@ func rateCloseRounds(t *testing.T, edge string) {
 		// Then the edge ends the TCP connection in order (FIN), not
 		// with a reset, though the client's messages were left unread.
 		_ = c.UnderlyingConn().SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = io.Copy(io.Discard, c.UnderlyingConn())
+		_, err := io.Copy(io.Discard, c.UnderlyingConn())
 		assert.NoError(t, err, "round %d: the edge reset the connection instead of closing it", round)
 		c.Close()
 	}

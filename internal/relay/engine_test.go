@@ -266,6 +266,9 @@ func openFDs(t *testing.T) int {
 	t.Helper()
 	fds, err := os.ReadDir("/proc/self/fd")
 	if errors.Is(err, os.ErrNotExist) {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no /proc/self/fd to count descriptors (CI=true makes this a failure)")
+		}
 		t.Skip("no /proc/self/fd")
 	}
 	require.NoError(t, err)

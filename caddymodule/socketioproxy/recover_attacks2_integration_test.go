@@ -247,13 +247,8 @@ func TestAdversarialRecover2AnEarlierAdoptsTimerGivesUpANamespaceTooSoon(t *test
 	const window = 4 * time.Second
 	s := startAdvStack(t, nil, "", "recover 4s", false)
 	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
-	ws := dialWS(t, s, ada)
-	_, pid := connectReply(t, ws.connect(t, "/"))
-	reply := ws.connect(t, "/admin")
-	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
-	adminPID := pidPattern.FindStringSubmatch(reply)[1]
+	pid, adminPID, reply := heldWithAdmin(t, s, ada)
 	adminSID := socketSIDPattern.FindStringSubmatch(reply)[1]
-	ws.drop()
 	t0 := time.Now()
 	require.Eventually(t, func() bool { return metric(t, s.edge, "caddy_socketio_sessions_held") == 1 },
 		5*time.Second, 10*time.Millisecond)

@@ -260,12 +260,7 @@ func TestAdversarialRecoverTheOldSidUpgradesIntoTheRecoveredSession(t *testing.T
 func TestAdversarialRecoverADemotedAdminGetsAdminBackThroughSlash(t *testing.T) {
 	s := startAdvStack(t, nil, "", "recover 20s", false)
 	asAdmin := testenv.Login(t, s.worker.URL(), "ada", "admin")
-	ws := dialWS(t, s, asAdmin)
-	_, pid := connectReply(t, ws.connect(t, "/"))
-	reply := ws.connect(t, "/admin")
-	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
-	adminPID := pidPattern.FindStringSubmatch(reply)[1]
-	ws.drop()
+	pid, adminPID, _ := heldWithAdmin(t, s, asAdmin)
 
 	asUser := testenv.Login(t, s.worker.URL(), "ada", "user")
 	// Straight at /admin: refused (the rule holds).
@@ -385,12 +380,7 @@ func TestAdversarialRecoverAPidRecoversOnceAndNeverFromTheLiveOwner(t *testing.T
 func TestAdversarialRecoverAHalfRecoveredSessionGrowsPastItsBounds(t *testing.T) {
 	s := startAdvStack(t, nil, "", "recover 20s {\n\t\t\tmax_packets 5\n\t\t}", false)
 	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
-	ws := dialWS(t, s, ada)
-	_, pid := connectReply(t, ws.connect(t, "/"))
-	reply := ws.connect(t, "/admin")
-	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
-	adminPID := pidPattern.FindStringSubmatch(reply)[1]
-	ws.drop()
+	pid, adminPID, _ := heldWithAdmin(t, s, ada)
 
 	back := dialWS(t, s, ada)
 	back.send(t, `40{"pid":"`+pid+`","offset":""}`)
@@ -560,12 +550,7 @@ func TestAdversarialRecoverARoleWithdrawnWhileHeldIsNotRecovered(t *testing.T) {
 	s := startAdvStack(t, env, "whoami "+whoami.URL()+"/api/whoami\n\t\twhoami_ttl 1s", "recover 20s", false)
 	ada := testenv.Login(t, s.worker.URL(), "ada", "user")
 
-	ws := dialWS(t, s, ada)
-	_, pid := connectReply(t, ws.connect(t, "/"))
-	reply := ws.connect(t, "/admin")
-	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
-	adminPID := pidPattern.FindStringSubmatch(reply)[1]
-	ws.drop()
+	pid, adminPID, _ := heldWithAdmin(t, s, ada)
 	require.NoError(t, os.WriteFile(roles, []byte(`{"ada": "user"}`), 0o600))
 	time.Sleep(6500 * time.Millisecond)
 
@@ -674,12 +659,7 @@ func TestAdversarialRecoverAClosedPollingSidTakesNoMorePackets(t *testing.T) {
 func TestAdversarialRecoverASecondClientTakesALiveSessionByItsOtherPid(t *testing.T) {
 	s := startAdvStack(t, nil, "", "recover 20s", false)
 	ada := testenv.Login(t, s.worker.URL(), "ada", "admin")
-	ws := dialWS(t, s, ada)
-	_, pid := connectReply(t, ws.connect(t, "/"))
-	reply := ws.connect(t, "/admin")
-	require.True(t, strings.HasPrefix(reply, "40/admin,{"), reply)
-	adminPID := pidPattern.FindStringSubmatch(reply)[1]
-	ws.drop()
+	pid, adminPID, _ := heldWithAdmin(t, s, ada)
 
 	first := dialWS(t, s, ada)
 	first.send(t, `40{"pid":"`+pid+`","offset":""}`)
@@ -737,4 +717,18 @@ func TestAdversarialRecoverAPidStaysWithItsOrigin(t *testing.T) {
 	back.send(t, `40{"pid":"`+pid+`"}`)
 	gotSID, _ = connectReply(t, back.read(t, "40"))
 	assert.Equal(t, sid, gotSID)
+}
+
+// heldWithAdmin connects cookie's WebSocket to "/" and "/admin", then
+// drops it, so that its session is held; it returns both namespaces'
+// pids and the worker's CONNECT reply for /admin.
+func heldWithAdmin(t *testing.T, s *advStack, cookie string) (pid, adminPID, adminReply string) {
+	t.Helper()
+	ws := dialWS(t, s, cookie)
+	_, pid = connectReply(t, ws.connect(t, "/"))
+	adminReply = ws.connect(t, "/admin")
+	require.True(t, strings.HasPrefix(adminReply, "40/admin,{"), adminReply)
+	adminPID = pidPattern.FindStringSubmatch(adminReply)[1]
+	ws.drop()
+	return pid, adminPID, adminReply
 }

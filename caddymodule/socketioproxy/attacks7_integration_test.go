@@ -754,6 +754,19 @@ http://%[1]s {
 			for _, c := range conns {
 				require.NoError(t, c.send(`42["echo","`+strings.Repeat("x", 2000)+`"]`))
 			}
+			// Each is closed with 1009 before the reload (it reads the
+			// close and does not answer it): a reload that came first
+			// would raise the limit before the edge read the message,
+			// which then is no longer over it.
+			for i, c := range conns {
+				var err error
+				for err == nil {
+					_, _, err = c.read(5 * time.Second)
+				}
+				var ce *websocket.CloseError
+				require.ErrorAs(t, err, &ce, "client %d", i)
+				require.Equal(t, websocket.CloseMessageTooBig, ce.Code, "client %d", i)
+			}
 			start := time.Now()
 			edge.Reload(t, config(5000))
 			t.Logf("reload took %v", time.Since(start).Round(10*time.Millisecond))

@@ -419,10 +419,7 @@ func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 		fail := func() {
 			conn.Close()
 			// Polls answer at once only while an upgrade is under way.
-			cur := cs.b.Load()
-			cur.mu.Lock()
-			cur.probing = false
-			cur.mu.Unlock()
+			setProbing(c.sid, false)
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(b.timeout))
 		mt, msg, err := conn.ReadMessage()
@@ -434,18 +431,14 @@ func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 			fail()
 			return
 		}
-		cur := cs.b.Load()
-		cur.mu.Lock()
-		cur.probing = true
-		cur.wakeLocked() // the waiting poll ends with a noop
-		cur.mu.Unlock()
+		setProbing(c.sid, true) // the waiting poll ends with a noop
 		mt, msg, err = conn.ReadMessage()
 		if err != nil || mt != websocket.TextMessage || string(msg) != "5" {
 			fail()
 			return
 		}
 		_ = conn.SetReadDeadline(time.Time{})
-		cur = bridges.lookup(c.sid)
+		cur := bridges.lookup(c.sid)
 		if cur == nil {
 			fail()
 			return
@@ -472,4 +465,33 @@ func (b *bridge) upgradeClient(w http.ResponseWriter, c *call) {
 		}
 		cur.h.readClient(cs)
 	}()
+}
+
+// setProbing marks the bridge that serves sid now as probed for an
+// upgrade, or no longer, and wakes its waiting poll. The bridge the
+// upgrade's request found may not be the one: a CONNECT that recovered a
+// held session between the request and its probe moved the sid to the
+// held session's bridge (adopt), and marking the one it left would let
+// the client's poll wait there for the next ping, with every packet the
+// client emits meanwhile (socket.io-client sends nothing while it
+// upgrades). adopt routes sids with both bridges locked, so the sid's
+// bridge checked under its own lock is the one serving it.
+func setProbing(sid string, on bool) {
+	for {
+		cur := bridges.lookup(sid)
+		if cur == nil {
+			return
+		}
+		cur.mu.Lock()
+		if bridges.lookup(sid) != cur {
+			cur.mu.Unlock()
+			continue
+		}
+		cur.probing = on
+		if on {
+			cur.wakeLocked()
+		}
+		cur.mu.Unlock()
+		return
+	}
 }

@@ -7,6 +7,7 @@ package socketioproxy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -506,4 +507,66 @@ func TestAdversarialRecover2ADroppedWebSocketSidIsNotTakenBackByPolling(t *testi
 	status, body := pollPost(t, s, uma, sid, `4225["echo","by polling"]`)
 	assert.NotEqual(t, 200, status, "a POST over polling on a dropped WebSocket's sid was taken: %s", body)
 	assert.Equal(t, 1.0, metric(t, s.edge, "caddy_socketio_sessions_held"), "the held session was taken back over polling")
+}
+
+// An upgrade whose request reached the client's new session before its
+// CONNECT recovered the held one, and whose probe came after: the probe
+// marked the new session's bridge (which the recovery ends) as probed,
+// not the held one now serving the sid, so the client's poll waited
+// there for the next ping instead of ending with a noop. socket.io-client
+// waits for that poll before it finishes the upgrade and holds what it
+// emits meanwhile, so its emits went unanswered for a ping interval (a
+// lost count_acks in TestRecoveryOfflineInsideTheWindowKeepsTheSession,
+// "default", about one run in twenty).
+func TestAdversarialRecover2AnUpgradeProbedAcrossTheRecoveryEndsThePoll(t *testing.T) {
+	s := startAdvStack(t, nil, "", "recover 20s", false)
+	uma := testenv.Login(t, s.worker.URL(), "uma", "user")
+	sid, pid := pollConnected(t, s, uma)
+	cutPoll(t, s, uma, sid)
+	require.Eventually(t, func() bool { return metric(t, s.edge, "caddy_socketio_sessions_held") == 1 },
+		5*time.Second, 20*time.Millisecond, "the session is held")
+
+	fresh := pollOpen(t, s, uma)
+	up := dialUpgrade(t, s, uma, fresh) // before the recovery
+	status, body := pollPost(t, s, uma, fresh, `40{"pid":"`+pid+`","offset":""}`)
+	require.Equal(t, 200, status, body)
+	status, body = pollGet(t, s, uma, fresh)
+	require.Equal(t, 200, status, body)
+	_, got := connectReply(t, body)
+	require.Equal(t, pid, got, "recovered")
+
+	// The next poll waits; the probe then ends it with a noop.
+	type answer struct {
+		body string
+		err  error
+	}
+	polled := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", s.url()+"/socket.io/?EIO=4&transport=polling&sid="+fresh, nil)
+		req.Header.Set("Cookie", uma)
+		res, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+		if err != nil {
+			polled <- answer{err: err}
+			return
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		polled <- answer{string(b), err}
+	}()
+	require.Eventually(t, func() bool { return inFlight(t, s.edge) >= 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("2probe")))
+	_ = up.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, m, err := up.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "3probe", string(m))
+	select {
+	case a := <-polled:
+		require.NoError(t, a.err)
+		assert.Equal(t, "6", a.body, "the waiting poll ends with a noop")
+	case <-time.After(3 * time.Second):
+		t.Fatal("the waiting poll did not end after the probe: the client cannot finish its upgrade")
+	}
+	require.NoError(t, up.WriteMessage(websocket.TextMessage, []byte("5")))
+	ws := &wsClient{conn: up}
+	ws.echo(t, 62)
 }

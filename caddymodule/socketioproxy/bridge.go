@@ -1,7 +1,6 @@
 package socketioproxy
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -253,12 +252,11 @@ func (h *Handler) newBridge(c *call, upConn *websocket.Conn, o engineio.OpenPack
 	b.fromC, b.fromW, b.withdraw = h.filters(b.pol, c.sid, c.client, b.live, inj, &upgraded)
 	b.unwatch = h.watchRoles(b.pol, c.sid, b.live, c.client, inj, b.withdraw)
 	h.registry.relayStarted(c.sid, c.up.upstreamState, time.Now())
-	var stop context.Context
+	var stop *relay.Stopper
 	stop, b.relayDone = h.registry.relaying(time.Duration(h.DrainPeriod), c.up)
-	context.AfterFunc(stop, func() {
-		reason := "edge shutting down"
-		if cause := context.Cause(stop); cause != nil && !errors.Is(cause, context.Canceled) {
-			reason = cause.Error()
+	stop.OnStop(func(reason string) {
+		if reason == "" {
+			reason = "edge shutting down"
 		}
 		b.end(reason, websocket.CloseGoingAway)
 	})

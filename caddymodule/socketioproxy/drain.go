@@ -156,7 +156,7 @@ func (s *registry) spreadCut(up *upstreamState, since time.Time, period time.Dur
 	s.mu.Lock()
 	var stops []*relayStop
 	for rs := range s.relays {
-		if rs.up == up {
+		if rs.u.upstreamState == up {
 			stops = append(stops, rs)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/flaskedge/flaskedge/internal/relay"
 	"go.uber.org/zap"
 )
 
@@ -28,41 +29,94 @@ const drainSlack = 6 * time.Second
 // relayStop ends one WebSocket relay when the edge drains, or when its
 // worker is drained for a deploy (see drain.go).
 type relayStop struct {
-	stop      func()         // the edge exits
-	drainStop func()         // its worker is drained
-	period    time.Duration  // the DrainPeriod of the relay's handler
-	up        *upstreamState // its worker
+	relay.Stopper
+	period time.Duration // the DrainPeriod of the relay's handler
+	u      *upstream     // its worker, as the relay's config sees it
+}
+
+// stop ends the relay as the edge exits; drainStop as its worker drains.
+func (rs *relayStop) stop()      { rs.Stop("") }
+func (rs *relayStop) drainStop() { rs.Stop(errWorkerDrained.Error()) }
+
+// ctxWatch is the one context.AfterFunc on a context that ends every
+// relay of a worker (its cutOff, or its config's retired), shared by the
+// relays that run while it is not done: n of them.
+type ctxWatch struct {
+	n    int
+	stop func() bool
 }
 
 // relaying registers a relay that is about to start, with its handler's
-// drain period and its worker. It returns the context that ends the relay when its turn
-// to drain comes, and the func to call once the relay has ended. A relay
-// that starts while the edge is draining is stopped at once.
-func (s *registry) relaying(period time.Duration, u *upstream) (context.Context, func()) {
-	up := u.upstreamState
-	ctx, cancel := context.WithCancelCause(context.Background())
-	rs := &relayStop{stop: func() { cancel(nil) }, drainStop: func() { cancel(errWorkerDrained) }, period: period, up: up}
-	// Whatever is left of a drained worker's sessions at drain_timeout,
-	// or of one that left the dynamic set, ends at once.
-	unwatch := context.AfterFunc(up.cutOff(), rs.drainStop)
-	unwatchRetired := context.AfterFunc(u.retired, rs.drainStop)
+// drain period and its worker. It returns the Stopper that ends the relay
+// when its turn to drain comes, and the func to call once the relay has
+// ended. A relay that starts while the edge is draining is stopped at
+// once.
+//
+// Whatever is left of a drained worker's sessions at drain_timeout, or
+// of one that left the dynamic set, ends at once: one watch per worker's
+// context, not per relay, which would cost an idle connection more than
+// its relay does.
+func (s *registry) relaying(period time.Duration, u *upstream) (*relay.Stopper, func()) {
+	rs := &relayStop{period: period, u: u}
+	cut, up := u.cutOff(), u.upstreamState
 	s.mu.Lock()
 	s.relays[rs] = struct{}{}
-	if s.stopping {
+	s.watchLocked(cut, func(rs *relayStop) bool { return rs.u.upstreamState == up })
+	s.watchLocked(u.retired, func(rs *relayStop) bool { return rs.u == u })
+	switch {
+	case s.stopping:
 		rs.stop()
+	case cut.Err() != nil || u.retired.Err() != nil:
+		// The watch may have stopped the worker's relays before this
+		// one was among them (checked under mu, which it takes).
+		rs.drainStop()
 	}
 	s.mu.Unlock()
-	return ctx, func() {
-		unwatch()
-		unwatchRetired()
-		cancel(nil)
+	return &rs.Stopper, func() {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		delete(s.relays, rs)
+		s.unwatchLocked(cut)
+		s.unwatchLocked(u.retired)
 		if len(s.relays) == 0 && s.relaysGone != nil {
 			close(s.relaysGone)
 			s.relaysGone = nil
 		}
+	}
+}
+
+// watchLocked counts one more relay that ends with ctx, and watches ctx
+// if none did: once done, it drain-stops the relays that match. s.mu is
+// held.
+func (s *registry) watchLocked(ctx context.Context, match func(*relayStop) bool) {
+	if w := s.watches[ctx]; w != nil {
+		w.n++
+		return
+	}
+	s.watches[ctx] = &ctxWatch{n: 1, stop: context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		var stops []*relayStop
+		for rs := range s.relays {
+			if match(rs) {
+				stops = append(stops, rs)
+			}
+		}
 		s.mu.Unlock()
+		for _, rs := range stops {
+			rs.drainStop()
+		}
+	})}
+}
+
+// unwatchLocked counts one relay fewer that ends with ctx. s.mu is held.
+func (s *registry) unwatchLocked(ctx context.Context) {
+	w := s.watches[ctx]
+	if w == nil {
+		return
+	}
+	if w.n--; w.n == 0 {
+		w.stop()
+		delete(s.watches, ctx)
 	}
 }
 

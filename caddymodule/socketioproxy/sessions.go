@@ -29,9 +29,10 @@ type registry struct {
 	draining   context.Context
 	drainPoll  context.CancelFunc
 	drainOnce  sync.Once
-	relays     map[*relayStop]struct{} // the live WebSocket relays, under mu
-	stopping   bool                    // drain began, under mu
-	relaysGone chan struct{}           // closed when the last relay ends after drain, under mu
+	relays     map[*relayStop]struct{}       // the live WebSocket relays, under mu
+	watches    map[context.Context]*ctxWatch // what ends the relays of a worker, under mu (see relaying)
+	stopping   bool                          // drain began, under mu
+	relaysGone chan struct{}                 // closed when the last relay ends after drain, under mu
 
 	// requests counts the Engine.IO requests in flight per client IP,
 	// under mu.
@@ -87,7 +88,7 @@ const sweepInterval = 5 * time.Second
 const exitCheckInterval = 50 * time.Millisecond
 
 func newRegistry() *registry {
-	s := &registry{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}),
+	s := &registry{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}), watches: make(map[context.Context]*ctxWatch),
 		requests: make(map[string]int)}
 	s.draining, s.drainPoll = context.WithCancel(context.Background())
 	settler := newMemorySettler()

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -387,7 +386,7 @@ func TestStopWaitsForTheMessageOnItsWay(t *testing.T) {
 		if !events {
 			t.Skip("the goroutine relay sends what it has of the message")
 		}
-		stop, cancel := context.WithCancel(context.Background())
+		stop := new(Stopper)
 		p := newPair(t, Options{Stop: stop, Farewell: []byte("1")}, events)
 		big := bytes.Repeat([]byte("x"), 4<<20)
 		go func() { _ = p.worker.WriteMessage(websocket.BinaryMessage, big) }()
@@ -396,7 +395,7 @@ func TestStopWaitsForTheMessageOnItsWay(t *testing.T) {
 		head := make([]byte, 1024)
 		_, err = io.ReadFull(r, head)
 		require.NoError(t, err)
-		cancel()
+		stop.Stop("")
 		rest, err := io.ReadAll(r)
 		require.NoError(t, err)
 		assert.Equal(t, len(big), len(head)+len(rest))

@@ -3,7 +3,6 @@
 package relay
 
 import (
-	"context"
 	"errors"
 	"net"
 	"sync"
@@ -73,7 +72,6 @@ type pair struct {
 	dirty        bool // state changed while serving: serve once more
 	later        bool // in the poller's later list
 	timer        *time.Timer
-	stopWatch    func() bool
 }
 
 // injection is a frame an Injector queued.
@@ -92,11 +90,14 @@ func newEventPair(po *poller, cfd, ufd int, opt Options, limit func() int64, don
 	if opt.Inject != nil {
 		opt.Inject.start(p)
 	}
-	if opt.Stop != nil {
-		p.stopWatch = context.AfterFunc(opt.Stop, func() { p.request(reqStop, "") })
+	if opt.Stop != nil && opt.Stop.watch(p) {
+		p.requests |= reqStop // served as the poller registers the pair
 	}
 	return p
 }
+
+// stopRequested is told of Options.Stop.
+func (p *pair) stopRequested() { p.request(reqStop, "") }
 
 // register adds the pair's sockets to the poller, on its goroutine.
 func (p *pair) register() {
@@ -107,7 +108,7 @@ func (p *pair) register() {
 			return
 		}
 	}
-	p.service()
+	p.serveRequests() // a Stop before the pair started, then the service
 }
 
 // request asks the poller to act on p for another goroutine.
@@ -325,8 +326,8 @@ func (p *pair) finish() {
 	if p.timer != nil {
 		p.timer.Stop()
 	}
-	if p.stopWatch != nil {
-		p.stopWatch()
+	if p.opt.Stop != nil {
+		p.opt.Stop.unwatch()
 	}
 	p.up.drop()
 	p.down.drop()

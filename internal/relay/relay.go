@@ -14,7 +14,6 @@ package relay
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -50,12 +49,11 @@ type Options struct {
 	// AdmitClient, when set, is asked before each client message is
 	// relayed; an error ends the relay as a Filter's refusal does.
 	AdmitClient func() error
-	// Stop, when set, ends the relay once it is done: the client is sent
-	// Farewell (if any) as a text message after the last message relayed
-	// from the worker, then both sides get a 1001 close with StopReason,
-	// or with the text of Stop's cause when it was cancelled with one
-	// (context.WithCancelCause).
-	Stop       context.Context
+	// Stop, when set, ends the relay once its Stop is called: the client
+	// is sent Farewell (if any) as a text message after the last message
+	// relayed from the worker, then both sides get a 1001 close with
+	// StopReason, or with the reason given to Stop.
+	Stop       *Stopper
 	Farewell   []byte
 	StopReason string
 	// NoTakeover keeps Start on the goroutine relay (see Start). Set it
@@ -135,11 +133,15 @@ func Relay(client, upstream *websocket.Conn, opt Options) error {
 	if opt.Stop != nil {
 		// Wake the worker->client direction, which alone may write to
 		// the client, so that it can say goodbye in order.
-		defer context.AfterFunc(opt.Stop, func() {
+		stop := stopFunc(func() {
 			stopping.Store(true)
 			_ = upstream.SetReadDeadline(time.Now())
 			time.AfterFunc(controlWait, closeBoth)
-		})()
+		})
+		if opt.Stop.watch(stop) {
+			stop()
+		}
+		defer opt.Stop.unwatch()
 	}
 	fromUpstream := make(chan struct{})
 	go func() {
@@ -490,9 +492,83 @@ func ignoreTimeout(err error) error {
 // stopReason is the reason of the 1001 close when Stop ends the relay.
 func stopReason(opt Options) string {
 	if opt.Stop != nil {
-		if cause := context.Cause(opt.Stop); cause != nil && !errors.Is(cause, context.Canceled) {
-			return cause.Error()
+		opt.Stop.mu.Lock()
+		defer opt.Stop.mu.Unlock()
+		if opt.Stop.reason != "" {
+			return opt.Stop.reason
 		}
 	}
 	return opt.StopReason
+}
+
+// Stopper ends a running relay (see Options.Stop). The zero value is
+// ready to use; a Stopper serves one relay. It is a few words the caller
+// keeps with its own record of the relay, and unlike a context it
+// registers nothing anywhere else: the edge holds one per idle
+// connection, and a context with an AfterFunc costs ten times as much.
+type Stopper struct {
+	mu      sync.Mutex
+	stopped bool
+	reason  string
+	to      stoppable // the running relay, told of Stop
+}
+
+// stoppable is a running relay as its Stopper reaches it.
+type stoppable interface{ stopRequested() }
+
+// stopFunc is the goroutine relay's stoppable.
+type stopFunc func()
+
+func (f stopFunc) stopRequested() { f() }
+
+// Stop ends the relay, now or as soon as it starts: reason, when not
+// empty, is the 1001 close's reason instead of Options.StopReason. Only
+// the first call counts.
+func (s *Stopper) Stop(reason string) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped, s.reason = true, reason
+	to := s.to
+	s.mu.Unlock()
+	if to != nil {
+		to.stopRequested()
+	}
+}
+
+// OnStop has f called once with Stop's reason ("" when it gave none),
+// when Stop is called, or on a goroutine of its own at once if it was:
+// for a caller that relays a session by other means than Relay and
+// Start.
+func (s *Stopper) OnStop(f func(reason string)) {
+	tell := stopFunc(func() {
+		s.mu.Lock()
+		reason := s.reason
+		s.mu.Unlock()
+		f(reason)
+	})
+	if s.watch(tell) {
+		go tell()
+	}
+}
+
+// watch has the relay to told of Stop. It reports whether Stop was
+// called already, in which case to is not told.
+func (s *Stopper) watch(to stoppable) (stopped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return true
+	}
+	s.to = to
+	return false
+}
+
+// unwatch forgets the relay, once it has ended.
+func (s *Stopper) unwatch() {
+	s.mu.Lock()
+	s.to = nil
+	s.mu.Unlock()
 }

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -299,14 +298,14 @@ func TestClientThatNeverReadsDoesNotGrowTheRelaysMemory(t *testing.T) {
 // reason; the worker gets the 1001 too.
 func TestStopSaysGoodbyeInOrder(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, events bool) {
-		stop, cancel := context.WithCancel(context.Background())
+		stop := new(Stopper)
 		p := newPair(t, Options{Stop: stop, Farewell: []byte("1"), StopReason: "edge shutting down"}, events)
 		require.NoError(t, p.worker.WriteMessage(websocket.TextMessage, []byte("42[\"last\"]")))
 		_, msg, err := p.client.ReadMessage()
 		require.NoError(t, err)
 		require.Equal(t, `42["last"]`, string(msg))
 
-		cancel()
+		stop.Stop("")
 		_, msg, err = p.client.ReadMessage()
 		require.NoError(t, err)
 		assert.Equal(t, "1", string(msg), "the Engine.IO close packet")
@@ -319,6 +318,32 @@ func TestStopSaysGoodbyeInOrder(t *testing.T) {
 		_, _, err = p.worker.ReadMessage()
 		require.True(t, errors.As(err, &ce), "the worker got %v", err)
 		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+		select {
+		case err := <-p.done:
+			assert.ErrorIs(t, err, ErrStopped)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the relay did not end")
+		}
+	})
+}
+
+// A relay whose Stop came before it started (the edge began to exit as
+// the session upgraded) says goodbye at once, the second Stop changing
+// nothing.
+func TestStopBeforeTheStart(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, events bool) {
+		stop := new(Stopper)
+		stop.Stop("edge shutting down early")
+		stop.Stop("ignored")
+		p := newPair(t, Options{Stop: stop, Farewell: []byte("1"), StopReason: "edge shutting down"}, events)
+		_, msg, err := p.client.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, "1", string(msg), "the Engine.IO close packet")
+		_, _, err = p.client.ReadMessage()
+		var ce *websocket.CloseError
+		require.True(t, errors.As(err, &ce), "got %v", err)
+		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+		assert.Equal(t, "edge shutting down early", ce.Text)
 		select {
 		case err := <-p.done:
 			assert.ErrorIs(t, err, ErrStopped)
@@ -395,9 +420,9 @@ func TestFilterDropsMessages(t *testing.T) {
 // A stop with a cause says so in the close reason.
 func TestStopCauseIsTheCloseReason(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, events bool) {
-		stop, cancel := context.WithCancelCause(context.Background())
+		stop := new(Stopper)
 		p := newPair(t, Options{Stop: stop, Farewell: []byte("1"), StopReason: "edge shutting down"}, events)
-		cancel(errors.New("worker draining for a deploy"))
+		stop.Stop("worker draining for a deploy")
 		_, msg, err := p.client.ReadMessage()
 		require.NoError(t, err)
 		assert.Equal(t, "1", string(msg))

@@ -1,0 +1,108 @@
+package socketioproxy
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// stopped records the reason a relay's Stopper got.
+func stopped(t *testing.T, s interface{ OnStop(func(string)) }) <-chan string {
+	t.Helper()
+	ch := make(chan string, 1)
+	s.OnStop(func(reason string) { ch <- reason })
+	return ch
+}
+
+func stopReasonWithin(t *testing.T, ch <-chan string) (string, bool) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r, true
+	case <-time.After(2 * time.Second):
+		return "", false
+	}
+}
+
+// The relays of a worker end when its drain_timeout cuts it, or when its
+// config retires it, each with the drain's reason; the relays of other
+// workers, and of the same worker in another config, go on. One watch per
+// worker's context serves every relay on it, and none is left once they
+// have ended.
+func TestRelaysEndWithTheirWorkersCutAndRetirement(t *testing.T) {
+	reg := &registry{relays: make(map[*relayStop]struct{}), watches: make(map[context.Context]*ctxWatch)}
+	newUp := func(state *upstreamState) *upstream {
+		retired, retire := context.WithCancel(context.Background())
+		return &upstream{upstreamState: state, retired: retired, retire: retire}
+	}
+	a := &upstreamState{addr: "a"}
+	a.drainState.init()
+	b := &upstreamState{addr: "b"}
+	b.drainState.init()
+	ua, ua2, ub := newUp(a), newUp(a), newUp(b)
+
+	type run struct {
+		stopped <-chan string
+		done    func()
+	}
+	start := func(u *upstream) run {
+		st, done := reg.relaying(0, u)
+		return run{stopped(t, st), done}
+	}
+	var onA, onA2, onB []run
+	for range 3 {
+		onA = append(onA, start(ua))
+		onA2 = append(onA2, start(ua2))
+		onB = append(onB, start(ub))
+	}
+	reg.mu.Lock()
+	assert.Len(t, reg.watches, 5, "one watch per context: the cuts of a and b, and the three configs' retired")
+	reg.mu.Unlock()
+
+	ua.retire()
+	for _, r := range onA {
+		reason, ok := stopReasonWithin(t, r.stopped)
+		require.True(t, ok, "a relay of the retired config went on")
+		assert.Equal(t, errWorkerDrained.Error(), reason)
+	}
+	for _, r := range append(onA2, onB...) {
+		select {
+		case <-r.stopped:
+			t.Fatal("a relay of another config or worker was stopped")
+		default:
+		}
+	}
+
+	// drain_timeout: every relay of worker a, whatever its config.
+	a.drain(drainedByAdmin, time.Millisecond, time.Now())
+	for _, r := range onA2 {
+		_, ok := stopReasonWithin(t, r.stopped)
+		require.True(t, ok, "a relay of the cut worker went on")
+	}
+	for _, r := range onB {
+		select {
+		case <-r.stopped:
+			t.Fatal("a relay of another worker was stopped")
+		default:
+		}
+	}
+	// A relay that starts on a worker already cut ends at once.
+	late := start(ua2)
+	_, ok := stopReasonWithin(t, late.stopped)
+	assert.True(t, ok, "a relay started on a cut worker went on")
+
+	var wg sync.WaitGroup
+	for _, r := range append(append(append(onA, onA2...), onB...), late) {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.done() }()
+	}
+	wg.Wait()
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	assert.Empty(t, reg.relays)
+	assert.Empty(t, reg.watches, "watches left after their relays ended")
+}

@@ -288,7 +288,7 @@ func TestAdversarialEventRelayFragmentedAdminConnectIsDenied(t *testing.T) {
 				all = append(all, atk8Frame(f.b0, []byte(f.payload), f.lenBytes, true)...)
 			}
 			w.writeSplit(all, 3)
-			assert.Greater(t, scrape(t, admin)[`caddy_socketio_websocket_relays{engine="event"}`], 0.0)
+			atk8EventRelays(t, admin, 1)
 			m := w.until(30*time.Second, func(op byte, m []byte) bool {
 				return strings.HasPrefix(string(m), "44/admin,") || strings.HasPrefix(string(m), "40/admin,")
 			})
@@ -306,7 +306,7 @@ func TestAdversarialEventRelayFragmentedAttachmentArrivesWhole(t *testing.T) {
 	atk8Relay(t)
 	edge, _, admin := atk8Stack(t, "")
 	w := atk8Open(t, edge, "", true)
-	require.Greater(t, scrape(t, admin)[`caddy_socketio_websocket_relays{engine="event"}`], 0.0)
+	atk8EventRelays(t, admin, 1)
 
 	payload := make([]byte, 3000)
 	for i := range payload {
@@ -547,7 +547,7 @@ func TestAdversarialEventRelayStopWhileBusyClosesEveryClientCleanly(t *testing.T
 		_ = i
 	}
 	time.Sleep(2 * time.Second) // let traffic flow both ways
-	require.Greater(t, scrape(t, e.AdminAddr)[`caddy_socketio_websocket_relays{engine="event"}`], float64(n/2))
+	atk8EventRelays(t, e.AdminAddr, n/2+1)
 	took := e.Stop(t)
 	t.Logf("edge exited %v after SIGTERM", took)
 	close(stop)
@@ -577,7 +577,7 @@ func TestAdversarialEventRelayFragmentsAndPingsDoNotBypassTheMessageRate(t *test
 	atk8Relay(t)
 	edge, _, admin := atk8Stack(t, "rate_limit messages 5/m")
 	w := atk8Open(t, edge, "", false)
-	require.Greater(t, scrape(t, admin)[`caddy_socketio_websocket_relays{engine="event"}`], 0.0)
+	atk8EventRelays(t, admin, 1)
 	for range 30 {
 		w.write(atk8Frame(0x89, []byte("x"), 0, true))
 	}
@@ -644,7 +644,7 @@ func TestAdversarialEventRelayReloadWhileBusy(t *testing.T) {
 	for range n {
 		ws = append(ws, atk8Open(t, edge, "", true))
 	}
-	require.Equal(t, float64(n), scrape(t, e.AdminAddr)[`caddy_socketio_websocket_relays{engine="event"}`])
+	atk8EventRelays(t, e.AdminAddr, n)
 	for _, w := range ws {
 		go func() {
 			r := result{}
@@ -743,7 +743,7 @@ http://%[1]s {
 	a.until(30*time.Second, func(op byte, m []byte) bool { return strings.HasPrefix(string(m), "40/admin,{") })
 	a.write(atk8Frame(0x81, []byte(`421["join","big"]`), 0, true))
 	a.until(30*time.Second, func(op byte, m []byte) bool { return strings.HasPrefix(string(m), "431[") })
-	require.Greater(t, scrape(t, e.AdminAddr)[`caddy_socketio_websocket_relays{engine="event"}`], 0.0)
+	atk8EventRelays(t, e.AdminAddr, 1)
 	require.Less(t, time.Since(signed), 4*time.Second, "too slow to mean anything")
 
 	b := atk8Open(t, edge, "", true)
@@ -897,7 +897,7 @@ http://%s {
 		w.until(30*time.Second, func(op byte, m []byte) bool { return strings.HasPrefix(string(m), fmt.Sprintf("43%d[", i+1)) })
 		ws = append(ws, w)
 	}
-	require.Equal(t, float64(n), scrape(t, edge.AdminAddr)[`caddy_socketio_websocket_relays{engine="event"}`])
+	atk8EventRelays(t, edge.AdminAddr, n)
 	data := strings.Repeat("d", 3000)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -1002,7 +1002,7 @@ func TestAdversarialEventRelayInjectionsToANonReadingClientAreBounded(t *testing
 	if tc, ok := w.c.(*net.TCPConn); ok {
 		_ = tc.SetReadBuffer(4096)
 	}
-	require.Greater(t, scrape(t, admin)[`caddy_socketio_websocket_relays{engine="event"}`], 0.0)
+	atk8EventRelays(t, admin, 1)
 	heap := func() float64 { return atk8Process(t, admin, "go_memstats_heap_inuse_bytes") }
 	base := heap()
 	var batch []byte
@@ -1022,4 +1022,14 @@ func TestAdversarialEventRelayInjectionsToANonReadingClientAreBounded(t *testing
 	grown := heap() - base
 	t.Logf("client sent %d kB without reading; edge heap in use grew %.1f MiB", sent>>10, grown/(1<<20))
 	assert.Less(t, grown, float64(8<<20), "the edge queued what a non-reading client is owed without bound")
+}
+
+// atk8EventRelays waits until at least n relays run on the event engine:
+// the gauge counts a relay once relay.Start has returned, a moment after
+// the client may have read its open packet.
+func atk8EventRelays(t *testing.T, admin string, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return scrape(t, admin)[`caddy_socketio_websocket_relays{engine="event"}`] >= float64(n)
+	}, 10*time.Second, 10*time.Millisecond, "fewer than %d relays on the event engine", n)
 }

@@ -234,7 +234,12 @@ func (h *Handler) newBridge(c *call, upConn *websocket.Conn, o engineio.OpenPack
 	slot, own := h.slot, h.policy
 	b.pol = func() *policy { return slot.now(own) }
 	b.live = newLiveIdentity(c.id, h.logger)
-	lim := h.messageLimit(b.pol, c.client, c.id.UserID, c.sid)
+	inj := new(bridgeInjector)
+	inj.b.Store(b)
+	var upgraded atomic.Bool
+	f := h.filters(b.pol, c.sid, c.client, b.live, inj, &upgraded)
+	b.fromC, b.fromW, b.withdraw = &f.fromClient, &f.fromUpstream, f.toWorker
+	lim := h.messageLimit(f, c.id.UserID)
 	b.limit = func() error {
 		err := lim()
 		if err == nil {
@@ -246,11 +251,7 @@ func (h *Handler) newBridge(c *call, upConn *websocket.Conn, o engineio.OpenPack
 		}
 		return &overRate{wait: wait, msg: err.Error()}
 	}
-	inj := new(bridgeInjector)
-	inj.b.Store(b)
-	var upgraded atomic.Bool
-	b.fromC, b.fromW, b.withdraw = h.filters(b.pol, c.sid, c.client, b.live, inj, &upgraded)
-	b.unwatch = h.watchRoles(b.pol, c.sid, b.live, c.client, inj, b.withdraw)
+	b.unwatch = h.watchRoles(f)
 	h.registry.relayStarted(c.sid, c.up.upstreamState, time.Now())
 	var stop *relay.Stopper
 	stop, b.relayDone = h.registry.relaying(time.Duration(h.DrainPeriod), c.up)

@@ -29,7 +29,8 @@ func BenchmarkFilterPeek(b *testing.B) {
 			pol := h.newPolicy()
 			live := newLiveIdentity(identity.Identity{UserID: "7", Roles: "user"}, zap.NewNop())
 			var upgraded atomic.Bool
-			fromClient, fromUpstream, _ := h.filters(func() *policy { return pol }, "sid", security.Client{IP: "192.0.2.1"}, live, new(relay.Injector), &upgraded)
+			f := h.filters(func() *policy { return pol }, "sid", security.Client{IP: "192.0.2.1"}, live, new(relay.Injector), &upgraded)
+			fromClient, fromUpstream := &f.fromClient, &f.fromUpstream
 			head := msg[:clientPeek]
 			b.ReportAllocs()
 			for b.Loop() {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -97,55 +98,85 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	// below may touch r or its context, which net/http cancels. On
 	// Linux, a plain TCP connection's relay holds no goroutine and no
 	// buffer while idle (see relay.Start); its filters and limits run on
-	// the relay's shared goroutines and do not block.
-	client := c.client
-	h.registry.relayStarted(sid, c.up.upstreamState, time.Now())
+	// the relay's shared goroutines and do not block. What the session
+	// keeps is one wsSession.
+	s := &wsSession{addr: c.up.addr, newSession: newSession, start: time.Now(), slot: h.slot, own: h.policy}
+	h.registry.relayStarted(sid, c.up.upstreamState, s.start)
 	// When the process exits: the Engine.IO close packet, then 1001, at
 	// this relay's moment in the drain period.
 	// Or when its worker is drained for a deploy, with a reason that says
 	// so (see drain.go).
 	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod), c.up)
-	// The session follows the policy of the moment (see policySlot), not
-	// the one of the config that upgraded it.
-	slot, own := h.slot, h.policy
-	pol := func() *policy { return slot.now(own) }
-	live := newLiveIdentity(c.id, h.logger)
+	s.relayDone = relayDone
+	s.live.init(c.id, h.logger)
+	s.filters.init(h, s.policy, sid, c.client, &s.live, &s.inj, &s.upgraded)
+	s.limit = msgLimit{f: &s.filters, userID: c.id.UserID}
 	opt := relay.Options{
-		Limit:       func() int64 { return pol().maxPayload },
-		AdmitClient: h.messageLimit(pol, client, c.id.UserID, c.sid),
-		Count:       countWebSocket,
-		Stop:        stop,
-		Farewell:    []byte{byte(engineio.Close)},
-		StopReason:  "edge shutting down",
-		Inject:      new(relay.Injector),
-		NoTakeover:  readAhead,
+		Limit:        s.maxPayload,
+		AdmitClient:  s.limit.admit,
+		Count:        countWebSocket,
+		Stop:         stop,
+		Farewell:     farewell,
+		StopReason:   "edge shutting down",
+		Inject:       &s.inj,
+		NoTakeover:   readAhead,
+		FromClient:   &s.filters.fromClient,
+		FromUpstream: &s.filters.fromUpstream,
 	}
-	var upgraded atomic.Bool
-	var toWorker func(ns string)
-	opt.FromClient, opt.FromUpstream, toWorker = h.filters(pol, sid, client, live, opt.Inject, &upgraded)
-	stopWatching := h.watchRoles(pol, sid, live, client, opt.Inject, toWorker)
-	addr := c.up.addr
-	start := time.Now()
-	var relays prometheus.Gauge
-	started := make(chan struct{})
-	evented := relay.Start(clientConn, upConn, opt, func(err error) {
-		// Start has returned: done runs on another goroutine, after.
-		<-started
-		relays.Dec()
-		stopWatching()
-		relayDone()
-		h.registry.relayEnded(sid, newSession || upgraded.Load(), time.Now())
-		if errors.Is(err, websocket.ErrReadLimit) {
-			h.refusedMessageSize(client, pol().maxPayload)
-		}
-		if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
-			ce.Write(zap.String("upstream", addr), zap.String("remote_ip", client.IP),
-				zap.Duration("duration", time.Since(start)), zap.String("end", closeReason(err)))
-		}
-	})
-	relays = metrics.relays.WithLabelValues(relayEngine(evented))
-	relays.Inc()
-	close(started)
+	s.roles.start(&s.filters)
+	s.started.Add(1)
+	evented := relay.Start(clientConn, upConn, opt, s.ended)
+	s.relays = metrics.relays.WithLabelValues(relayEngine(evented))
+	s.relays.Inc()
+	s.started.Done()
+}
+
+// farewell is the Engine.IO close packet a relay sends its client before
+// it closes for the edge's exit or a drain; never written to.
+var farewell = []byte{byte(engineio.Close)}
+
+// wsSession is what a relayed WebSocket session keeps for its life, in
+// one piece: its filters, its role checks, its message bucket, its user
+// and the relay's Injector.
+type wsSession struct {
+	filters    sessionFilters // and the session's handler, sid and client
+	addr       string
+	newSession bool
+	start      time.Time
+	slot       *policySlot
+	own        *policy
+	live       liveIdentity
+	limit      msgLimit
+	roles      roleWatch
+	inj        relay.Injector
+	upgraded   atomic.Bool
+	relayDone  func()
+	relays     prometheus.Gauge
+	started    sync.WaitGroup // until relays is set
+}
+
+// policy is the session's policy of the moment (see policySlot), not
+// the one of the config that upgraded it.
+func (s *wsSession) policy() *policy { return s.slot.now(s.own) }
+
+func (s *wsSession) maxPayload() int64 { return s.policy().maxPayload }
+
+// ended is the relay's done: Start has returned, and it runs on
+// another goroutine.
+func (s *wsSession) ended(err error) {
+	s.started.Wait()
+	s.relays.Dec()
+	s.roles.stop()
+	s.relayDone()
+	h, client := s.filters.h, s.filters.client
+	h.registry.relayEnded(s.filters.sid, s.newSession || s.upgraded.Load(), time.Now())
+	if errors.Is(err, websocket.ErrReadLimit) {
+		h.refusedMessageSize(client, s.policy().maxPayload)
+	}
+	if ce := h.logger.Check(zapcore.DebugLevel, "WebSocket closed"); ce != nil {
+		ce.Write(zap.String("upstream", s.addr), zap.String("remote_ip", client.IP),
+			zap.Duration("duration", time.Since(s.start)), zap.String("end", closeReason(err)))
+	}
 }
 
 // dialWorker opens the worker's WebSocket at uri for the call: a
@@ -196,34 +227,42 @@ var errWorkerDrained = errors.New("worker draining for a deploy")
 // the session a fresh bucket at the new rate. A session upgraded from
 // polling (sid set) goes on with the bucket its POSTs drew from, so an
 // upgrade does not buy it a fresh burst.
-func (h *Handler) messageLimit(pol func() *policy, client security.Client, userID, sid string) func() error {
-	var (
-		lim  *rate.Limiter
-		lims Rate
-	)
-	return func() error {
-		r := pol().messages
-		if r == nil {
+func (h *Handler) messageLimit(f *sessionFilters, userID string) func() error {
+	m := &msgLimit{f: f, userID: userID}
+	return m.admit
+}
+
+// msgLimit is messageLimit's state.
+type msgLimit struct {
+	f      *sessionFilters // the session's pol, client and sid
+	userID string
+	lim    *rate.Limiter // the session's own bucket, made at its first message
+	lims   Rate          // lim's rate
+}
+
+func (m *msgLimit) admit() error {
+	r := m.f.pol().messages
+	if r == nil {
+		return nil
+	}
+	h, sid := m.f.h, m.f.sid
+	if sid != "" && h.buckets != nil && h.RateLimits != nil && h.RateLimits.Messages != nil && *r == *h.RateLimits.Messages {
+		if ok, _ := h.buckets.take("m:"+sid, r, 1); ok {
 			return nil
 		}
-		if sid != "" && h.buckets != nil && h.RateLimits != nil && h.RateLimits.Messages != nil && *r == *h.RateLimits.Messages {
-			if ok, _ := h.buckets.take("m:"+sid, r, 1); ok {
-				return nil
-			}
-		} else {
-			if lim == nil || *r != lims {
-				lim, lims = r.newLimiter(), *r
-			}
-			if lim.AllowN(clock(), 1) {
-				return nil
-			}
+	} else {
+		if m.lim == nil || *r != m.lims {
+			m.lim, m.lims = r.newLimiter(), *r
 		}
-		security.Refused(security.ReasonRate)
-		security.LogClient(h.security, "socketio_proxy", security.RateLimited,
-			"WebSocket session over its message rate "+r.String()+"; closed", client,
-			security.Fields{UserID: userID})
-		return rateCloseReason(time.Duration(r.Window))
+		if m.lim.AllowN(clock(), 1) {
+			return nil
+		}
 	}
+	security.Refused(security.ReasonRate)
+	security.LogClient(h.security, "socketio_proxy", security.RateLimited,
+		"WebSocket session over its message rate "+r.String()+"; closed", m.f.client,
+		security.Fields{UserID: m.userID})
+	return rateCloseReason(time.Duration(r.Window))
 }
 
 // injector sends packets of the edge's own into a running session, and
@@ -251,166 +290,196 @@ const clientPeek = 32
 // to date. Only messages whose first clientPeek bytes leave this
 // undecided, and the few packets that matter (CONNECT, DISCONNECT), are
 // read whole; the rest stream.
-func (h *Handler) filters(pol func() *policy, sid string, client security.Client, live *liveIdentity, inj injector, upgraded *atomic.Bool) (fromClient, fromUpstream *relay.Filter, toWorker func(ns string)) {
+// The session's message limit (see messageLimit) and its role checks
+// (see watchRoles) work from its filters' fields.
+func (h *Handler) filters(pol func() *policy, sid string, client security.Client, live *liveIdentity, inj injector, upgraded *atomic.Bool) *sessionFilters {
+	f := new(sessionFilters)
+	f.init(h, pol, sid, client, live, inj, upgraded)
+	return f
+}
+
+// sessionFilters is the state of a session's filters (see filters), in
+// one piece: an idle session holds it for its life.
+type sessionFilters struct {
+	h        *Handler
+	pol      func() *policy
+	sid      string
+	client   security.Client
+	live     *liveIdentity
+	inj      injector
+	upgraded *atomic.Bool
+
 	// The attachments python-socketio awaits from the client. Only the
-	// client's direction changes them; the other goroutines read pending
-	// before sending the worker a DISCONNECT it could swallow.
-	var (
-		clientAtt    attachments
-		clientAwaits atomic.Int64
-		dropThis     bool // the message Peek chose is to be dropped
-		attachThis   bool // the message Peek saw is an awaited attachment
-		told         = make(map[string]bool)
-		workerDrop   atomic.Int64
-	)
-	// toWorker sends the worker a DISCONNECT of the edge's own, or ends
-	// the session when python-socketio would take it as an attachment.
-	toWorker = func(ns string) {
-		if clientAwaits.Load() > 0 {
-			inj.Close("a namespace was withdrawn while a binary event awaited its attachments")
-			return
-		}
-		_ = inj.ToUpstream(disconnectPacket(ns))
+	// client's direction changes them; the other goroutines read
+	// clientAwaits before sending the worker a DISCONNECT it could
+	// swallow.
+	clientAtt    attachments
+	clientAwaits atomic.Int64
+	dropThis     bool            // the message Peek chose is to be dropped
+	attachThis   bool            // the message Peek saw is an awaited attachment
+	told         map[string]bool // namespaces whose withdrawal the client was told of; made on first use
+	workerDrop   atomic.Int64
+
+	fromClient, fromUpstream relay.Filter
+}
+
+func (f *sessionFilters) init(h *Handler, pol func() *policy, sid string, client security.Client, live *liveIdentity, inj injector, upgraded *atomic.Bool) {
+	f.h, f.pol, f.sid, f.client, f.live, f.inj, f.upgraded = h, pol, sid, client, live, inj, upgraded
+	f.fromClient = relay.Filter{PeekLen: clientPeek, Binary: f.clientBinary, Peek: f.clientPeek, Rewrite: f.clientRewrite}
+	f.fromUpstream = relay.Filter{PeekLen: maxWorkerPeek, Binary: f.workerBinary, Peek: f.workerPeek, Rewrite: f.workerRewrite}
+}
+
+// toWorker sends the worker a DISCONNECT of the edge's own, or ends the
+// session when python-socketio would take it as an attachment.
+func (f *sessionFilters) toWorker(ns string) {
+	if f.clientAwaits.Load() > 0 {
+		f.inj.Close("a namespace was withdrawn while a binary event awaited its attachments")
+		return
 	}
-	withdrawn := func(ns string) bool {
-		if told[ns] {
-			return false
+	_ = f.inj.ToUpstream(disconnectPacket(ns))
+}
+
+// withdrawn tells the client, once, that ns was withdrawn.
+func (f *sessionFilters) withdrawn(ns string) bool {
+	if f.told[ns] {
+		return false
+	}
+	if f.told == nil {
+		f.told = make(map[string]bool)
+	}
+	f.told[ns] = true
+	f.h.registry.left(f.sid, ns)
+	_ = f.inj.ToClient(disconnectPacket(ns))
+	return true
+}
+
+func (f *sessionFilters) clientBinary() bool {
+	drop, _ := f.clientAtt.next()
+	f.clientAwaits.Store(f.clientAtt.pending)
+	return !drop
+}
+
+func (f *sessionFilters) clientPeek(p []byte) bool {
+	f.attachThis = false
+	if counts(p, false) {
+		var drop bool
+		drop, f.attachThis = f.clientAtt.next()
+		f.clientAwaits.Store(f.clientAtt.pending)
+		if drop {
+			f.dropThis = true
+			return true
 		}
-		told[ns] = true
-		h.registry.left(sid, ns)
-		_ = inj.ToClient(disconnectPacket(ns))
+	}
+	// Read as a packet even where python may take it as an attachment:
+	// that is only stricter.
+	pkt, decided := socketio.ReadHead(p)
+	if !decided {
 		return true
 	}
-	fromClient = &relay.Filter{
-		PeekLen: clientPeek,
-		Binary: func() bool {
-			drop, _ := clientAtt.next()
-			clientAwaits.Store(clientAtt.pending)
-			return !drop
-		},
-		Peek: func(p []byte) bool {
-			attachThis = false
-			if counts(p, false) {
-				var drop bool
-				drop, attachThis = clientAtt.next()
-				clientAwaits.Store(clientAtt.pending)
-				if drop {
-					dropThis = true
-					return true
-				}
-			}
-			// Read as a packet even where python may take it as an
-			// attachment: that is only stricter.
-			pkt, decided := socketio.ReadHead(p)
-			if !decided {
-				return true
-			}
-			if pkt.Kind != socketio.Message {
-				if len(p) == 1 && p[0] == byte(engineio.Upgrade) {
-					// The client moved its session here: it ends with
-					// this WebSocket.
-					upgraded.Store(true)
-				}
-				return false
-			}
-			switch pkt.Type {
-			case socketio.Disconnect:
-				return true
-			case socketio.Connect:
-				// Read whole even without rules: no client may
-				// connect under the denial prefix (checkPacket).
-				return true
-			}
-			if (pkt.Type == socketio.BinaryEvent || pkt.Type == socketio.BinaryAck) && pkt.Attachments == 0 {
-				return true // refused by checkPacket
-			}
-			pl := pol()
-			if pl.hasRules() && pl.admit(live.recent(), string(pkt.Namespace)) != nil {
-				// A packet to a namespace the user may no longer use.
-				return true
-			}
-			if !attachThis {
-				clientAtt.read(pkt, false)
-				clientAwaits.Store(clientAtt.pending)
-			}
-			return false
-		},
-		Rewrite: func(msg []byte) ([]byte, error) {
-			if dropThis {
-				dropThis = false
-				return nil, nil
-			}
-			pkt, out, err := h.checkPacket(pol(), client, live, msg, false, withdrawn)
-			if err != nil {
-				security.Refused(security.ReasonMalformed)
-				return nil, err
-			}
-			if !attachThis {
-				clientAtt.read(pkt, out == nil || len(out) != len(msg) || &out[0] != &msg[0])
-				clientAwaits.Store(clientAtt.pending)
-			}
-			if pkt.Kind == socketio.Message && pkt.Type == socketio.Connect {
-				delete(told, string(pkt.Namespace))
-			}
-			h.followClient(sid, msg)
-			return out, nil
-		},
+	if pkt.Kind != socketio.Message {
+		if len(p) == 1 && p[0] == byte(engineio.Upgrade) {
+			// The client moved its session here: it ends with this
+			// WebSocket.
+			f.upgraded.Store(true)
+		}
+		return false
 	}
-	fromUpstream = &relay.Filter{
-		PeekLen: maxWorkerPeek,
-		Binary: func() bool {
-			if workerDrop.Load() > 0 {
-				workerDrop.Add(-1)
-				return false
-			}
-			return true
-		},
-		Peek: func(p []byte) bool {
-			if socketio.IsDenialReply(p) {
-				return true
-			}
-			t, isMessage := socketio.WorkerType(p)
-			switch {
-			case !isMessage:
-				return false
-			case t == socketio.Connect || t == socketio.Disconnect:
-				return true
-			}
-			pl := pol()
-			if !pl.hasRules() || !(socketio.Head{Type: t}).CarriesData() {
-				return false
-			}
-			head, ok := socketio.ReadWorker(p, len(p) < maxWorkerPeek)
-			if !ok {
-				// A header longer than the peek: read it whole.
-				return len(p) >= maxWorkerPeek
-			}
-			return pl.admit(live.recent(), string(head.Namespace)) != nil
-		},
-		Rewrite: func(msg []byte) ([]byte, error) {
-			if ce, ok := socketio.DenialConnectError(msg); ok {
-				return ce, nil
-			}
-			if head, ok := socketio.ReadWorker(msg, true); ok && head.CarriesData() {
-				ns := string(head.Namespace)
-				id := live.recent()
-				if d := pol().admit(id, ns); d != nil {
-					// The worker's data for a namespace withdrawn from
-					// the session, and its attachments, do not reach
-					// the client; the client gets the DISCONNECT
-					// instead, and so does the worker.
-					workerDrop.Store(head.Attachments)
-					h.logWithdrawn(d, id, client)
-					h.registry.left(sid, ns)
-					toWorker(ns)
-					return disconnectPacket(ns), nil
-				}
-			}
-			h.registry.follow(sid, msg, true)
-			return msg, nil
-		},
+	switch pkt.Type {
+	case socketio.Disconnect:
+		return true
+	case socketio.Connect:
+		// Read whole even without rules: no client may connect under
+		// the denial prefix (checkPacket).
+		return true
 	}
-	return fromClient, fromUpstream, toWorker
+	if (pkt.Type == socketio.BinaryEvent || pkt.Type == socketio.BinaryAck) && pkt.Attachments == 0 {
+		return true // refused by checkPacket
+	}
+	pl := f.pol()
+	if pl.hasRules() && pl.admit(f.live.recent(), string(pkt.Namespace)) != nil {
+		// A packet to a namespace the user may no longer use.
+		return true
+	}
+	if !f.attachThis {
+		f.clientAtt.read(pkt, false)
+		f.clientAwaits.Store(f.clientAtt.pending)
+	}
+	return false
+}
+
+func (f *sessionFilters) clientRewrite(msg []byte) ([]byte, error) {
+	if f.dropThis {
+		f.dropThis = false
+		return nil, nil
+	}
+	pkt, out, err := f.h.checkPacket(f.pol(), f.client, f.live, msg, false, f.withdrawn)
+	if err != nil {
+		security.Refused(security.ReasonMalformed)
+		return nil, err
+	}
+	if !f.attachThis {
+		f.clientAtt.read(pkt, out == nil || len(out) != len(msg) || &out[0] != &msg[0])
+		f.clientAwaits.Store(f.clientAtt.pending)
+	}
+	if pkt.Kind == socketio.Message && pkt.Type == socketio.Connect {
+		delete(f.told, string(pkt.Namespace))
+	}
+	f.h.followClient(f.sid, msg)
+	return out, nil
+}
+
+func (f *sessionFilters) workerBinary() bool {
+	if f.workerDrop.Load() > 0 {
+		f.workerDrop.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (f *sessionFilters) workerPeek(p []byte) bool {
+	if socketio.IsDenialReply(p) {
+		return true
+	}
+	t, isMessage := socketio.WorkerType(p)
+	switch {
+	case !isMessage:
+		return false
+	case t == socketio.Connect || t == socketio.Disconnect:
+		return true
+	}
+	pl := f.pol()
+	if !pl.hasRules() || !(socketio.Head{Type: t}).CarriesData() {
+		return false
+	}
+	head, ok := socketio.ReadWorker(p, len(p) < maxWorkerPeek)
+	if !ok {
+		// A header longer than the peek: read it whole.
+		return len(p) >= maxWorkerPeek
+	}
+	return pl.admit(f.live.recent(), string(head.Namespace)) != nil
+}
+
+func (f *sessionFilters) workerRewrite(msg []byte) ([]byte, error) {
+	if ce, ok := socketio.DenialConnectError(msg); ok {
+		return ce, nil
+	}
+	if head, ok := socketio.ReadWorker(msg, true); ok && head.CarriesData() {
+		ns := string(head.Namespace)
+		id := f.live.recent()
+		if d := f.pol().admit(id, ns); d != nil {
+			// The worker's data for a namespace withdrawn from the
+			// session, and its attachments, do not reach the client;
+			// the client gets the DISCONNECT instead, and so does the
+			// worker.
+			f.workerDrop.Store(head.Attachments)
+			f.h.logWithdrawn(d, id, f.client)
+			f.h.registry.left(f.sid, ns)
+			f.toWorker(ns)
+			return disconnectPacket(ns), nil
+		}
+	}
+	f.h.registry.follow(f.sid, msg, true)
+	return msg, nil
 }
 
 // maxWorkerPeek is how many bytes of each worker message the relay looks

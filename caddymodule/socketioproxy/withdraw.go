@@ -222,10 +222,15 @@ type liveIdentity struct {
 }
 
 func newLiveIdentity(at identity.Identity, logger *zap.Logger) *liveIdentity {
-	l := &liveIdentity{logger: logger}
+	l := new(liveIdentity)
+	l.init(at, logger)
+	return l
+}
+
+func (l *liveIdentity) init(at identity.Identity, logger *zap.Logger) {
+	l.logger = logger
 	l.at.Store(&at)
 	l.last.Store(&at)
-	return l
 }
 
 // rebase makes id, a newer request's user, the session's: a bridged
@@ -261,48 +266,70 @@ func (l *liveIdentity) recent() identity.Identity { return l.last.Load().At(time
 
 // watchRoles checks a live WebSocket session's namespaces every
 // roleCheckInterval, and when its cookie expires, until stop is called:
-// the user's roles may have changed, or a reload added a rule.
-func (h *Handler) watchRoles(pol func() *policy, sid string, live *liveIdentity, client security.Client, inj injector, toWorker func(ns string)) (stop func()) {
-	var (
-		mu      sync.Mutex
-		timer   *time.Timer
-		stopped bool
-	)
-	var check func()
-	schedule := func() {
-		next := roleCheckInterval
-		if exp := live.at.Load().Expires; !exp.IsZero() {
-			if until := time.Until(exp); until > 0 && until < next {
-				next = until
-			}
+// the user's roles may have changed, or a reload added a rule. The
+// session is its filters' (see filters).
+func (h *Handler) watchRoles(f *sessionFilters) (stop func()) {
+	w := new(roleWatch)
+	w.start(f)
+	return w.stop
+}
+
+// roleWatch is watchRoles' state: one timer, reset after each check.
+type roleWatch struct {
+	f       *sessionFilters
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+func (w *roleWatch) start(f *sessionFilters) {
+	w.f = f
+	w.schedule()
+}
+
+// schedule sets the timer for the next check.
+func (w *roleWatch) schedule() {
+	next := roleCheckInterval
+	if exp := w.f.live.at.Load().Expires; !exp.IsZero() {
+		if until := time.Until(exp); until > 0 && until < next {
+			next = until
 		}
-		mu.Lock()
-		if !stopped {
-			timer = time.AfterFunc(next, check)
-		}
-		mu.Unlock()
 	}
-	check = func() {
-		if p := pol(); p.hasRules() {
-			id := live.current()
-			if h.mustEnd(p, sid, id, client) {
-				inj.Close("session connected to more namespaces than the edge tracks")
-				return
-			}
-			for _, ns := range h.withdrawNamespaces(p, sid, id, client) {
-				toWorker(ns)
-				if inj.ToClient(disconnectPacket(ns)) != nil {
-					break
-				}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.stopped:
+	case w.timer == nil:
+		w.timer = time.AfterFunc(next, w.check)
+	default:
+		w.timer.Reset(next)
+	}
+}
+
+func (w *roleWatch) check() {
+	f := w.f
+	if p := f.pol(); p.hasRules() {
+		id := f.live.current()
+		if f.h.mustEnd(p, f.sid, id, f.client) {
+			f.inj.Close("session connected to more namespaces than the edge tracks")
+			return
+		}
+		for _, ns := range f.h.withdrawNamespaces(p, f.sid, id, f.client) {
+			f.toWorker(ns)
+			if f.inj.ToClient(disconnectPacket(ns)) != nil {
+				break
 			}
 		}
-		schedule()
 	}
-	schedule()
-	return func() {
-		mu.Lock()
-		stopped = true
-		timer.Stop()
-		mu.Unlock()
+	w.schedule()
+}
+
+// stop ends the checks.
+func (w *roleWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }

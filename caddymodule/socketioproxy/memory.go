@@ -3,29 +3,43 @@ package socketioproxy
 import (
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
+	"time"
 )
 
-// After a storm of connections (every client of an edge reconnecting at
-// once after a deploy or a restart), the Go heap holds what their
-// handshakes needed long after they are done, and all of it once their
-// connections close: the runtime returns heap to the system only after a
-// GC has found it free, and an edge whose sessions are idle allocates too
-// little to start a GC for minutes. The bench measured an edge keeping
-// 54 KB per connection of a storm of 2,000, twice what the same
-// connections cost opened gently, and all of it 10 s after they closed,
-// 100 MB of it free heap.
+// The Go runtime returns heap to the system only after a GC has found it
+// free, and then slowly, and a GC starts only once the heap has doubled
+// since the last one. An edge whose sessions are idle allocates almost
+// nothing, so it goes on holding for minutes whatever the handshakes of
+// its connections needed: twice the heap its sessions keep while they
+// arrive gently, far more after a storm (every client of an edge
+// reconnecting at once after a deploy or a restart), and all of it once
+// their connections close. The bench measured an edge keeping 54 KB per
+// connection of a storm of 2,000 10 s after they closed, 100 MB of it
+// free heap, and 14.6 KB per idle WebSocket opened gently where the
+// sessions kept 3.
 //
-// So the registry's sweep looks at the heap every sweepInterval: when no
-// GC ran since its last look (the edge has gone quiet) and the heap holds
-// far more than the last GC found live, it collects and returns the free
-// heap at once. A busy edge collects on its own and is left alone.
+// So the registry looks at the heap every settleInterval: when the edge
+// allocated next to nothing since its last look (it has gone quiet), and
+// the heap holds much more than the last GC found live, it collects and
+// returns the free heap at once. An edge that allocates collects on its
+// own and is left alone; a quiet one pays one collection of its live
+// heap, which its idle sessions make small, each time it goes quiet
+// after work.
 
-// minReturn is the least heap worth a forced collection.
-const minReturn = 32 << 20
+// settleInterval is how often the settler looks at the heap.
+const settleInterval = time.Second
+
+// minReturn is the least free heap worth a forced collection; more is
+// needed when the live heap is large (see settle).
+const minReturn = 4 << 20
+
+// quietAlloc is the most an edge may allocate between two looks and
+// still count as quiet; more is needed when the live heap is large.
+const quietAlloc = 1 << 20
 
 // memorySamples are the runtime metrics the settle decision reads.
 var memorySamples = []runtimemetrics.Sample{
-	{Name: "/gc/cycles/total:gc-cycles"},
+	{Name: "/gc/heap/allocs:bytes"},              // allocated since the start
 	{Name: "/memory/classes/heap/objects:bytes"}, // live and dead, not yet swept
 	{Name: "/memory/classes/heap/free:bytes"},    // free, not returned
 	{Name: "/gc/heap/live:bytes"},                // live at the last GC
@@ -33,14 +47,14 @@ var memorySamples = []runtimemetrics.Sample{
 
 // heapState is what settle reads of the runtime.
 type heapState struct {
-	cycles              uint64
+	allocs              uint64
 	objects, free, live uint64
 }
 
-// memorySettler returns heap to the system once the edge has gone quiet
-// after a storm.
+// memorySettler returns heap to the system once the edge has gone quiet.
 type memorySettler struct {
-	lastCycles uint64
+	lastAllocs uint64
+	looked     bool
 	free       func()
 	read       func() heapState
 }
@@ -50,25 +64,28 @@ func newMemorySettler() *memorySettler {
 		free: debug.FreeOSMemory,
 		read: func() heapState {
 			runtimemetrics.Read(memorySamples)
-			return heapState{cycles: memorySamples[0].Value.Uint64(), objects: memorySamples[1].Value.Uint64(),
+			return heapState{allocs: memorySamples[0].Value.Uint64(), objects: memorySamples[1].Value.Uint64(),
 				free: memorySamples[2].Value.Uint64(), live: memorySamples[3].Value.Uint64()}
 		},
 	}
 }
 
-// settle collects and returns free heap when no GC ran since the last
-// call and the heap (objects not yet swept, and free heap not returned)
-// is at least minReturn and more than twice what the last GC found live.
-// It reports whether it did.
+// settle collects and returns free heap when the edge allocated at most
+// quietAlloc, or a 256th of its live heap, since the last call, and the
+// heap (objects not yet swept, and free heap not returned) exceeds what
+// the last GC found live by minReturn and by a quarter of it. It reports
+// whether it did.
 func (m *memorySettler) settle() bool {
 	st := m.read()
-	quiet := st.cycles == m.lastCycles
-	m.lastCycles = st.cycles
+	allocated := st.allocs - m.lastAllocs
+	first := !m.looked
+	m.lastAllocs, m.looked = st.allocs, true
 	held := st.objects + st.free
-	if !quiet || held < minReturn || held <= 2*st.live {
+	quiet := !first && allocated <= max(quietAlloc, st.live/256)
+	if !quiet || held < st.live+max(minReturn, st.live/4) {
 		return false
 	}
 	m.free()
-	m.lastCycles = m.read().cycles
+	m.lastAllocs = m.read().allocs
 	return true
 }

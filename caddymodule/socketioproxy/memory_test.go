@@ -7,20 +7,33 @@ import (
 )
 
 func TestMemorySettlerReturnsHeapOnlyOnceTheEdgeHasGoneQuiet(t *testing.T) {
-	st := heapState{cycles: 7}
+	st := heapState{allocs: 1 << 30}
 	freed := 0
-	m := &memorySettler{read: func() heapState { return st }, free: func() { freed++; st.cycles++ }}
+	m := &memorySettler{read: func() heapState { return st }, free: func() { freed++; st.allocs += 1 << 10; st.objects, st.free = st.live, 0 }}
 
 	st.objects, st.live = 120<<20, 10<<20
-	assert.False(t, m.settle(), "first look: no GC count to compare with yet")
-	st.cycles++
-	assert.False(t, m.settle(), "a GC ran since: the edge is busy and collects on its own")
+	assert.False(t, m.settle(), "first look: nothing to compare the allocations with")
+	st.allocs += 50 << 20
+	assert.False(t, m.settle(), "50 MB allocated since: the edge is busy and collects on its own")
+	st.allocs += 100 << 10
 	assert.True(t, m.settle(), "quiet, and 120 MB held for 10 MB live: a storm's leftovers")
 	assert.Equal(t, 1, freed)
+	assert.False(t, m.settle(), "quiet, but the heap is the same: the collection's own allocations do not count")
 
-	st.objects, st.free, st.live = 15<<20, 10<<20, 8<<20
-	assert.False(t, m.settle(), "not worth it")
-	st.objects, st.free, st.live = 90<<20, 10<<20, 60<<20
-	assert.False(t, m.settle(), "a steady heap: under twice the live heap")
-	assert.Equal(t, 1, freed)
+	st.objects, st.free, st.live = 11<<20, 2<<20, 10<<20
+	assert.False(t, m.settle(), "3 MB over the live heap is not worth a collection")
+	st.objects, st.free, st.live = 15<<20, 1<<20, 10<<20
+	assert.True(t, m.settle(), "6 MB over 10 MB live, quiet: connections opened gently, then idle")
+	assert.Equal(t, 2, freed)
+
+	// A large live heap: a quarter of it is needed, and quiet allows a
+	// 256th of it.
+	st.objects, st.free, st.live = 1100<<20, 0, 1000<<20
+	assert.False(t, m.settle(), "100 MB over 1 GB live is under a quarter")
+	st.objects = 1300 << 20
+	st.allocs += 5 << 20
+	assert.False(t, m.settle(), "5 MB allocated since, over a 256th of the live heap: busy")
+	st.allocs += 3 << 20
+	assert.True(t, m.settle(), "3 MB allocated since, under a 256th: quiet")
+	assert.Equal(t, 3, freed)
 }

@@ -97,12 +97,15 @@ func newRegistry() *registry {
 		defer sweep.Stop()
 		exit := time.NewTicker(exitCheckInterval)
 		defer exit.Stop()
+		settle := time.NewTicker(settleInterval)
+		defer settle.Stop()
 		for {
 			select {
 			case <-s.stop:
 				return
 			case now := <-sweep.C:
 				s.sweep(now)
+			case <-settle.C:
 				settler.settle()
 			case <-exit.C:
 				if caddy.Exiting() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -472,4 +473,44 @@ func TestClientCloseGetsTheWorkersAnswer(t *testing.T) {
 			t.Fatal("the relay did not end after the closing handshake")
 		}
 	})
+}
+
+// A message and the sender's FIN arriving together: the read that takes
+// the message stops short, and the EOF behind it comes with no epoll
+// event of its own, so the engine reads on to it instead of counting the
+// socket drained. The message is passed on and the relay ends, from
+// either side.
+func TestAMessageFollowedAtOnceByFINIsRelayedAndEndsTheRelay(t *testing.T) {
+	for _, fromClient := range []bool{true, false} {
+		name := "worker sends"
+		if fromClient {
+			name = "client sends"
+		}
+		t.Run(name, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, events bool) {
+				for range 20 {
+					p := newPair(t, Options{}, events)
+					from, to := p.worker, p.client
+					if fromClient {
+						from, to = p.client, p.worker
+					}
+					require.NoError(t, from.WriteMessage(websocket.TextMessage, []byte(`42["last words"]`)))
+					require.NoError(t, from.UnderlyingConn().(*net.TCPConn).CloseWrite())
+					_ = to.SetReadDeadline(time.Now().Add(10 * time.Second))
+					_, msg, err := to.ReadMessage()
+					require.NoError(t, err)
+					assert.Equal(t, `42["last words"]`, string(msg))
+					// Both ends read on, and so answer the relay's
+					// close frames at once.
+					go func() { _, _, _ = to.ReadMessage() }()
+					go func() { _, _, _ = from.ReadMessage() }()
+					select {
+					case <-p.done:
+					case <-time.After(10 * time.Second):
+						t.Fatal("the relay never saw the FIN after the message")
+					}
+				}
+			})
+		})
+	}
 }

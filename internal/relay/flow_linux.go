@@ -365,6 +365,14 @@ func (f *flow) read() bool {
 	if f.hn > 0 {
 		f.hdrAt = -1
 	}
+	if n < len(f.buf) && !f.src.hup {
+		// A stream socket's read stops short only once its receive
+		// queue is empty: what arrives next is a new edge, reported
+		// by epoll, so the read that would only say EAGAIN is saved.
+		// Not after the peer's FIN: the EOF to read next comes with
+		// no event of its own.
+		f.src.readable = false
+	}
 	return true
 }
 

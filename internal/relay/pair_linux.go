@@ -18,15 +18,21 @@ type endpoint struct {
 	pair     *pair
 	readable bool // reported readable since the last EAGAIN
 	writable bool // reported writable since the last EAGAIN
-	shut     bool // written its FIN (lingering)
-	broken   bool // a write failed
-	closed   bool // fd closed: never use fd again
+	// hup: epoll reported the peer's FIN, or an error: reads go on to
+	// the end (EOF or the error), which no further event announces.
+	hup    bool
+	shut   bool // written its FIN (lingering)
+	broken bool // a write failed
+	closed bool // fd closed: never use fd again
 }
 
 // ready notes what epoll reported for e and serves e's pair.
 func (e *endpoint) ready(events uint32) {
 	if events&readEvents != 0 {
 		e.readable = true
+	}
+	if events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+		e.hup = true
 	}
 	if events&writeEvents != 0 {
 		e.writable = true

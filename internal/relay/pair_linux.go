@@ -51,7 +51,7 @@ const (
 // engine. Its fields are the poller goroutine's, but for those under mu.
 type pair struct {
 	po       *poller
-	opt      *Options
+	opt      Options // by value: one allocation per pair, not two
 	limit    func() int64
 	done     func(error)
 	client   endpoint
@@ -88,7 +88,7 @@ type injection struct {
 
 // newEventPair makes the pair of cfd and ufd; opt is prepared.
 func newEventPair(po *poller, cfd, ufd int, opt Options, limit func() int64, done func(error)) *pair {
-	p := &pair{po: po, opt: &opt, limit: limit, done: done}
+	p := &pair{po: po, opt: opt, limit: limit, done: done}
 	p.client = endpoint{fd: cfd, pair: p, readable: true, writable: true}
 	p.upstream = endpoint{fd: ufd, pair: p, readable: true, writable: true}
 	p.up = flow{p: p, src: &p.client, dst: &p.upstream, fromClient: true, filter: opt.FromClient}
@@ -211,7 +211,7 @@ func (p *pair) end(err error) bool {
 		return false
 	}
 	p.ended, p.first = true, err
-	if msg := closeMessage(err, stopReason(*p.opt)); msg != nil {
+	if msg := closeMessage(err, stopReason(p.opt)); msg != nil {
 		// A side that broke the protocol has its 1002 already.
 		var fe *frameError
 		broke := errors.As(err, &fe)

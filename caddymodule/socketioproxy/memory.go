@@ -61,7 +61,10 @@ type memorySettler struct {
 
 func newMemorySettler() *memorySettler {
 	return &memorySettler{
-		free: debug.FreeOSMemory,
+		free: func() {
+			debug.FreeOSMemory()
+			metrics.heapReturns.Inc()
+		},
 		read: func() heapState {
 			runtimemetrics.Read(memorySamples)
 			return heapState{allocs: memorySamples[0].Value.Uint64(), objects: memorySamples[1].Value.Uint64(),

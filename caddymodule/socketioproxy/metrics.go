@@ -22,6 +22,9 @@ var metrics = struct {
 	live       prometheus.Collector
 	// relays counts the relayed WebSockets by engine (relayEngine).
 	relays *prometheus.GaugeVec
+	// heapReturns counts the collections the memory settler forced
+	// (see memory.go).
+	heapReturns prometheus.Counter
 
 	// Socket.IO connection state recovery (recoveryHeld,
 	// recoveryResult, recoveryReplayed).
@@ -80,6 +83,10 @@ func init() {
 	for _, engine := range []string{"event", "goroutine"} {
 		metrics.relays.WithLabelValues(engine)
 	}
+	metrics.heapReturns = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "heap_returns_total",
+		Help: "Times the edge, gone quiet with far more heap than live, collected and returned the free heap to the system.",
+	})
 	metrics.held = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "sessions_held",
 		Help: "Worker sessions the edge holds for a Socket.IO client that went away, for connection state recovery.",
@@ -119,7 +126,7 @@ func init() {
 // modules share, to a config's registry.
 func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.inFlight, metrics.live,
-		metrics.relays, metrics.held, metrics.recoveries, metrics.replayed} {
+		metrics.relays, metrics.heapReturns, metrics.held, metrics.recoveries, metrics.replayed} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

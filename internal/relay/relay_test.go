@@ -306,25 +306,38 @@ func TestStopSaysGoodbyeInOrder(t *testing.T) {
 		require.Equal(t, `42["last"]`, string(msg))
 
 		stop.Stop("")
-		_, msg, err = p.client.ReadMessage()
-		require.NoError(t, err)
-		assert.Equal(t, "1", string(msg), "the Engine.IO close packet")
-		_, _, err = p.client.ReadMessage()
-		var ce *websocket.CloseError
-		require.True(t, errors.As(err, &ce), "got %v", err)
-		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
-		assert.Equal(t, "edge shutting down", ce.Text)
-
+		p.saidGoodbye(t, "edge shutting down")
 		_, _, err = p.worker.ReadMessage()
+		var ce *websocket.CloseError
 		require.True(t, errors.As(err, &ce), "the worker got %v", err)
 		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
-		select {
-		case err := <-p.done:
-			assert.ErrorIs(t, err, ErrStopped)
-		case <-time.After(10 * time.Second):
-			t.Fatal("the relay did not end")
-		}
+		p.endsWith(t, ErrStopped)
 	})
+}
+
+// saidGoodbye checks that the client got the farewell "1", then a 1001
+// close with reason.
+func (p *testPair) saidGoodbye(t *testing.T, reason string) {
+	t.Helper()
+	_, msg, err := p.client.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(msg), "the Engine.IO close packet")
+	_, _, err = p.client.ReadMessage()
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+	assert.Equal(t, reason, ce.Text)
+}
+
+// endsWith checks that the relay ends, with want.
+func (p *testPair) endsWith(t *testing.T, want error) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		assert.ErrorIs(t, err, want)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not end")
+	}
 }
 
 // A relay whose Stop came before it started (the edge began to exit as
@@ -336,20 +349,8 @@ func TestStopBeforeTheStart(t *testing.T) {
 		stop.Stop("edge shutting down early")
 		stop.Stop("ignored")
 		p := newPair(t, Options{Stop: stop, Farewell: []byte("1"), StopReason: "edge shutting down"}, events)
-		_, msg, err := p.client.ReadMessage()
-		require.NoError(t, err)
-		assert.Equal(t, "1", string(msg), "the Engine.IO close packet")
-		_, _, err = p.client.ReadMessage()
-		var ce *websocket.CloseError
-		require.True(t, errors.As(err, &ce), "got %v", err)
-		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
-		assert.Equal(t, "edge shutting down early", ce.Text)
-		select {
-		case err := <-p.done:
-			assert.ErrorIs(t, err, ErrStopped)
-		case <-time.After(10 * time.Second):
-			t.Fatal("the relay did not end")
-		}
+		p.saidGoodbye(t, "edge shutting down early")
+		p.endsWith(t, ErrStopped)
 	})
 }
 
@@ -423,13 +424,6 @@ func TestStopCauseIsTheCloseReason(t *testing.T) {
 		stop := new(Stopper)
 		p := newPair(t, Options{Stop: stop, Farewell: []byte("1"), StopReason: "edge shutting down"}, events)
 		stop.Stop("worker draining for a deploy")
-		_, msg, err := p.client.ReadMessage()
-		require.NoError(t, err)
-		assert.Equal(t, "1", string(msg))
-		_, _, err = p.client.ReadMessage()
-		var ce *websocket.CloseError
-		require.True(t, errors.As(err, &ce), "got %v", err)
-		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
-		assert.Equal(t, "worker draining for a deploy", ce.Text)
+		p.saidGoodbye(t, "worker draining for a deploy")
 	})
 }

@@ -775,3 +775,107 @@ func atk9Goroutines(t *testing.T, admin string) int {
 	n, _ := atk9GoroutineDump(t, admin)
 	return n
 }
+
+// An operator's undrain (admin API DELETE) lands around the moment the
+// drain_timeout cuts the worker, a few ms before or after: a relay of
+// the worker from before the drain ends with 1001 or goes on, and every
+// relay that starts on the worker after the undrain goes on (no stale
+// watch of the cut context ends it), and is cut by the next drain.
+// HOLDS at HEAD (the window where a late watch callback of the old cut
+// context, which matches relays by worker rather than by context, could
+// end a relay of the new one is a few µs wide; not reached here).
+func TestAttack9UndrainAtTheTimeout(t *testing.T) {
+	atk8Relay(t)
+	edge, e, a, _ := atk9TwoWorkers(t, "drain_timeout 400ms")
+	for i, delta := range []time.Duration{-15 * time.Millisecond, -3 * time.Millisecond, 0, 3 * time.Millisecond, 15 * time.Millisecond} {
+		by := atk9Split(t, edge, 1, "A")
+		for _, w := range by["B"] {
+			w.c.Close()
+		}
+		status, body := adminDo(t, e, http.MethodPost, "/socketio/upstreams/"+a.Addr+"/drain")
+		require.Equal(t, 200, status, body)
+		time.Sleep(time.Until(time.Now().Add(400*time.Millisecond + delta)))
+		status, body = adminDo(t, e, http.MethodDelete, "/socketio/upstreams/"+a.Addr+"/drain")
+		require.Equal(t, 200, status, body)
+		split := atk9Split(t, edge, 2, "A")
+		for _, w := range split["B"] {
+			w.c.Close()
+		}
+		fresh := split["A"]
+		for j, w := range fresh {
+			assert.True(t, atk9Alive(w, 300+j, 2*time.Second), "round %d (%v): a relay opened after the undrain was cut", i, delta)
+		}
+		old := atk9Alive(by["A"][0], 400, 2*time.Second)
+		t.Logf("round %d (%v): the relay from before the drain alive: %v", i, delta, old)
+		// The next drain cuts the relays opened after the undrain.
+		status, body = adminDo(t, e, http.MethodPost, "/socketio/upstreams/"+a.Addr+"/drain")
+		require.Equal(t, 200, status, body)
+		for j, w := range fresh {
+			code, reason := atk9End(w, 5*time.Second)
+			assert.Equal(t, 1001, code, "round %d: relay %d after the next drain (%s)", i, j, reason)
+		}
+		if old {
+			atk9End(by["A"][0], 5*time.Second)
+		}
+		by["A"][0].c.Close()
+		require.Eventually(t, func() bool { return atk9Relays(t, e.AdminAddr) == 0 }, 10*time.Second, 20*time.Millisecond)
+		status, body = adminDo(t, e, http.MethodDelete, "/socketio/upstreams/"+a.Addr+"/drain")
+		require.Equal(t, 200, status, body)
+	}
+}
+
+// Two sites name worker A: one through a dynamic file, one statically.
+// A leaving the file ends the first site's relays to A (1001) and not
+// the second's: a config's retirement is its own, and the shared watch
+// of one config's retired context matches only that config's relays.
+// HOLDS at HEAD.
+func TestAttack9DynamicLeaveSparesAnotherSitesRelays(t *testing.T) {
+	atk8Relay(t)
+	a := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "A", SecretKey: "atk9-secret"})
+	b := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "B", SecretKey: "atk9-secret"})
+	list := filepath.Join(t.TempDir(), "workers")
+	write := func(addrs ...string) {
+		tmp := list + ".new"
+		require.NoError(t, os.WriteFile(tmp, []byte(strings.Join(addrs, "\n")+"\n"), 0o600))
+		require.NoError(t, os.Rename(tmp, list))
+	}
+	write(a.Addr)
+	site1 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	site2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	e := testenv.StartEdge(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		dynamic file %s {
+			refresh 100ms
+		}
+		sticky_secret %s
+	}
+}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		to %s
+		sticky_secret %s
+	}
+}
+`, site1, list, stickySecret, site2, a.Addr, stickySecret)), site1, site2)
+	var ones, twos []*atk8Conn
+	for i := range 3 {
+		w1 := atk8Open(t, site1, "", true)
+		require.Equal(t, "A", atk9Worker(w1, 10+i))
+		ones = append(ones, w1)
+		w2 := atk8Open(t, site2, "", true)
+		require.Equal(t, "A", atk9Worker(w2, 20+i))
+		twos = append(twos, w2)
+	}
+	write(b.Addr)
+	for i, w := range ones {
+		code, reason := atk9End(w, 5*time.Second)
+		assert.Equal(t, 1001, code, "site 1 relay %d (%s)", i, reason)
+	}
+	for i, w := range twos {
+		assert.True(t, atk9Alive(w, 30+i, 5*time.Second), "site 2 relay %d to A was cut by site 1's retirement", i)
+	}
+	require.Eventually(t, func() bool { return atk9Relays(t, e.AdminAddr) == float64(len(twos)) }, 10*time.Second, 20*time.Millisecond)
+}

@@ -266,16 +266,16 @@ http://%s {
 // (1001) as those relayed since do, so that their clients reconnect to a
 // worker that is there.
 //
-// BROKEN at HEAD, and already at 4226d1d (not a regression of the
-// Stopper change): the relays of worker A opened before the reload go
-// on after A has left the file, for as long as A stays up. A relay
-// watches the retired context of its config's upstream (exit.go
-// relaying: u.retired); the reload drops the old config's dynamic
+// Broke before 9a1ca2b's fix, and already at 4226d1d: the relays of
+// worker A opened before the reload went on after A had left the file,
+// for as long as A stayed up. A relay watched the retired context of its
+// config's upstream; the reload dropped the old config's dynamic
 // upstreams in pool.close() without retiring them, and the new config
-// builds upstreams of its own for the same workers, whose retirement
-// never reaches relays registered under the old ones. The polling
-// sessions are not affected (their next request goes through the new
-// config).
+// built upstreams of its own for the same workers, whose retirement
+// never reached relays registered under the old ones. Now the configs of
+// one dynamic source share each worker's retirement (retireWith). The
+// polling sessions were not affected (their next request goes through
+// the new config).
 func TestAttack9DynamicLeaveAfterReloadCutsOlderRelays(t *testing.T) {
 	atk8Relay(t)
 	a := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "A", SecretKey: "atk9-secret"})

@@ -19,6 +19,10 @@ import (
 // its answers.
 type dynamicWorkers struct {
 	source reverseproxy.UpstreamSource
+	// key is the source's config: the configs that share it, one after
+	// another across reloads, share the retirement of each of its
+	// workers (see takeRetirement).
+	key    string
 	build  func(addr string, tag sticky.Tag) *upstream
 	logger *zap.Logger
 
@@ -31,6 +35,48 @@ type dynamicWorkers struct {
 // traffic, so that the sessions of a worker that left are closed even on
 // an idle edge. The source's own cache says how often it really asks.
 const sourceRefreshInterval = time.Second
+
+// retirements are the contexts that end the relays to a dynamic worker
+// when its source drops it, by source config and worker. A reload builds
+// the new config's workers afresh, while the relays opened through the
+// old config run on; sharing the retirement with the config the source
+// had before lets the source's later answer end those too, as it ends
+// the new config's. Configs with the same source config get the same
+// answers, so sharing with a config of another site changes nothing.
+var retirements = struct {
+	mu sync.Mutex
+	m  map[string]*retirement
+}{m: make(map[string]*retirement)}
+
+// retirement is one worker's, shared by the upstreams that hold it.
+type retirement struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	refs   int
+}
+
+// retireWith makes u's retirement the one shared under key, a fresh one
+// if the worker's last one was used; u.close releases it.
+func (u *upstream) retireWith(key string) {
+	retirements.mu.Lock()
+	defer retirements.mu.Unlock()
+	r := retirements.m[key]
+	if r == nil || r.ctx.Err() != nil {
+		r = new(retirement)
+		r.ctx, r.cancel = context.WithCancel(context.Background())
+		retirements.m[key] = r
+	}
+	r.refs++
+	u.retire() // the config's own, never shared
+	u.retired, u.retire = r.ctx, r.cancel
+	u.release = func() {
+		retirements.mu.Lock()
+		defer retirements.mu.Unlock()
+		if r.refs--; r.refs == 0 && retirements.m[key] == r {
+			delete(retirements.m, key)
+		}
+	}
+}
 
 // newUpstream builds the config's side of worker addr.
 func (h *Handler) newUpstream(addr string, tag sticky.Tag) *upstream {
@@ -102,6 +148,7 @@ func (p *pool) refresh(r *http.Request) {
 		u, ok := d.known[addr]
 		if !ok {
 			u = d.build(addr, p.codec.Tag(addr))
+			u.retireWith(d.key + "\x00" + addr)
 			d.known[addr] = u
 		}
 		if other, dup := set.byTag[u.tag]; dup {

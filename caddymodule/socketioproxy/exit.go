@@ -30,8 +30,9 @@ const drainSlack = 6 * time.Second
 // worker is drained for a deploy (see drain.go).
 type relayStop struct {
 	relay.Stopper
-	period time.Duration // the DrainPeriod of the relay's handler
-	u      *upstream     // its worker, as the relay's config sees it
+	period time.Duration   // the DrainPeriod of the relay's handler
+	u      *upstream       // its worker, as the relay's config sees it
+	cut    context.Context // the worker's cutOff as the relay started
 }
 
 // stop ends the relay as the edge exits; drainStop as its worker drains.
@@ -57,16 +58,19 @@ type ctxWatch struct {
 // context, not per relay, which would cost an idle connection more than
 // its relay does.
 func (s *registry) relaying(period time.Duration, u *upstream) (*relay.Stopper, func()) {
-	rs := &relayStop{period: period, u: u}
-	cut, up := u.cutOff(), u.upstreamState
+	cut, retired := u.cutOff(), u.retired
+	rs := &relayStop{period: period, u: u, cut: cut}
 	s.mu.Lock()
 	s.relays[rs] = struct{}{}
-	s.watchLocked(cut, func(rs *relayStop) bool { return rs.u.upstreamState == up })
-	s.watchLocked(u.retired, func(rs *relayStop) bool { return rs.u == u })
+	// Matched by the very context: an undrain makes a new cutOff, and
+	// the relays that started under it are not the old cut's; a reload
+	// gives a dynamic worker's relays of both configs one retirement.
+	s.watchLocked(cut, func(rs *relayStop) bool { return rs.cut == cut })
+	s.watchLocked(retired, func(rs *relayStop) bool { return rs.u.retired == retired })
 	switch {
 	case s.stopping:
 		rs.stop()
-	case cut.Err() != nil || u.retired.Err() != nil:
+	case cut.Err() != nil || retired.Err() != nil:
 		// The watch may have stopped the worker's relays before this
 		// one was among them (checked under mu, which it takes).
 		rs.drainStop()
@@ -77,7 +81,7 @@ func (s *registry) relaying(period time.Duration, u *upstream) (*relay.Stopper, 
 		defer s.mu.Unlock()
 		delete(s.relays, rs)
 		s.unwatchLocked(cut)
-		s.unwatchLocked(u.retired)
+		s.unwatchLocked(retired)
 		if len(s.relays) == 0 && s.relaysGone != nil {
 			close(s.relaysGone)
 			s.relaysGone = nil

@@ -327,11 +327,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if len(h.Upstreams) > 0 {
 			h.problems = append(h.problems, errors.New("workers come from `to` or from `dynamic`, not both"))
 		}
+		key := string(h.DynamicUpstreamsRaw) // LoadModule clears it
 		mod, err := ctx.LoadModule(h, "DynamicUpstreamsRaw")
 		if err != nil {
 			return fmt.Errorf("loading the dynamic upstream source: %w", err)
 		}
-		h.pool.dyn = &dynamicWorkers{source: mod.(reverseproxy.UpstreamSource), build: h.newUpstream, logger: h.logger}
+		h.pool.dyn = &dynamicWorkers{source: mod.(reverseproxy.UpstreamSource), key: key, build: h.newUpstream, logger: h.logger}
 	}
 	if len(h.problems) > 0 {
 		// Nothing more is built: Validate reports, and Caddy cleans up.

@@ -28,6 +28,9 @@ type upstream struct {
 	// still names the worker keeps its sessions.
 	retired context.Context
 	retire  context.CancelFunc
+	// release lets go of a dynamic worker's shared retirement (see
+	// retireWith); nil for a worker the config names.
+	release func()
 	http    *http.Transport
 	// poll carries the polling requests and the edge's own POSTs to the
 	// worker (see h1client); http the health checks.
@@ -110,6 +113,10 @@ func (u *upstream) close() {
 	u.http.CloseIdleConnections()
 	u.poll.CloseIdleConnections()
 	_, _ = upstreamStates.Delete(u.addr)
+	if u.release != nil {
+		u.release()
+		u.release = nil
+	}
 }
 
 // withServerName returns cfg, or a copy of it naming addr's host as the

@@ -20,7 +20,9 @@ import (
 //
 // So the registry looks at the heap every settleInterval: when the edge
 // allocated next to nothing since its last look (it has gone quiet), and
-// the heap holds much more than the last GC found live, it collects and
+// the heap holds much more than the last GC found live, or a quarter of
+// the sessions that GC saw have ended since (their state is dead, but
+// only a GC can tell, and a quiet edge runs none), it collects and
 // returns the free heap at once. An edge that allocates collects on its
 // own and is left alone; a quiet one pays one collection of its live
 // heap, which its idle sessions make small, each time it goes quiet
@@ -37,29 +39,43 @@ const minReturn = 4 << 20
 // still count as quiet; more is needed when the live heap is large.
 const quietAlloc = 1 << 20
 
+// minEnded is the least number of ended sessions worth a forced
+// collection; more is needed when many sessions are live (see settle).
+const minEnded = 100
+
 // memorySamples are the runtime metrics the settle decision reads.
 var memorySamples = []runtimemetrics.Sample{
 	{Name: "/gc/heap/allocs:bytes"},              // allocated since the start
 	{Name: "/memory/classes/heap/objects:bytes"}, // live and dead, not yet swept
 	{Name: "/memory/classes/heap/free:bytes"},    // free, not returned
 	{Name: "/gc/heap/live:bytes"},                // live at the last GC
+	{Name: "/gc/cycles/total:gc-cycles"},
 }
 
-// heapState is what settle reads of the runtime.
+// heapState is what settle reads of the runtime, and the edge's
+// sessions.
 type heapState struct {
 	allocs              uint64
 	objects, free, live uint64
+	cycles              uint64
+	sessions            int
 }
 
 // memorySettler returns heap to the system once the edge has gone quiet.
 type memorySettler struct {
 	lastAllocs uint64
+	lastCycles uint64
+	// gcSessions is how many sessions there were at the last GC (as
+	// of the first look after it).
+	gcSessions int
 	looked     bool
 	free       func()
 	read       func() heapState
 }
 
-func newMemorySettler() *memorySettler {
+// newMemorySettler makes the settler of an edge whose sessions are
+// counted by sessions.
+func newMemorySettler(sessions func() int) *memorySettler {
 	return &memorySettler{
 		free: func() {
 			debug.FreeOSMemory()
@@ -68,27 +84,35 @@ func newMemorySettler() *memorySettler {
 		read: func() heapState {
 			runtimemetrics.Read(memorySamples)
 			return heapState{allocs: memorySamples[0].Value.Uint64(), objects: memorySamples[1].Value.Uint64(),
-				free: memorySamples[2].Value.Uint64(), live: memorySamples[3].Value.Uint64()}
+				free: memorySamples[2].Value.Uint64(), live: memorySamples[3].Value.Uint64(),
+				cycles: memorySamples[4].Value.Uint64(), sessions: sessions()}
 		},
 	}
 }
 
 // settle collects and returns free heap when the edge allocated at most
-// quietAlloc, or a 256th of its live heap, since the last call, and the
-// heap (objects not yet swept, and free heap not returned) exceeds what
-// the last GC found live by minReturn and by a quarter of it. It reports
-// whether it did.
+// quietAlloc, or a 256th of its live heap, since the last call, and
+// either the heap (objects not yet swept, and free heap not returned)
+// exceeds what the last GC found live by minReturn and by a quarter of
+// it, or at least minEnded sessions, and a quarter of those there were
+// at the last GC, have ended since. It reports whether it did.
 func (m *memorySettler) settle() bool {
 	st := m.read()
 	allocated := st.allocs - m.lastAllocs
 	first := !m.looked
-	m.lastAllocs, m.looked = st.allocs, true
+	if first || st.cycles != m.lastCycles {
+		m.gcSessions = st.sessions
+	}
+	m.lastAllocs, m.lastCycles, m.looked = st.allocs, st.cycles, true
 	held := st.objects + st.free
 	quiet := !first && allocated <= max(quietAlloc, st.live/256)
-	if !quiet || held < st.live+max(minReturn, st.live/4) {
+	grown := held >= st.live+max(minReturn, st.live/4)
+	ended := m.gcSessions - st.sessions
+	if !quiet || !(grown || ended >= max(minEnded, m.gcSessions/4)) {
 		return false
 	}
 	m.free()
-	m.lastAllocs = m.read().allocs
+	after := m.read()
+	m.lastAllocs, m.lastCycles, m.gcSessions = after.allocs, after.cycles, after.sessions
 	return true
 }

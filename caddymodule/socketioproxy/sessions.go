@@ -91,7 +91,11 @@ func newRegistry() *registry {
 	s := &registry{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}), watches: make(map[context.Context]*ctxWatch),
 		requests: make(map[string]int)}
 	s.draining, s.drainPoll = context.WithCancel(context.Background())
-	settler := newMemorySettler()
+	settler := newMemorySettler(func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.live)
+	})
 	go func() {
 		sweep := time.NewTicker(sweepInterval)
 		defer sweep.Stop()

@@ -84,6 +84,17 @@ func atk9Alive(w *atk8Conn, id int, d time.Duration) bool {
 	}
 }
 
+// atk9WorkerList is a dynamic source's file of workers, and the func
+// that replaces its list at once (a rename, never a half-written file).
+func atk9WorkerList(t *testing.T) (list string, write func(addrs ...string)) {
+	list = filepath.Join(t.TempDir(), "workers")
+	return list, func(addrs ...string) {
+		tmp := list + ".new"
+		require.NoError(t, os.WriteFile(tmp, []byte(strings.Join(addrs, "\n")+"\n"), 0o600))
+		require.NoError(t, os.Rename(tmp, list))
+	}
+}
+
 // atk9Relays is the number of live relays, both engines.
 func atk9Relays(t *testing.T, admin string) float64 {
 	return sum(scrape(t, admin), `^caddy_socketio_websocket_relays\{`)
@@ -222,12 +233,7 @@ func TestAttack9DynamicLeaveCutsOnlyTheLeaver(t *testing.T) {
 	atk8Relay(t)
 	a := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "A", SecretKey: "atk9-secret"})
 	b := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "B", SecretKey: "atk9-secret"})
-	list := filepath.Join(t.TempDir(), "workers")
-	write := func(addrs ...string) {
-		tmp := list + ".new"
-		require.NoError(t, os.WriteFile(tmp, []byte(strings.Join(addrs, "\n")+"\n"), 0o600))
-		require.NoError(t, os.Rename(tmp, list))
-	}
+	list, write := atk9WorkerList(t)
 	write(a.Addr, b.Addr)
 	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg := testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
@@ -283,12 +289,7 @@ func TestAttack9DynamicLeaveAfterReloadCutsOlderRelays(t *testing.T) {
 	atk8Relay(t)
 	a := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "A", SecretKey: "atk9-secret"})
 	b := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "B", SecretKey: "atk9-secret"})
-	list := filepath.Join(t.TempDir(), "workers")
-	write := func(addrs ...string) {
-		tmp := list + ".new"
-		require.NoError(t, os.WriteFile(tmp, []byte(strings.Join(addrs, "\n")+"\n"), 0o600))
-		require.NoError(t, os.Rename(tmp, list))
-	}
+	list, write := atk9WorkerList(t)
 	write(a.Addr, b.Addr)
 	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg := func(extra string) testenv.EdgeConfig {
@@ -836,12 +837,7 @@ func TestAttack9DynamicLeaveSparesAnotherSitesRelays(t *testing.T) {
 	atk8Relay(t)
 	a := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "A", SecretKey: "atk9-secret"})
 	b := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "B", SecretKey: "atk9-secret"})
-	list := filepath.Join(t.TempDir(), "workers")
-	write := func(addrs ...string) {
-		tmp := list + ".new"
-		require.NoError(t, os.WriteFile(tmp, []byte(strings.Join(addrs, "\n")+"\n"), 0o600))
-		require.NoError(t, os.Rename(tmp, list))
-	}
+	list, write := atk9WorkerList(t)
 	write(a.Addr)
 	site1 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	site2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))

@@ -21,7 +21,7 @@ type dynamicWorkers struct {
 	source reverseproxy.UpstreamSource
 	// key is the source's config: the configs that share it, one after
 	// another across reloads, share the retirement of each of its
-	// workers (see takeRetirement).
+	// workers (see retireWith).
 	key    string
 	build  func(addr string, tag sticky.Tag) *upstream
 	logger *zap.Logger
@@ -48,34 +48,53 @@ var retirements = struct {
 	m  map[string]*retirement
 }{m: make(map[string]*retirement)}
 
-// retirement is one worker's, shared by the upstreams that hold it.
+// retirement is one worker's, shared by the upstreams of the configs
+// that name it and by the relays they opened: a relay outlives its
+// config, so the retirement stays shared until the last of either ends.
 type retirement struct {
+	key    string
 	ctx    context.Context
 	cancel context.CancelFunc
 	refs   int
 }
 
-// retireWith makes u's retirement the one shared under key, a fresh one
-// if the worker's last one was used; u.close releases it.
-func (u *upstream) retireWith(key string) {
+// shareRetirement returns the retirement shared under key, a fresh one
+// if the worker's last one was used, held once more.
+func shareRetirement(key string) *retirement {
 	retirements.mu.Lock()
 	defer retirements.mu.Unlock()
 	r := retirements.m[key]
 	if r == nil || r.ctx.Err() != nil {
-		r = new(retirement)
+		r = &retirement{key: key}
 		r.ctx, r.cancel = context.WithCancel(context.Background())
 		retirements.m[key] = r
 	}
 	r.refs++
-	u.retire() // the config's own, never shared
-	u.retired, u.retire = r.ctx, r.cancel
-	u.release = func() {
-		retirements.mu.Lock()
-		defer retirements.mu.Unlock()
-		if r.refs--; r.refs == 0 && retirements.m[key] == r {
-			delete(retirements.m, key)
-		}
+	return r
+}
+
+// hold counts one more holder of r.
+func (r *retirement) hold() {
+	retirements.mu.Lock()
+	r.refs++
+	retirements.mu.Unlock()
+}
+
+// let counts one holder fewer; the last forgets r.
+func (r *retirement) let() {
+	retirements.mu.Lock()
+	defer retirements.mu.Unlock()
+	if r.refs--; r.refs == 0 && retirements.m[r.key] == r {
+		delete(retirements.m, r.key)
 	}
+}
+
+// retireWith makes u's retirement the one shared under key; u.close
+// lets it go.
+func (u *upstream) retireWith(key string) {
+	r := shareRetirement(key)
+	u.retire() // the config's own, never shared
+	u.shared, u.retired, u.retire = r, r.ctx, r.cancel
 }
 
 // newUpstream builds the config's side of worker addr.

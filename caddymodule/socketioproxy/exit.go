@@ -60,6 +60,11 @@ type ctxWatch struct {
 func (s *registry) relaying(period time.Duration, u *upstream) (*relay.Stopper, func()) {
 	cut, retired := u.cutOff(), u.retired
 	rs := &relayStop{period: period, u: u, cut: cut}
+	if u.shared != nil {
+		// The relay outlives its config: the worker's retirement stays
+		// the one a later config of the source shares until it ends.
+		u.shared.hold()
+	}
 	s.mu.Lock()
 	s.relays[rs] = struct{}{}
 	// Matched by the very context: an undrain makes a new cutOff, and
@@ -82,6 +87,9 @@ func (s *registry) relaying(period time.Duration, u *upstream) (*relay.Stopper, 
 		delete(s.relays, rs)
 		s.unwatchLocked(cut)
 		s.unwatchLocked(retired)
+		if u.shared != nil {
+			u.shared.let()
+		}
 		if len(s.relays) == 0 && s.relaysGone != nil {
 			close(s.relaysGone)
 			s.relaysGone = nil

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
 // stopped records the reason a relay's Stopper got.
@@ -105,4 +107,37 @@ func TestRelaysEndWithTheirWorkersCutAndRetirement(t *testing.T) {
 	defer reg.mu.Unlock()
 	assert.Empty(t, reg.relays)
 	assert.Empty(t, reg.watches, "watches left after their relays ended")
+}
+
+// A dynamic worker's relays opened through a config outlive it: when
+// that config ends before the next one has asked its source, the
+// worker's retirement must still be the one the next config shares, so
+// that the worker's leaving ends the old config's relays too. Failed in
+// CI when the old config's cleanup came first: its upstream let go of
+// the retirement, the next config made a fresh one, and the relays
+// opened before the reload ran on after the worker left.
+func TestADynamicWorkersRelaysKeepItsRetirementAcrossAReload(t *testing.T) {
+	reg := &registry{relays: make(map[*relayStop]struct{}), watches: make(map[context.Context]*ctxWatch)}
+	key := "test-source\x00" + t.Name()
+	newUp := func() *upstream {
+		u := newUpstream("127.0.0.1:1", sticky.Tag{1}, time.Second, nil)
+		u.retireWith(key)
+		return u
+	}
+	old := newUp()
+	st, done := reg.relaying(0, old)
+	reason := stopped(t, st)
+	// The reload: the old config is cleaned up first, then the new one
+	// asks its source.
+	old.close()
+	next := newUp()
+	assert.Same(t, old.shared, next.shared, "the new config made a retirement of its own while a relay held the old one")
+	next.retire()
+	_, ok := stopReasonWithin(t, reason)
+	assert.True(t, ok, "the old config's relay outlived the worker's leaving")
+	done()
+	next.close()
+	retirements.mu.Lock()
+	defer retirements.mu.Unlock()
+	assert.NotContains(t, retirements.m, key, "a retirement left after its last holder")
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,10 +29,14 @@ type upstream struct {
 	// still names the worker keeps its sessions.
 	retired context.Context
 	retire  context.CancelFunc
-	// release lets go of a dynamic worker's shared retirement (see
-	// retireWith); nil for a worker the config names.
-	release func()
-	http    *http.Transport
+	// shared is a dynamic worker's retirement, shared with the other
+	// configs of its source and held by the relays opened to it (see
+	// retireWith); nil for a worker the config names. Set before the
+	// upstream is used, never changed; released tells whether close let
+	// it go.
+	shared   *retirement
+	released atomic.Bool
+	http     *http.Transport
 	// poll carries the polling requests and the edge's own POSTs to the
 	// worker (see h1client); http the health checks.
 	poll   *h1client.Client
@@ -113,9 +118,8 @@ func (u *upstream) close() {
 	u.http.CloseIdleConnections()
 	u.poll.CloseIdleConnections()
 	_, _ = upstreamStates.Delete(u.addr)
-	if u.release != nil {
-		u.release()
-		u.release = nil
+	if u.shared != nil && !u.released.Swap(true) {
+		u.shared.let()
 	}
 }
 

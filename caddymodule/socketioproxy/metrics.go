@@ -85,7 +85,7 @@ func init() {
 	}
 	metrics.heapReturns = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "heap_returns_total",
-		Help: "Times the edge, gone quiet with far more heap than live, collected and returned the free heap to the system.",
+		Help: "Times the edge, gone quiet after work or after many sessions ended, collected and returned the free heap to the system.",
 	})
 	metrics.held = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "sessions_held",

@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -184,8 +185,19 @@ func (s *wsSession) ended(err error) {
 // nextForHandshake). When it fails, the client has its answer: the
 // worker's refusal as the worker sent it, or the edge's.
 func (h *Handler) dialWorker(w http.ResponseWriter, c *call, uri string) (*websocket.Conn, *http.Response, bool) {
+	// The dial ends with the request, but its context holds none of the
+	// request's values. gorilla bounds the handshake with a context
+	// timer, and the runtime keeps a stopped timer, and its context, until
+	// it would have fired, or until a quarter of the timers are such:
+	// derived from the request's, it held Caddy's state of the request
+	// and net/http's 8 KB of buffers, about 10 KB, for each connection
+	// opened in the last dial_timeout (1.2 KB per idle WebSocket, 2,000
+	// opened 100 at a time).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer context.AfterFunc(c.r.Context(), cancel)()
 	dial := func() (*websocket.Conn, *http.Response, error) {
-		return c.up.dialer.DialContext(c.r.Context(), c.up.wsURL(uri), upstreamHeader(c.r, true))
+		return c.up.dialer.DialContext(ctx, c.up.wsURL(uri), upstreamHeader(c.r, true))
 	}
 	upConn, res, err := dial()
 	for err != nil && res == nil && h.nextForHandshake(c, err) {

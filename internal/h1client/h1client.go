@@ -237,8 +237,15 @@ func tlsBuffered(conn net.Conn) bool {
 	return false
 }
 
-// dial opens a new connection, with TLS when configured.
-func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+// dial opens a new connection, with TLS when configured. It ends with
+// reqCtx, but what it dials with holds none of reqCtx's values: a dial
+// timeout is a context timer, and the runtime keeps a stopped timer, and
+// its context, until it would have fired, which would keep the request's
+// state (a server's buffers, Caddy's replacer) for that long.
+func (c *Client) dial(reqCtx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	defer context.AfterFunc(reqCtx, func() { cancel(context.Cause(reqCtx)) })()
 	conn, err := c.Dial(ctx, "tcp", c.Addr)
 	if err != nil || c.TLS == nil {
 		return conn, err

@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -321,5 +323,59 @@ func TestBytesPastAnAnswerCloseTheConnection(t *testing.T) {
 			assert.Equal(t, body, b, "tls %v", tlsSrv)
 		}
 		assert.EqualValues(t, 3, dials.Load(), "tls %v: a connection per request", tlsSrv)
+	}
+}
+
+// markerKey carries a request's marker in its context.
+type markerKey struct{}
+
+// A new connection is dialed within the request's time, but once the
+// exchange is over nothing of the request may stay reachable. A dial
+// timeout (net.Dialer's, the TLS handshake's) is a context timer, and the
+// runtime keeps a stopped timer, and its context, until it would have
+// fired, unless a quarter of its timers are such: derived from the
+// request's context, it held the request (at the edge, Caddy's state of
+// the client's request and net/http's buffers) that long.
+func TestADialHoldsNothingOfTheRequest(t *testing.T) {
+	for _, tlsSrv := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "TLS"}[tlsSrv], func(t *testing.T) {
+			// One P, and many live timers on it, as an edge with idle
+			// sessions has: the runtime then leaves stopped timers in
+			// its heap.
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			for range 100 {
+				tm := time.AfterFunc(time.Hour, func() {})
+				defer tm.Stop()
+			}
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+			srv := httptest.NewUnstartedServer(h)
+			if tlsSrv {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			c, _ := newClient(t, srv)
+			d := &net.Dialer{Timeout: time.Minute}
+			c.Dial, c.HandshakeTimeout = d.DialContext, time.Minute
+
+			var held weak.Pointer[[256]byte]
+			func() {
+				marker := new([256]byte)
+				held = weak.Make(marker)
+				ctx, cancel := context.WithCancel(context.WithValue(context.Background(), markerKey{}, marker))
+				defer cancel()
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/", nil)
+				require.NoError(t, err)
+				req.Body = nil
+				res, err := c.RoundTrip(req)
+				require.NoError(t, err)
+				_, _ = io.Copy(io.Discard, res.Body)
+				require.NoError(t, res.Body.Close())
+			}()
+			runtime.GC()
+			runtime.GC()
+			assert.Nil(t, held.Value(), "the request's context is still reachable after its exchange")
+		})
 	}
 }

@@ -658,11 +658,17 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string, run idleRun) 
 		if res.GoAfter, err = memStats(rp.adminAddr); err != nil {
 			return nil, err
 		}
-		if run.row == "idle" {
-			if err := b.profiles(rp); err != nil {
+		switch run.row {
+		case "idle":
+			if err := b.profiles(rp, rp.key+"-idle.pprof", "goroutine-"+rp.key+".txt"); err != nil {
 				return nil, err
 			}
 			res.Goroutines = goroutines(filepath.Join(b.out, "goroutine-"+rp.key+".txt"))
+		case "poll-idle":
+			if err := b.profiles(rp, rp.key+"-poll-idle.pprof", "goroutine-"+rp.key+"-poll-idle.txt"); err != nil {
+				return nil, err
+			}
+			res.Goroutines = goroutines(filepath.Join(b.out, "goroutine-"+rp.key+"-poll-idle.txt"))
 		}
 	}
 	for _, l := range loads {
@@ -707,11 +713,11 @@ func (b *bench) maxConns() int {
 
 // profiles saves the Caddy process's heap profile (after a GC) and its
 // goroutines, from the admin endpoint, to bench/out.
-func (b *bench) profiles(rp *running) error {
-	if err := b.fetchProfile(rp, "/debug/pprof/heap?gc=1", rp.key+"-idle.pprof"); err != nil {
+func (b *bench) profiles(rp *running, heap, goroutine string) error {
+	if err := b.fetchProfile(rp, "/debug/pprof/heap?gc=1", heap); err != nil {
 		return err
 	}
-	return b.fetchProfile(rp, "/debug/pprof/goroutine?debug=1", "goroutine-"+rp.key+".txt")
+	return b.fetchProfile(rp, "/debug/pprof/goroutine?debug=1", goroutine)
 }
 
 // fetchProfile saves what the admin endpoint serves at path to

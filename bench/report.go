@@ -236,6 +236,11 @@ func (b *bench) report(results []*result) string {
 				if i.RSSReleasedKB > 0 {
 					w(" → %d KB after close", i.RSSReleasedKB)
 				}
+				if g0, g1 := i.GoBefore, i.GoAfter; g0 != nil && g1 != nil && i.Connected > 0 {
+					per := func(a, b int64) float64 { return float64(b-a) / 1024 / float64(i.Connected) }
+					w(" (Go runtime per connection while open: heap in use %.1f KB, stacks %.1f KB)",
+						per(g0.HeapInuse, g1.HeapInuse), per(g0.StackInuse, g1.StackInuse))
+				}
 				if g0, g1 := i.GoBefore, i.GoReleased; g0 != nil && g1 != nil {
 					w(" (after close and a GC, Go heap in use %+d KB, stacks %+d KB, free heap not yet returned to the OS %+d KB)",
 						(g1.HeapInuse-g0.HeapInuse)/1024, (g1.StackInuse-g0.StackInuse)/1024,

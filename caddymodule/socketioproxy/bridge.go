@@ -36,25 +36,25 @@ import (
 // pid takes it over (adopt), its new Engine.IO session's transport now
 // served by this bridge.
 type bridge struct {
-	h         *Handler
-	rc        *Recover
-	id        [16]byte
-	openSID   string // the sealed sid of the session that opened it
-	up        *upstream
-	conn      *websocket.Conn // the worker's
-	owner     sticky.Owner
-	client    security.Client
-	userID    string
-	interval  time.Duration // the worker's pingInterval, the edge's too
-	timeout   time.Duration
-	pol       func() *policy
-	fromC     *relay.Filter
-	fromW     *relay.Filter
-	live      *liveIdentity
-	limit     func() error
-	unwatch   func()
-	relayDone func()
-	wmu       sync.Mutex // one writer to conn at a time
+	h        *Handler
+	rc       *Recover
+	id       [16]byte
+	openSID  string // the sealed sid of the session that opened it
+	up       *upstream
+	conn     *websocket.Conn // the worker's
+	owner    sticky.Owner
+	client   security.Client
+	userID   string
+	interval time.Duration // the worker's pingInterval, the edge's too
+	timeout  time.Duration
+	pol      func() *policy
+	fromC    *relay.Filter
+	fromW    *relay.Filter
+	live     *liveIdentity
+	limit    func() error
+	unwatch  func()
+	rs       relayStop  // the registry's record of the relay
+	wmu      sync.Mutex // one writer to conn at a time
 
 	mu       sync.Mutex
 	sids     []string      // every sealed sid that leads here
@@ -253,8 +253,7 @@ func (h *Handler) newBridge(c *call, upConn *websocket.Conn, o engineio.OpenPack
 	}
 	b.unwatch = h.watchRoles(f)
 	h.registry.relayStarted(c.sid, c.up.upstreamState, time.Now())
-	var stop *relay.Stopper
-	stop, b.relayDone = h.registry.relaying(time.Duration(h.DrainPeriod), c.up)
+	stop := h.registry.relaying(&b.rs, time.Duration(h.DrainPeriod), c.up)
 	stop.OnStop(func(reason string) {
 		if reason == "" {
 			reason = "edge shutting down"
@@ -975,7 +974,7 @@ func (b *bridge) end(reason string, code int) {
 	b.wmu.Unlock()
 	b.conn.Close()
 	b.unwatch()
-	b.relayDone()
+	b.h.registry.unrelay(&b.rs)
 	b.h.registry.relayEnded(b.openSID, true, time.Now())
 	b.h.registry.closed(b.openSID)
 	bridges.remove(b, sids...)

@@ -47,25 +47,27 @@ type ctxWatch struct {
 	stop func() bool
 }
 
-// relaying registers a relay that is about to start, with its handler's
-// drain period and its worker. It returns the Stopper that ends the relay
-// when its turn to drain comes, and the func to call once the relay has
-// ended. A relay that starts while the edge is draining is stopped at
-// once.
+// relaying registers rs, the record of a relay that is about to start,
+// with its handler's drain period and its worker, and returns the
+// Stopper that ends the relay when its turn to drain comes; unrelay
+// takes rs out once the relay has ended. The record is a field of the
+// session's own state, not an allocation of its own. A relay that starts
+// while the edge is draining is stopped at once.
 //
 // Whatever is left of a drained worker's sessions at drain_timeout, or
 // of one that left the dynamic set, ends at once: one watch per worker's
 // context, not per relay, which would cost an idle connection more than
 // its relay does.
-func (s *registry) relaying(period time.Duration, u *upstream) (*relay.Stopper, func()) {
+func (s *registry) relaying(rs *relayStop, period time.Duration, u *upstream) *relay.Stopper {
 	cut, retired := u.cutOff(), u.retired
-	rs := &relayStop{period: period, u: u, cut: cut}
+	rs.period, rs.u, rs.cut = period, u, cut
 	if u.shared != nil {
 		// The relay outlives its config: the worker's retirement stays
 		// the one a later config of the source shares until it ends.
 		u.shared.hold()
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.relays[rs] = struct{}{}
 	// Matched by the very context: an undrain makes a new cutOff, and
 	// the relays that started under it are not the old cut's; a reload
@@ -80,20 +82,22 @@ func (s *registry) relaying(period time.Duration, u *upstream) (*relay.Stopper, 
 		// one was among them (checked under mu, which it takes).
 		rs.drainStop()
 	}
-	s.mu.Unlock()
-	return &rs.Stopper, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.relays, rs)
-		s.unwatchLocked(cut)
-		s.unwatchLocked(retired)
-		if u.shared != nil {
-			u.shared.let()
-		}
-		if len(s.relays) == 0 && s.relaysGone != nil {
-			close(s.relaysGone)
-			s.relaysGone = nil
-		}
+	return &rs.Stopper
+}
+
+// unrelay takes out the record of a relay that has ended.
+func (s *registry) unrelay(rs *relayStop) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.relays, rs)
+	s.unwatchLocked(rs.cut)
+	s.unwatchLocked(rs.u.retired)
+	if rs.u.shared != nil {
+		rs.u.shared.let()
+	}
+	if len(s.relays) == 0 && s.relaysGone != nil {
+		close(s.relaysGone)
+		s.relaysGone = nil
 	}
 }
 

@@ -52,8 +52,9 @@ func TestRelaysEndWithTheirWorkersCutAndRetirement(t *testing.T) {
 		done    func()
 	}
 	start := func(u *upstream) run {
-		st, done := reg.relaying(0, u)
-		return run{stopped(t, st), done}
+		rs := new(relayStop)
+		st := reg.relaying(rs, 0, u)
+		return run{stopped(t, st), func() { reg.unrelay(rs) }}
 	}
 	var onA, onA2, onB []run
 	for range 3 {
@@ -125,8 +126,8 @@ func TestADynamicWorkersRelaysKeepItsRetirementAcrossAReload(t *testing.T) {
 		return u
 	}
 	old := newUp()
-	st, done := reg.relaying(0, old)
-	reason := stopped(t, st)
+	rs := new(relayStop)
+	reason := stopped(t, reg.relaying(rs, 0, old))
 	// The reload: the old config is cleaned up first, then the new one
 	// asks its source.
 	old.close()
@@ -135,7 +136,7 @@ func TestADynamicWorkersRelaysKeepItsRetirementAcrossAReload(t *testing.T) {
 	next.retire()
 	_, ok := stopReasonWithin(t, reason)
 	assert.True(t, ok, "the old config's relay outlived the worker's leaving")
-	done()
+	reg.unrelay(rs)
 	next.close()
 	retirements.mu.Lock()
 	defer retirements.mu.Unlock()

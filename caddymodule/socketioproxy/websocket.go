@@ -107,8 +107,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, c *call) {
 	// this relay's moment in the drain period.
 	// Or when its worker is drained for a deploy, with a reason that says
 	// so (see drain.go).
-	stop, relayDone := h.registry.relaying(time.Duration(h.DrainPeriod), c.up)
-	s.relayDone = relayDone
+	stop := h.registry.relaying(&s.rs, time.Duration(h.DrainPeriod), c.up)
 	s.live.init(c.id, h.logger)
 	s.filters.init(h, s.policy, sid, c.client, &s.live, &s.inj, &s.upgraded)
 	s.limit = msgLimit{f: &s.filters, userID: c.id.UserID}
@@ -151,7 +150,7 @@ type wsSession struct {
 	roles      roleWatch
 	inj        relay.Injector
 	upgraded   atomic.Bool
-	relayDone  func()
+	rs         relayStop // the registry's record of the relay
 	relays     prometheus.Gauge
 	started    sync.WaitGroup // until relays is set
 }
@@ -168,8 +167,8 @@ func (s *wsSession) ended(err error) {
 	s.started.Wait()
 	s.relays.Dec()
 	s.roles.stop()
-	s.relayDone()
 	h, client := s.filters.h, s.filters.client
+	h.registry.unrelay(&s.rs)
 	h.registry.relayEnded(s.filters.sid, s.newSession || s.upgraded.Load(), time.Now())
 	if errors.Is(err, websocket.ErrReadLimit) {
 		h.refusedMessageSize(client, s.policy().maxPayload)

@@ -274,20 +274,24 @@ func (h *Handler) watchRoles(f *sessionFilters) (stop func()) {
 	return w.stop
 }
 
-// roleWatch is watchRoles' state: one timer, reset after each check.
+// roleWatch is watchRoles' state: its place on the role wheel.
 type roleWatch struct {
-	f       *sessionFilters
-	mu      sync.Mutex
-	timer   *time.Timer
-	stopped bool
+	f *sessionFilters
+	// Under roleChecks.mu: the watch's neighbours in its slot's list,
+	// its slot (-1 while a check runs, or once stopped), and whether it
+	// was stopped.
+	prev, next *roleWatch
+	slot       int32
+	stopped    bool
 }
 
 func (w *roleWatch) start(f *sessionFilters) {
 	w.f = f
+	w.slot = -1
 	w.schedule()
 }
 
-// schedule sets the timer for the next check.
+// schedule puts the watch on the wheel for its next check.
 func (w *roleWatch) schedule() {
 	next := roleCheckInterval
 	if exp := w.f.live.at.Load().Expires; !exp.IsZero() {
@@ -295,15 +299,7 @@ func (w *roleWatch) schedule() {
 			next = until
 		}
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case w.stopped:
-	case w.timer == nil:
-		w.timer = time.AfterFunc(next, w.check)
-	default:
-		w.timer.Reset(next)
-	}
+	roleChecks.add(w, next)
 }
 
 func (w *roleWatch) check() {
@@ -325,11 +321,106 @@ func (w *roleWatch) check() {
 }
 
 // stop ends the checks.
-func (w *roleWatch) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+func (w *roleWatch) stop() { roleChecks.remove(w) }
+
+// roleTick is the role wheel's resolution: a check comes at most this
+// late.
+const roleTick = 100 * time.Millisecond
+
+// roleSlots covers roleCheckInterval in ticks, the longest wait.
+const roleSlots = int(roleCheckInterval/roleTick) + 1
+
+// roleWheel runs the role checks of every live WebSocket session: one
+// goroutine that ticks every roleTick while any session is watched, and
+// a list of watches per tick, where a runtime timer per session cost an
+// idle session 130 bytes. Each due check runs on a goroutine of its own,
+// as a timer's func does: a check may ask the app's whoami.
+type roleWheel struct {
+	mu      sync.Mutex
+	slots   [roleSlots]*roleWatch
+	at      int // the slot of the current tick
+	n       int // watches on the wheel
+	running bool
+}
+
+var roleChecks roleWheel
+
+// add puts w in the slot due after d (at least one tick); a stopped
+// watch is left off.
+func (rw *roleWheel) add(w *roleWatch, d time.Duration) {
+	ticks := min(max(int((d+roleTick-1)/roleTick), 1), roleSlots-1)
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if w.stopped || w.slot >= 0 {
+		return
+	}
+	slot := (rw.at + ticks) % roleSlots
+	w.slot, w.prev, w.next = int32(slot), nil, rw.slots[slot]
+	if w.next != nil {
+		w.next.prev = w
+	}
+	rw.slots[slot] = w
+	rw.n++
+	if !rw.running {
+		rw.running = true
+		go rw.run()
+	}
+}
+
+// remove takes w off the wheel for good.
+func (rw *roleWheel) remove(w *roleWatch) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
 	w.stopped = true
-	if w.timer != nil {
-		w.timer.Stop()
+	rw.unlinkLocked(w)
+}
+
+func (rw *roleWheel) unlinkLocked(w *roleWatch) {
+	if w.slot < 0 {
+		return
+	}
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		rw.slots[w.slot] = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	}
+	w.slot, w.prev, w.next = -1, nil, nil
+	rw.n--
+}
+
+// run ticks until no watch is left, starting the checks that are due.
+func (rw *roleWheel) run() {
+	t := time.NewTicker(roleTick)
+	defer t.Stop()
+	for range t.C {
+		rw.mu.Lock()
+		rw.at = (rw.at + 1) % roleSlots
+		due := rw.slots[rw.at]
+		for w := due; w != nil; {
+			next := w.next
+			w.slot, w.prev = -1, nil
+			rw.n--
+			w = next
+		}
+		rw.slots[rw.at] = nil
+		idle := rw.n == 0 && due == nil
+		if idle {
+			rw.running = false
+		}
+		rw.mu.Unlock()
+		for w := due; w != nil; {
+			// w.next is the due list's own link until w's check puts w
+			// on the wheel again, which this loop may race with: read
+			// it first.
+			next := w.next
+			go w.check()
+			w = next
+		}
+		if idle {
+			return
+		}
 	}
 }

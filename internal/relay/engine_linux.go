@@ -322,7 +322,11 @@ func takeFD(c *websocket.Conn) (int, bool) {
 // writev writes segs to fd in one system call. (A peer gone makes it
 // fail with EPIPE: the Go runtime ignores SIGPIPE but on stdout and
 // stderr, as it does for net.Conn's writes.)
+// writevCalls counts the writes of the event engine, for its tests.
+var writevCalls atomic.Int64
+
 func writev(fd int, segs [][]byte) (int, error) {
+	writevCalls.Add(1)
 	var iov [maxOut]syscall.Iovec
 	for i, s := range segs {
 		iov[i].Base = &s[0]

@@ -34,7 +34,7 @@ const (
 	// message), as a blocked write would stop a goroutine relay.
 	maxOwed      = 64 << 10
 	maxHeader    = 14 // 2 bytes, a 64-bit length and a mask key
-	maxOut       = 4  // segments a flow sends in one write
+	maxOut       = 6  // segments a flow sends in one write
 	readsPerTurn = 16 // reads a flow makes before other pairs' turn
 )
 
@@ -401,7 +401,12 @@ func (f *flow) drop() {
 // parse reads frames from buf until it has something to send, the
 // buffer is all parsed, or f stops.
 func (f *flow) parse() {
-	for f.r < f.w && len(f.out) == 0 && !f.readDone {
+	// What is emitted may point into hdr and peek, which the next frame's
+	// header and Peek overwrite: parsing stops at the first emit, so that
+	// it is sent first, except within the frame being forwarded, whose
+	// rest (a run of buf) then goes in the same write as its header and
+	// peeked bytes: one writev per frame, not two.
+	for f.r < f.w && !f.readDone && (len(f.out) == 0 || f.mode == modeForward && len(f.out) <= maxOut-2) {
 		in := f.buf[f.r:f.w]
 		if f.mode == modeHeader {
 			f.readHeader(in)

@@ -650,3 +650,118 @@ func TestAttack10ManyClientsGoneDuringDialsLeakNothing(t *testing.T) {
 		})
 	}
 }
+
+// atk10GatedProxy forwards TCP connections to target, holding what
+// target answers until open is closed.
+func atk10GatedProxy(t *testing.T, target string) (addr string, open chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	open = make(chan struct{})
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { <-open; _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return ln.Addr().String(), open
+}
+
+// BUG (same root as TestAttack10RelayStartingAfterItsConfigsCleanupKeepsTheRetirement):
+// a WebSocket handshake to A is in flight (A's 101 held back) across a
+// reload whose new config's first answer has no worker (the file is
+// being replaced), so the old config's cleanup lets go of A's
+// retirement (no relay holds it yet). The 101 then arrives: the relay
+// starts on the old config's upstream and holds the forgotten
+// retirement; the new config later builds A with a fresh one. When A
+// leaves the file the relay runs on. The same happens without the
+// missing file whenever the old config's cleanup runs before the new
+// config's first refresh (the order the CI failure of 02ddb93 saw).
+// Expected: 1001 once A left.
+func TestAttack10HandshakeAcrossAReloadOutlivesTheLeave(t *testing.T) {
+	atk10Bugs(t)
+	atk8Relay(t)
+	a := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "A", SecretKey: "atk10-secret"})
+	b := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "B", SecretKey: "atk10-secret"})
+	pa, open := atk10GatedProxy(t, a.Addr)
+	list, write := atk9WorkerList(t)
+	write(pa)
+	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := func(extra string) testenv.EdgeConfig {
+		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		dynamic file %s {
+			refresh 100ms
+		}
+		sticky_secret %s
+		%s
+	}
+}
+`, edge, list, stickySecret, extra))
+	}
+	e := testenv.StartEdge(t, cfg(""), edge)
+	done := make(chan *atk8Conn, 1)
+	go func() {
+		c, err := netDial(edge)
+		if err != nil {
+			done <- nil
+			return
+		}
+		t.Cleanup(func() { c.Close() })
+		_, _ = io.WriteString(c, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: "+edge+
+			"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		w := newAtk8Conn(t, c)
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		res, err := http.ReadResponse(w.br, nil)
+		if err != nil || res.StatusCode != 101 {
+			done <- nil
+			return
+		}
+		done <- w
+	}()
+	require.Eventually(t, func() bool { return scrape(t, e.AdminAddr)["caddy_socketio_requests_in_flight"] == 1 },
+		5*time.Second, 5*time.Millisecond)
+	require.NoError(t, os.Rename(list, list+".away"))
+	e.Reload(t, cfg("drain_timeout 31s"))
+	require.NoError(t, os.Rename(list+".away", list))
+	write(pa, b.Addr)
+	// The new config has the set: a new session lands on B or A.
+	atk9Split(t, edge, 1, "B")
+	close(open)
+	w := <-done
+	require.NotNil(t, w, "the held handshake failed")
+	op, m := w.next(10 * time.Second)
+	require.Equal(t, byte(1), op)
+	require.True(t, strings.HasPrefix(string(m), "0{"), string(m))
+	w.write(atk8Frame(0x81, []byte("40"), 0, true))
+	w.until(10*time.Second, func(op byte, m []byte) bool { return strings.HasPrefix(string(m), "40{") })
+	require.Equal(t, "A", atk9Worker(w, 1))
+	write(b.Addr)
+	code, reason := atk9End(w, 5*time.Second)
+	assert.Equal(t, 1001, code, "the relay that started after the reload outlived A's leaving (%s)", reason)
+}

@@ -65,6 +65,31 @@ http://%s {
 	return edge, e, a, b, write, cfg
 }
 
+// atk10Reload is e.Reload on a fresh connection each time, retried when
+// the connection is reset: Caddy restarts its admin endpoint with every
+// load, and a reload sent right after the last one may reach the
+// endpoint being replaced (a flake of the storm, not of the edge).
+func atk10Reload(t *testing.T, e *testenv.Edge, cfg testenv.EdgeConfig) {
+	t.Helper()
+	text := strings.ReplaceAll(string(cfg), "{{admin}}", "{\n\tadmin "+e.AdminAddr+"\n\tpersist_config off\n}\n")
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for try := 0; ; try++ {
+		req, err := http.NewRequest(http.MethodPost, "http://"+e.AdminAddr+"/load", strings.NewReader(text))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "text/caddyfile")
+		res, err := client.Do(req)
+		if err != nil {
+			require.Less(t, try, 20, "reloading the edge: %v", err)
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, "reloading the edge: %s", body)
+		return
+	}
+}
+
 // atk10Cut asserts that every session ends with the edge's 1001 within d.
 func atk10Cut(t *testing.T, ws []*atk8Conn, d time.Duration, what string) {
 	t.Helper()
@@ -94,7 +119,7 @@ func TestAttack10DynamicReloadStormThenLeave(t *testing.T) {
 	edge, e, a, b, write, cfg := atk10Dynamic(t)
 	by := atk9Split(t, edge, 3, "A", "B")
 	for i := range 20 {
-		e.Reload(t, cfg("", fmt.Sprintf("drain_timeout %ds", 30+i)))
+		atk10Reload(t, e, cfg("", fmt.Sprintf("drain_timeout %ds", 30+i)))
 	}
 	atk10Kept(t, append(by["A"], by["B"]...), 100, "after 20 reloads")
 	write(b.Addr)
@@ -106,15 +131,15 @@ func TestAttack10DynamicReloadStormThenLeave(t *testing.T) {
 	// A comes back; leaves and comes back again between reloads.
 	write(a.Addr, b.Addr)
 	first := atk9Split(t, edge, 2, "A")["A"]
-	e.Reload(t, cfg("", "drain_timeout 10s"))
+	atk10Reload(t, e, cfg("", "drain_timeout 10s"))
 	write(b.Addr)
 	atk10Cut(t, first, 5*time.Second, "A relays after leave between reloads")
-	e.Reload(t, cfg("", "drain_timeout 11s"))
+	atk10Reload(t, e, cfg("", "drain_timeout 11s"))
 	write(a.Addr, b.Addr)
-	e.Reload(t, cfg("", "drain_timeout 12s"))
+	atk10Reload(t, e, cfg("", "drain_timeout 12s"))
 	second := atk9Split(t, edge, 2, "A")["A"]
 	for i := range 5 {
-		e.Reload(t, cfg("", fmt.Sprintf("drain_timeout %ds", 13+i)))
+		atk10Reload(t, e, cfg("", fmt.Sprintf("drain_timeout %ds", 13+i)))
 	}
 	atk10Kept(t, second, 300, "A relays opened after A came back")
 	write(b.Addr)
@@ -157,7 +182,7 @@ func TestAttack10DynamicRelaysEndingDuringReloads(t *testing.T) {
 		}
 	}()
 	for i := range 10 {
-		e.Reload(t, cfg("", fmt.Sprintf("drain_timeout %ds", 40+i)))
+		atk10Reload(t, e, cfg("", fmt.Sprintf("drain_timeout %ds", 40+i)))
 	}
 	wg.Wait()
 	restA, restB := by["A"][4:], by["B"][4:]
@@ -193,7 +218,7 @@ func TestAttack10DynamicLeaveJustBeforeAReload(t *testing.T) {
 	edge, e, _, b, write, cfg := atk10Dynamic(t)
 	by := atk9Split(t, edge, 2, "A", "B")
 	write(b.Addr)
-	e.Reload(t, cfg("", "drain_timeout 31s"))
+	atk10Reload(t, e, cfg("", "drain_timeout 31s"))
 	atk10Cut(t, by["A"], 5*time.Second, "A left just before the reload")
 	atk10Kept(t, by["B"], 700, "B")
 }
@@ -208,7 +233,7 @@ func TestAttack10DynamicLeaveAfterAReloadChangingTheSource(t *testing.T) {
 	atk8Relay(t)
 	edge, e, _, b, write, cfg := atk10Dynamic(t)
 	by := atk9Split(t, edge, 2, "A", "B")
-	e.Reload(t, cfg("refresh 200ms", ""))
+	atk10Reload(t, e, cfg("refresh 200ms", ""))
 	atk10Kept(t, append(by["A"], by["B"]...), 800, "after the reload")
 	write(b.Addr)
 	atk10Cut(t, by["A"], 5*time.Second, "A after a reload that changed the source's refresh")
@@ -747,7 +772,7 @@ http://%s {
 	require.Eventually(t, func() bool { return scrape(t, e.AdminAddr)["caddy_socketio_requests_in_flight"] == 1 },
 		5*time.Second, 5*time.Millisecond)
 	require.NoError(t, os.Rename(list, list+".away"))
-	e.Reload(t, cfg("drain_timeout 31s"))
+	atk10Reload(t, e, cfg("drain_timeout 31s"))
 	require.NoError(t, os.Rename(list+".away", list))
 	write(pa, b.Addr)
 	// The new config has the set: a new session lands on B or A.

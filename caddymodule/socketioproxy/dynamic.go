@@ -73,11 +73,40 @@ func shareRetirement(key string) *retirement {
 	return r
 }
 
-// hold counts one more holder of r.
+// hold counts one more holder of r. A relay whose handshake outlived its
+// config may come to hold a retirement its last holder let go of: it is
+// shared again when no newer one is, and cancelled when one is (the
+// relay ends at once, and its client reconnects through the config of
+// the moment), as a relay that would watch a retirement no config
+// shares could outlive its worker's leaving.
 func (r *retirement) hold() {
 	retirements.mu.Lock()
-	r.refs++
-	retirements.mu.Unlock()
+	defer retirements.mu.Unlock()
+	if r.refs++; r.refs == 1 {
+		switch cur := retirements.m[r.key]; {
+		case cur == nil && r.ctx.Err() == nil:
+			retirements.m[r.key] = r
+		case cur != r:
+			r.cancel()
+		}
+	}
+}
+
+// retireAbsent cancels the retirements shared under source whose worker
+// is not among addrs, the source's answer of the moment: a worker may
+// leave between a reload's new config and its first answer, which then
+// builds no upstream for it, and the relays opened to it through the
+// older config must still end.
+func retireAbsent(source string, addrs []string) {
+	retirements.mu.Lock()
+	defer retirements.mu.Unlock()
+	for key, r := range retirements.m {
+		// A source's config is JSON, which has no NUL of its own.
+		if src, addr, ok := strings.Cut(key, "\x00"); ok && src == source && !slices.Contains(addrs, addr) {
+			r.cancel()
+			delete(retirements.m, key)
+		}
+	}
 }
 
 // let counts one holder fewer; the last forgets r.
@@ -159,6 +188,7 @@ func (p *pool) refresh(r *http.Request) {
 		return
 	}
 	d.lastErr = ""
+	retireAbsent(d.key, addrs)
 	if d.known == nil {
 		d.known = make(map[string]*upstream)
 	}

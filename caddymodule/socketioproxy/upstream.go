@@ -80,7 +80,7 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration, tlsConf
 			// client's own disconnect cancels it.
 		},
 		dialer: &websocket.Dialer{
-			NetDialContext:   d.DialContext,
+			NetDialContext:   interruptible(d.DialContext),
 			TLSClientConfig:  tlsConfig,
 			HandshakeTimeout: dialTimeout,
 			ReadBufferSize:   1024,
@@ -107,7 +107,7 @@ func newUpstream(addr string, tag sticky.Tag, dialTimeout time.Duration, tlsConf
 	} else {
 		// A plain worker's socket may be handed to the event-driven
 		// relay (see takeover.go).
-		u.dialer.NetDialContext = recordingDial(d.DialContext)
+		u.dialer.NetDialContext = interruptible(recordingDial(d.DialContext))
 	}
 	return u
 }

@@ -192,9 +192,14 @@ func (h *Handler) dialWorker(w http.ResponseWriter, c *call, uri string) (*webso
 	// and net/http's 8 KB of buffers, about 10 KB, for each connection
 	// opened in the last dial_timeout (1.2 KB per idle WebSocket, 2,000
 	// opened 100 at a time).
-	ctx, cancel := context.WithCancel(context.Background())
+	//
+	// gorilla watches the context only while it connects: a client that
+	// leaves while the worker has yet to answer the upgrade ends the
+	// wait through the connection's deadline (see dialing).
+	d := new(dialing)
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), dialingKey{}, d))
 	defer cancel()
-	defer context.AfterFunc(c.r.Context(), cancel)()
+	defer context.AfterFunc(c.r.Context(), func() { cancel(); d.interrupt() })()
 	dial := func() (*websocket.Conn, *http.Response, error) {
 		return c.up.dialer.DialContext(ctx, c.up.wsURL(uri), upstreamHeader(c.r, true))
 	}
@@ -213,6 +218,53 @@ func (h *Handler) dialWorker(w http.ResponseWriter, c *call, uri string) (*webso
 		h.upstreamFailed(w, c, err)
 	}
 	return nil, nil, false
+}
+
+// dialing is the worker connection a WebSocket dial has opened, so that
+// the client's leaving can end the wait for the worker's answer to the
+// upgrade, which gorilla bounds only by dial_timeout.
+type dialing struct {
+	mu   sync.Mutex
+	conn net.Conn
+	gone bool
+}
+
+type dialingKey struct{}
+
+// opened records conn, the connection of the dial of ctx, if any.
+func opened(ctx context.Context, conn net.Conn) {
+	d, ok := ctx.Value(dialingKey{}).(*dialing)
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.conn = conn
+	if d.gone {
+		_ = conn.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+// interrupt ends the dial's reads and writes at once.
+func (d *dialing) interrupt() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gone = true
+	if d.conn != nil {
+		_ = d.conn.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+// interruptible dials as dial does, and records the connection for the
+// dial's interrupt.
+func interruptible(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err == nil {
+			opened(ctx, conn)
+		}
+		return conn, err
+	}
 }
 
 // refusedMessageSize counts and logs a WebSocket session the relay

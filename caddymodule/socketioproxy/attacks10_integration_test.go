@@ -25,15 +25,6 @@ import (
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
-// atk10Bugs skips a test that reproduces a bug unless
-// EDGE_ATTACK10_BUGS=1, so that the branch stays green.
-func atk10Bugs(t *testing.T) {
-	t.Helper()
-	if os.Getenv("EDGE_ATTACK10_BUGS") == "" {
-		t.Skip("reproduces a bug: set EDGE_ATTACK10_BUGS=1")
-	}
-}
-
 // atk10Dynamic is workers A and B behind an edge whose workers come from
 // a file (refresh 100ms); cfg makes the Caddyfile with extra lines in
 // socketio_proxy and src lines in the dynamic source's block.
@@ -223,13 +214,13 @@ func TestAttack10DynamicLeaveJustBeforeAReload(t *testing.T) {
 	atk10Kept(t, by["B"], 700, "B")
 }
 
-// BUG, left (see the closing note of issue 17): a reload that changes the dynamic source's settings (here its
+// Broke before the fix that followed it (sourceKey), found by this
+// attack session: a reload that changes the dynamic source's settings (here its
 // refresh 100ms -> 200ms; same file, same workers) makes the new config
 // share no retirement with the old one (the key is the source's JSON):
 // when A then leaves, the relays to A opened before the reload run on.
 // Expected: 1001, as when the reload changes anything else.
 func TestAttack10DynamicLeaveAfterAReloadChangingTheSource(t *testing.T) {
-	atk10Bugs(t)
 	atk8Relay(t)
 	edge, e, _, b, write, cfg := atk10Dynamic(t)
 	by := atk9Split(t, edge, 2, "A", "B")

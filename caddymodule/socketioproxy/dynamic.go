@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -47,6 +48,41 @@ var retirements = struct {
 	mu sync.Mutex
 	m  map[string]*retirement
 }{m: make(map[string]*retirement)}
+
+// sourceTuning are the settings of a dynamic source that say how it
+// asks, not which workers it names: Caddy's a, srv and multi sources',
+// and the file source's refresh.
+var sourceTuning = []string{"refresh", "grace_period", "resolver", "dial_timeout", "dial_fallback_delay"}
+
+// sourceKey is what the retirements of a dynamic source's workers are
+// shared under: its config without its tuning, in a canonical order, so
+// that a reload that changes only how often it asks (or its resolver,
+// or its timeouts) is still the same source, whose answer ends the
+// relays opened through the config before.
+func sourceKey(raw json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return string(raw)
+	}
+	for _, k := range sourceTuning {
+		delete(m, k)
+	}
+	if subs, ok := m["sources"]; ok {
+		var list []json.RawMessage
+		if json.Unmarshal(subs, &list) == nil {
+			keys := make([]json.RawMessage, len(list))
+			for i, sub := range list {
+				keys[i] = json.RawMessage(sourceKey(sub))
+			}
+			m["sources"], _ = json.Marshal(keys)
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return string(raw)
+	}
+	return string(b)
+}
 
 // retirement is one worker's, shared by the upstreams of the configs
 // that name it and by the relays they opened: a relay outlives its

@@ -142,3 +142,28 @@ func TestADynamicWorkersRelaysKeepItsRetirementAcrossAReload(t *testing.T) {
 	defer retirements.mu.Unlock()
 	assert.NotContains(t, retirements.m, key, "a retirement left after its last holder")
 }
+
+// A dynamic source is the same source across a reload that changes only
+// how it asks: its workers' retirements are shared under one key.
+func TestASourceIsTheSameWhateverItsTuning(t *testing.T) {
+	same := [][2]string{
+		{`{"source":"file","path":"/w","refresh":100000000}`, `{"refresh":200000000,"path":"/w","source":"file"}`},
+		{`{"source":"a","name":"w.internal","port":"5000","refresh":1000000000,"resolver":{"addresses":["10.0.0.1"]}}`,
+			`{"source":"a","name":"w.internal","port":"5000","dial_timeout":3000000000}`},
+		{`{"source":"multi","sources":[{"source":"a","name":"x","refresh":1},{"source":"file","path":"/w"}]}`,
+			`{"source":"multi","sources":[{"source":"a","name":"x","refresh":2},{"source":"file","path":"/w"}]}`},
+	}
+	for _, p := range same {
+		assert.Equal(t, sourceKey([]byte(p[0])), sourceKey([]byte(p[1])), "%s and %s", p[0], p[1])
+	}
+	differ := [][2]string{
+		{`{"source":"file","path":"/w"}`, `{"source":"file","path":"/v"}`},
+		{`{"source":"a","name":"w.internal","port":"5000"}`, `{"source":"a","name":"w.internal","port":"5001"}`},
+		{`{"source":"a","name":"x"}`, `{"source":"srv","name":"x"}`},
+		{`{"source":"multi","sources":[{"source":"a","name":"x"}]}`, `{"source":"multi","sources":[{"source":"a","name":"y"}]}`},
+	}
+	for _, p := range differ {
+		assert.NotEqual(t, sourceKey([]byte(p[0])), sourceKey([]byte(p[1])), "%s and %s", p[0], p[1])
+	}
+	assert.NotContains(t, sourceKey([]byte(`{"source":"file","path":"/a\u0000b"}`)), "\x00", "a key with a NUL of its own")
+}

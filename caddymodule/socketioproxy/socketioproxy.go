@@ -327,7 +327,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if len(h.Upstreams) > 0 {
 			h.problems = append(h.problems, errors.New("workers come from `to` or from `dynamic`, not both"))
 		}
-		key := string(h.DynamicUpstreamsRaw) // LoadModule clears it
+		key := sourceKey(h.DynamicUpstreamsRaw) // LoadModule clears it
 		mod, err := ctx.LoadModule(h, "DynamicUpstreamsRaw")
 		if err != nil {
 			return fmt.Errorf("loading the dynamic upstream source: %w", err)

@@ -35,23 +35,7 @@ func atk10Dynamic(t *testing.T) (edge string, e *testenv.Edge, a, b *testenv.Fla
 	list, write := atk9WorkerList(t)
 	write(a.Addr, b.Addr)
 	edge = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfg = func(src, extra string) testenv.EdgeConfig {
-		if src == "" {
-			src = "refresh 100ms"
-		}
-		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%s {
-	bind 127.0.0.1
-	socketio_proxy {
-		dynamic file %s {
-			%s
-		}
-		sticky_secret %s
-		%s
-	}
-}
-`, edge, list, src, stickySecret, extra))
-	}
+	cfg = func(src, extra string) testenv.EdgeConfig { return atk9DynamicSite(edge, list, src, extra) }
 	e = testenv.StartEdge(t, cfg("", ""), edge)
 	return edge, e, a, b, write, cfg
 }
@@ -725,20 +709,7 @@ func TestAttack10HandshakeAcrossAReloadOutlivesTheLeave(t *testing.T) {
 	list, write := atk9WorkerList(t)
 	write(pa)
 	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfg := func(extra string) testenv.EdgeConfig {
-		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%s {
-	bind 127.0.0.1
-	socketio_proxy {
-		dynamic file %s {
-			refresh 100ms
-		}
-		sticky_secret %s
-		%s
-	}
-}
-`, edge, list, stickySecret, extra))
-	}
+	cfg := func(extra string) testenv.EdgeConfig { return atk9DynamicSite(edge, list, "", extra) }
 	e := testenv.StartEdge(t, cfg(""), edge)
 	done := make(chan *atk8Conn, 1)
 	go func() {

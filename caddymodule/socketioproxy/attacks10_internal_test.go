@@ -5,12 +5,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/flaskedge/flaskedge/internal/sticky"
 )
 
 // atk10NewReg is an empty registry, as exit_test.go makes them.
@@ -29,11 +26,7 @@ func atk10NewReg() *registry {
 func TestAttack10RetirementStormLeavesNothing(t *testing.T) {
 	reg := atk10NewReg()
 	key := "atk10-source\x00" + t.Name()
-	newUp := func() *upstream {
-		u := newUpstream("127.0.0.1:1", sticky.Tag{1}, time.Second, nil)
-		u.retireWith(key)
-		return u
-	}
+	newUp := func() *upstream { return sharingUpstream(key) }
 	type run struct {
 		stopped <-chan string
 		done    func()
@@ -137,11 +130,7 @@ func TestAttack10RetirementStormLeavesNothing(t *testing.T) {
 func TestAttack10RelayStartingAfterItsConfigsCleanupKeepsTheRetirement(t *testing.T) {
 	reg := atk10NewReg()
 	key := "atk10-source\x00" + t.Name()
-	newUp := func() *upstream {
-		u := newUpstream("127.0.0.1:1", sticky.Tag{1}, time.Second, nil)
-		u.retireWith(key)
-		return u
-	}
+	newUp := func() *upstream { return sharingUpstream(key) }
 	old := newUp()
 	// The reload: the old config is cleaned up, its handshake in flight
 	// still to finish; then the new config asks its source.

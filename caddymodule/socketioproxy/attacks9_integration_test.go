@@ -26,6 +26,27 @@ import (
 	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
+// atk9DynamicSite is the Caddyfile of an edge at edge whose workers
+// come from the file list: src inside the source's block ("refresh
+// 100ms" when empty), extra inside socketio_proxy's.
+func atk9DynamicSite(edge, list, src, extra string) testenv.EdgeConfig {
+	if src == "" {
+		src = "refresh 100ms"
+	}
+	return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
+http://%s {
+	bind 127.0.0.1
+	socketio_proxy {
+		dynamic file %s {
+			%s
+		}
+		sticky_secret %s
+		%s
+	}
+}
+`, edge, list, src, stickySecret, extra))
+}
+
 // atk9End reads until the edge's close frame and returns its code and
 // reason; -1 when the connection ended without one.
 func atk9End(w *atk8Conn, d time.Duration) (int, string) {
@@ -236,17 +257,7 @@ func TestAttack9DynamicLeaveCutsOnlyTheLeaver(t *testing.T) {
 	list, write := atk9WorkerList(t)
 	write(a.Addr, b.Addr)
 	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfg := testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%s {
-	bind 127.0.0.1
-	socketio_proxy {
-		dynamic file %s {
-			refresh 100ms
-		}
-		sticky_secret %s
-	}
-}
-`, edge, list, stickySecret))
+	cfg := atk9DynamicSite(edge, list, "", "")
 	e := testenv.StartEdge(t, cfg, edge)
 	t0 := time.Now()
 	var keep []*atk8Conn
@@ -292,20 +303,7 @@ func TestAttack9DynamicLeaveAfterReloadCutsOlderRelays(t *testing.T) {
 	list, write := atk9WorkerList(t)
 	write(a.Addr, b.Addr)
 	edge := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfg := func(extra string) testenv.EdgeConfig {
-		return testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
-http://%s {
-	bind 127.0.0.1
-	socketio_proxy {
-		dynamic file %s {
-			refresh 100ms
-		}
-		sticky_secret %s
-		%s
-	}
-}
-`, edge, list, stickySecret, extra))
-	}
+	cfg := func(extra string) testenv.EdgeConfig { return atk9DynamicSite(edge, list, "", extra) }
 	e := testenv.StartEdge(t, cfg(""), edge)
 	by := atk9Split(t, edge, 2, "A", "B")
 	e.Reload(t, cfg("drain_timeout 30s"))

@@ -120,11 +120,7 @@ func TestRelaysEndWithTheirWorkersCutAndRetirement(t *testing.T) {
 func TestADynamicWorkersRelaysKeepItsRetirementAcrossAReload(t *testing.T) {
 	reg := &registry{relays: make(map[*relayStop]struct{}), watches: make(map[context.Context]*ctxWatch)}
 	key := "test-source\x00" + t.Name()
-	newUp := func() *upstream {
-		u := newUpstream("127.0.0.1:1", sticky.Tag{1}, time.Second, nil)
-		u.retireWith(key)
-		return u
-	}
+	newUp := func() *upstream { return sharingUpstream(key) }
 	old := newUp()
 	rs := new(relayStop)
 	reason := stopped(t, reg.relaying(rs, 0, old))
@@ -166,4 +162,12 @@ func TestASourceIsTheSameWhateverItsTuning(t *testing.T) {
 		assert.NotEqual(t, sourceKey([]byte(p[0])), sourceKey([]byte(p[1])), "%s and %s", p[0], p[1])
 	}
 	assert.NotContains(t, sourceKey([]byte(`{"source":"file","path":"/a\u0000b"}`)), "\x00", "a key with a NUL of its own")
+}
+
+// sharingUpstream is a dynamic worker's upstream as a config builds it,
+// sharing the retirement under key.
+func sharingUpstream(key string) *upstream {
+	u := newUpstream("127.0.0.1:1", sticky.Tag{1}, time.Second, nil)
+	u.retireWith(key)
+	return u
 }

@@ -36,16 +36,42 @@ type call struct {
 	seat *seat
 	// inFlight ends the call's count among its address's requests.
 	inFlight func()
+	// keep: the response was written whole and the connection may be
+	// kept for the client's next request (parked, see keeper).
+	keep bool
+	// waiting is a GET that waits for its worker's answer parked (see
+	// waitingPoll): it ends the call once answered.
+	waiting *waitingPoll
+	// upHeader is the header of the call's requests to its worker, once
+	// r is no longer the request net/http served (see waitingPoll).
+	upHeader http.Header
+	// pollDone frees the session's place for a request of its method.
+	pollDone func()
+	ended    atomic.Bool
 }
 
 // end releases what the call holds when ServeHTTP returns: a handshake's
 // seat the registry did not take over, its place among its address's
 // requests in flight.
 func (c *call) end() {
+	if c.waiting != nil && !c.waiting.ended.Load() {
+		return // the waiting poll ends the call once answered
+	}
+	if !c.ended.CompareAndSwap(false, true) {
+		return
+	}
 	c.seat.free()
 	if c.inFlight != nil {
 		c.inFlight()
 	}
+}
+
+// gone reports whether the call's client has gone.
+func (c *call) gone() bool {
+	if c.waiting != nil {
+		return c.waiting.clientGone()
+	}
+	return c.r.Context().Err() != nil
 }
 
 func (h *Handler) newCall(r *http.Request) *call {

@@ -109,6 +109,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 	if r.Method == http.MethodGet && c.sid != "" && h.withdrawPolling(w, c) {
 		return
 	}
+	if r.Method == http.MethodGet && c.sid != "" && h.parkPoll(w, c) {
+		return
+	}
 	ctx := r.Context()
 	forget := func() {}
 	if r.Method == http.MethodGet && c.sid != "" {
@@ -143,13 +146,29 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 	// Only a GET still waiting at the worker is ended early, never one
 	// whose answer is on its way.
 	forget()
+	h.answerPoll(w, c, ctx, res, err, pollSent{closing: closing, accepted: accepted, clientAtt: clientAtt})
+}
+
+// pollSent is what a POST carried, for its answer.
+type pollSent struct {
+	closing   bool   // a close packet
+	accepted  []byte // the body as the client sent it, once checked
+	clientAtt attachments
+}
+
+// answerPoll answers a polling request once its worker answered (res) or
+// could not be asked (err; ctx is the request's, whose cause says why a
+// waiting GET was ended early).
+func (h *Handler) answerPoll(w http.ResponseWriter, c *call, ctx context.Context, res *http.Response, err error, sent pollSent) {
+	r := c.r
+	closing, accepted, clientAtt := sent.closing, sent.accepted, sent.clientAtt
 	if err != nil {
 		var rc *rateClosed
-		if errors.As(context.Cause(ctx), &rc) && r.Context().Err() == nil {
+		if errors.As(context.Cause(ctx), &rc) && !c.gone() {
 			h.answerRateClosed(w, rc.wait)
 			return
 		}
-		if (h.registry.draining.Err() != nil || c.up.cutOff().Err() != nil || c.up.retired.Err() != nil) && r.Context().Err() == nil {
+		if (h.registry.draining.Err() != nil || c.up.cutOff().Err() != nil || c.up.retired.Err() != nil) && !c.gone() {
 			if h.registry.draining.Err() == nil {
 				// The worker stays up: end the session there too.
 				h.tellWorker(c, []byte{byte(engineio.Close)})
@@ -160,7 +179,7 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 			_, _ = w.Write([]byte{byte(engineio.Close)})
 			return
 		}
-		if r.Context().Err() != nil {
+		if c.gone() {
 			h.logDebug("client went away during a poll", c, err)
 			return
 		}
@@ -200,9 +219,18 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		return
 	}
 	copyHeader(w.Header(), res.Header)
+	keep := r.Method == http.MethodPost && r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close && res.ContentLength >= 0
+	if keep {
+		// The connection may be parked once the answer is written: it
+		// must say its length.
+		w.Header().Set("Content-Length", strconv.FormatInt(res.ContentLength, 10))
+	}
 	w.WriteHeader(res.StatusCode)
 	if res.StatusCode != http.StatusOK || r.Method != http.MethodGet {
-		_, _ = io.Copy(w, res.Body)
+		n, err := io.Copy(w, res.Body)
+		if keep {
+			c.keep = err == nil && n == res.ContentLength
+		}
 		return
 	}
 	pw := &pollWatcher{w: w, sid: c.sid, registry: h.registry, whole: true,

@@ -167,7 +167,7 @@ func (s *registry) touch(sid string, up *upstreamState, now time.Time) *session 
 
 // flight is a long-polling request in flight.
 type flight struct {
-	ctx  context.Context // the request's: done once its client has gone
+	ctx  context.Context // the request's (under registry.mu): done once its client has gone
 	done chan struct{}   // closed when the request ends
 }
 
@@ -205,8 +205,9 @@ func (s *registry) poll(ctx context.Context, sid string, up *upstreamState, post
 				close(f.done)
 			}
 		}
+		prevCtx := prev.ctx
 		s.mu.Unlock()
-		if prev.ctx.Err() == nil {
+		if prevCtx.Err() == nil {
 			return false, nil
 		}
 		select {
@@ -218,6 +219,17 @@ func (s *registry) poll(ctx context.Context, sid string, up *upstreamState, post
 		}
 		s.mu.Lock()
 	}
+}
+
+// parkedGet has the session's GET in flight followed by ctx, done once
+// its client has gone, instead of its request's context, which ends when
+// the handler returns with the GET parked (see waitingPoll).
+func (s *registry) parkedGet(sid string, ctx context.Context) {
+	s.mu.Lock()
+	if ss, ok := s.live[sid]; ok && ss.getting != nil {
+		ss.getting.ctx = ctx
+	}
+	s.mu.Unlock()
 }
 
 // waiting records how to end the session's GET while it waits at the

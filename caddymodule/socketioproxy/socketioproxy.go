@@ -200,6 +200,7 @@ type Handler struct {
 	sourceLoop *healthLoop // nil without a dynamic source
 	pids       *pidSealer  // with Recover
 	problems   []error     // found in Provision, reported by Validate
+	keepers    *keepers    // serve the polling connections it parked
 }
 
 // CaddyModule returns the Caddy module information.
@@ -239,6 +240,7 @@ var processKey = sync.OnceValue(func() []byte {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.security = security.Logger()
+	h.keepers = new(keepers)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -480,6 +482,9 @@ func (h *Handler) Validate() error {
 // Cleanup stops the health checks and releases idle connections. Relayed
 // WebSockets are not closed: they belong to their clients, not to a config.
 func (h *Handler) Cleanup() error {
+	if h.keepers != nil {
+		h.keepers.stop()
+	}
 	h.healthLoop.end()
 	h.sourceLoop.end()
 	if h.pool != nil {
@@ -521,16 +526,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.serveWebSocket(w, c)
 		return nil
 	}
-	if c.sid != "" {
-		ok, done := h.registry.poll(r.Context(), c.sid, c.up.upstreamState, r.Method == http.MethodPost, c.now)
-		if !ok {
-			h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "a second "+r.Method+" of the session while one is in flight")
-			return nil
+	if !h.pollSession(w, c) {
+		return nil
+	}
+	if c.keep {
+		// Nothing of the call is left that the client's next request
+		// on this connection could meet: it may be parked.
+		c.end()
+		if k := h.keeperFor(r); k != nil {
+			k.park(w, r)
 		}
-		defer done()
+	}
+	return nil
+}
+
+// pollSession serves a polling request in its session's place: one GET
+// and one POST at a time. It reports false when the request was refused
+// for it.
+func (h *Handler) pollSession(w http.ResponseWriter, c *call) bool {
+	if c.sid != "" {
+		ok, done := h.registry.poll(c.r.Context(), c.sid, c.up.upstreamState, c.r.Method == http.MethodPost, c.now)
+		if !ok {
+			h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, "a second "+c.r.Method+" of the session while one is in flight")
+			return false
+		}
+		c.pollDone = done
+		defer func() {
+			if c.waiting == nil {
+				done() // else the waiting poll frees it once answered
+			}
+		}()
 	}
 	h.servePolling(w, c)
-	return nil
+	return true
 }
 
 // admit checks what a request is before anything is routed: a path and

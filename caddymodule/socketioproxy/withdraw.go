@@ -144,7 +144,11 @@ func (h *Handler) tellWorker(c *call, payload []byte) {
 	r := c.r
 	out, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader(payload))
 	if err == nil {
-		out.Header = upstreamHeader(r, false)
+		if c.upHeader != nil {
+			out.Header = c.upHeader.Clone()
+		} else {
+			out.Header = upstreamHeader(r, false)
+		}
 		out.Header.Set("Content-Type", "text/plain;charset=UTF-8")
 		out.Header.Del("Content-Length")
 		out.Host = r.Host

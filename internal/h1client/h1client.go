@@ -341,3 +341,88 @@ func (c *Client) CloseIdleConnections() {
 		ic.conn.Close()
 	}
 }
+
+// Exchange is a request written and its answer still to come, for a
+// caller that waits for the answer without a goroutine: it watches Conn
+// until it is readable, then calls Receive.
+type Exchange struct {
+	c      *Client
+	req    *http.Request
+	conn   net.Conn
+	reused bool
+}
+
+// ErrSendAgain is what Receive returns when the kept connection the
+// request went out on had been closed by the server before it read the
+// request: the request may be sent again (Send) on a new connection.
+var ErrSendAgain = errors.New("h1client: send the request again")
+
+// Send writes req, a request without a body, on a kept connection or a
+// new one, and returns the Exchange in which its answer will be read.
+// req's context bounds only the dial.
+func (c *Client) Send(req *http.Request) (*Exchange, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		return nil, errors.New("h1client: Send takes requests without a body")
+	}
+	conn, reused := c.get()
+	for {
+		if conn == nil {
+			var err error
+			if conn, err = c.dial(req.Context()); err != nil {
+				if req.Context().Err() != nil {
+					return nil, context.Cause(req.Context())
+				}
+				return nil, err
+			}
+		}
+		bw := writers.Get().(*bufio.Writer)
+		bw.Reset(conn)
+		err := req.Write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		bw.Reset(nil)
+		writers.Put(bw)
+		if err == nil {
+			return &Exchange{c: c, req: req, conn: conn, reused: reused}, nil
+		}
+		conn.Close()
+		if !reused {
+			return nil, err
+		}
+		conn, reused = nil, false
+	}
+}
+
+// Conn is the connection the answer comes on: readable once it has.
+func (e *Exchange) Conn() net.Conn { return e.conn }
+
+// Receive reads the answer's head; the body must be read to the end or
+// closed, as RoundTrip's. It blocks until the answer has come: call it
+// once Conn is readable. It returns ErrSendAgain when a kept connection
+// turns out closed by the server.
+func (e *Exchange) Receive() (*http.Response, error) {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(e.conn)
+	res, err := readResponse(br, e.req)
+	if err != nil {
+		br.Reset(nil)
+		readers.Put(br)
+		e.conn.Close()
+		if e.reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return nil, errors.Join(ErrSendAgain, err)
+		}
+		return nil, err
+	}
+	b := &body{c: e.c, conn: e.conn, br: br, rc: res.Body, stop: func() bool { return true },
+		keep: !res.Close && !e.req.Close}
+	if res.Body == http.NoBody || res.ContentLength == 0 {
+		b.finish(true)
+		return res, nil
+	}
+	res.Body = b
+	return res, nil
+}
+
+// Abort ends an exchange whose answer will not be read.
+func (e *Exchange) Abort() { e.conn.Close() }

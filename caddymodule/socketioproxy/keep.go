@@ -1,0 +1,336 @@
+package socketioproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/flaskedge/flaskedge/internal/park"
+)
+
+// A long-polling client keeps a second connection open for its POSTs,
+// idle between messages. Served by net/http, an idle kept-alive
+// connection holds a goroutine and 8 KiB of buffers; parked, it holds
+// its file descriptor and a few hundred bytes. After a POST's answer has
+// been written whole, the edge takes the connection from net/http and
+// parks it (internal/park); when its client sends again, a keeper (an
+// http.Server of the handler's own, whose handler is the Caddy server
+// the connection came from) serves it, with the site's whole handler
+// chain, as Caddy would have, and keeps it alive as Caddy would. A GET's
+// connection is not parked: its client sends the next poll at once.
+// When the handler's config ends (a reload, Cleanup) or the edge starts
+// exiting, parked connections are closed and the keepers' idle ones too,
+// as Caddy's shutdown closes its idle connections.
+
+// keepers are a handler's keepers, one per Caddy server whose
+// connections it parked.
+type keepers struct {
+	mu      sync.Mutex
+	by      map[*caddyhttp.Server]*keeper
+	stopped bool
+}
+
+// keeper serves the parked connections of one Caddy server.
+type keeper struct {
+	srv    *caddyhttp.Server
+	hs     *http.Server
+	ln     *handover
+	idle   time.Duration // how long a connection stays parked
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	parked  map[*park.Conn]struct{}
+	stopped bool
+	sweep   *time.Timer // armed while connections are parked
+	exit    func() bool // stops closing them when the edge exits
+}
+
+// keeperFor returns the keeper of r's Caddy server, made on first use,
+// or nil once the handler is cleaned up.
+func (h *Handler) keeperFor(r *http.Request) *keeper {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv == nil {
+		return nil
+	}
+	ks := h.keepers
+	if ks == nil {
+		return nil
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.stopped {
+		return nil
+	}
+	if k := ks.by[srv]; k != nil {
+		return k
+	}
+	k := newKeeper(srv, h.logger, h.registry.draining)
+	if ks.by == nil {
+		ks.by = make(map[*caddyhttp.Server]*keeper)
+	}
+	ks.by[srv] = k
+	return k
+}
+
+// stop ends every keeper: parked connections are closed, and the
+// requests the keepers serve finish as Caddy's own do on a reload.
+func (ks *keepers) stop() {
+	ks.mu.Lock()
+	ks.stopped = true
+	by := ks.by
+	ks.by = nil
+	ks.mu.Unlock()
+	for _, k := range by {
+		k.stop()
+	}
+}
+
+func newKeeper(srv *caddyhttp.Server, logger *zap.Logger, exiting context.Context) *keeper {
+	idle := time.Duration(srv.IdleTimeout)
+	if idle <= 0 {
+		idle = 5 * time.Minute // Caddy's default
+	}
+	k := &keeper{srv: srv, idle: idle, logger: logger, parked: make(map[*park.Conn]struct{})}
+	k.ln = &handover{conns: make(chan net.Conn), done: make(chan struct{})}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	k.hs = &http.Server{
+		Handler:           http.HandlerFunc(k.serve),
+		ReadTimeout:       time.Duration(srv.ReadTimeout),
+		ReadHeaderTimeout: time.Duration(srv.ReadHeaderTimeout),
+		WriteTimeout:      time.Duration(srv.WriteTimeout),
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		Protocols:         protocols,
+		ErrorLog:          log.New(zapWriter{logger}, "", 0),
+	}
+	k.exit = context.AfterFunc(exiting, k.stop)
+	go func() { _ = k.hs.Serve(k.ln) }()
+	return k
+}
+
+// serve runs the Caddy server's handler chain for a request that came on
+// a parked connection.
+func (k *keeper) serve(w http.ResponseWriter, r *http.Request) {
+	k.srv.ServeHTTP(w, r)
+}
+
+// park takes the connection of a request whose response has been written
+// whole and parks it, reporting whether it did. It is called last, once
+// the call holds nothing the client's next request on the connection
+// could meet.
+func (k *keeper) park(w http.ResponseWriter, r *http.Request) bool {
+	if r.TLS != nil {
+		// crypto/tls may hold the client's next request decrypted,
+		// which its socket would not announce: kept by net/http.
+		return false
+	}
+	if !plainWriters(w) {
+		var chain []string
+		for x := w; x != nil; {
+			chain = append(chain, fmt.Sprintf("%T", x))
+			u, ok := x.(interface{ Unwrap() http.ResponseWriter })
+			if !ok {
+				break
+			}
+			x = u.Unwrap()
+		}
+		k.logger.Warn("DEBUGPARK not parked", zap.Strings("chain", chain))
+		return false
+	}
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return false
+	}
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		return false
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		// The client sent its next request already (pipelining): it
+		// is served at once, with the bytes net/http had read.
+		b, _ := brw.Reader.Peek(n)
+		k.hand(&replayConn{Conn: conn, pending: append([]byte(nil), b...)})
+		return true
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		conn.Close()
+		return true
+	}
+	if _, isTLS := conn.(*tls.Conn); isTLS {
+		// crypto/tls may hold the client's next request decrypted,
+		// which its socket would not announce: served on.
+		go k.hand(conn)
+		return true
+	}
+	pc, ok := park.Park(conn, k.woken)
+	if !ok {
+		// Not a plain TCP connection: served on, as net/http would.
+		go k.hand(conn)
+		return true
+	}
+	k.parked[pc] = struct{}{}
+	if k.sweep == nil {
+		k.sweep = time.AfterFunc(k.idle/4, k.sweepIdle)
+	}
+	return true
+}
+
+// woken is called when a parked connection's client sends again (or
+// hangs up): the keeper serves it.
+func (k *keeper) woken(pc *park.Conn) {
+	k.mu.Lock()
+	delete(k.parked, pc)
+	k.mu.Unlock()
+	k.hand(pc.Conn())
+}
+
+// hand gives conn to the keeper's server, or closes it once the keeper
+// is stopped.
+func (k *keeper) hand(conn net.Conn) {
+	k.ln.hand(conn)
+}
+
+// sweepIdle closes the connections parked for longer than the idle
+// timeout, as net/http would close them.
+func (k *keeper) sweepIdle() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.sweep = nil
+	if k.stopped {
+		return
+	}
+	cut := time.Now().Add(-k.idle)
+	for pc := range k.parked {
+		if pc.Since().Before(cut) && pc.Unpark() {
+			delete(k.parked, pc)
+			pc.Conn().Close()
+		}
+	}
+	if len(k.parked) > 0 {
+		k.sweep = time.AfterFunc(k.idle/4, k.sweepIdle)
+	}
+}
+
+// stop closes the parked connections and the keeper's server: the
+// requests it serves finish; their connections close after them.
+func (k *keeper) stop() {
+	k.mu.Lock()
+	if k.stopped {
+		k.mu.Unlock()
+		return
+	}
+	k.stopped = true
+	k.exit()
+	if k.sweep != nil {
+		k.sweep.Stop()
+		k.sweep = nil
+	}
+	for pc := range k.parked {
+		if pc.Unpark() {
+			pc.Conn().Close()
+		}
+	}
+	k.parked = nil
+	k.mu.Unlock()
+	k.ln.Close()
+	k.hs.SetKeepAlivesEnabled(false)
+	go func() { _ = k.hs.Shutdown(context.Background()) }()
+}
+
+// plainWriters reports whether every writer w wraps passes its response
+// on as it is written, so that a flush puts all of it on the connection:
+// Caddy's own wrappers and edge_cors's. Any other (encode's, which holds
+// a small body until the handler returns, say) keeps the connection
+// with net/http.
+func plainWriters(w http.ResponseWriter) bool {
+	for {
+		t := fmt.Sprintf("%T", w)
+		switch t {
+		case "*http.response":
+			return true
+		case "*caddyhttp.responseRecorder", "*caddyhttp.readDeadlineWriter",
+			"*caddyhttp.IdleTimeoutWriter", "*edgecors.corsWriter", "*caddyhttp.ResponseWriterWrapper":
+		default:
+			return false
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+}
+
+// handover is the keeper's server's listener: its connections are the
+// parked ones whose clients sent again.
+type handover struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *handover) hand(conn net.Conn) {
+	select {
+	case l.conns <- conn:
+	case <-l.done:
+		conn.Close()
+	}
+}
+
+func (l *handover) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handover) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handover) Addr() net.Addr { return &net.TCPAddr{} }
+
+// replayConn is a connection whose next bytes were read already.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// zapWriter passes the keeper's server's error log lines to the
+// handler's log, at debug level (net/http logs clients' TLS and header
+// errors there).
+type zapWriter struct{ logger *zap.Logger }
+
+func (z zapWriter) Write(p []byte) (int, error) {
+	if ce := z.logger.Check(zapcore.DebugLevel, "parked connection"); ce != nil {
+		ce.Write(zap.String("error", strings.TrimSpace(string(p))))
+	}
+	return len(p), nil
+}
+
+var _ net.Listener = (*handover)(nil)

@@ -1,0 +1,390 @@
+package socketioproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flaskedge/flaskedge/internal/h1client"
+	"github.com/flaskedge/flaskedge/internal/park"
+)
+
+// A session's GET waits at its worker until the worker has something to
+// send: a ping, every ping interval, when the session is idle. Served by
+// net/http under Caddy's handler chain, a waiting GET holds two
+// goroutines (its own, deep in the chain, and its connection's
+// background reader), net/http's buffers and Caddy's state of the
+// request: most of what an idle polling session costs.
+//
+// A waitingPoll holds none of it. Once the request to the worker is
+// written, the edge takes the client's connection from net/http (the
+// site's handlers have put their headers on the answer by then) and
+// parks both connections (internal/park): the worker's, until its answer
+// comes, and the client's, to see it leave. The answer is then written
+// by the edge itself, through the same code as a GET served by net/http,
+// and the client's connection goes on to the handler's keeper, which
+// serves its next request.
+type waitingPoll struct {
+	h       *Handler
+	c       *call
+	k       *keeper
+	client  net.Conn    // taken from net/http
+	pending []byte      // the client's next bytes, which net/http had read
+	header  http.Header // the site's handlers' headers for the answer
+	out     *http.Request
+
+	ctx    context.Context // ended early: draining, cut off, retired, rate closed
+	cancel context.CancelCauseFunc
+	left   context.Context // done once the client has gone
+	leave  context.CancelFunc
+	stops  []func() bool
+	forget func()
+	done   func() // frees the session's GET
+
+	ended atomic.Bool // the answer is written: the call may end
+
+	mu      sync.Mutex // guards the fields below
+	claimed bool       // the answer is being written (or the client has gone)
+	ex      *h1client.Exchange
+	up      *park.Conn // the worker's connection, parked
+	cw      *park.Conn // the client's, parked
+}
+
+// parkPoll sends a session's GET to its worker and parks it, reporting
+// whether it did; when it did not, nothing was sent and the caller serves
+// the GET as before.
+func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
+	r := c.r
+	if r.ProtoMajor != 1 || c.pollDone == nil || !plainWriters(w) {
+		return false
+	}
+	k := h.keeperFor(r)
+	if k == nil {
+		return false
+	}
+	out, err := http.NewRequestWithContext(context.Background(), http.MethodGet, c.up.httpURL(c.uri), nil)
+	if err != nil {
+		return false
+	}
+	out.Header = upstreamHeader(r, false)
+	out.Host = r.Host
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	// The site's handlers put their headers (edge_cors's, a header
+	// directive's) on the answer as its header is written: written now,
+	// to a connection net/http no longer writes to, they land in the
+	// header map, which the answer starts from.
+	w.WriteHeader(http.StatusOK)
+	wp := &waitingPoll{h: h, c: c, k: k, client: conn, header: w.Header().Clone(), out: out, done: c.pollDone}
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		wp.pending = bytes.Clone(b)
+	}
+	c.waiting = wp
+	// What the call needs of the request from now on: the request
+	// itself, through its context, holds net/http's connection state
+	// and buffers and Caddy's, which a waiting GET must not.
+	c.upHeader = out.Header
+	// (Without a context of its own, its context is Background.)
+	c.r = &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path}, Host: r.Host,
+		Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor, RemoteAddr: r.RemoteAddr,
+		Header: http.Header{}}
+	wp.left, wp.leave = context.WithCancel(context.Background())
+	h.registry.parkedGet(c.sid, wp.left)
+	// It ends early, as a GET served by net/http does (see servePolling).
+	wp.ctx, wp.cancel = context.WithCancelCause(context.Background())
+	end := func() { wp.cancel(nil) }
+	wp.stops = []func() bool{
+		context.AfterFunc(h.registry.draining, end),
+		context.AfterFunc(c.up.cutOff(), end),
+		context.AfterFunc(c.up.retired, end),
+		context.AfterFunc(wp.ctx, wp.endedEarly),
+	}
+	wp.forget = h.registry.waiting(c.sid, wp.cancel)
+
+	ex, err := c.up.poll.Send(out)
+	wp.mu.Lock()
+	if err != nil || wp.claimed {
+		claimed := wp.claimed
+		wp.claimed = true
+		wp.mu.Unlock()
+		if ex != nil {
+			ex.Abort()
+		}
+		if !claimed {
+			wp.finish(nil, err)
+		}
+		return true
+	}
+	wp.ex = ex
+	up, ok := park.Park(ex.Conn(), wp.answered)
+	if ok {
+		wp.up = up
+	}
+	if len(wp.pending) == 0 {
+		wp.cw, _ = park.Park(conn, wp.clientLeft)
+	}
+	wp.mu.Unlock()
+	if !ok {
+		// Not a connection epoll can watch: waited for on a goroutine.
+		go wp.answered(nil)
+	}
+	return true
+}
+
+// answered reads the worker's answer and writes it to the client.
+func (wp *waitingPoll) answered(*park.Conn) {
+	wp.mu.Lock()
+	ex := wp.ex
+	claimed := wp.claimed
+	wp.mu.Unlock()
+	if claimed {
+		ex.Abort()
+		return
+	}
+	res, err := ex.Receive()
+	if errors.Is(err, h1client.ErrSendAgain) {
+		// The kept connection had been closed by the worker: the GET
+		// goes again on a new one, as RoundTrip sends it.
+		if ex, err = wp.c.up.poll.Send(wp.out); err == nil {
+			wp.mu.Lock()
+			if wp.claimed {
+				wp.mu.Unlock()
+				ex.Abort()
+				return
+			}
+			wp.ex = ex
+			if up, ok := park.Park(ex.Conn(), wp.answered); ok {
+				wp.up = up
+				wp.mu.Unlock()
+				return
+			}
+			wp.up = nil
+			wp.mu.Unlock()
+			res, err = ex.Receive()
+		}
+	}
+	wp.mu.Lock()
+	if wp.claimed {
+		wp.mu.Unlock()
+		if res != nil {
+			res.Body.Close()
+		}
+		return
+	}
+	wp.claimed = true
+	cw := wp.cw
+	wp.mu.Unlock()
+	if cw != nil {
+		cw.Unpark()
+	}
+	wp.finish(res, err)
+}
+
+// clientLeft is called when the client's connection turns readable
+// while its GET waits: the client hung up (or, against HTTP/1.1's rules
+// for a browser, sent another request before the answer). The GET ends
+// as one whose client has gone.
+func (wp *waitingPoll) clientLeft(*park.Conn) {
+	if !wp.claim() {
+		return
+	}
+	wp.leave()
+	wp.finish(nil, context.Canceled)
+}
+
+// endedEarly ends the wait when the process exits, the worker is cut
+// off or retired, or the session is closed for its message rate.
+func (wp *waitingPoll) endedEarly() {
+	if !wp.claim() {
+		return
+	}
+	wp.finish(nil, context.Canceled)
+}
+
+// claim takes the answer for the caller, stopping both watches; false
+// when it is taken already.
+func (wp *waitingPoll) claim() bool {
+	wp.mu.Lock()
+	if wp.claimed {
+		wp.mu.Unlock()
+		return false
+	}
+	wp.claimed = true
+	ex, up, cw := wp.ex, wp.up, wp.cw
+	wp.mu.Unlock()
+	if cw != nil {
+		cw.Unpark()
+	}
+	// Unless answered has the worker's connection already (it then
+	// sees the claim and lets it go), the exchange ends here.
+	if ex != nil && (up == nil || up.Unpark()) {
+		ex.Abort()
+	}
+	return true
+}
+
+func (wp *waitingPoll) clientGone() bool { return wp.left.Err() != nil }
+
+// finish writes the answer (res, or what err calls for), ends the call
+// and hands the client's connection to the keeper.
+func (wp *waitingPoll) finish(res *http.Response, err error) {
+	c := wp.c
+	wp.forget()
+	for _, stop := range wp.stops {
+		stop()
+	}
+	cw := newConnWriter(wp.client, wp.header)
+	wp.h.answerPoll(cw, c, wp.ctx, res, err, pollSent{})
+	keep := !wp.clientGone() && cw.close()
+	wp.cancel(nil)
+	wp.leave()
+	wp.ended.Store(true)
+	wp.done()
+	c.end()
+	if !keep {
+		wp.client.Close()
+		return
+	}
+	conn := wp.client
+	if len(wp.pending) > 0 {
+		if _, isTLS := conn.(*tls.Conn); isTLS {
+			// Its next request cannot be replayed under TLS.
+			conn.Close()
+			return
+		}
+		conn = &replayConn{Conn: conn, pending: wp.pending}
+	}
+	wp.k.hand(conn)
+}
+
+// answerWriteTimeout bounds the writing of an answer to a client.
+const answerWriteTimeout = 10 * time.Second
+
+// connWriter is the http.ResponseWriter of an answer the edge writes
+// itself, on a connection taken from net/http: HTTP/1.1, with the
+// length the header says or chunked.
+type connWriter struct {
+	conn    net.Conn
+	bw      *bufio.Writer
+	header  http.Header
+	edge    http.Header // the site's handlers' headers: theirs win
+	status  int
+	started bool  // the head is written
+	chunked bool  // the body is chunked
+	left    int64 // what the declared length still expects
+	err     error
+}
+
+var answerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+func newConnWriter(conn net.Conn, edge http.Header) *connWriter {
+	return &connWriter{conn: conn, header: edge.Clone(), edge: edge}
+}
+
+func (cw *connWriter) Header() http.Header { return cw.header }
+
+func (cw *connWriter) WriteHeader(status int) {
+	if cw.status == 0 {
+		cw.status = status
+	}
+}
+
+func (cw *connWriter) Write(p []byte) (int, error) {
+	cw.start()
+	if cw.err != nil {
+		return 0, cw.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if cw.chunked {
+		_, _ = cw.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		_, _ = cw.bw.WriteString("\r\n")
+	} else if int64(len(p)) > cw.left {
+		cw.err = errors.New("answer longer than its Content-Length")
+		return 0, cw.err
+	}
+	n, err := cw.bw.Write(p)
+	if cw.chunked {
+		_, _ = cw.bw.WriteString("\r\n")
+	} else {
+		cw.left -= int64(n)
+	}
+	if err != nil {
+		cw.err = err
+	}
+	return n, err
+}
+
+// start writes the head once: the status line and the header, with the
+// site's handlers' CORS headers in place of any other.
+func (cw *connWriter) start() {
+	if cw.started {
+		return
+	}
+	cw.started = true
+	if cw.status == 0 {
+		cw.status = http.StatusOK
+	}
+	h := cw.header
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			if v, ok := cw.edge[k]; ok {
+				h[k] = v
+			} else {
+				delete(h, k)
+			}
+		}
+	}
+	for _, k := range []string{"Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Proxy-Connection"} {
+		h.Del(k)
+	}
+	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		cw.left = n
+	} else {
+		h.Del("Content-Length")
+		h.Set("Transfer-Encoding", "chunked")
+		cw.chunked = true
+	}
+	if _, ok := h["Date"]; !ok {
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	_ = cw.conn.SetWriteDeadline(time.Now().Add(answerWriteTimeout))
+	cw.bw = answerWriters.Get().(*bufio.Writer)
+	cw.bw.Reset(cw.conn)
+	_, _ = cw.bw.WriteString("HTTP/1.1 " + strconv.Itoa(cw.status) + " " + http.StatusText(cw.status) + "\r\n")
+	if err := h.Write(cw.bw); err != nil {
+		cw.err = err
+	}
+	_, _ = cw.bw.WriteString("\r\n")
+}
+
+// close ends the answer and reports whether the connection may serve
+// another request: written whole, as long as it said.
+func (cw *connWriter) close() bool {
+	cw.start()
+	if cw.chunked {
+		_, _ = cw.bw.WriteString("0\r\n\r\n")
+	}
+	if err := cw.bw.Flush(); err != nil && cw.err == nil {
+		cw.err = err
+	}
+	cw.bw.Reset(nil)
+	answerWriters.Put(cw.bw)
+	cw.bw = nil
+	_ = cw.conn.SetWriteDeadline(time.Time{})
+	return cw.err == nil && (cw.chunked || cw.left == 0)
+}

@@ -1,0 +1,194 @@
+//go:build linux
+
+package park
+
+import (
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The watcher is one epoll instance, made on first use, and a goroutine
+// that waits on it while connections are parked. The goroutine does not
+// block its thread in epoll_wait: the epoll descriptor is itself watched
+// by the Go runtime's network poller (it is readable while it has
+// events), so the goroutine parks as any goroutine reading a socket does.
+var watcher struct {
+	once  sync.Once
+	epfd  int
+	epoll syscall.RawConn
+	wake  int // an eventfd that ends the goroutine's wait
+	err   error
+
+	mu      sync.Mutex
+	running bool
+	conns   map[int32]*Conn
+}
+
+// One-shot: a connection is reported once, then forgotten; level
+// triggered, so bytes that arrived before it was watched are reported.
+const events = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+
+func setup() {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		watcher.err = err
+		return
+	}
+	wake, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errno != 0 {
+		syscall.Close(epfd)
+		watcher.err = errno
+		return
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wake)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, int(wake), &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(int(wake))
+		watcher.err = err
+		return
+	}
+	// Non-blocking, so that os.NewFile hands it to the runtime's poller.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(int(wake))
+		watcher.err = err
+		return
+	}
+	rc, err := os.NewFile(uintptr(epfd), "park-epoll").SyscallConn()
+	if err != nil {
+		watcher.err = err
+		return
+	}
+	watcher.epfd, watcher.epoll, watcher.wake = epfd, rc, int(wake)
+	watcher.conns = make(map[int32]*Conn)
+}
+
+// Park watches conn until it is readable (its client sent bytes, a FIN
+// or a reset), then calls ready(c) once, on a goroutine of its own.
+// Until then conn is the watcher's: nothing else may use or close it but
+// through Unpark. Park reports false, having done nothing, when conn is
+// neither TCP nor TLS over TCP, or epoll is not available.
+func Park(conn net.Conn, ready func(*Conn)) (*Conn, bool) {
+	tc, ok := tcpOf(conn)
+	if !ok {
+		return nil, false
+	}
+	watcher.once.Do(setup)
+	if watcher.err != nil {
+		return nil, false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	c := &Conn{conn: conn, fd: -1, ready: ready, since: time.Now()}
+	watcher.mu.Lock()
+	defer watcher.mu.Unlock()
+	var addErr error
+	// The descriptor is registered as it is, not duplicated: it stays
+	// open while the connection is parked (only Unpark's caller or
+	// ready may close it, after the registration is gone), so its
+	// number names it alone.
+	if err := rc.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
+		if addErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev); addErr == nil {
+			c.fd = int32(fd)
+		}
+	}); err != nil || addErr != nil {
+		return nil, false
+	}
+	watcher.conns[c.fd] = c
+	if !watcher.running {
+		watcher.running = true
+		go loop()
+	}
+	return c, true
+}
+
+// Unpark stops watching c and hands it back to the caller, who then
+// owns it (to close it, say). It reports false when c has already been
+// handed to ready, or unparked.
+func (c *Conn) Unpark() bool {
+	watcher.mu.Lock()
+	defer watcher.mu.Unlock()
+	if !c.forgetLocked() {
+		return false
+	}
+	if len(watcher.conns) == 0 {
+		// Nothing is left to wait for: the goroutine ends.
+		one := [8]byte{1}
+		_, _ = syscall.Write(watcher.wake, one[:])
+	}
+	return true
+}
+
+// forgetLocked removes c from the watcher, once.
+func (c *Conn) forgetLocked() bool {
+	if c.fd < 0 || watcher.conns[c.fd] != c {
+		return false
+	}
+	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, int(c.fd), nil)
+	delete(watcher.conns, c.fd)
+	c.fd = -1
+	return true
+}
+
+// Parked is how many connections are watched.
+func Parked() int {
+	watcher.mu.Lock()
+	defer watcher.mu.Unlock()
+	return len(watcher.conns)
+}
+
+// loop serves the watcher's events until no connection is parked.
+func loop() {
+	var (
+		evs [64]syscall.EpollEvent
+		n   int
+		err error
+	)
+	// poll asks epoll before each wait, never waits first (made once:
+	// a closure per wait would be an allocation).
+	poll := func(fd uintptr) bool {
+		n, err = syscall.EpollWait(int(fd), evs[:], 0)
+		return n > 0 || err != nil
+	}
+	for {
+		watcher.mu.Lock()
+		if len(watcher.conns) == 0 {
+			watcher.running = false
+			watcher.mu.Unlock()
+			return
+		}
+		watcher.mu.Unlock()
+		if rerr := watcher.epoll.Read(poll); err == nil {
+			err = rerr
+		}
+		if err == syscall.EINTR {
+			err = nil
+			continue
+		}
+		if err != nil {
+			panic("park: epoll_wait: " + err.Error())
+		}
+		var due []*Conn
+		watcher.mu.Lock()
+		for _, ev := range evs[:n] {
+			if ev.Fd == int32(watcher.wake) {
+				var b [8]byte
+				_, _ = syscall.Read(watcher.wake, b[:])
+				continue
+			}
+			if c := watcher.conns[ev.Fd]; c != nil && c.forgetLocked() {
+				due = append(due, c)
+			}
+		}
+		watcher.mu.Unlock()
+		for _, c := range due {
+			go c.ready(c)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+//go:build linux
+
+package park
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// pair returns the two ends of a loopback TCP connection.
+func pair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+func running() bool {
+	watcher.mu.Lock()
+	defer watcher.mu.Unlock()
+	return watcher.running
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestAParkedConnectionIsHandedBackWhenItsClientSends(t *testing.T) {
+	server, client := pair(t)
+	got := make(chan net.Conn, 1)
+	c, ok := Park(server, func(c *Conn) { got <- c.Conn() })
+	require.True(t, ok)
+	require.Equal(t, 1, Parked())
+	select {
+	case <-got:
+		t.Fatal("handed back before the client sent anything")
+	case <-time.After(50 * time.Millisecond):
+	}
+	_, err := client.Write([]byte("GET / HTTP/1.1\r\n"))
+	require.NoError(t, err)
+	conn := <-got
+	require.Same(t, server, conn)
+	// Nothing was read: the bytes are the next reader's.
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, "GET / HTTP/1.1\r\n", string(buf[:n]))
+	require.False(t, c.Unpark(), "handed back already")
+	waitFor(t, "the watcher's goroutine to end", func() bool { return !running() })
+}
+
+func TestBytesSentBeforeParkingAreReported(t *testing.T) {
+	server, client := pair(t)
+	_, err := client.Write([]byte("x"))
+	require.NoError(t, err)
+	got := make(chan net.Conn, 1)
+	_, ok := Park(server, func(c *Conn) { got <- c.Conn() })
+	require.True(t, ok)
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("bytes already there were not reported")
+	}
+}
+
+func TestAHangUpHandsTheConnectionBack(t *testing.T) {
+	server, client := pair(t)
+	got := make(chan net.Conn, 1)
+	_, ok := Park(server, func(c *Conn) { got <- c.Conn() })
+	require.True(t, ok)
+	client.Close()
+	conn := <-got
+	_, err := conn.Read(make([]byte, 1))
+	require.Error(t, err)
+}
+
+func TestUnparkedConnectionsAreNeverHandedBack(t *testing.T) {
+	var parked []*Conn
+	var clients []net.Conn
+	called := make(chan struct{}, 100)
+	for range 20 {
+		server, client := pair(t)
+		c, ok := Park(server, func(*Conn) { called <- struct{}{} })
+		require.True(t, ok)
+		parked = append(parked, c)
+		clients = append(clients, client)
+	}
+	require.Equal(t, 20, Parked())
+	for _, c := range parked {
+		require.True(t, c.Unpark())
+		require.False(t, c.Unpark())
+	}
+	require.Equal(t, 0, Parked())
+	for _, cl := range clients {
+		_, _ = cl.Write([]byte("x"))
+	}
+	waitFor(t, "the watcher's goroutine to end", func() bool { return !running() })
+	select {
+	case <-called:
+		t.Fatal("an unparked connection was handed back")
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func TestOnlyPlainTCPIsParked(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	_, ok := Park(a, func(*Conn) {})
+	require.False(t, ok)
+}
+
+func TestParkAndUnparkRaceHandsBackAtMostOnce(t *testing.T) {
+	for range 200 {
+		server, client := pair(t)
+		calls := make(chan struct{}, 2)
+		c, ok := Park(server, func(*Conn) { calls <- struct{}{} })
+		require.True(t, ok)
+		go func() { _, _ = client.Write([]byte("x")) }()
+		unparked := c.Unpark()
+		if unparked {
+			select {
+			case <-calls:
+				t.Fatal("handed back after Unpark won")
+			case <-time.After(time.Millisecond):
+			}
+		} else {
+			<-calls
+		}
+	}
+	waitFor(t, "nothing parked", func() bool { return Parked() == 0 })
+}

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package park
+
+import "net"
+
+// Park reports false: connections are parked only on Linux.
+func Park(net.Conn, func(*Conn)) (*Conn, bool) { return nil, false }
+
+// Unpark reports false: nothing is parked.
+func (c *Conn) Unpark() bool { return false }
+
+// Parked is 0: nothing is parked.
+func Parked() int { return 0 }

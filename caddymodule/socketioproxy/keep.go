@@ -136,16 +136,6 @@ func (k *keeper) park(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !plainWriters(w) {
-		var chain []string
-		for x := w; x != nil; {
-			chain = append(chain, fmt.Sprintf("%T", x))
-			u, ok := x.(interface{ Unwrap() http.ResponseWriter })
-			if !ok {
-				break
-			}
-			x = u.Unwrap()
-		}
-		k.logger.Warn("DEBUGPARK not parked", zap.Strings("chain", chain))
 		return false
 	}
 	rc := http.NewResponseController(w)

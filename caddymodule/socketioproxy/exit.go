@@ -72,8 +72,8 @@ func (s *registry) relaying(rs *relayStop, period time.Duration, u *upstream) *r
 	// Matched by the very context: an undrain makes a new cutOff, and
 	// the relays that started under it are not the old cut's; a reload
 	// gives a dynamic worker's relays of both configs one retirement.
-	s.watchLocked(cut, func(rs *relayStop) bool { return rs.cut == cut })
-	s.watchLocked(retired, func(rs *relayStop) bool { return rs.u.retired == retired })
+	s.watchLocked(cut)
+	s.watchLocked(retired)
 	switch {
 	case s.stopping:
 		rs.stop()
@@ -101,10 +101,11 @@ func (s *registry) unrelay(rs *relayStop) {
 	}
 }
 
-// watchLocked counts one more relay that ends with ctx, and watches ctx
-// if none did: once done, it drain-stops the relays that match. s.mu is
-// held.
-func (s *registry) watchLocked(ctx context.Context, match func(*relayStop) bool) {
+// watchLocked counts one more relay or parked GET that ends with ctx,
+// and watches ctx if none did: once done, it drain-stops the relays and
+// ends the parked GETs whose worker's cutOff, or whose config's
+// retirement, ctx is. s.mu is held.
+func (s *registry) watchLocked(ctx context.Context) {
 	if w := s.watches[ctx]; w != nil {
 		w.n++
 		return
@@ -113,15 +114,51 @@ func (s *registry) watchLocked(ctx context.Context, match func(*relayStop) bool)
 		s.mu.Lock()
 		var stops []*relayStop
 		for rs := range s.relays {
-			if match(rs) {
+			if rs.cut == ctx || rs.u.retired == ctx {
 				stops = append(stops, rs)
+			}
+		}
+		var polls []*waitingPoll
+		for wp := range s.polls {
+			if wp.cut == ctx || wp.c.up.retired == ctx {
+				polls = append(polls, wp)
 			}
 		}
 		s.mu.Unlock()
 		for _, rs := range stops {
 			rs.drainStop()
 		}
+		for _, wp := range polls {
+			wp.endWith(nil)
+		}
 	})}
+}
+
+// pollWaiting registers a parked GET, to be ended (endWith) when its
+// worker is cut off or leaves, or the edge exits. It reports false when
+// the GET must end at once.
+func (s *registry) pollWaiting(wp *waitingPoll) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping || wp.cut.Err() != nil || wp.c.up.retired.Err() != nil {
+		return false
+	}
+	s.polls[wp] = struct{}{}
+	s.watchLocked(wp.cut)
+	s.watchLocked(wp.c.up.retired)
+	return true
+}
+
+// pollAnswered takes out a parked GET registered by pollWaiting.
+func (s *registry) pollAnswered(wp *waitingPoll) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.polls[wp]; !ok {
+		return
+	}
+	delete(s.polls, wp)
+	s.unwatchLocked(wp.cut)
+	s.unwatchLocked(wp.c.up.retired)
 }
 
 // unwatchLocked counts one relay fewer that ends with ctx. s.mu is held.
@@ -139,6 +176,9 @@ func (s *registry) unwatchLocked(ctx context.Context) {
 // drain begins to close every session, once.
 func (s *registry) drain() {
 	s.drainOnce.Do(func() {
+		// First the context of the GETs that wait, so that one ended
+		// for the edge's exit finds it done.
+		s.drainPoll()
 		s.mu.Lock()
 		s.stopping = true
 		stops := make([]*relayStop, 0, len(s.relays))
@@ -151,8 +191,14 @@ func (s *registry) drain() {
 				polls++
 			}
 		}
+		parked := make([]*waitingPoll, 0, len(s.polls))
+		for wp := range s.polls {
+			parked = append(parked, wp)
+		}
 		s.mu.Unlock()
-		s.drainPoll()
+		for _, wp := range parked {
+			wp.endWith(nil)
+		}
 
 		longest := time.Duration(0)
 		for _, rs := range stops {

@@ -50,7 +50,10 @@ func (h *Handler) relayHandshake(w http.ResponseWriter, c *call, res *http.Respo
 	copyHeader(w.Header(), res.Header)
 	w.Header().Set("Content-Length", strconv.Itoa(len(sealed)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(sealed)
+	_, err = w.Write(sealed)
+	// Written whole: the connection may be parked for the client's
+	// next request (see keeper).
+	c.keep = err == nil && c.r.ProtoMajor == 1 && c.r.ProtoMinor == 1 && !c.r.Close
 }
 
 // readOpen reads the worker's first message on a new WebSocket session,

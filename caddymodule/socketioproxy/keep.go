@@ -1,6 +1,7 @@
 package socketioproxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -146,36 +147,51 @@ func (k *keeper) park(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
+	var pending []byte
 	if n := brw.Reader.Buffered(); n > 0 {
-		// The client sent its next request already (pipelining): it
-		// is served at once, with the bytes net/http had read.
-		b, _ := brw.Reader.Peek(n)
-		k.hand(&replayConn{Conn: conn, pending: append([]byte(nil), b...)})
-		return true
+		pending, _ = brw.Reader.Peek(n)
+		pending = bytes.Clone(pending)
+	}
+	k.keep(conn, pending)
+	return true
+}
+
+// keep parks conn, a client connection whose last answer the edge wrote
+// whole, until its client sends again; pending are bytes of the next
+// request read already (a client pipelining), whose connection is served
+// at once.
+func (k *keeper) keep(conn net.Conn, pending []byte) {
+	if len(pending) > 0 {
+		if _, isTLS := conn.(*tls.Conn); isTLS {
+			// Its next request cannot be replayed under TLS.
+			conn.Close()
+			return
+		}
+		k.hand(&replayConn{Conn: conn, pending: pending})
+		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.stopped {
 		conn.Close()
-		return true
+		return
 	}
 	if _, isTLS := conn.(*tls.Conn); isTLS {
 		// crypto/tls may hold the client's next request decrypted,
 		// which its socket would not announce: served on.
 		go k.hand(conn)
-		return true
+		return
 	}
 	pc, ok := park.Park(conn, k.woken)
 	if !ok {
 		// Not a plain TCP connection: served on, as net/http would.
 		go k.hand(conn)
-		return true
+		return
 	}
 	k.parked[pc] = struct{}{}
 	if k.sweep == nil {
 		k.sweep = time.AfterFunc(k.idle/4, k.sweepIdle)
 	}
-	return true
 }
 
 // woken is called when a parked connection's client sends again (or

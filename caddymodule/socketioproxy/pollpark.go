@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -41,20 +40,18 @@ type waitingPoll struct {
 	client  net.Conn    // taken from net/http
 	pending []byte      // the client's next bytes, which net/http had read
 	header  http.Header // the site's handlers' headers for the answer
-	out     *http.Request
-
-	ctx    context.Context // ended early: draining, cut off, retired, rate closed
-	cancel context.CancelCauseFunc
-	left   context.Context // done once the client has gone
-	leave  context.CancelFunc
-	stops  []func() bool
-	forget func()
-	done   func() // frees the session's GET
+	uri     string      // the GET's, to the worker (c.upHeader its header)
+	cut     context.Context
+	forget  func()
+	done    func() // frees the session's GET
 
 	ended atomic.Bool // the answer is written: the call may end
+	gone  atomic.Bool // the client has gone
 
 	mu      sync.Mutex // guards the fields below
 	claimed bool       // the answer is being written (or the client has gone)
+	early   bool       // ended early: the edge exits, the worker is cut off or leaves, or endPoll
+	cause   error      // endPoll's
 	ex      *h1client.Exchange
 	up      *park.Conn // the worker's connection, parked
 	cw      *park.Conn // the client's, parked
@@ -72,7 +69,8 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	if k == nil {
 		return false
 	}
-	out, err := http.NewRequestWithContext(context.Background(), http.MethodGet, c.up.httpURL(c.uri), nil)
+	uri := c.up.httpURL(c.uri)
+	out, err := http.NewRequestWithContext(context.Background(), http.MethodGet, uri, nil)
 	if err != nil {
 		return false
 	}
@@ -87,7 +85,8 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	// to a connection net/http no longer writes to, they land in the
 	// header map, which the answer starts from.
 	w.WriteHeader(http.StatusOK)
-	wp := &waitingPoll{h: h, c: c, k: k, client: conn, header: w.Header().Clone(), out: out, done: c.pollDone}
+	wp := &waitingPoll{h: h, c: c, k: k, client: conn, header: w.Header().Clone(), uri: uri,
+		cut: c.up.cutOff(), done: c.pollDone}
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		wp.pending = bytes.Clone(b)
@@ -95,37 +94,28 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	c.waiting = wp
 	// What the call needs of the request from now on: the request
 	// itself, through its context, holds net/http's connection state
-	// and buffers and Caddy's, which a waiting GET must not.
+	// and buffers and Caddy's, which a waiting GET must not. (Without a
+	// context of its own, its context is Background.)
 	c.upHeader = out.Header
-	// (Without a context of its own, its context is Background.)
 	c.r = &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path}, Host: r.Host,
 		Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor, RemoteAddr: r.RemoteAddr,
 		Header: http.Header{}}
-	wp.left, wp.leave = context.WithCancel(context.Background())
-	h.registry.parkedGet(c.sid, wp.left)
-	// It ends early, as a GET served by net/http does (see servePolling).
-	wp.ctx, wp.cancel = context.WithCancelCause(context.Background())
-	end := func() { wp.cancel(nil) }
-	wp.stops = []func() bool{
-		context.AfterFunc(h.registry.draining, end),
-		context.AfterFunc(c.up.cutOff(), end),
-		context.AfterFunc(c.up.retired, end),
-		context.AfterFunc(wp.ctx, wp.endedEarly),
-	}
-	wp.forget = h.registry.waiting(c.sid, wp.cancel)
-
-	ex, err := c.up.poll.Send(out)
+	// Until it is parked, what would end it waits (claim takes mu).
 	wp.mu.Lock()
-	if err != nil || wp.claimed {
-		claimed := wp.claimed
+	h.registry.parkedGet(c.sid, wp)
+	// It ends early as a GET served by net/http does (see servePolling).
+	wp.forget = h.registry.waiting(c.sid, wp.endWith)
+	if !h.registry.pollWaiting(wp) {
+		wp.claimed, wp.early = true, true
+		wp.mu.Unlock()
+		wp.finish(nil, context.Canceled)
+		return true
+	}
+	ex, err := c.up.poll.Send(out)
+	if err != nil {
 		wp.claimed = true
 		wp.mu.Unlock()
-		if ex != nil {
-			ex.Abort()
-		}
-		if !claimed {
-			wp.finish(nil, err)
-		}
+		wp.finish(nil, err)
 		return true
 	}
 	wp.ex = ex
@@ -144,6 +134,15 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	return true
 }
 
+// Err is not nil once the client has gone: the GET's flight (see
+// registry.poll) is over.
+func (wp *waitingPoll) Err() error {
+	if wp.gone.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
 // answered reads the worker's answer and writes it to the client.
 func (wp *waitingPoll) answered(*park.Conn) {
 	wp.mu.Lock()
@@ -158,7 +157,12 @@ func (wp *waitingPoll) answered(*park.Conn) {
 	if errors.Is(err, h1client.ErrSendAgain) {
 		// The kept connection had been closed by the worker: the GET
 		// goes again on a new one, as RoundTrip sends it.
-		if ex, err = wp.c.up.poll.Send(wp.out); err == nil {
+		var out *http.Request
+		if out, err = http.NewRequestWithContext(context.Background(), http.MethodGet, wp.uri, nil); err == nil {
+			out.Header, out.Host = wp.c.upHeader, wp.c.r.Host
+			ex, err = wp.c.up.poll.Send(out)
+		}
+		if err == nil {
 			wp.mu.Lock()
 			if wp.claimed {
 				wp.mu.Unlock()
@@ -198,17 +202,18 @@ func (wp *waitingPoll) answered(*park.Conn) {
 // for a browser, sent another request before the answer). The GET ends
 // as one whose client has gone.
 func (wp *waitingPoll) clientLeft(*park.Conn) {
-	if !wp.claim() {
+	wp.gone.Store(true)
+	if !wp.claim(false, nil) {
 		return
 	}
-	wp.leave()
 	wp.finish(nil, context.Canceled)
 }
 
-// endedEarly ends the wait when the process exits, the worker is cut
-// off or retired, or the session is closed for its message rate.
-func (wp *waitingPoll) endedEarly() {
-	if !wp.claim() {
+// endWith ends the wait early: when the edge exits, the worker is cut
+// off or leaves, or the session is closed for its message rate (cause;
+// see registry.endPoll).
+func (wp *waitingPoll) endWith(cause error) {
+	if !wp.claim(true, cause) {
 		return
 	}
 	wp.finish(nil, context.Canceled)
@@ -216,13 +221,13 @@ func (wp *waitingPoll) endedEarly() {
 
 // claim takes the answer for the caller, stopping both watches; false
 // when it is taken already.
-func (wp *waitingPoll) claim() bool {
+func (wp *waitingPoll) claim(early bool, cause error) bool {
 	wp.mu.Lock()
 	if wp.claimed {
 		wp.mu.Unlock()
 		return false
 	}
-	wp.claimed = true
+	wp.claimed, wp.early, wp.cause = true, early, cause
 	ex, up, cw := wp.ex, wp.up, wp.cw
 	wp.mu.Unlock()
 	if cw != nil {
@@ -236,21 +241,27 @@ func (wp *waitingPoll) claim() bool {
 	return true
 }
 
-func (wp *waitingPoll) clientGone() bool { return wp.left.Err() != nil }
+func (wp *waitingPoll) clientGone() bool { return wp.gone.Load() }
 
 // finish writes the answer (res, or what err calls for), ends the call
-// and hands the client's connection to the keeper.
+// and keeps the client's connection for its next request.
 func (wp *waitingPoll) finish(res *http.Response, err error) {
 	c := wp.c
 	wp.forget()
-	for _, stop := range wp.stops {
-		stop()
+	wp.h.registry.pollAnswered(wp)
+	// answerPoll reads why a GET ended early from its context.
+	ctx := context.Background()
+	wp.mu.Lock()
+	if wp.early {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		cancel(wp.cause)
 	}
+	wp.mu.Unlock()
 	cw := newConnWriter(wp.client, wp.header)
-	wp.h.answerPoll(cw, c, wp.ctx, res, err, pollSent{})
+	wp.h.answerPoll(cw, c, ctx, res, err, pollSent{})
 	keep := !wp.clientGone() && cw.close()
-	wp.cancel(nil)
-	wp.leave()
+	wp.gone.Store(true)
 	wp.ended.Store(true)
 	wp.done()
 	c.end()
@@ -258,16 +269,7 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 		wp.client.Close()
 		return
 	}
-	conn := wp.client
-	if len(wp.pending) > 0 {
-		if _, isTLS := conn.(*tls.Conn); isTLS {
-			// Its next request cannot be replayed under TLS.
-			conn.Close()
-			return
-		}
-		conn = &replayConn{Conn: conn, pending: wp.pending}
-	}
-	wp.k.hand(conn)
+	wp.k.keep(wp.client, wp.pending)
 }
 
 // answerWriteTimeout bounds the writing of an answer to a client.

@@ -30,6 +30,7 @@ type registry struct {
 	drainPoll  context.CancelFunc
 	drainOnce  sync.Once
 	relays     map[*relayStop]struct{}       // the live WebSocket relays, under mu
+	polls      map[*waitingPoll]struct{}     // the parked GETs, under mu
 	watches    map[context.Context]*ctxWatch // what ends the relays of a worker, under mu (see relaying)
 	stopping   bool                          // drain began, under mu
 	relaysGone chan struct{}                 // closed when the last relay ends after drain, under mu
@@ -88,7 +89,7 @@ const sweepInterval = 5 * time.Second
 const exitCheckInterval = 50 * time.Millisecond
 
 func newRegistry() *registry {
-	s := &registry{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}), watches: make(map[context.Context]*ctxWatch),
+	s := &registry{live: make(map[string]*session), stop: make(chan struct{}), relays: make(map[*relayStop]struct{}), polls: make(map[*waitingPoll]struct{}), watches: make(map[context.Context]*ctxWatch),
 		requests: make(map[string]int)}
 	s.draining, s.drainPoll = context.WithCancel(context.Background())
 	settler := newMemorySettler(func() int {
@@ -167,7 +168,9 @@ func (s *registry) touch(sid string, up *upstreamState, now time.Time) *session 
 
 // flight is a long-polling request in flight.
 type flight struct {
-	ctx  context.Context // the request's (under registry.mu): done once its client has gone
+	// ctx is the request's context, or its waitingPoll (under
+	// registry.mu): its Err is not nil once the client has gone.
+	ctx  interface{ Err() error }
 	done chan struct{}   // closed when the request ends
 }
 
@@ -224,7 +227,7 @@ func (s *registry) poll(ctx context.Context, sid string, up *upstreamState, post
 // parkedGet has the session's GET in flight followed by ctx, done once
 // its client has gone, instead of its request's context, which ends when
 // the handler returns with the GET parked (see waitingPoll).
-func (s *registry) parkedGet(sid string, ctx context.Context) {
+func (s *registry) parkedGet(sid string, ctx interface{ Err() error }) {
 	s.mu.Lock()
 	if ss, ok := s.live[sid]; ok && ss.getting != nil {
 		ss.getting.ctx = ctx

@@ -347,22 +347,27 @@ func (c *Client) CloseIdleConnections() {
 // until it is readable, then calls Receive.
 type Exchange struct {
 	c      *Client
-	req    *http.Request
 	conn   net.Conn
 	reused bool
+	close  bool // the request said Connection: close
 }
+
+// sentGet stands for the request of an Exchange when its answer is read:
+// ReadResponse reads the method of it only (a HEAD's answer has no body),
+// and an Exchange holds no request while it waits.
+var sentGet = &http.Request{Method: http.MethodGet}
 
 // ErrSendAgain is what Receive returns when the kept connection the
 // request went out on had been closed by the server before it read the
 // request: the request may be sent again (Send) on a new connection.
 var ErrSendAgain = errors.New("h1client: send the request again")
 
-// Send writes req, a request without a body, on a kept connection or a
-// new one, and returns the Exchange in which its answer will be read.
-// req's context bounds only the dial.
+// Send writes req, a GET, on a kept connection or a new one, and returns
+// the Exchange in which its answer will be read. req's context bounds
+// only the dial.
 func (c *Client) Send(req *http.Request) (*Exchange, error) {
-	if req.Body != nil && req.Body != http.NoBody {
-		return nil, errors.New("h1client: Send takes requests without a body")
+	if req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) {
+		return nil, errors.New("h1client: Send takes GETs without a body")
 	}
 	conn, reused := c.get()
 	for {
@@ -384,7 +389,7 @@ func (c *Client) Send(req *http.Request) (*Exchange, error) {
 		bw.Reset(nil)
 		writers.Put(bw)
 		if err == nil {
-			return &Exchange{c: c, req: req, conn: conn, reused: reused}, nil
+			return &Exchange{c: c, conn: conn, reused: reused, close: req.Close}, nil
 		}
 		conn.Close()
 		if !reused {
@@ -404,7 +409,7 @@ func (e *Exchange) Conn() net.Conn { return e.conn }
 func (e *Exchange) Receive() (*http.Response, error) {
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(e.conn)
-	res, err := readResponse(br, e.req)
+	res, err := readResponse(br, sentGet)
 	if err != nil {
 		br.Reset(nil)
 		readers.Put(br)
@@ -415,7 +420,7 @@ func (e *Exchange) Receive() (*http.Response, error) {
 		return nil, err
 	}
 	b := &body{c: e.c, conn: e.conn, br: br, rc: res.Body, stop: func() bool { return true },
-		keep: !res.Close && !e.req.Close}
+		keep: !res.Close && !e.close}
 	if res.Body == http.NoBody || res.ContentLength == 0 {
 		b.finish(true)
 		return res, nil

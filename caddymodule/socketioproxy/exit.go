@@ -144,6 +144,7 @@ func (s *registry) pollWaiting(wp *waitingPoll) bool {
 		return false
 	}
 	s.polls[wp] = struct{}{}
+	parkedWaiting.Inc()
 	s.watchLocked(wp.cut)
 	s.watchLocked(wp.c.up.retired)
 	return true
@@ -157,6 +158,7 @@ func (s *registry) pollAnswered(wp *waitingPoll) {
 		return
 	}
 	delete(s.polls, wp)
+	parkedWaiting.Dec()
 	s.unwatchLocked(wp.cut)
 	s.unwatchLocked(wp.c.up.retired)
 }

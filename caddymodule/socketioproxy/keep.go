@@ -131,6 +131,11 @@ func (k *keeper) serve(w http.ResponseWriter, r *http.Request) {
 // the call holds nothing the client's next request on the connection
 // could meet.
 func (k *keeper) park(w http.ResponseWriter, r *http.Request) bool {
+	// What net/http read past the request must be the client's next
+	// request: a POST's body was read whole, a GET must have none.
+	if !keptAlive(r) || (r.Method != http.MethodPost && (r.ContentLength != 0 || len(r.TransferEncoding) > 0)) {
+		return false
+	}
 	if r.TLS != nil {
 		// crypto/tls may hold the client's next request decrypted,
 		// which its socket would not announce: kept by net/http.
@@ -189,6 +194,7 @@ func (k *keeper) keep(conn net.Conn, pending []byte) {
 		return
 	}
 	k.parked[pc] = struct{}{}
+	parkedIdle.Inc()
 	if k.sweep == nil {
 		k.sweep = time.AfterFunc(k.idle/4, k.sweepIdle)
 	}
@@ -198,7 +204,10 @@ func (k *keeper) keep(conn net.Conn, pending []byte) {
 // hangs up): the keeper serves it.
 func (k *keeper) woken(pc *park.Conn) {
 	k.mu.Lock()
-	delete(k.parked, pc)
+	if _, ok := k.parked[pc]; ok {
+		delete(k.parked, pc)
+		parkedIdle.Dec()
+	}
 	k.mu.Unlock()
 	k.hand(pc.Conn())
 }
@@ -222,6 +231,7 @@ func (k *keeper) sweepIdle() {
 	for pc := range k.parked {
 		if pc.Since().Before(cut) && pc.Unpark() {
 			delete(k.parked, pc)
+			parkedIdle.Dec()
 			pc.Conn().Close()
 		}
 	}
@@ -248,6 +258,7 @@ func (k *keeper) stop() {
 		if pc.Unpark() {
 			pc.Conn().Close()
 		}
+		parkedIdle.Dec()
 	}
 	k.parked = nil
 	k.mu.Unlock()

@@ -25,6 +25,10 @@ var metrics = struct {
 	// heapReturns counts the collections the memory settler forced
 	// (see memory.go).
 	heapReturns prometheus.Counter
+	// parked counts the connections parked (see waitingPoll, keeper),
+	// by state: waiting (a GET waits for its worker's answer) or idle
+	// (a kept connection waits for its client's next request).
+	parked *prometheus.GaugeVec
 
 	// Socket.IO connection state recovery (recoveryHeld,
 	// recoveryResult, recoveryReplayed).
@@ -58,6 +62,9 @@ var recoveryResults = []string{recoveryRecovered, recoveryExpired, recoveryOverf
 // the start and a count costs one atomic add.
 var recoveryCounters = map[string]prometheus.Counter{}
 
+// parkedWaiting and parkedIdle are metrics.parked's two series.
+var parkedWaiting, parkedIdle prometheus.Gauge
+
 func init() {
 	const ns, sub = "caddy", "socketio"
 	metrics.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -87,6 +94,11 @@ func init() {
 		Namespace: ns, Subsystem: sub, Name: "heap_returns_total",
 		Help: "Times the edge, gone quiet after work or after many sessions ended, collected and returned the free heap to the system.",
 	})
+	metrics.parked = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Subsystem: sub, Name: "parked_connections",
+		Help: "Long-polling client connections the edge holds without a goroutine or a buffer, by state: waiting (a GET waits for its worker's answer) or idle (a kept connection waits for its client's next request).",
+	}, []string{"state"})
+	parkedWaiting, parkedIdle = metrics.parked.WithLabelValues("waiting"), metrics.parked.WithLabelValues("idle")
 	metrics.held = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "sessions_held",
 		Help: "Worker sessions the edge holds for a Socket.IO client that went away, for connection state recovery.",
@@ -126,7 +138,7 @@ func init() {
 // modules share, to a config's registry.
 func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.inFlight, metrics.live,
-		metrics.relays, metrics.heapReturns, metrics.held, metrics.recoveries, metrics.replayed} {
+		metrics.relays, metrics.heapReturns, metrics.parked, metrics.held, metrics.recoveries, metrics.replayed} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

@@ -55,6 +55,41 @@ type waitingPoll struct {
 	ex      *h1client.Exchange
 	up      *park.Conn // the worker's connection, parked
 	cw      *park.Conn // the client's, parked
+	// reading is closed when readClient, which watches a client's
+	// connection that cw cannot, has returned.
+	reading chan struct{}
+}
+
+// keptAlive reports whether r's connection may serve another request
+// after r's answer: HTTP/1.1 without Connection: close.
+func keptAlive(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close
+}
+
+// maxPending bounds what a client may send behind its waiting GET.
+const maxPending = 64 << 10
+
+// readClient reads the client's connection while its GET waits: what
+// it sends is kept for the keeper (its next requests), its leaving (or
+// sending more than maxPending) ends the GET as clientLeft does. finish
+// stops it with a read deadline in the past.
+func (wp *waitingPoll) readClient() {
+	var b [512]byte
+	for {
+		n, err := wp.client.Read(b[:])
+		wp.mu.Lock()
+		wp.pending = append(wp.pending, b[:n]...)
+		over, claimed := len(wp.pending) > maxPending, wp.claimed
+		wp.mu.Unlock()
+		if err == nil && !over {
+			continue
+		}
+		close(wp.reading) // before clientLeft, whose finish waits for it
+		if !claimed {
+			wp.clientLeft(nil)
+		}
+		return
+	}
 }
 
 // parkPoll sends a session's GET to its worker and parks it, reporting
@@ -62,7 +97,10 @@ type waitingPoll struct {
 // the GET as before.
 func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	r := c.r
-	if r.ProtoMajor != 1 || c.pollDone == nil || !plainWriters(w) {
+	// HTTP/1.1 kept alive, and no body: what net/http reads past the
+	// request is then the client's next request (a GET's body, which
+	// net/http discards, would be served as one).
+	if !keptAlive(r) || r.ContentLength != 0 || len(r.TransferEncoding) > 0 || c.pollDone == nil || !plainWriters(w) {
 		return false
 	}
 	k := h.keeperFor(r)
@@ -125,6 +163,13 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	}
 	if len(wp.pending) == 0 {
 		wp.cw, _ = park.Park(conn, wp.clientLeft)
+	}
+	if wp.cw == nil {
+		// A connection epoll cannot watch (a listener wrapper's), or
+		// a client that sent more behind its GET: its leaving is seen
+		// by a goroutine reading it.
+		wp.reading = make(chan struct{})
+		go wp.readClient()
 	}
 	wp.mu.Unlock()
 	if !ok {
@@ -249,6 +294,14 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 	c := wp.c
 	wp.forget()
 	wp.h.registry.pollAnswered(wp)
+	// The worker's GET is over: the session may send its next one,
+	// which its client may do as soon as it has read this answer.
+	wp.done()
+	if wp.reading != nil {
+		_ = wp.client.SetReadDeadline(time.Unix(1, 0))
+		<-wp.reading
+		_ = wp.client.SetReadDeadline(time.Time{})
+	}
 	// answerPoll reads why a GET ended early from its context.
 	ctx := context.Background()
 	wp.mu.Lock()
@@ -263,7 +316,6 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 	keep := !wp.clientGone() && cw.close()
 	wp.gone.Store(true)
 	wp.ended.Store(true)
-	wp.done()
 	c.end()
 	if !keep {
 		wp.client.Close()

@@ -1,0 +1,102 @@
+package socketioproxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// answer writes through a connWriter with the edge's headers edge and
+// returns what the client reads, and what close reported.
+func answer(t *testing.T, edge http.Header, write func(w http.ResponseWriter)) (*http.Response, string, bool) {
+	t.Helper()
+	server, client := net.Pipe()
+	defer client.Close()
+	got := make(chan *http.Response, 1)
+	body := make(chan string, 1)
+	go func() {
+		res, err := http.ReadResponse(bufio.NewReader(client), nil)
+		if err != nil {
+			got <- nil
+			body <- err.Error()
+			return
+		}
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		got <- res
+		body <- string(b)
+	}()
+	cw := newConnWriter(server, edge)
+	write(cw)
+	ok := cw.close()
+	server.Close()
+	return <-got, <-body, ok
+}
+
+// The worker's answer goes out with its length, and the site's CORS
+// headers in place of any the worker sent.
+func TestAnAnswerWrittenByTheEdgeKeepsTheSitesCORSHeaders(t *testing.T) {
+	edge := http.Header{"Access-Control-Allow-Origin": {"https://app.example.com"}, "Vary": {"Origin"}, "Server": {"Caddy"}}
+	res, body, ok := answer(t, edge, func(w http.ResponseWriter) {
+		w.Header().Add("Access-Control-Allow-Origin", "*")
+		w.Header().Add("Access-Control-Allow-Credentials", "true")
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		w.Header().Set("Content-Length", "5")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("2probe"[:5]))
+	})
+	require.NotNil(t, res, body)
+	assert.True(t, ok)
+	assert.Equal(t, "2prob", body)
+	assert.Equal(t, []string{"https://app.example.com"}, res.Header.Values("Access-Control-Allow-Origin"))
+	assert.Empty(t, res.Header.Values("Access-Control-Allow-Credentials"))
+	assert.False(t, res.Close, "the worker's Connection header is not the client's")
+	assert.EqualValues(t, 5, res.ContentLength)
+	assert.NotEmpty(t, res.Header.Get("Date"))
+}
+
+// Without a length, the answer is chunked; one shorter than its length
+// leaves the connection unfit for another request.
+func TestAnAnswerWithoutALengthIsChunkedAndAShortOneIsNotKept(t *testing.T) {
+	res, body, ok := answer(t, http.Header{}, func(w http.ResponseWriter) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"code":1,`))
+		_, _ = w.Write([]byte(`"message":"Session ID unknown"}`))
+	})
+	require.NotNil(t, res, body)
+	assert.True(t, ok)
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
+	assert.Equal(t, []string{"chunked"}, res.TransferEncoding)
+	assert.JSONEq(t, `{"code":1,"message":"Session ID unknown"}`, body)
+
+	_, _, ok = answer(t, http.Header{}, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Length", "10")
+		_, _ = w.Write([]byte("short"))
+	})
+	assert.False(t, ok, "an answer shorter than it said")
+
+	_, _, ok = answer(t, http.Header{}, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Length", "2")
+		_, _ = w.Write([]byte("longer"))
+	})
+	assert.False(t, ok, "an answer longer than it said")
+}
+
+// A header value cannot split the answer: net/http's Header.Write
+// replaces CR and LF.
+func TestAHeaderValueCannotSplitAnAnswer(t *testing.T) {
+	res, _, _ := answer(t, http.Header{}, func(w http.ResponseWriter) {
+		w.Header().Set("X-Evil", "a\r\nSet-Cookie: stolen=1")
+		w.Header().Set("Content-Length", "0")
+	})
+	require.NotNil(t, res)
+	assert.Empty(t, res.Header.Values("Set-Cookie"))
+}

@@ -207,4 +207,3 @@ http://%s {
 	require.Equal(t, http.StatusOK, res.StatusCode, body)
 	assert.Contains(t, body, `431[{"data":"after"`)
 }
-

@@ -171,7 +171,7 @@ type flight struct {
 	// ctx is the request's context, or its waitingPoll (under
 	// registry.mu): its Err is not nil once the client has gone.
 	ctx  interface{ Err() error }
-	done chan struct{}   // closed when the request ends
+	done chan struct{} // closed when the request ends
 }
 
 // overlapWait bounds how long a request waits for the one before it,

@@ -29,14 +29,22 @@ func (cw *corsWriter) WriteHeader(status int) {
 		// An informational response sends the header map as it stands
 		// and keeps it for the final one, so fix it for each; fixing
 		// is idempotent.
-		if cw.public {
-			setPublicHeaders(cw.Header())
-		} else {
-			cw.h.setResponseHeaders(cw.Header(), cw.acao, varyOrigin)
-		}
+		cw.PrepareHeader()
 		cw.wroteHeader = status >= 200 || status == http.StatusSwitchingProtocols
 	}
 	cw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// PrepareHeader puts the edge's CORS headers on the header map without
+// writing it: for a handler that takes the connection and writes the
+// answer itself later (socketio_proxy's parked long-polls), from this
+// map.
+func (cw *corsWriter) PrepareHeader() {
+	if cw.public {
+		setPublicHeaders(cw.Header())
+	} else {
+		cw.h.setResponseHeaders(cw.Header(), cw.acao, varyOrigin)
+	}
 }
 
 func (cw *corsWriter) Write(b []byte) (int, error) {

@@ -118,11 +118,10 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	if err != nil {
 		return false
 	}
-	// The site's handlers put their headers (edge_cors's, a header
-	// directive's) on the answer as its header is written: written now,
-	// to a connection net/http no longer writes to, they land in the
-	// header map, which the answer starts from.
-	w.WriteHeader(http.StatusOK)
+	// edge_cors puts its headers on the answer as its header is
+	// written: asked to now, it puts them in the header map, which the
+	// answer starts from.
+	prepareHeader(w)
 	wp := &waitingPoll{h: h, c: c, k: k, client: conn, header: w.Header().Clone(), uri: uri,
 		cut: c.up.cutOff(), done: c.pollDone}
 	if n := brw.Reader.Buffered(); n > 0 {
@@ -311,7 +310,7 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 		cancel(wp.cause)
 	}
 	wp.mu.Unlock()
-	cw := newConnWriter(wp.client, wp.header)
+	cw := newConnWriter(wp.client, wp.header) // the last use of wp.header
 	wp.h.answerPoll(cw, c, ctx, res, err, pollSent{})
 	keep := !wp.clientGone() && cw.close()
 	wp.gone.Store(true)
@@ -334,7 +333,7 @@ type connWriter struct {
 	conn    net.Conn
 	bw      *bufio.Writer
 	header  http.Header
-	edge    http.Header // the site's handlers' headers: theirs win
+	edge    http.Header // the site's handlers' CORS headers: theirs win
 	status  int
 	started bool  // the head is written
 	chunked bool  // the body is chunked
@@ -344,8 +343,35 @@ type connWriter struct {
 
 var answerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
-func newConnWriter(conn net.Conn, edge http.Header) *connWriter {
-	return &connWriter{conn: conn, header: edge.Clone(), edge: edge}
+// newConnWriter writes an answer on conn starting from header, the site's
+// handlers' headers, which it takes: their CORS headers win over any the
+// answer sets.
+func newConnWriter(conn net.Conn, header http.Header) *connWriter {
+	var edge http.Header
+	for k, v := range header {
+		if strings.HasPrefix(k, "Access-Control-") {
+			if edge == nil {
+				edge = make(http.Header, 4)
+			}
+			edge[k] = v
+		}
+	}
+	return &connWriter{conn: conn, header: header, edge: edge}
+}
+
+// prepareHeader has the writers w wraps that set headers as the header
+// is written (edge_cors's) set them now; see plainWriters.
+func prepareHeader(w http.ResponseWriter) {
+	for {
+		if p, ok := w.(interface{ PrepareHeader() }); ok {
+			p.PrepareHeader()
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 func (cw *connWriter) Header() http.Header { return cw.header }

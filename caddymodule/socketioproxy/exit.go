@@ -3,6 +3,7 @@ package socketioproxy
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -129,7 +130,7 @@ func (s *registry) watchLocked(ctx context.Context) {
 			rs.drainStop()
 		}
 		for _, wp := range polls {
-			wp.endWith(nil)
+			go wp.endWith(nil)
 		}
 	})}
 }
@@ -198,9 +199,14 @@ func (s *registry) drain() {
 			parked = append(parked, wp)
 		}
 		s.mu.Unlock()
+		// Each on its own goroutine, as a client that stopped reading
+		// holds its answer's write up to answerWriteStall; the process
+		// waits for them (Destruct calls drain).
+		var wg sync.WaitGroup
 		for _, wp := range parked {
-			wp.endWith(nil)
+			wg.Go(func() { wp.endWith(nil) })
 		}
+		wg.Wait()
 
 		longest := time.Duration(0)
 		for _, rs := range stops {

@@ -86,7 +86,7 @@ func (wp *waitingPoll) readClient() {
 		}
 		close(wp.reading) // before clientLeft, whose finish waits for it
 		if !claimed {
-			wp.clientLeft(nil)
+			wp.clientLeft()
 		}
 		return
 	}
@@ -161,7 +161,7 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 		wp.up = up
 	}
 	if len(wp.pending) == 0 {
-		wp.cw, _ = park.Park(conn, wp.clientLeft)
+		wp.cw, _ = park.Park(conn, wp.clientReadable)
 	}
 	if wp.cw == nil {
 		// A connection epoll cannot watch (a listener wrapper's), or
@@ -241,11 +241,24 @@ func (wp *waitingPoll) answered(*park.Conn) {
 	wp.finish(res, err)
 }
 
-// clientLeft is called when the client's connection turns readable
-// while its GET waits: the client hung up (or, against HTTP/1.1's rules
-// for a browser, sent another request before the answer). The GET ends
-// as one whose client has gone.
-func (wp *waitingPoll) clientLeft(*park.Conn) {
+// clientReadable is called when the client's connection turns readable
+// while its GET waits: the client hung up, or sent its next request
+// before the answer (HTTP/1.1 pipelining). It is read (readClient) to
+// tell which.
+func (wp *waitingPoll) clientReadable(*park.Conn) {
+	wp.mu.Lock()
+	if wp.claimed {
+		wp.mu.Unlock()
+		return
+	}
+	wp.cw = nil
+	wp.reading = make(chan struct{})
+	wp.mu.Unlock()
+	wp.readClient()
+}
+
+// clientLeft ends the GET as one whose client has gone.
+func (wp *waitingPoll) clientLeft() {
 	wp.gone.Store(true)
 	if !wp.claim(false, nil) {
 		return
@@ -277,9 +290,13 @@ func (wp *waitingPoll) claim(early bool, cause error) bool {
 	if cw != nil {
 		cw.Unpark()
 	}
-	// Unless answered has the worker's connection already (it then
-	// sees the claim and lets it go), the exchange ends here.
-	if ex != nil && (up == nil || up.Unpark()) {
+	// The exchange ends here, even when answered has the worker's
+	// connection already (a worker stalled mid-answer would hold it):
+	// it sees the claim and lets the rest go.
+	if up != nil {
+		up.Unpark()
+	}
+	if ex != nil {
 		ex.Abort()
 	}
 	return true
@@ -296,9 +313,12 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 	// The worker's GET is over: the session may send its next one,
 	// which its client may do as soon as it has read this answer.
 	wp.done()
-	if wp.reading != nil {
+	wp.mu.Lock()
+	reading := wp.reading
+	wp.mu.Unlock()
+	if reading != nil {
 		_ = wp.client.SetReadDeadline(time.Unix(1, 0))
-		<-wp.reading
+		<-reading
 		_ = wp.client.SetReadDeadline(time.Time{})
 	}
 	// answerPoll reads why a GET ended early from its context.
@@ -323,8 +343,17 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 	wp.k.keep(wp.client, wp.pending)
 }
 
-// answerWriteTimeout bounds the writing of an answer to a client.
-const answerWriteTimeout = 10 * time.Second
+// answerWriteStall bounds each write of an answer to its client: a
+// client that reads, however slowly, gets it whole.
+const answerWriteStall = 10 * time.Second
+
+// stallWriter writes to a connection with a deadline for each write.
+type stallWriter struct{ conn net.Conn }
+
+func (sw stallWriter) Write(p []byte) (int, error) {
+	_ = sw.conn.SetWriteDeadline(time.Now().Add(answerWriteStall))
+	return sw.conn.Write(p)
+}
 
 // connWriter is the http.ResponseWriter of an answer the edge writes
 // itself, on a connection taken from net/http: HTTP/1.1, with the
@@ -442,9 +471,8 @@ func (cw *connWriter) start() {
 	if _, ok := h["Date"]; !ok {
 		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	}
-	_ = cw.conn.SetWriteDeadline(time.Now().Add(answerWriteTimeout))
 	cw.bw = answerWriters.Get().(*bufio.Writer)
-	cw.bw.Reset(cw.conn)
+	cw.bw.Reset(stallWriter{cw.conn})
 	_, _ = cw.bw.WriteString("HTTP/1.1 " + strconv.Itoa(cw.status) + " " + http.StatusText(cw.status) + "\r\n")
 	if err := h.Write(cw.bw); err != nil {
 		cw.err = err

@@ -991,40 +991,7 @@ func TestAttack11ProxyProtocolClientHangUpIsNeverSeen(t *testing.T) {
 // requests (through the keeper, which sees the request as TLS), and the
 // client hanging up while its GET waits is seen at once. HOLDS at HEAD.
 func TestAttack11TLSParkedGet(t *testing.T) {
-	ca := testenv.NewTestCA(t, "atk11-ca")
-	cert := ca.Issue(t, "atk11-edge")
-	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: advSecret})
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	text := fmt.Sprintf(`{
-	admin {$EDGE_ADMIN}
-	persist_config off
-	auto_https disable_redirects
-}
-https://%[1]s {
-	bind 127.0.0.1
-	tls %[3]s %[4]s
-	edge_cors {
-		origins %[5]s
-		credentials
-	}
-	socketio_proxy {
-		to %[2]s
-	}
-	reverse_proxy %[2]s
-}
-`, addr, worker.Addr, cert.CertFile, cert.KeyFile, advAllowed)
-	path := t.TempDir() + "/Caddyfile"
-	require.NoError(t, writeFile(path, text))
-	e := testenv.StartEdgeFile(t, path, nil, addr)
-	s := &atk11Stack{addr: addr, edge: e, worker: worker}
-	cfg := cert.ClientConfig(t)
-	cfg.NextProtos = []string{"http/1.1"}
-	dial := func() *atk11Conn {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
-		require.NoError(t, err)
-		t.Cleanup(func() { c.Close() })
-		return &atk11Conn{t: t, c: c, br: bufio.NewReader(c), host: addr}
-	}
+	s, dial := atk11TLSStack(t, "\tedge_cors {\n\t\torigins "+advAllowed+"\n\t\tcredentials\n\t}\n")
 	h := map[string]string{"Origin": advAllowed}
 	c := dial()
 	res, body, err := c.do("GET", atk11Path, h, "")
@@ -1037,10 +1004,10 @@ https://%[1]s {
 	res, body, err = c.do("GET", atk11Path+"&sid="+sid, h, "")
 	require.NoError(t, err)
 	require.Contains(t, body, "40{")
-	atk11Waiting(t, e, 0)
+	atk11Waiting(t, s.edge, 0)
 
-	require.NoError(t, c.raw(atk11Request(addr, "GET", atk11Path+"&sid="+sid, h, "")))
-	atk11Waiting(t, e, 1)
+	require.NoError(t, c.raw(atk11Request(s.addr, "GET", atk11Path+"&sid="+sid, h, "")))
+	atk11Waiting(t, s.edge, 1)
 	p := dial()
 	res, body, err = p.do("POST", atk11Path+"&sid="+sid, h, `421["echo","tls"]`)
 	require.NoError(t, err)
@@ -1050,7 +1017,7 @@ https://%[1]s {
 	assert.Equal(t, 200, res.StatusCode)
 	assert.Contains(t, body, "431[")
 	assert.Equal(t, []string{advAllowed}, res.Header.Values("Access-Control-Allow-Origin"))
-	atk11Waiting(t, e, 0)
+	atk11Waiting(t, s.edge, 0)
 
 	// The same TLS connection serves the next requests: a page, a foreign
 	// origin refused, then another waiting GET.
@@ -1062,11 +1029,10 @@ https://%[1]s {
 	require.NoError(t, err)
 	assert.Equal(t, 403, res.StatusCode, body)
 
-	require.NoError(t, c.raw(atk11Request(addr, "GET", atk11Path+"&sid="+sid, h, "")))
-	atk11Waiting(t, e, 1)
+	require.NoError(t, c.raw(atk11Request(s.addr, "GET", atk11Path+"&sid="+sid, h, "")))
+	atk11Waiting(t, s.edge, 1)
 	c.c.Close()
-	atk11Waiting(t, e, 0)
-	_ = s
+	atk11Waiting(t, s.edge, 0)
 }
 
 // Reloads while POST connections are parked, GETs wait parked and kept
@@ -1112,5 +1078,42 @@ func TestAttack11ReloadsLeaveNoKeeperBehind(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond)
 	if !ok {
 		t.Logf("goroutines %d, baseline %d:\n%s", n, base, dump)
+	}
+}
+
+// atk11TLSStack runs a worker behind an https site whose handlers are
+// cors (an edge_cors block, or nothing), socketio_proxy and
+// reverse_proxy, and returns it and a dialer of HTTP/1.1 TLS
+// connections to it.
+func atk11TLSStack(t *testing.T, cors string) (*atk11Stack, func() *atk11Conn) {
+	t.Helper()
+	ca := testenv.NewTestCA(t, "atk11-ca")
+	cert := ca.Issue(t, "atk11-edge")
+	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: advSecret})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	text := fmt.Sprintf(`{
+	admin {$EDGE_ADMIN}
+	persist_config off
+	auto_https disable_redirects
+}
+https://%[1]s {
+	bind 127.0.0.1
+	tls %[3]s %[4]s
+%[5]s	socketio_proxy {
+		to %[2]s
+	}
+	reverse_proxy %[2]s
+}
+`, addr, worker.Addr, cert.CertFile, cert.KeyFile, cors)
+	path := t.TempDir() + "/Caddyfile"
+	require.NoError(t, writeFile(path, text))
+	e := testenv.StartEdgeFile(t, path, nil, addr)
+	cfg := cert.ClientConfig(t)
+	cfg.NextProtos = []string{"http/1.1"}
+	return &atk11Stack{addr: addr, edge: e, worker: worker}, func() *atk11Conn {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return &atk11Conn{t: t, c: c, br: bufio.NewReader(c), host: addr}
 	}
 }

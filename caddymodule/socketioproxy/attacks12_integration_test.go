@@ -8,7 +8,6 @@ package socketioproxy_test
 
 import (
 	"bufio"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -165,35 +164,7 @@ func TestAttack12OverSixtyFourKiBBehindAParkedGet(t *testing.T) {
 // connection closed; in a second record after the GET parked: the GET
 // dropped, see TestAttack12PipelinedASegmentLaterDropsTheGet).
 func TestAttack12TLSPipelinedBehindAParkedGet(t *testing.T) {
-	ca := testenv.NewTestCA(t, "atk12-ca")
-	cert := ca.Issue(t, "atk12-edge")
-	worker := testenv.StartFlaskWorker(t, testenv.FlaskOptions{Name: "w1", SecretKey: advSecret})
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	text := fmt.Sprintf(`{
-	admin {$EDGE_ADMIN}
-	persist_config off
-	auto_https disable_redirects
-}
-https://%[1]s {
-	bind 127.0.0.1
-	tls %[3]s %[4]s
-	socketio_proxy {
-		to %[2]s
-	}
-	reverse_proxy %[2]s
-}
-`, addr, worker.Addr, cert.CertFile, cert.KeyFile)
-	path := t.TempDir() + "/Caddyfile"
-	require.NoError(t, writeFile(path, text))
-	e := testenv.StartEdgeFile(t, path, nil, addr)
-	cfg := cert.ClientConfig(t)
-	cfg.NextProtos = []string{"http/1.1"}
-	dial := func() *atk11Conn {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
-		require.NoError(t, err)
-		t.Cleanup(func() { c.Close() })
-		return &atk11Conn{t: t, c: c, br: bufio.NewReader(c), host: addr}
-	}
+	s, dial := atk11TLSStack(t, "")
 	c := dial()
 	res, body, err := c.do("GET", atk11Path, nil, "")
 	require.NoError(t, err)
@@ -204,18 +175,18 @@ https://%[1]s {
 	res, body, err = c.do("GET", atk11Path+"&sid="+sid, nil, "")
 	require.NoError(t, err)
 	require.Contains(t, body, "40{")
-	atk11Waiting(t, e, 0)
+	atk11Waiting(t, s.edge, 0)
 
 	for _, mode := range []string{"one write", "two writes"} {
 		g := dial()
-		get := atk11Request(addr, "GET", atk11Path+"&sid="+sid, nil, "")
-		page := atk11Request(addr, "GET", "/healthz", nil, "")
+		get := atk11Request(s.addr, "GET", atk11Path+"&sid="+sid, nil, "")
+		page := atk11Request(s.addr, "GET", "/healthz", nil, "")
 		if mode == "one write" {
 			require.NoError(t, g.raw(get+page))
-			atk11Waiting(t, e, 1)
+			atk11Waiting(t, s.edge, 1)
 		} else {
 			require.NoError(t, g.raw(get))
-			atk11Waiting(t, e, 1)
+			atk11Waiting(t, s.edge, 1)
 			require.NoError(t, g.raw(page)) // a TLS record of its own
 		}
 		p := dial()
@@ -237,13 +208,13 @@ https://%[1]s {
 		} else if got != "" {
 			assert.Contains(t, got, "ok w1", mode)
 		}
-		atk11Waiting(t, e, 0)
+		atk11Waiting(t, s.edge, 0)
 		// The session goes on.
 		g2 := dial()
 		require.NoError(t, g2.raw(get))
-		atk11Waiting(t, e, 1)
+		atk11Waiting(t, s.edge, 1)
 		g2.c.Close()
-		atk11Waiting(t, e, 0)
+		atk11Waiting(t, s.edge, 0)
 	}
 }
 

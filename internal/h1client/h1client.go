@@ -76,10 +76,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		if conn == nil {
 			var err error
-			if conn, err = c.dial(req.Context()); err != nil {
-				if req.Context().Err() != nil {
-					return nil, context.Cause(req.Context())
-				}
+			if conn, err = c.open(req); err != nil {
 				return nil, err
 			}
 		}
@@ -90,6 +87,29 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return res, err
 	}
+}
+
+// open dials a new connection for req; when req's context ended the
+// dial, the error is its cause.
+func (c *Client) open(req *http.Request) (net.Conn, error) {
+	conn, err := c.dial(req.Context())
+	if err != nil && req.Context().Err() != nil {
+		return nil, context.Cause(req.Context())
+	}
+	return conn, err
+}
+
+// write writes req on conn through a lent buffer.
+func write(req *http.Request, conn net.Conn) error {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	return err
 }
 
 // exchange writes req on conn and reads the response head.
@@ -104,14 +124,7 @@ func (c *Client) exchange(req *http.Request, conn net.Conn, reused bool) (*http.
 		}
 		return nil, err
 	}
-	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(conn)
-	err := req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	bw.Reset(nil)
-	writers.Put(bw)
+	err := write(req, conn)
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(conn)
 	if err != nil {
@@ -373,21 +386,11 @@ func (c *Client) Send(req *http.Request) (*Exchange, error) {
 	for {
 		if conn == nil {
 			var err error
-			if conn, err = c.dial(req.Context()); err != nil {
-				if req.Context().Err() != nil {
-					return nil, context.Cause(req.Context())
-				}
+			if conn, err = c.open(req); err != nil {
 				return nil, err
 			}
 		}
-		bw := writers.Get().(*bufio.Writer)
-		bw.Reset(conn)
-		err := req.Write(bw)
-		if err == nil {
-			err = bw.Flush()
-		}
-		bw.Reset(nil)
-		writers.Put(bw)
+		err := write(req, conn)
 		if err == nil {
 			return &Exchange{c: c, conn: conn, reused: reused, close: req.Close}, nil
 		}

@@ -5,7 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -99,4 +102,19 @@ func TestAHeaderValueCannotSplitAnAnswer(t *testing.T) {
 	})
 	require.NotNil(t, res)
 	assert.Empty(t, res.Header.Values("Set-Cookie"))
+}
+
+// plainWriters knows net/http's writer and Caddy's and edge_cors's
+// wrappers by name, and nothing else: a name that changes in a new
+// version of either makes long-polls go unparked, which this shows.
+func TestPlainWritersKnowsTheWritersByName(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.True(t, plainWriters(w), "net/http's own writer")
+		assert.True(t, plainWriters(caddyhttp.NewResponseRecorder(w, nil, nil)), "Caddy's recorder")
+		assert.False(t, plainWriters(struct{ http.ResponseWriter }{w}), "an unknown writer")
+	}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	res.Body.Close()
 }

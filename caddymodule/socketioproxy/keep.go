@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -274,13 +274,18 @@ func (k *keeper) stop() {
 // with net/http.
 func plainWriters(w http.ResponseWriter) bool {
 	for {
-		t := fmt.Sprintf("%T", w)
-		switch t {
-		case "*http.response":
+		t := reflect.TypeOf(w)
+		kind, ok := writerKinds.Load(t)
+		if !ok {
+			// Decided once per type, by its name: the types are
+			// unexported.
+			kind = writerKindsByName[t.String()]
+			writerKinds.Store(t, kind)
+		}
+		switch kind.(writerKind) {
+		case netHTTPWriter:
 			return true
-		case "*caddyhttp.responseRecorder", "*caddyhttp.readDeadlineWriter",
-			"*caddyhttp.IdleTimeoutWriter", "*edgecors.corsWriter", "*caddyhttp.ResponseWriterWrapper":
-		default:
+		case otherWriter:
 			return false
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
@@ -290,6 +295,29 @@ func plainWriters(w http.ResponseWriter) bool {
 		w = u.Unwrap()
 	}
 }
+
+// writerKind is what plainWriters makes of a writer's type.
+type writerKind uint8
+
+const (
+	otherWriter   writerKind = iota
+	plainWrapper             // passes writes on as they come
+	netHTTPWriter            // net/http's own
+)
+
+// writerKindsByName are the kinds of the writers plainWriters knows;
+// writerKinds its verdicts by type.
+var (
+	writerKindsByName = map[string]writerKind{
+		"*http.response":                   netHTTPWriter,
+		"*caddyhttp.responseRecorder":      plainWrapper,
+		"*caddyhttp.readDeadlineWriter":    plainWrapper,
+		"*caddyhttp.IdleTimeoutWriter":     plainWrapper,
+		"*caddyhttp.ResponseWriterWrapper": plainWrapper,
+		"*edgecors.corsWriter":             plainWrapper,
+	}
+	writerKinds sync.Map // reflect.Type → writerKind
+)
 
 // handover is the keeper's server's listener: its connections are the
 // parked ones whose clients sent again.

@@ -53,7 +53,7 @@ func (h *Handler) relayHandshake(w http.ResponseWriter, c *call, res *http.Respo
 	_, err = w.Write(sealed)
 	// Written whole: the connection may be parked for the client's
 	// next request (see keeper).
-	c.keep = err == nil && c.r.ProtoMajor == 1 && c.r.ProtoMinor == 1 && !c.r.Close
+	c.keep = err == nil && keptAlive(c.r)
 }
 
 // readOpen reads the worker's first message on a new WebSocket session,

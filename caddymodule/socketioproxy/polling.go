@@ -219,7 +219,7 @@ func (h *Handler) answerPoll(w http.ResponseWriter, c *call, ctx context.Context
 		return
 	}
 	copyHeader(w.Header(), res.Header)
-	keep := r.Method == http.MethodPost && r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close && res.ContentLength >= 0
+	keep := r.Method == http.MethodPost && keptAlive(r) && res.ContentLength >= 0
 	if keep {
 		// The connection may be parked once the answer is written: it
 		// must say its length.

@@ -29,7 +29,8 @@ import (
 // written, the edge takes the client's connection from net/http (the
 // site's handlers have put their headers on the answer by then) and
 // parks both connections (internal/park): the worker's, until its answer
-// comes, and the client's, to see it leave. The answer is then written
+// comes, and the client's, to see it leave (or send its next request
+// early, which is read and kept). The answer is then written
 // by the edge itself, through the same code as a GET served by net/http,
 // and the client's connection goes on to the handler's keeper, which
 // serves its next request.
@@ -38,7 +39,7 @@ type waitingPoll struct {
 	c       *call
 	k       *keeper
 	client  net.Conn    // taken from net/http
-	pending []byte      // the client's next bytes, which net/http had read
+	pending []byte      // the client's next bytes, read by net/http or readClient (under mu while it runs)
 	header  http.Header // the site's handlers' headers for the answer
 	uri     string      // the GET's, to the worker (c.upHeader its header)
 	cut     context.Context

@@ -22,13 +22,13 @@ import (
 // A long-polling client keeps a second connection open for its POSTs,
 // idle between messages. Served by net/http, an idle kept-alive
 // connection holds a goroutine and 8 KiB of buffers; parked, it holds
-// its file descriptor and a few hundred bytes. After a POST's answer has
-// been written whole, the edge takes the connection from net/http and
-// parks it (internal/park); when its client sends again, a keeper (an
+// its file descriptor and a few hundred bytes. After an answer has been
+// written whole (a POST's, a handshake's, a waiting GET's, which the
+// edge writes itself: see waitingPoll), the edge parks the connection
+// (internal/park); when its client sends again, a keeper (an
 // http.Server of the handler's own, whose handler is the Caddy server
 // the connection came from) serves it, with the site's whole handler
-// chain, as Caddy would have, and keeps it alive as Caddy would. A GET's
-// connection is not parked: its client sends the next poll at once.
+// chain, as Caddy would have, and keeps it alive as Caddy would.
 // When the handler's config ends (a reload, Cleanup) or the edge starts
 // exiting, parked connections are closed and the keepers' idle ones too,
 // as Caddy's shutdown closes its idle connections.

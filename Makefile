@@ -20,7 +20,7 @@ deps:
 # Packages whose tests are pure Go and quick: run again under the race
 # detector.
 RACE_PKGS := ./internal/engineio ./internal/socketio ./internal/sticky ./internal/relay \
-	./internal/park ./internal/h1client \
+	./internal/park ./internal/h1client ./internal/h1serve \
 	./internal/flaskcookie ./internal/security ./caddymodule/edgecors ./caddymodule/flasksession \
 	./caddymodule/upstreamfile \
 	./caddymodule/socketiodashboard ./caddymodule/socketioclient

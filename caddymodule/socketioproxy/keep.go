@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/flaskedge/flaskedge/internal/h1serve"
 	"github.com/flaskedge/flaskedge/internal/park"
 )
 
@@ -25,10 +26,12 @@ import (
 // its file descriptor and a few hundred bytes. After an answer has been
 // written whole (a POST's, a handshake's, a waiting GET's, which the
 // edge writes itself: see waitingPoll), the edge parks the connection
-// (internal/park); when its client sends again, a keeper (an
-// http.Server of the handler's own, whose handler is the Caddy server
-// the connection came from) serves it, with the site's whole handler
-// chain, as Caddy would have, and keeps it alive as Caddy would.
+// (internal/park); when its client sends again, a keeper serves it,
+// with the site's whole handler chain (the Caddy server the connection
+// came from), as Caddy would have, and keeps it alive as Caddy would.
+// A long-polling session's requests are read and answered by the keeper
+// itself (internal/h1serve), on the goroutine that woke the connection;
+// any other request goes to an http.Server of the keeper's own.
 // When the handler's config ends (a reload, Cleanup) or the edge starts
 // exiting, parked connections are closed and the keepers' idle ones too,
 // as Caddy's shutdown closes its idle connections.
@@ -45,6 +48,7 @@ type keepers struct {
 type keeper struct {
 	srv    *caddyhttp.Server
 	hs     *http.Server
+	fast   *h1serve.Server // serves the sessions' requests
 	ln     *handover
 	idle   time.Duration // how long a connection stays parked
 	logger *zap.Logger
@@ -115,9 +119,27 @@ func newKeeper(srv *caddyhttp.Server, logger *zap.Logger, exiting context.Contex
 		Protocols:         protocols,
 		ErrorLog:          log.New(zapWriter{logger}, "", 0),
 	}
+	k.fast = &h1serve.Server{
+		Handler:           srv,
+		HTTPServer:        k.hs,
+		Accept:            sessionRequest,
+		ReadHeaderTimeout: k.hs.ReadHeaderTimeout,
+		ReadTimeout:       k.hs.ReadTimeout,
+		WriteTimeout:      k.hs.WriteTimeout,
+		ErrorLog: func(msg string, err error) {
+			logger.Error(msg, zap.Error(err))
+		},
+	}
 	k.exit = context.AfterFunc(exiting, k.stop)
 	go func() { _ = k.hs.Serve(k.ln) }()
 	return k
+}
+
+// sessionRequest reports whether r is a long-polling session's request,
+// which the keeper reads and answers itself.
+func sessionRequest(r *http.Request) bool {
+	q := r.URL.RawQuery
+	return strings.Contains(q, "transport=polling") && strings.Contains(q, "sid=")
 }
 
 // serve runs the Caddy server's handler chain for a request that came on
@@ -208,8 +230,19 @@ func (k *keeper) woken(pc *park.Conn) {
 		delete(k.parked, pc)
 		parkedIdle.Dec()
 	}
+	stopped := k.stopped
 	k.mu.Unlock()
-	k.hand(pc.Conn())
+	conn := pc.Conn()
+	if stopped {
+		conn.Close()
+		return
+	}
+	switch out, pending := k.fast.Serve(conn); out {
+	case h1serve.Idle:
+		k.keep(conn, nil)
+	case h1serve.Declined:
+		k.hand(&replayConn{Conn: conn, pending: pending})
+	}
 }
 
 // hand gives conn to the keeper's server, or closes it once the keeper
@@ -310,6 +343,7 @@ const (
 var (
 	writerKindsByName = map[string]writerKind{
 		"*http.response":                   netHTTPWriter,
+		"*h1serve.response":                netHTTPWriter,
 		"*caddyhttp.responseRecorder":      plainWrapper,
 		"*caddyhttp.readDeadlineWriter":    plainWrapper,
 		"*caddyhttp.IdleTimeoutWriter":     plainWrapper,
@@ -364,6 +398,16 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite lets net/http half-close the connection before closing it,
+// as it does after refusing a request the client is still sending (a
+// head too large, say), so that its answer is not lost to a reset.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // zapWriter passes the keeper's server's error log lines to the

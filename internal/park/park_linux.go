@@ -67,7 +67,8 @@ func setup() {
 }
 
 // Park watches conn until it is readable (its client sent bytes, a FIN
-// or a reset), then calls ready(c) once, on a goroutine of its own.
+// or a reset), then calls ready(c) once, on a goroutine of its own (a
+// worker's: see dispatch).
 // Until then conn is the watcher's: nothing else may use or close it but
 // through Unpark. Park reports false, having done nothing, when conn is
 // neither TCP nor TLS over TCP, or epoll is not available.
@@ -188,7 +189,7 @@ func loop() {
 		}
 		watcher.mu.Unlock()
 		for _, c := range due {
-			go c.ready(c)
+			dispatch(c)
 		}
 	}
 }

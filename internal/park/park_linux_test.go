@@ -3,10 +3,14 @@
 package park
 
 import (
+	"bytes"
 	"net"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -145,4 +149,64 @@ func TestParkAndUnparkRaceHandsBackAtMostOnce(t *testing.T) {
 		}
 	}
 	waitFor(t, "nothing parked", func() bool { return Parked() == 0 })
+}
+
+// A woken connection is served by a waiting worker when there is one:
+// the goroutine (and its grown stack) is reused, not made anew.
+func TestWokenConnectionsReuseAWaitingWorker(t *testing.T) {
+	waitFor(t, "no worker left from other tests", sweepNow)
+	var ids []uint64
+	for range 2 {
+		ran := make(chan uint64, 1)
+		server, client := pair(t)
+		_, ok := Park(server, func(*Conn) { ran <- goid() })
+		require.True(t, ok)
+		_, err := client.Write([]byte("x"))
+		require.NoError(t, err)
+		ids = append(ids, <-ran)
+		waitFor(t, "the worker to wait", func() bool { return idleWorkers() == 1 })
+	}
+	assert.Equal(t, ids[0], ids[1], "the second connection ran on the first one's worker")
+}
+
+// A burst leaves at most maxIdleWorkers waiting, and they end once idle
+// for workerIdle.
+func TestIdleWorkersAreBoundedAndEnd(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 2*maxIdleWorkers)
+	for range 2 * maxIdleWorkers {
+		dispatch(&Conn{ready: func(*Conn) { started <- struct{}{}; <-release }})
+	}
+	for range 2 * maxIdleWorkers {
+		<-started
+	}
+	close(release)
+	waitFor(t, "the burst's workers to finish", func() bool { return idleWorkers() == maxIdleWorkers })
+	time.Sleep(10 * time.Millisecond)
+	assert.Equal(t, maxIdleWorkers, idleWorkers())
+	deadline := time.Now().Add(3 * workerIdle)
+	for idleWorkers() > 0 {
+		require.False(t, time.Now().After(deadline), "%d workers still wait after %v", idleWorkers(), 3*workerIdle)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sweepNow ends every waiting worker, for a test that counts them.
+func sweepNow() bool {
+	workers.mu.Lock()
+	for _, w := range workers.idle {
+		w.since = time.Time{}
+	}
+	workers.mu.Unlock()
+	sweepWorkers()
+	return idleWorkers() == 0
+}
+
+// goid is the calling goroutine's id, from its stack header.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	n, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
+	return n
 }

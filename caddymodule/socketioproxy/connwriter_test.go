@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/flaskedge/flaskedge/internal/h1serve"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -117,4 +119,20 @@ func TestPlainWritersKnowsTheWritersByName(t *testing.T) {
 	res, err := http.Get(srv.URL)
 	require.NoError(t, err)
 	res.Body.Close()
+
+	// The writer of the requests the keeper serves itself.
+	server, client := net.Pipe()
+	defer client.Close()
+	saw := make(chan bool, 1)
+	s := &h1serve.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		saw <- plainWriters(w)
+	})}
+	go func() {
+		_, _ = io.WriteString(client, "GET /socket.io/?EIO=4&transport=polling&sid=a HTTP/1.1\r\nHost: a\r\n\r\n")
+		_, _ = io.Copy(io.Discard, client)
+	}()
+	out, _ := s.Serve(server)
+	server.Close()
+	assert.Equal(t, h1serve.Idle, out)
+	assert.True(t, <-saw, "h1serve's writer")
 }

@@ -86,25 +86,34 @@ func Park(conn net.Conn, ready func(*Conn)) (*Conn, bool) {
 		return nil, false
 	}
 	c := &Conn{conn: conn, fd: -1, ready: ready, since: time.Now()}
-	watcher.mu.Lock()
-	defer watcher.mu.Unlock()
-	var addErr error
+	var ctlErr error
 	// The descriptor is registered as it is, not duplicated: it stays
 	// open while the connection is parked (only Unpark's caller or
-	// ready may close it, after the registration is gone), so its
-	// number names it alone.
+	// ready may close it, after the registration is disarmed), so its
+	// number names it alone. Its registration outlives the wait,
+	// disarmed (one-shot), and is armed again by the connection's next
+	// Park: one epoll_ctl per wait, not two. Closing the connection
+	// removes it. c is known before it is armed, so that its event
+	// finds it.
 	if err := rc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
-		if addErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev); addErr == nil {
-			c.fd = int32(fd)
+		watcher.mu.Lock()
+		c.fd = int32(fd)
+		watcher.conns[c.fd] = c
+		if !watcher.running {
+			watcher.running = true
+			go loop()
 		}
-	}); err != nil || addErr != nil {
+		watcher.mu.Unlock()
+		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
+		ctlErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+		if ctlErr == syscall.ENOENT {
+			ctlErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		}
+	}); err != nil || ctlErr != nil {
+		if c.fd >= 0 {
+			c.Unpark()
+		}
 		return nil, false
-	}
-	watcher.conns[c.fd] = c
-	if !watcher.running {
-		watcher.running = true
-		go loop()
 	}
 	return c, true
 }
@@ -114,11 +123,18 @@ func Park(conn net.Conn, ready func(*Conn)) (*Conn, bool) {
 // handed to ready, or unparked.
 func (c *Conn) Unpark() bool {
 	watcher.mu.Lock()
-	defer watcher.mu.Unlock()
+	fd := c.fd
 	if !c.forgetLocked() {
+		watcher.mu.Unlock()
 		return false
 	}
-	if len(watcher.conns) == 0 {
+	empty := len(watcher.conns) == 0
+	watcher.mu.Unlock()
+	// Disarmed, not removed: the next Park arms it again. (A hang-up
+	// may still be reported once, for no parked connection: ignored.)
+	ev := syscall.EpollEvent{Events: syscall.EPOLLONESHOT, Fd: fd}
+	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+	if empty {
 		// Nothing is left to wait for: the goroutine ends.
 		one := [8]byte{1}
 		_, _ = syscall.Write(watcher.wake, one[:])
@@ -126,12 +142,12 @@ func (c *Conn) Unpark() bool {
 	return true
 }
 
-// forgetLocked removes c from the watcher, once.
+// forgetLocked removes c from the watcher, once. Its registration is
+// left disarmed: by its one-shot event, or by Unpark.
 func (c *Conn) forgetLocked() bool {
 	if c.fd < 0 || watcher.conns[c.fd] != c {
 		return false
 	}
-	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, int(c.fd), nil)
 	delete(watcher.conns, c.fd)
 	c.fd = -1
 	return true

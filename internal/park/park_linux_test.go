@@ -210,3 +210,35 @@ func goid() uint64 {
 	n, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
 	return n
 }
+
+// A connection parked again, after its event or after Unpark, is
+// watched again: its registration, kept disarmed, is armed anew.
+func TestAConnectionParkedAgainIsWatchedAgain(t *testing.T) {
+	server, client := pair(t)
+	for round := range 3 {
+		ran := make(chan struct{}, 1)
+		if round == 1 {
+			pc, ok := Park(server, func(*Conn) { t.Error("an unparked connection was handed back") })
+			require.True(t, ok)
+			require.True(t, pc.Unpark())
+		}
+		_, ok := Park(server, func(*Conn) { ran <- struct{}{} })
+		require.True(t, ok)
+		select {
+		case <-ran:
+			t.Fatalf("round %d: handed back before its client sent", round)
+		case <-time.After(20 * time.Millisecond):
+		}
+		_, err := client.Write([]byte{byte(round)})
+		require.NoError(t, err)
+		select {
+		case <-ran:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: not handed back", round)
+		}
+		b := make([]byte, 1)
+		_, err = server.Read(b)
+		require.NoError(t, err)
+		require.Equal(t, byte(round), b[0])
+	}
+}

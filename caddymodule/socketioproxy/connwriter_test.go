@@ -131,7 +131,7 @@ func TestPlainWritersKnowsTheWritersByName(t *testing.T) {
 		_, _ = io.WriteString(client, "GET /socket.io/?EIO=4&transport=polling&sid=a HTTP/1.1\r\nHost: a\r\n\r\n")
 		_, _ = io.Copy(io.Discard, client)
 	}()
-	out, _ := s.Serve(server)
+	out, _, _ := s.Serve(server, false)
 	server.Close()
 	assert.Equal(t, h1serve.Idle, out)
 	assert.True(t, <-saw, "h1serve's writer")

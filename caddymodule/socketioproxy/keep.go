@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -53,8 +54,10 @@ type keeper struct {
 	idle   time.Duration // how long a connection stays parked
 	logger *zap.Logger
 
+	closing atomic.Bool // stop has begun: served connections close
+
 	mu      sync.Mutex
-	parked  map[*park.Conn]struct{}
+	parked  map[*park.Conn]bool // whether its last request was a POST
 	stopped bool
 	sweep   *time.Timer // armed while connections are parked
 	exit    func() bool // stops closing them when the edge exits
@@ -105,7 +108,7 @@ func newKeeper(srv *caddyhttp.Server, logger *zap.Logger, exiting context.Contex
 	if idle <= 0 {
 		idle = 5 * time.Minute // Caddy's default
 	}
-	k := &keeper{srv: srv, idle: idle, logger: logger, parked: make(map[*park.Conn]struct{})}
+	k := &keeper{srv: srv, idle: idle, logger: logger, parked: make(map[*park.Conn]bool)}
 	k.ln = &handover{conns: make(chan net.Conn), done: make(chan struct{})}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
@@ -129,10 +132,28 @@ func newKeeper(srv *caddyhttp.Server, logger *zap.Logger, exiting context.Contex
 		ErrorLog: func(msg string, err error) {
 			logger.Error(msg, zap.Error(err))
 		},
+		Watch:   watchHangUp,
+		Closing: k.closing.Load,
 	}
 	k.exit = context.AfterFunc(exiting, k.stop)
 	go func() { _ = k.hs.Serve(k.ln) }()
 	return k
+}
+
+// watchHangUp watches conn, whose request a handler serves, for its
+// client hanging up, and calls gone if it does (h1serve.Server.Watch).
+// Bytes the client sends meanwhile (a pipelined request) end the watch,
+// as they end net/http's background read.
+func watchHangUp(conn net.Conn, gone func()) (stop func()) {
+	pc, ok := park.Park(conn, func(*park.Conn) {
+		if park.HungUp(conn) {
+			gone()
+		}
+	})
+	if !ok {
+		return func() {}
+	}
+	return func() { pc.Unpark() }
 }
 
 // sessionRequest reports whether r is a long-polling session's request,
@@ -179,15 +200,24 @@ func (k *keeper) park(w http.ResponseWriter, r *http.Request) bool {
 		pending, _ = brw.Reader.Peek(n)
 		pending = bytes.Clone(pending)
 	}
-	k.keep(conn, pending)
+	k.keep(conn, pending, r.Method == http.MethodPost)
 	return true
 }
 
 // keep parks conn, a client connection whose last answer the edge wrote
 // whole, until its client sends again; pending are bytes of the next
 // request read already (a client pipelining), whose connection is served
-// at once.
-func (k *keeper) keep(conn net.Conn, pending []byte) {
+// at once. afterPost says the last request was a POST: the empty lines
+// an old client may send after its body are skipped, as net/http skips
+// them on the connection that read the POST.
+func (k *keeper) keep(conn net.Conn, pending []byte, afterPost bool) {
+	if afterPost {
+		n := 0
+		for n < len(pending) && n < 4 && (pending[n] == '\r' || pending[n] == '\n') {
+			n++
+		}
+		pending = pending[n:]
+	}
 	if len(pending) > 0 {
 		if _, isTLS := conn.(*tls.Conn); isTLS {
 			// Its next request cannot be replayed under TLS.
@@ -215,7 +245,7 @@ func (k *keeper) keep(conn net.Conn, pending []byte) {
 		go k.hand(conn)
 		return
 	}
-	k.parked[pc] = struct{}{}
+	k.parked[pc] = afterPost
 	parkedIdle.Inc()
 	if k.sweep == nil {
 		k.sweep = time.AfterFunc(k.idle/4, k.sweepIdle)
@@ -226,7 +256,8 @@ func (k *keeper) keep(conn net.Conn, pending []byte) {
 // hangs up): the keeper serves it.
 func (k *keeper) woken(pc *park.Conn) {
 	k.mu.Lock()
-	if _, ok := k.parked[pc]; ok {
+	afterPost, ok := k.parked[pc]
+	if ok {
 		delete(k.parked, pc)
 		parkedIdle.Dec()
 	}
@@ -237,9 +268,9 @@ func (k *keeper) woken(pc *park.Conn) {
 		conn.Close()
 		return
 	}
-	switch out, pending := k.fast.Serve(conn); out {
+	switch out, pending, lastPost := k.fast.Serve(conn, afterPost); out {
 	case h1serve.Idle:
-		k.keep(conn, nil)
+		k.keep(conn, nil, lastPost)
 	case h1serve.Declined:
 		k.hand(&replayConn{Conn: conn, pending: pending})
 	}
@@ -282,6 +313,7 @@ func (k *keeper) stop() {
 		return
 	}
 	k.stopped = true
+	k.closing.Store(true)
 	k.exit()
 	if k.sweep != nil {
 		k.sweep.Stop()

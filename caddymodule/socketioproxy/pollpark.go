@@ -341,7 +341,7 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 		wp.client.Close()
 		return
 	}
-	wp.k.keep(wp.client, wp.pending)
+	wp.k.keep(wp.client, wp.pending, false)
 }
 
 // answerWriteStall bounds each write of an answer to its client: a

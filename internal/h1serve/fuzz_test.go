@@ -89,7 +89,7 @@ func FuzzServe(f *testing.F) {
 		var pending []byte
 		send(t, raw, func(c net.Conn) {
 			s := &Server{Handler: ours.handler(), ReadHeaderTimeout: time.Second}
-			out, pending = s.Serve(c)
+			out, pending, _ = s.Serve(c, false)
 			if out == Idle || out == Declined {
 				c.Close()
 			}

@@ -52,6 +52,14 @@ type Server struct {
 	WriteTimeout      time.Duration
 	// ErrorLog reports handlers' panics; nil drops them.
 	ErrorLog func(msg string, err error)
+	// Watch, when set, watches a connection while a handler runs and
+	// calls gone if its client hangs up (net/http's background read,
+	// which cancels the request's context); stop ends the watch.
+	Watch func(conn net.Conn, gone func()) (stop func())
+	// Closing, when set, reports whether the server is shutting down:
+	// the response in flight then says Connection: close, and the
+	// connection is closed after it, as net/http closes its own.
+	Closing func() bool
 }
 
 // Outcome is what became of a connection Serve was given.
@@ -91,23 +99,25 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSiz
 
 // Serve serves the requests conn's client sends, as long as they come
 // without waiting, and reports what became of conn; with Declined, the
-// bytes read of the request it declined.
-func (s *Server) Serve(conn net.Conn) (Outcome, []byte) {
+// bytes read of the request it declined. afterPost says the connection's
+// last request was a POST (whose client may have ended it with an extra
+// empty line, which net/http skips); lastPost says the same of the last
+// request Serve served.
+func (s *Server) Serve(conn net.Conn, afterPost bool) (out Outcome, pending []byte, lastPost bool) {
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(conn)
-	out, pending, keepReader := s.serve(conn, br)
+	out, pending, lastPost, keepReader := s.serve(conn, br, afterPost)
 	if !keepReader {
 		br.Reset(nil)
 		readers.Put(br)
 	}
-	return out, pending
+	return out, pending, lastPost
 }
 
 // serve is Serve's loop; keepReader is true when br went to a handler
 // with the connection.
-func (s *Server) serve(conn net.Conn, br *bufio.Reader) (out Outcome, pending []byte, keepReader bool) {
+func (s *Server) serve(conn net.Conn, br *bufio.Reader, lastPost bool) (out Outcome, pending []byte, _ bool, keepReader bool) {
 	var base context.Context
-	lastPost := false
 	kept := buffers.Get().(*[]byte)
 	defer putBuffer(kept)
 	for {
@@ -117,16 +127,21 @@ func (s *Server) serve(conn net.Conn, br *bufio.Reader) (out Outcome, pending []
 		if lastPost {
 			// Empty lines after a POST are skipped, as net/http skips
 			// them (RFC 9112, section 2.2).
-			b, _ := br.Peek(min(4, br.Buffered()))
-			_, _ = br.Discard(leadingCRLF(b))
+			if _, err := br.Peek(1); err == nil {
+				b, _ := br.Peek(min(4, br.Buffered()))
+				_, _ = br.Discard(leadingCRLF(b))
+			}
 		}
 		headLen, err := readHead(br)
 		if err != nil {
-			if br.Buffered() == 0 {
+			var ne net.Error
+			if br.Buffered() == 0 || errors.As(err, &ne) && ne.Timeout() {
+				// Gone, or too slow: net/http closes such a
+				// connection without an answer.
 				conn.Close()
-				return Closed, nil, false
+				return Closed, nil, lastPost, false
 			}
-			return Declined, decline(conn, br), false
+			return Declined, decline(conn, br), lastPost, false
 		}
 		// What was read, as it came: the parser canonicalizes header
 		// names in br's buffer.
@@ -137,10 +152,10 @@ func (s *Server) serve(conn net.Conn, br *bufio.Reader) (out Outcome, pending []
 			// The parser did not stop where the head ends: what it
 			// read cannot be trusted to be given back.
 			conn.Close()
-			return Closed, nil, false
+			return Closed, nil, lastPost, false
 		}
 		if err != nil || !s.servable(req, br.Buffered()) {
-			return Declined, bytes.Clone(*kept), false
+			return Declined, bytes.Clone(*kept), lastPost, false
 		}
 		if s.ReadTimeout > 0 {
 			_ = conn.SetReadDeadline(time.Now().Add(s.ReadTimeout))
@@ -158,12 +173,17 @@ func (s *Server) serve(conn net.Conn, br *bufio.Reader) (out Outcome, pending []
 		ctx, cancel := context.WithCancel(base)
 		req = req.WithContext(ctx)
 		req.RemoteAddr = conn.RemoteAddr().String()
-		w := newResponse(conn, br, req)
+		w := newResponse(conn, br, req, s.Closing)
+		stop := func() {}
+		if s.Watch != nil {
+			stop = s.Watch(conn, cancel)
+		}
 		ok := s.call(w, req)
+		stop()
 		cancel()
 		if w.hijacked {
 			w.release()
-			return Taken, nil, w.readerTaken
+			return Taken, nil, lastPost, w.readerTaken
 		}
 		if ok {
 			w.finish()
@@ -172,14 +192,14 @@ func (s *Server) serve(conn net.Conn, br *bufio.Reader) (out Outcome, pending []
 			_, _ = io.Copy(io.Discard, req.Body)
 			_ = req.Body.Close()
 		}
-		closing := !ok || w.closeAfter || w.err != nil
+		closing := !ok || w.closeAfter || w.err != nil || s.Closing != nil && s.Closing()
 		w.release()
 		if closing {
 			conn.Close()
-			return Closed, nil, false
+			return Closed, nil, lastPost, false
 		}
 		if br.Buffered() == 0 {
-			return Idle, nil, false
+			return Idle, nil, lastPost, false
 		}
 	}
 }

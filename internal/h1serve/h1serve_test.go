@@ -11,25 +11,23 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
 // pair returns the two ends of a loopback TCP connection.
-func pair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	server, err = ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { server.Close(); client.Close() })
-	return server, client
-}
+func pair(t *testing.T) (server, client net.Conn) { return testenv.TCPPair(t) }
 
 // serveRaw sends raw on a new connection, has s serve it, and returns
 // Serve's outcome, the bytes it declined and what the client read.
 func serveRaw(t *testing.T, s *Server, raw string) (Outcome, []byte, string) {
+	t.Helper()
+	return serveRawAfter(t, s, raw, false)
+}
+
+// serveRawAfter is serveRaw on a connection whose last request was a
+// POST when afterPost is true.
+func serveRawAfter(t *testing.T, s *Server, raw string, afterPost bool) (Outcome, []byte, string) {
 	t.Helper()
 	server, client := pair(t)
 	_, err := client.Write([]byte(raw))
@@ -37,7 +35,7 @@ func serveRaw(t *testing.T, s *Server, raw string) (Outcome, []byte, string) {
 	if s.ReadHeaderTimeout == 0 {
 		s.ReadHeaderTimeout = 200 * time.Millisecond
 	}
-	out, pending := s.Serve(server)
+	out, pending, _ := s.Serve(server, afterPost)
 	if out != Closed && out != Taken {
 		server.Close()
 	}
@@ -245,15 +243,58 @@ func TestAClientThatLeavesOrStallsIsClosed(t *testing.T) {
 	s := handler(func(w http.ResponseWriter, r *http.Request) { t.Error("served") })
 	server, client := pair(t)
 	client.Close()
-	out, _ := s.Serve(server)
+	out, _, _ := s.Serve(server, false)
 	assert.Equal(t, Closed, out)
 
-	// Half a head, then nothing: declined when the header timeout
-	// passes, for net/http to answer.
+	// Half a head, then nothing: closed when the header timeout passes,
+	// as net/http closes it (not handed to net/http, whose timeout would
+	// start again).
 	s.ReadHeaderTimeout = 50 * time.Millisecond
-	out, pending, _ := serveRaw(t, s, "GET /socket.io/?sid=a HTTP/1.1\r\nHo")
-	assert.Equal(t, Declined, out)
-	assert.Equal(t, "GET /socket.io/?sid=a HTTP/1.1\r\nHo", string(pending))
+	start := time.Now()
+	out, _, got := serveRaw(t, s, "GET /socket.io/?sid=a HTTP/1.1\r\nHo")
+	assert.Equal(t, Closed, out)
+	assert.Empty(t, got)
+	assert.Less(t, time.Since(start), time.Second)
+}
+
+func TestEmptyLinesAfterAPostAreSkippedAsNetHTTPSkipsThem(t *testing.T) {
+	s := handler(func(w http.ResponseWriter, r *http.Request) {})
+	out, pending, _ := serveRaw(t, s, "\r\n"+get)
+	assert.Equal(t, Declined, out, "not after a POST")
+	assert.Equal(t, "\r\n"+get, string(pending))
+
+	out, _, got := serveRawAfter(t, s, "\r\n"+get, true)
+	assert.Equal(t, Idle, out)
+	assert.True(t, strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n"), got)
+}
+
+func TestAClientHangingUpCancelsItsRequest(t *testing.T) {
+	canceled := make(chan struct{})
+	s := handler(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(canceled)
+		case <-time.After(5 * time.Second):
+			t.Error("the request's context was not canceled")
+		}
+	})
+	stopped := false
+	s.Watch = func(conn net.Conn, gone func()) func() {
+		go gone() // as the watch does when the client hangs up
+		return func() { stopped = true }
+	}
+	serveRaw(t, s, get)
+	<-canceled
+	assert.True(t, stopped, "the watch ends with the request")
+}
+
+func TestAClosingServerClosesAfterTheResponse(t *testing.T) {
+	s := handler(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	s.Closing = func() bool { return true }
+	out, _, got := serveRaw(t, s, get+get)
+	assert.Equal(t, Closed, out)
+	assert.Equal(t, 1, strings.Count(got, "HTTP/1.1 200 OK"), "the pipelined request is not served")
+	assert.Contains(t, got, "Connection: close\r\n")
 }
 
 func TestHijackHandsOverTheConnectionAndWhatFollows(t *testing.T) {

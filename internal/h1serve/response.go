@@ -20,9 +20,10 @@ import (
 // its Content-Length, in one write; longer ones are chunked, unless the
 // handler declared a length.
 type response struct {
-	conn net.Conn
-	br   *bufio.Reader
-	req  *http.Request
+	conn    net.Conn
+	br      *bufio.Reader
+	req     *http.Request
+	closing func() bool // the server's Closing
 
 	header      http.Header
 	status      int
@@ -54,8 +55,8 @@ func putBuffer(b *[]byte) {
 	}
 }
 
-func newResponse(conn net.Conn, br *bufio.Reader, req *http.Request) *response {
-	return &response{conn: conn, br: br, req: req, header: make(http.Header), declared: -1}
+func newResponse(conn net.Conn, br *bufio.Reader, req *http.Request, closing func() bool) *response {
+	return &response{conn: conn, br: br, req: req, closing: closing, header: make(http.Header), declared: -1}
 }
 
 // release returns the buffers.
@@ -243,10 +244,8 @@ func (w *response) commit(done bool) {
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
 	}
-	for _, v := range h["Connection"] {
-		if httpguts.HeaderValuesContainsToken([]string{v}, "close") {
-			w.closeAfter = true
-		}
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.closing != nil && w.closing() {
+		w.closeAfter = true
 	}
 	if w.closeAfter {
 		h["Connection"] = []string{"close"}

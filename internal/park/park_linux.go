@@ -209,3 +209,23 @@ func loop() {
 		}
 	}
 }
+
+// HungUp reports whether conn's client has closed or reset its end, seen
+// without reading: bytes waiting (a next request) are no hang-up.
+func HungUp(conn net.Conn) bool {
+	tc, ok := tcpOf(conn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = err == nil && n == 0 || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
+	})
+	return gone
+}

@@ -12,21 +12,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flaskedge/flaskedge/internal/testenv"
 )
 
 // pair returns the two ends of a loopback TCP connection.
-func pair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	server, err = ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { server.Close(); client.Close() })
-	return server, client
-}
+func pair(t *testing.T) (server, client net.Conn) { return testenv.TCPPair(t) }
 
 func running() bool {
 	watcher.mu.Lock()

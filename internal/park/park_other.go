@@ -12,3 +12,6 @@ func (c *Conn) Unpark() bool { return false }
 
 // Parked is 0: nothing is parked.
 func Parked() int { return 0 }
+
+// HungUp reports false: hang-ups are watched only on Linux.
+func HungUp(net.Conn) bool { return false }

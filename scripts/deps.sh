@@ -17,10 +17,11 @@ command -v curl >/dev/null || need+=(curl)
 # playwright-core; Playwright's own browser downloads are never used.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing from Debian: ${need[*]}"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
@@ -29,4 +30,14 @@ fi
 if ! [ -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
 	echo "deps: npm ci"
 	npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Config reloads: with net.ipv4.tcp_migrate_req=1 the kernel hands the
+# connections queued on the old config's SO_REUSEPORT listener to the new
+# one instead of resetting them, as the edge advises when it starts. The
+# reload tests need it; a demo reloaded under load is better with it.
+if [ "$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null)" = 0 ]; then
+	echo "deps: sysctl -w net.ipv4.tcp_migrate_req=1"
+	$sudo sysctl -q -w net.ipv4.tcp_migrate_req=1 ||
+		echo "deps: could not set net.ipv4.tcp_migrate_req=1: the reload tests need it" >&2
 fi

@@ -79,6 +79,17 @@ func Require(t testing.TB, what string, ok bool, hint string) {
 	t.Skipf("%s is missing, skipping (set CI=true to fail instead): %s", what, hint)
 }
 
+// RequireReloadHandover requires net.ipv4.tcp_migrate_req=1, with which
+// the kernel hands the connections queued on the old config's
+// SO_REUSEPORT listener to the new config's at a reload, instead of
+// resetting them: a test that counts what a reload loses needs it.
+func RequireReloadHandover(t testing.TB) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
+	Require(t, "net.ipv4.tcp_migrate_req=1", err == nil && strings.TrimSpace(string(b)) == "1",
+		"sysctl -w net.ipv4.tcp_migrate_req=1 (scripts/deps.sh does)")
+}
+
 var pythonOK = sync.OnceValue(func() bool {
 	return exec.Command(Python, "-c", "import flask_socketio, eventlet").Run() == nil
 })

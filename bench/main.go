@@ -27,7 +27,8 @@
 //	          echoes as in echo: p50/p99 round trip and the proxy's CPU
 //	          per echo (one event and its ack) and per HTTP request the
 //	          clients completed (GET polls and POSTs);
-//	poll-idle 500 idle polling sessions: resident memory per session;
+//	poll-idle 2,000 idle polling sessions, opened 100 at a time as the idle
+//	          WebSockets are: resident memory per session;
 //	burst-large (-idle-conns-large N, off by default, make bench-large)
 //	          the burst with N connections, from several load processes.
 //
@@ -125,7 +126,8 @@ func run() int {
 	flag.IntVar(&b.IdleConnsLarge, "idle-conns-large", 0,
 		"also run the burst with this many connections (e.g. 20000; 0: not run)")
 	flag.IntVar(&b.PollConns, "poll-conns", 50, "polling-only connections in the polling measurement")
-	flag.IntVar(&b.PollIdleConns, "poll-idle-conns", 500, "idle polling sessions in the poll-idle measurement")
+	flag.IntVar(&b.PollIdleConns, "poll-idle-conns", 2000,
+		"idle polling sessions in the poll-idle measurement (as many as idle WebSockets: a fixed cost shared by fewer would count against polling)")
 	flag.StringVar(&proxyList, "proxies", proxyKeys(), "contenders, in order")
 	sc := addScaleFlags()
 	flag.Parse()

@@ -42,9 +42,6 @@ type call struct {
 	// waiting is a GET that waits for its worker's answer parked (see
 	// waitingPoll): it ends the call once answered.
 	waiting *waitingPoll
-	// upHeader is the header of the call's requests to its worker, once
-	// r is no longer the request net/http served (see waitingPoll).
-	upHeader http.Header
 	// pollDone frees the session's place for a request of its method.
 	pollDone func()
 	ended    atomic.Bool

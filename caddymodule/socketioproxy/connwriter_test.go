@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/flaskedge/flaskedge/internal/h1client"
 	"github.com/flaskedge/flaskedge/internal/h1serve"
 
 	"github.com/stretchr/testify/assert"
@@ -135,4 +136,33 @@ func TestPlainWritersKnowsTheWritersByName(t *testing.T) {
 	server.Close()
 	assert.Equal(t, h1serve.Idle, out)
 	assert.True(t, <-saw, "h1serve's writer")
+}
+
+// A waiting GET keeps its site's headers flat and its worker's request as
+// the bytes sent: both give back what they were made from.
+func TestWaitingPollKeepsHeadersWhole(t *testing.T) {
+	site := http.Header{
+		"Access-Control-Allow-Origin":      {"https://app.example"},
+		"Access-Control-Allow-Credentials": {"true"},
+		"Vary":                             {"Origin", "Cookie"},
+		"X-Empty":                          {},
+	}
+	wp := &waitingPoll{site: flatHeader(site)}
+	assert.Len(t, wp.site, 8)
+	got := wp.siteHeader()
+	delete(site, "X-Empty")
+	assert.Equal(t, site, got)
+	got.Set("Vary", "changed") // the answer's writer may change its map
+	assert.Equal(t, "Origin", wp.siteHeader().Get("Vary"))
+
+	out, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:5000/socket.io/?EIO=4&transport=polling&sid=abc", nil)
+	require.NoError(t, err)
+	out.Host = "app.example"
+	out.Header = http.Header{"Cookie": {"session=x"}, "X-Forwarded-For": {"192.0.2.1, 198.51.100.7"}}
+	wp.head, err = h1client.Head(out)
+	require.NoError(t, err)
+	h := wp.workerHeader()
+	assert.Equal(t, "session=x", h.Get("Cookie"))
+	assert.Equal(t, "192.0.2.1, 198.51.100.7", h.Get("X-Forwarded-For"))
+	assert.Empty(t, h.Get("Host"))
 }

@@ -38,11 +38,19 @@ type waitingPoll struct {
 	h       *Handler
 	c       *call
 	k       *keeper
-	client  net.Conn    // taken from net/http
-	pending []byte      // the client's next bytes, read by net/http or readClient (under mu while it runs)
-	header  http.Header // the site's handlers' headers for the answer
-	uri     string      // the GET's, to the worker (c.upHeader its header)
-	cut     context.Context
+	client  net.Conn // taken from net/http
+	pending []byte   // the client's next bytes, read by net/http or readClient (under mu while it runs)
+	// site is the site's handlers' headers for the answer, as name and
+	// value pairs (see flatHeader).
+	site []string
+	// head is the GET's head to the worker, as sent (see workerHeader).
+	head []byte
+	// req is the call's request once net/http's is let go (c.r), and
+	// url its URL: what the call reads of it, in the waitingPoll's
+	// allocation.
+	req http.Request
+	url url.URL
+	cut context.Context
 	forget  func()
 	done    func() // frees the session's GET
 
@@ -115,6 +123,10 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	}
 	out.Header = upstreamHeader(r, false)
 	out.Host = r.Host
+	head, err := h1client.Head(out)
+	if err != nil {
+		return false
+	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false
@@ -123,7 +135,7 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	// written: asked to now, it puts them in the header map, which the
 	// answer starts from.
 	prepareHeader(w)
-	wp := &waitingPoll{h: h, c: c, k: k, client: conn, header: w.Header().Clone(), uri: uri,
+	wp := &waitingPoll{h: h, c: c, k: k, client: conn, site: flatHeader(w.Header()), head: head,
 		cut: c.up.cutOff(), done: c.pollDone}
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
@@ -133,11 +145,23 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	// What the call needs of the request from now on: the request
 	// itself, through its context, holds net/http's connection state
 	// and buffers and Caddy's, which a waiting GET must not. (Without a
-	// context of its own, its context is Background.)
-	c.upHeader = out.Header
-	c.r = &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path}, Host: r.Host,
-		Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor, RemoteAddr: r.RemoteAddr,
+	// context of its own, its context is Background.) The strings are
+	// copied: taken as they are, they would keep the request's line and
+	// header, which they point into, for as long as the GET waits.
+	wp.url.Path = strings.Clone(r.URL.Path)
+	// (A GET, HTTP/1.1: see keptAlive.)
+	wp.req = http.Request{Method: http.MethodGet, URL: &wp.url, Host: strings.Clone(r.Host),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: strings.Clone(r.RemoteAddr),
 		Header: http.Header{}}
+	c.r = &wp.req
+	sid := strings.Clone(c.sid)
+	if strings.HasPrefix(sid, c.workerSID) {
+		c.workerSID = sid[:len(c.workerSID)] // the sealed sid starts with it
+	} else {
+		c.workerSID = strings.Clone(c.workerSID)
+	}
+	c.sid, c.q.SID = sid, sid
+	c.client.Origin = strings.Clone(c.client.Origin)
 	// Until it is parked, what would end it waits (claim takes mu).
 	wp.mu.Lock()
 	h.registry.parkedGet(c.sid, wp)
@@ -149,7 +173,7 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 		wp.finish(nil, context.Canceled)
 		return true
 	}
-	ex, err := c.up.poll.Send(out)
+	ex, err := c.up.poll.SendHead(context.Background(), head)
 	if err != nil {
 		wp.claimed = true
 		wp.mu.Unlock()
@@ -202,11 +226,7 @@ func (wp *waitingPoll) answered(*park.Conn) {
 	if errors.Is(err, h1client.ErrSendAgain) {
 		// The kept connection had been closed by the worker: the GET
 		// goes again on a new one, as RoundTrip sends it.
-		var out *http.Request
-		if out, err = http.NewRequestWithContext(context.Background(), http.MethodGet, wp.uri, nil); err == nil {
-			out.Header, out.Host = wp.c.upHeader, wp.c.r.Host
-			ex, err = wp.c.up.poll.Send(out)
-		}
+		ex, err = wp.c.up.poll.SendHead(context.Background(), wp.head)
 		if err == nil {
 			wp.mu.Lock()
 			if wp.claimed {
@@ -331,7 +351,7 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 		cancel(wp.cause)
 	}
 	wp.mu.Unlock()
-	cw := newConnWriter(wp.client, wp.header) // the last use of wp.header
+	cw := newConnWriter(wp.client, wp.siteHeader())
 	wp.h.answerPoll(cw, c, ctx, res, err, pollSent{})
 	keep := !wp.clientGone() && cw.close()
 	wp.gone.Store(true)
@@ -342,6 +362,43 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 		return
 	}
 	wp.k.keep(wp.client, wp.pending, false)
+}
+
+// flatHeader is h as name and value pairs, in one allocation where a
+// copy of the map would be one per name and more: what a waiting GET
+// keeps of its site's headers.
+func flatHeader(h http.Header) []string {
+	n := 0
+	for _, vv := range h {
+		n += 2 * len(vv)
+	}
+	kv := make([]string, 0, n)
+	for k, vv := range h {
+		for _, v := range vv {
+			kv = append(kv, k, v)
+		}
+	}
+	return kv
+}
+
+// siteHeader is the site's handlers' headers for the answer, as a map
+// the answer's writer may change.
+func (wp *waitingPoll) siteHeader() http.Header {
+	h := make(http.Header, len(wp.site)/2+4)
+	for i := 0; i+1 < len(wp.site); i += 2 {
+		h[wp.site[i]] = append(h[wp.site[i]], wp.site[i+1])
+	}
+	return h
+}
+
+// workerHeader is the header of the GET sent to the worker, for a
+// request of the edge's own in the session (see tellWorker).
+func (wp *waitingPoll) workerHeader() http.Header {
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(wp.head)))
+	if err != nil {
+		return http.Header{} // not reached: the head is Request.Write's
+	}
+	return req.Header
 }
 
 // answerWriteStall bounds each write of an answer to its client: a

@@ -170,8 +170,11 @@ func (s *registry) touch(sid string, up *upstreamState, now time.Time) *session 
 type flight struct {
 	// ctx is the request's context, or its waitingPoll (under
 	// registry.mu): its Err is not nil once the client has gone.
-	ctx  interface{ Err() error }
-	done chan struct{} // closed when the request ends
+	ctx interface{ Err() error }
+	// done is closed when the request ends; made (under registry.mu)
+	// by the first request that waits for it, rarely: a waiting GET
+	// holds no channel.
+	done chan struct{}
 }
 
 // overlapWait bounds how long a request waits for the one before it,
@@ -196,7 +199,7 @@ func (s *registry) poll(ctx context.Context, sid string, up *upstreamState, post
 		}
 		prev := *slot
 		if prev == nil {
-			f := &flight{ctx: ctx, done: make(chan struct{})}
+			f := &flight{ctx: ctx}
 			*slot = f
 			s.mu.Unlock()
 			return true, func() {
@@ -204,17 +207,24 @@ func (s *registry) poll(ctx context.Context, sid string, up *upstreamState, post
 				if *slot == f {
 					*slot = nil
 				}
+				done := f.done
 				s.mu.Unlock()
-				close(f.done)
+				if done != nil {
+					close(done)
+				}
 			}
 		}
-		prevCtx := prev.ctx
-		s.mu.Unlock()
-		if prevCtx.Err() == nil {
+		if prev.ctx.Err() == nil {
+			s.mu.Unlock()
 			return false, nil
 		}
+		if prev.done == nil {
+			prev.done = make(chan struct{})
+		}
+		done := prev.done
+		s.mu.Unlock()
 		select {
-		case <-prev.done:
+		case <-done:
 		case <-deadline.C:
 			return false, nil
 		case <-ctx.Done():

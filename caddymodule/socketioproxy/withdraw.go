@@ -144,8 +144,8 @@ func (h *Handler) tellWorker(c *call, payload []byte) {
 	r := c.r
 	out, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), http.MethodPost, c.up.httpURL(c.uri), bytes.NewReader(payload))
 	if err == nil {
-		if c.upHeader != nil {
-			out.Header = c.upHeader.Clone()
+		if c.waiting != nil {
+			out.Header = c.waiting.workerHeader()
 		} else {
 			out.Header = upstreamHeader(r, false)
 		}

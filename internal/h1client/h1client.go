@@ -16,6 +16,7 @@ package h1client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -76,7 +77,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		if conn == nil {
 			var err error
-			if conn, err = c.open(req); err != nil {
+			if conn, err = c.open(req.Context()); err != nil {
 				return nil, err
 			}
 		}
@@ -89,12 +90,12 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// open dials a new connection for req; when req's context ended the
-// dial, the error is its cause.
-func (c *Client) open(req *http.Request) (net.Conn, error) {
-	conn, err := c.dial(req.Context())
-	if err != nil && req.Context().Err() != nil {
-		return nil, context.Cause(req.Context())
+// open dials a new connection; when ctx ended the dial, the error is
+// its cause.
+func (c *Client) open(ctx context.Context) (net.Conn, error) {
+	conn, err := c.dial(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil, context.Cause(ctx)
 	}
 	return conn, err
 }
@@ -355,6 +356,61 @@ func (c *Client) CloseIdleConnections() {
 	}
 }
 
+// Head is req's head as Request.Write writes it, for SendHead: req must
+// be a GET without a body, kept alive. The bytes are one allocation of
+// their exact size, which a caller may keep while the answer is awaited
+// (and send again on ErrSendAgain) where the request itself, a header
+// map and its values, would be a dozen objects.
+func Head(req *http.Request) ([]byte, error) {
+	if req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) || req.Close {
+		return nil, errors.New("h1client: Send takes kept-alive GETs without a body")
+	}
+	buf := heads.Get().(*bytes.Buffer)
+	buf.Reset()
+	err := req.Write(buf)
+	head := make([]byte, buf.Len())
+	copy(head, buf.Bytes())
+	if buf.Cap() <= 64<<10 {
+		heads.Put(buf)
+	}
+	return head, err
+}
+
+var heads = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Send writes req, a kept-alive GET without a body, on a kept connection
+// or a new one, and returns the Exchange in which its answer will be
+// read. req's context bounds only the dial.
+func (c *Client) Send(req *http.Request) (*Exchange, error) {
+	head, err := Head(req)
+	if err != nil {
+		return nil, err
+	}
+	return c.SendHead(req.Context(), head)
+}
+
+// SendHead is Send for a head Head made; ctx bounds only the dial.
+func (c *Client) SendHead(ctx context.Context, head []byte) (*Exchange, error) {
+	conn, reused := c.get()
+	for {
+		if conn == nil {
+			var err error
+			if conn, err = c.open(ctx); err != nil {
+				return nil, err
+			}
+		}
+		_, err := conn.Write(head)
+		if err == nil {
+			return &Exchange{c: c, conn: conn, reused: reused}, nil
+		}
+		conn.Close()
+		if !reused {
+			return nil, err
+		}
+		conn, reused = nil, false
+	}
+}
+
 // Exchange is a request written and its answer still to come, for a
 // caller that waits for the answer without a goroutine: it watches Conn
 // until it is readable, then calls Receive.
@@ -362,7 +418,6 @@ type Exchange struct {
 	c      *Client
 	conn   net.Conn
 	reused bool
-	close  bool // the request said Connection: close
 }
 
 // sentGet stands for the request of an Exchange when its answer is read:
@@ -372,35 +427,8 @@ var sentGet = &http.Request{Method: http.MethodGet}
 
 // ErrSendAgain is what Receive returns when the kept connection the
 // request went out on had been closed by the server before it read the
-// request: the request may be sent again (Send) on a new connection.
+// request: the request may be sent again (SendHead) on a new connection.
 var ErrSendAgain = errors.New("h1client: send the request again")
-
-// Send writes req, a GET, on a kept connection or a new one, and returns
-// the Exchange in which its answer will be read. req's context bounds
-// only the dial.
-func (c *Client) Send(req *http.Request) (*Exchange, error) {
-	if req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) {
-		return nil, errors.New("h1client: Send takes GETs without a body")
-	}
-	conn, reused := c.get()
-	for {
-		if conn == nil {
-			var err error
-			if conn, err = c.open(req); err != nil {
-				return nil, err
-			}
-		}
-		err := write(req, conn)
-		if err == nil {
-			return &Exchange{c: c, conn: conn, reused: reused, close: req.Close}, nil
-		}
-		conn.Close()
-		if !reused {
-			return nil, err
-		}
-		conn, reused = nil, false
-	}
-}
 
 // Conn is the connection the answer comes on: readable once it has.
 func (e *Exchange) Conn() net.Conn { return e.conn }
@@ -423,7 +451,7 @@ func (e *Exchange) Receive() (*http.Response, error) {
 		return nil, err
 	}
 	b := &body{c: e.c, conn: e.conn, br: br, rc: res.Body, stop: func() bool { return true },
-		keep: !res.Close && !e.close}
+		keep: !res.Close}
 	if res.Body == http.NoBody || res.ContentLength == 0 {
 		b.finish(true)
 		return res, nil

@@ -1,9 +1,11 @@
 package h1client
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -69,4 +71,30 @@ func TestSendRefusesARequestWithABody(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Send(req)
 	require.Error(t, err)
+}
+
+// Head is the request as Request.Write writes it, in a slice of its own
+// size; it refuses what Send does not take.
+func TestHeadIsTheRequestAsWritten(t *testing.T) {
+	req, err := http.NewRequest(http.MethodGet, "http://worker:5000/socket.io/?EIO=4&transport=polling&sid=abc", nil)
+	require.NoError(t, err)
+	req.Host = "app.example"
+	req.Header.Set("Cookie", "session=x")
+	req.Header.Add("X-Forwarded-For", "192.0.2.1")
+	var want bytes.Buffer
+	require.NoError(t, req.Write(&want))
+	head, err := Head(req)
+	require.NoError(t, err)
+	assert.Equal(t, want.String(), string(head))
+	assert.Equal(t, len(head), cap(head))
+	for _, bad := range []func(*http.Request){
+		func(r *http.Request) { r.Method = http.MethodPost },
+		func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader("x")) },
+		func(r *http.Request) { r.Close = true },
+	} {
+		r := req.Clone(req.Context())
+		bad(r)
+		_, err := Head(r)
+		assert.Error(t, err)
+	}
 }

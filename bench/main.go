@@ -319,6 +319,10 @@ type idleResult struct {
 	RSSBeforeKB    int64          `json:"rss_before_kb"`
 	RSSAfterKB     int64          `json:"rss_after_kb"`
 	KBPerConn      float64        `json:"kb_per_conn"`
+	// RSSFileBeforeKB and RSSFileAfterKB are the file-backed part of the
+	// RSS (see rssFileKB): code paged in, not held per connection.
+	RSSFileBeforeKB int64 `json:"rss_file_before_kb"`
+	RSSFileAfterKB  int64 `json:"rss_file_after_kb"`
 	// RSSReleasedKB is the RSS -release-wait after the connections
 	// closed (burst only).
 	RSSReleasedKB int64 `json:"rss_released_kb,omitempty"`
@@ -344,6 +348,11 @@ type goMem struct {
 	// not returned to the OS yet.
 	HeapIdle     int64
 	HeapReleased int64
+	// The runtime's own structures: spans, GC metadata, and the rest
+	// (the network poller's descriptors among it).
+	MSpanInuse int64
+	GCSys      int64
+	OtherSys   int64
 }
 
 // step is one measurement of a contender, run on a fresh proxy.
@@ -614,6 +623,9 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string, run idleRun) 
 	if res.RSSBeforeKB, err = rssKB(ps); err != nil {
 		return nil, err
 	}
+	if res.RSSFileBeforeKB, err = rssFileKB(ps); err != nil {
+		return nil, err
+	}
 	if rp.adminAddr != "" {
 		if res.GoBefore, err = memStats(rp.adminAddr); err != nil {
 			return nil, err
@@ -650,6 +662,9 @@ func (b *bench) idle(ctx context.Context, rp *running, dir string, run idleRun) 
 		return nil, err
 	}
 	if res.RSSAfterKB, err = rssKB(ps); err != nil {
+		return nil, err
+	}
+	if res.RSSFileAfterKB, err = rssFileKB(ps); err != nil {
 		return nil, err
 	}
 	if res.Connected > 0 {

@@ -231,7 +231,16 @@ func cpuTicks(ps []int) (int64, error) {
 }
 
 // rssKB is the sum of the processes' VmRSS.
-func rssKB(ps []int) (int64, error) {
+func rssKB(ps []int) (int64, error) { return statusKB(ps, "VmRSS:") }
+
+// rssFileKB is the file-backed part of rssKB's figure (RssFile): pages of
+// the programs' binaries and libraries read in, not memory the proxies
+// hold per connection. A proxy's first requests of a kind page in the
+// code that serves them once, whatever their number.
+func rssFileKB(ps []int) (int64, error) { return statusKB(ps, "RssFile:") }
+
+// statusKB sums a kB field of /proc/<pid>/status over ps.
+func statusKB(ps []int, field string) (int64, error) {
 	var sum int64
 	for _, pid := range ps {
 		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
@@ -240,7 +249,7 @@ func rssKB(ps []int) (int64, error) {
 		}
 		found := false
 		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			if rest, ok := strings.CutPrefix(line, field); ok {
 				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 				if err != nil {
 					return 0, fmt.Errorf("/proc/%d/status: %w", pid, err)
@@ -250,7 +259,7 @@ func rssKB(ps []int) (int64, error) {
 			}
 		}
 		if !found {
-			return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
+			return 0, fmt.Errorf("/proc/%d/status has no %s", pid, strings.TrimSuffix(field, ":"))
 		}
 	}
 	return sum, nil

@@ -210,8 +210,8 @@ func (b *bench) report(results []*result) string {
 				e.Echoes, e.Failures, e.Seconds, e.Frames.Sent, e.Frames.Received, e.CPUSeconds, e.LatencyMs.Max)
 		}
 		if i := r.Idle; i != nil {
-			w(" idle: %d connected (%d failed, %d still connected at the end), RSS %d → %d KB",
-				i.Connected, i.Failed, i.StillConnected, i.RSSBeforeKB, i.RSSAfterKB)
+			w(" idle: %d connected (%d failed, %d still connected at the end), RSS %d → %d KB (file-backed %+d KB)",
+				i.Connected, i.Failed, i.StillConnected, i.RSSBeforeKB, i.RSSAfterKB, i.RSSFileAfterKB-i.RSSFileBeforeKB)
 			if i.Goroutines > 0 {
 				w(", %d goroutines", i.Goroutines)
 			}
@@ -233,6 +233,7 @@ func (b *bench) report(results []*result) string {
 			if i := x.i; i != nil {
 				w(" %s: %d connected (%d failed, %d still connected at the end), RSS %d → %d KB", x.name,
 					i.Connected, i.Failed, i.StillConnected, i.RSSBeforeKB, i.RSSAfterKB)
+				w(" (file-backed %+d KB)", i.RSSFileAfterKB-i.RSSFileBeforeKB)
 				if i.RSSReleasedKB > 0 {
 					w(" → %d KB after close", i.RSSReleasedKB)
 				}

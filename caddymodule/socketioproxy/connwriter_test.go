@@ -158,11 +158,17 @@ func TestWaitingPollKeepsHeadersWhole(t *testing.T) {
 	out, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:5000/socket.io/?EIO=4&transport=polling&sid=abc", nil)
 	require.NoError(t, err)
 	out.Host = "app.example"
-	out.Header = http.Header{"Cookie": {"session=x"}, "X-Forwarded-For": {"192.0.2.1, 198.51.100.7"}}
+	// A user id with a control byte, which net/http's parser refuses
+	// (attack14), and a value with a colon.
+	out.Header = http.Header{"Cookie": {"session=x"}, "X-Forwarded-For": {"192.0.2.1, 198.51.100.7"},
+		"X-Auth-User-Id": {"uma\x7f\x01"}, "Origin": {"http://app.example:8080"}, "Vary": {"a", "b"}}
 	wp.head, err = h1client.Head(out)
 	require.NoError(t, err)
 	h := wp.workerHeader()
 	assert.Equal(t, "session=x", h.Get("Cookie"))
 	assert.Equal(t, "192.0.2.1, 198.51.100.7", h.Get("X-Forwarded-For"))
+	assert.Equal(t, "uma\x7f\x01", h.Get("X-Auth-User-Id"))
+	assert.Equal(t, "http://app.example:8080", h.Get("Origin"))
+	assert.Equal(t, []string{"a", "b"}, h.Values("Vary"))
 	assert.Empty(t, h.Get("Host"))
 }

@@ -239,7 +239,7 @@ func (k *keeper) keep(conn net.Conn, pending []byte, afterPost bool) {
 		go k.hand(conn)
 		return
 	}
-	pc, ok := park.Park(conn, k.woken)
+	pc, ok := park.Hold(conn, k.woken)
 	if !ok {
 		// Not a plain TCP connection: served on, as net/http would.
 		go k.hand(conn)
@@ -263,11 +263,11 @@ func (k *keeper) woken(pc *park.Conn) {
 	}
 	stopped := k.stopped
 	k.mu.Unlock()
-	conn := pc.Conn()
 	if stopped {
-		conn.Close()
+		pc.Close()
 		return
 	}
+	conn := pc.Conn()
 	switch out, pending, lastPost := k.fast.Serve(conn, afterPost); out {
 	case h1serve.Idle:
 		k.keep(conn, nil, lastPost)
@@ -296,7 +296,7 @@ func (k *keeper) sweepIdle() {
 		if pc.Since().Before(cut) && pc.Unpark() {
 			delete(k.parked, pc)
 			parkedIdle.Dec()
-			pc.Conn().Close()
+			pc.Close()
 		}
 	}
 	if len(k.parked) > 0 {
@@ -321,7 +321,7 @@ func (k *keeper) stop() {
 	}
 	for pc := range k.parked {
 		if pc.Unpark() {
-			pc.Conn().Close()
+			pc.Close()
 		}
 		parkedIdle.Dec()
 	}

@@ -48,11 +48,11 @@ type waitingPoll struct {
 	// req is the call's request once net/http's is let go (c.r), and
 	// url its URL: what the call reads of it, in the waitingPoll's
 	// allocation.
-	req http.Request
-	url url.URL
-	cut context.Context
-	forget  func()
-	done    func() // frees the session's GET
+	req    http.Request
+	url    url.URL
+	cut    context.Context
+	forget func()
+	done   func() // frees the session's GET
 
 	ended atomic.Bool // the answer is written: the call may end
 	gone  atomic.Bool // the client has gone
@@ -64,6 +64,10 @@ type waitingPoll struct {
 	ex      *h1client.Exchange
 	up      *park.Conn // the worker's connection, parked
 	cw      *park.Conn // the client's, parked
+	// held is the client's connection as parked (cw, kept once cw is
+	// handed back): it may have been put to sleep (park.Hold), and the
+	// connection is then taken back from it (see wakeClient).
+	held *park.Conn
 	// reading is closed when readClient, which watches a client's
 	// connection that cw cannot, has returned.
 	reading chan struct{}
@@ -186,7 +190,8 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 		wp.up = up
 	}
 	if len(wp.pending) == 0 {
-		wp.cw, _ = park.Park(conn, wp.clientReadable)
+		wp.cw, _ = park.Hold(conn, wp.clientReadable)
+		wp.held = wp.cw
 	}
 	if wp.cw == nil {
 		// A connection epoll cannot watch (a listener wrapper's), or
@@ -273,6 +278,7 @@ func (wp *waitingPoll) clientReadable(*park.Conn) {
 		return
 	}
 	wp.cw = nil
+	wp.client = wp.held.Conn()
 	wp.reading = make(chan struct{})
 	wp.mu.Unlock()
 	wp.readClient()
@@ -342,6 +348,11 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 		<-reading
 		_ = wp.client.SetReadDeadline(time.Time{})
 	}
+	// The client's connection is back from the watcher: taken from
+	// it, as it may have been put to sleep.
+	if wp.held != nil {
+		wp.client = wp.held.Conn()
+	}
 	// answerPoll reads why a GET ended early from its context.
 	ctx := context.Background()
 	wp.mu.Lock()
@@ -352,8 +363,11 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 	}
 	wp.mu.Unlock()
 	cw := newConnWriter(wp.client, wp.siteHeader())
+	// A reload stopped the keeper that would serve the connection next
+	// (see keeper.stop): this answer is its last.
+	cw.last = wp.k.closing.Load()
 	wp.h.answerPoll(cw, c, ctx, res, err, pollSent{})
-	keep := !wp.clientGone() && cw.close()
+	keep := !wp.clientGone() && cw.close() && !cw.last
 	wp.gone.Store(true)
 	wp.ended.Store(true)
 	c.end()
@@ -392,13 +406,25 @@ func (wp *waitingPoll) siteHeader() http.Header {
 }
 
 // workerHeader is the header of the GET sent to the worker, for a
-// request of the edge's own in the session (see tellWorker).
+// request of the edge's own in the session (see tellWorker): its lines
+// as Request.Write wrote them, less Host. They are read back as they
+// are, not with net/http's parser, which refuses what Request.Write
+// lets through (a control byte in a value: a user id from the cookie),
+// and would leave the edge's request without the session's header.
 func (wp *waitingPoll) workerHeader() http.Header {
-	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(wp.head)))
-	if err != nil {
-		return http.Header{} // not reached: the head is Request.Write's
+	h := http.Header{}
+	lines := strings.Split(string(wp.head), "\r\n")
+	for _, line := range lines[min(1, len(lines)):] {
+		if line == "" {
+			break
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "Host" {
+			continue
+		}
+		h[k] = append(h[k], strings.TrimLeft(v, " \t"))
 	}
-	return req.Header
+	return h
 }
 
 // answerWriteStall bounds each write of an answer to its client: a
@@ -425,7 +451,11 @@ type connWriter struct {
 	started bool  // the head is written
 	chunked bool  // the body is chunked
 	left    int64 // what the declared length still expects
-	err     error
+	// last: the connection closes after this answer, which says so
+	// (Connection: close), as net/http's last answer on a connection
+	// does.
+	last bool
+	err  error
 }
 
 var answerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -518,6 +548,9 @@ func (cw *connWriter) start() {
 	}
 	for _, k := range []string{"Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Proxy-Connection"} {
 		h.Del(k)
+	}
+	if cw.last {
+		h.Set("Connection", "close")
 	}
 	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
 		cw.left = n

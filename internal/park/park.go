@@ -12,6 +12,7 @@ package park
 import (
 	"crypto/tls"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -21,10 +22,41 @@ type Conn struct {
 	fd    int32
 	ready func(*Conn)
 	since time.Time
+	// hold: the connection may be put to sleep while it waits (Hold).
+	hold bool
+	// mu guards conn and sock once c is handed back: its owner and
+	// ready may both ask for the connection.
+	mu sync.Mutex
+	// sock, when not -1, is the socket of a connection put to sleep: a
+	// duplicate of its descriptor, the connection itself closed (see
+	// hibernate).
+	sock int32
 }
 
-// Conn is the connection parked.
-func (c *Conn) Conn() net.Conn { return c.conn }
+// Conn is the connection parked, once it is handed back (to ready, or
+// by Unpark). A connection put to sleep while it waited (see Hold) is
+// woken here: a new net.Conn on the same socket; when that fails (the
+// process is out of descriptors), a connection whose every read and
+// write fails.
+func (c *Conn) Conn() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sock >= 0 {
+		c.conn = wake(c)
+	}
+	return c.conn
+}
+
+// Close closes the connection handed back, without waking it when it
+// sleeps.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sock >= 0 {
+		return closeSleeping(c)
+	}
+	return c.conn.Close()
+}
 
 // Since is when c was parked.
 func (c *Conn) Since() time.Time { return c.since }

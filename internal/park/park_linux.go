@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -22,9 +23,10 @@ var watcher struct {
 	wake  int // an eventfd that ends the goroutine's wait
 	err   error
 
-	mu      sync.Mutex
-	running bool
-	conns   map[int32]*Conn
+	mu       sync.Mutex
+	running  bool
+	conns    map[int32]*Conn
+	sweeping bool // a sweep for connections to put to sleep is due (see Hold)
 }
 
 // One-shot: a connection is reported once, then forgotten; level
@@ -73,6 +75,30 @@ func setup() {
 // through Unpark. Park reports false, having done nothing, when conn is
 // neither TCP nor TLS over TCP, or epoll is not available.
 func Park(conn net.Conn, ready func(*Conn)) (*Conn, bool) {
+	return park(conn, ready, false)
+}
+
+// Hold is Park for a connection that may wait long (a kept-alive
+// connection between requests, a long-poll's): once it has waited
+// SleepAfter, a plain TCP connection is put to sleep. Its socket stays
+// open and watched, but the connection itself is closed: the Go
+// runtime's state of it (its poller descriptor, about 540 bytes outside
+// the heap, and 350 of heap) is let go, and a new net.Conn is made on
+// the socket when the connection is handed back. So once Hold returns
+// true, the caller must not use conn again but through c.Conn (or
+// c.Close), once ready is called or Unpark reports true.
+func Hold(conn net.Conn, ready func(*Conn)) (*Conn, bool) {
+	_, plain := conn.(*net.TCPConn)
+	return park(conn, ready, plain)
+}
+
+// SleepAfter is how long a held connection waits awake: one that is
+// busy (a client sending every few milliseconds) never pays for the
+// sleep and the waking, an idle one (a long-poll waiting for its ping)
+// costs its socket and a hundred bytes.
+const SleepAfter = time.Second
+
+func park(conn net.Conn, ready func(*Conn), hold bool) (*Conn, bool) {
 	tc, ok := tcpOf(conn)
 	if !ok {
 		return nil, false
@@ -85,7 +111,7 @@ func Park(conn net.Conn, ready func(*Conn)) (*Conn, bool) {
 	if err != nil {
 		return nil, false
 	}
-	c := &Conn{conn: conn, fd: -1, ready: ready, since: time.Now()}
+	c := &Conn{conn: conn, fd: -1, ready: ready, since: time.Now(), hold: hold, sock: -1}
 	var ctlErr error
 	// The descriptor is registered as it is, not duplicated: it stays
 	// open while the connection is parked (only Unpark's caller or
@@ -102,6 +128,10 @@ func Park(conn net.Conn, ready func(*Conn)) (*Conn, bool) {
 		if !watcher.running {
 			watcher.running = true
 			go loop()
+		}
+		if hold && !watcher.sweeping {
+			watcher.sweeping = true
+			time.AfterFunc(SleepAfter, sleepSweep)
 		}
 		watcher.mu.Unlock()
 		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
@@ -209,6 +239,134 @@ func loop() {
 		}
 	}
 }
+
+// sleepSweep puts to sleep the held connections that have waited
+// SleepAfter, and comes again while others wait.
+func sleepSweep() {
+	sweeps.Add(1)
+	now := time.Now()
+	var due []*Conn
+	watcher.mu.Lock()
+	again := false
+	for _, c := range watcher.conns {
+		if !c.hold || c.sock >= 0 {
+			continue
+		}
+		if now.Sub(c.since) >= SleepAfter {
+			due = append(due, c)
+		} else {
+			again = true
+		}
+	}
+	if again {
+		time.AfterFunc(SleepAfter, sleepSweep)
+	} else {
+		watcher.sweeping = false
+	}
+	watcher.mu.Unlock()
+	// One at a time: three system calls each, which Park and Unpark
+	// do not wait for all together.
+	for _, c := range due {
+		watcher.mu.Lock()
+		var old net.Conn
+		if c.fd >= 0 && watcher.conns[c.fd] == c && c.sock < 0 {
+			old = sleep(c)
+		}
+		watcher.mu.Unlock()
+		if old != nil {
+			old.Close()
+		}
+	}
+}
+
+// sleep puts parked c to sleep (under watcher.mu): its socket is
+// registered again under a duplicate descriptor, armed, and its
+// connection is returned, for the caller to close. It returns nil when
+// c stays as it is; then it is not tried again.
+func sleep(c *Conn) net.Conn {
+	c.hold = false
+	tc, ok := c.conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	dup := -1
+	if err := rc.Control(func(fd uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno == 0 {
+			dup = int(r)
+		}
+	}); err != nil || dup < 0 {
+		return nil
+	}
+	// Added armed before the original goes: level triggered, the new
+	// registration reports bytes that came meanwhile.
+	ev := syscall.EpollEvent{Events: events, Fd: int32(dup)}
+	if err := syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, dup, &ev); err != nil {
+		syscall.Close(dup)
+		return nil
+	}
+	// The original's registration is removed, not left disarmed: the
+	// socket outlives its descriptor, and with it the registration,
+	// which would fire for a socket the number no longer names.
+	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, int(c.fd), nil)
+	delete(watcher.conns, c.fd)
+	c.fd = int32(dup)
+	watcher.conns[c.fd] = c
+	c.mu.Lock()
+	old := c.conn
+	c.conn, c.sock = nil, int32(dup)
+	c.mu.Unlock()
+	sleeping.Add(1)
+	return old
+}
+
+// sleeping counts the connections asleep; sweeps, the sweeps run.
+var sleeping, sweeps atomic.Int64
+
+// Sleeping is how many parked connections are asleep (see Hold).
+func Sleeping() int { return int(sleeping.Load()) }
+
+// wake makes a connection again on the socket of c, handed back asleep
+// (under c.mu).
+func wake(c *Conn) net.Conn {
+	sock := int(c.sock)
+	c.sock = -1
+	sleeping.Add(-1)
+	// Its registration goes before its descriptor (see sleep).
+	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
+	f := os.NewFile(uintptr(sock), "")
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return failedConn{err}
+	}
+	return conn
+}
+
+// closeSleeping closes the socket of c, handed back asleep (under c.mu).
+func closeSleeping(c *Conn) error {
+	sock := int(c.sock)
+	c.sock = -1
+	sleeping.Add(-1)
+	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
+	return syscall.Close(sock)
+}
+
+// failedConn is a connection that could not be woken.
+type failedConn struct{ err error }
+
+func (f failedConn) Read([]byte) (int, error)         { return 0, f.err }
+func (f failedConn) Write([]byte) (int, error)        { return 0, f.err }
+func (f failedConn) Close() error                     { return nil }
+func (f failedConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (f failedConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (f failedConn) SetDeadline(time.Time) error      { return nil }
+func (f failedConn) SetReadDeadline(time.Time) error  { return nil }
+func (f failedConn) SetWriteDeadline(time.Time) error { return nil }
 
 // HungUp reports whether conn's client has closed or reset its end, seen
 // without reading: bytes waiting (a next request) are no hang-up.

@@ -4,7 +4,9 @@ package park
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -232,4 +234,100 @@ func TestAConnectionParkedAgainIsWatchedAgain(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, byte(round), b[0])
 	}
+}
+
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+// A held connection that waits is put to sleep: its net.Conn closed, its
+// socket watched on. Woken by its client's bytes, it is a connection on
+// the same socket that reads what was sent and writes back; the client
+// never sees it close.
+func TestAHeldConnectionSleepsAndWakesWhole(t *testing.T) {
+	server, client := pair(t)
+	fds := openFDs(t)
+	got := make(chan net.Conn, 1)
+	c, ok := Hold(server, func(c *Conn) { got <- c.Conn() })
+	require.True(t, ok)
+	waitFor(t, "the connection to sleep", func() bool { return Sleeping() == 1 })
+	_, err := server.Write([]byte("x"))
+	require.Error(t, err, "the connection it held is closed")
+	_, err = client.Write([]byte("GET / HTTP/1.1\r\n"))
+	require.NoError(t, err)
+	var conn net.Conn
+	select {
+	case conn = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a sleeping connection was not handed back when its client sent")
+	}
+	defer conn.Close()
+	assert.Equal(t, 0, Sleeping())
+	assert.Equal(t, server.LocalAddr().String(), conn.LocalAddr().String())
+	assert.Equal(t, server.RemoteAddr().String(), conn.RemoteAddr().String())
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, "GET / HTTP/1.1\r\n", string(buf[:n]))
+	_, err = conn.Write([]byte("HTTP/1.1 200 OK\r\n"))
+	require.NoError(t, err)
+	n, err = client.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, "HTTP/1.1 200 OK\r\n", string(buf[:n]))
+	assert.Same(t, conn, c.Conn(), "woken once")
+	assert.Equal(t, fds, openFDs(t), "one descriptor for the socket, as before it slept")
+}
+
+// A sleeping connection unparked and closed is closed without waking:
+// its client sees the end, and no descriptor is left.
+func TestASleepingConnectionClosesWithoutWaking(t *testing.T) {
+	server, client := pair(t)
+	fds := openFDs(t)
+	c, ok := Hold(server, func(*Conn) { t.Error("handed back") })
+	require.True(t, ok)
+	waitFor(t, "the connection to sleep", func() bool { return Sleeping() == 1 })
+	require.True(t, c.Unpark())
+	require.NoError(t, c.Close())
+	assert.Equal(t, 0, Sleeping())
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := client.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, fds-1, openFDs(t))
+}
+
+// A sleeping connection's client hanging up hands it back, and the
+// woken connection reads the end.
+func TestASleepingConnectionsHangUpIsSeen(t *testing.T) {
+	server, client := pair(t)
+	got := make(chan net.Conn, 1)
+	_, ok := Hold(server, func(c *Conn) { got <- c.Conn() })
+	require.True(t, ok)
+	waitFor(t, "the connection to sleep", func() bool { return Sleeping() == 1 })
+	require.NoError(t, client.Close())
+	conn := <-got
+	defer conn.Close()
+	_, err := conn.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF)
+}
+
+// A held connection its client keeps busy never sleeps; Park's never do.
+func TestOnlyAHeldConnectionThatWaitsSleeps(t *testing.T) {
+	server, client := pair(t)
+	parked, _ := pair(t)
+	got := make(chan *Conn, 1)
+	_, ok := Park(parked, func(*Conn) {})
+	require.True(t, ok)
+	_, ok = Hold(server, func(c *Conn) { got <- c })
+	require.True(t, ok)
+	_, err := client.Write([]byte("x"))
+	require.NoError(t, err)
+	c := <-got
+	assert.Same(t, server, c.Conn(), "woken before SleepAfter: the same connection")
+	before := sweeps.Load()
+	waitFor(t, "a sweep", func() bool { return sweeps.Load() > before })
+	assert.Equal(t, 0, Sleeping())
 }

@@ -7,6 +7,13 @@ import "net"
 // Park reports false: connections are parked only on Linux.
 func Park(net.Conn, func(*Conn)) (*Conn, bool) { return nil, false }
 
+// Hold reports false: connections are parked only on Linux.
+func Hold(net.Conn, func(*Conn)) (*Conn, bool) { return nil, false }
+
+func wake(c *Conn) net.Conn { return c.conn }
+
+func closeSleeping(c *Conn) error { return nil }
+
 // Unpark reports false: nothing is parked.
 func (c *Conn) Unpark() bool { return false }
 

@@ -185,6 +185,9 @@ func TestIdlePollingSessionsHoldNoGoroutine(t *testing.T) {
 func TestAReloadClosesTheParkedConnectionsOfTheOldConfig(t *testing.T) {
 	addr, edge, worker := startParkStack(t)
 	sid, gets, posts := openPolling(t, addr)
+	// The GET waits at the worker before the reload: sent on a kept
+	// connection the reload closes, it could be read by neither config.
+	atk11Waiting(t, edge, 1)
 	edge.Reload(t, testenv.EdgeConfig(fmt.Sprintf(`{{admin}}
 http://%s {
 	bind 127.0.0.1

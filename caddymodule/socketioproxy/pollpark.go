@@ -185,7 +185,7 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 		return true
 	}
 	wp.ex = ex
-	up, ok := park.Park(ex.Conn(), wp.answered)
+	up, ok := park.Hold(ex.Conn(), wp.answered)
 	if ok {
 		wp.up = up
 	}
@@ -218,11 +218,20 @@ func (wp *waitingPoll) Err() error {
 }
 
 // answered reads the worker's answer and writes it to the client.
-func (wp *waitingPoll) answered(*park.Conn) {
+func (wp *waitingPoll) answered(pc *park.Conn) {
 	wp.mu.Lock()
 	ex := wp.ex
 	claimed := wp.claimed
 	wp.mu.Unlock()
+	if pc != nil {
+		// Held (park.Hold): it may have been put to sleep, and the
+		// exchange goes on on the connection taken back.
+		if claimed {
+			pc.Close()
+			return
+		}
+		ex.Resume(pc.Conn())
+	}
 	if claimed {
 		ex.Abort()
 		return
@@ -240,7 +249,7 @@ func (wp *waitingPoll) answered(*park.Conn) {
 				return
 			}
 			wp.ex = ex
-			if up, ok := park.Park(ex.Conn(), wp.answered); ok {
+			if up, ok := park.Hold(ex.Conn(), wp.answered); ok {
 				wp.up = up
 				wp.mu.Unlock()
 				return
@@ -319,11 +328,13 @@ func (wp *waitingPoll) claim(early bool, cause error) bool {
 	}
 	// The exchange ends here, even when answered has the worker's
 	// connection already (a worker stalled mid-answer would hold it):
-	// it sees the claim and lets the rest go.
+	// it sees the claim and lets the rest go. A held connection is
+	// closed through its park.Conn, which has it (asleep, or as
+	// answered took it back); ex's may be one closed by its sleep.
 	if up != nil {
 		up.Unpark()
-	}
-	if ex != nil {
+		up.Close()
+	} else if ex != nil {
 		ex.Abort()
 	}
 	return true

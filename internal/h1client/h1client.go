@@ -433,6 +433,11 @@ var ErrSendAgain = errors.New("h1client: send the request again")
 // Conn is the connection the answer comes on: readable once it has.
 func (e *Exchange) Conn() net.Conn { return e.conn }
 
+// Resume has the exchange go on on conn, a connection on Conn's socket
+// that replaces it (see park.Hold): Receive reads it, and it is kept
+// once the answer has been read whole.
+func (e *Exchange) Resume(conn net.Conn) { e.conn = conn }
+
 // Receive reads the answer's head; the body must be read to the end or
 // closed, as RoundTrip's. It blocks until the answer has come: call it
 // once Conn is readable. It returns ErrSendAgain when a kept connection

@@ -351,6 +351,7 @@ func wake(c *Conn) net.Conn {
 func closeSleeping(c *Conn) error {
 	sock := int(c.sock)
 	c.sock = -1
+	c.conn = failedConn{net.ErrClosed}
 	sleeping.Add(-1)
 	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
 	return syscall.Close(sock)

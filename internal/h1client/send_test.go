@@ -3,6 +3,7 @@ package h1client
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -97,4 +98,43 @@ func TestHeadIsTheRequestAsWritten(t *testing.T) {
 		_, err := Head(r)
 		assert.Error(t, err)
 	}
+}
+
+// An exchange resumed on another connection to the same socket (the
+// connection put to sleep and woken: park.Hold) reads its answer there,
+// and keeps that connection for the next request.
+func TestAResumedExchangeReadsAndKeepsTheNewConnection(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "answer to "+r.URL.Path)
+	}))
+	defer srv.Close()
+	c, dials := newClient(t, srv)
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/a", nil)
+	require.NoError(t, err)
+	ex, err := c.Send(req)
+	require.NoError(t, err)
+	f, err := ex.Conn().(*net.TCPConn).File()
+	require.NoError(t, err)
+	woken, err := net.FileConn(f)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, ex.Conn().Close())
+	ex.Resume(woken)
+	res, err := ex.Receive()
+	require.NoError(t, err)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	assert.Equal(t, "answer to /a", string(b))
+	kept, _ := c.get()
+	assert.Same(t, woken, kept)
+	c.put(kept)
+	req, err = http.NewRequest(http.MethodGet, srv.URL+"/b", nil)
+	require.NoError(t, err)
+	res, err = c.RoundTrip(req)
+	require.NoError(t, err)
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, "answer to /b", string(b))
+	assert.EqualValues(t, 1, dials.Load())
 }

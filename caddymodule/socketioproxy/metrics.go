@@ -2,6 +2,7 @@ package socketioproxy
 
 import (
 	"errors"
+	"github.com/flaskedge/flaskedge/internal/park"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,9 @@ var metrics = struct {
 	// by state: waiting (a GET waits for its worker's answer) or idle
 	// (a kept connection waits for its client's next request).
 	parked *prometheus.GaugeVec
+	// asleep counts the parked connections put to sleep (park.Hold),
+	// clients' and workers'.
+	asleep prometheus.GaugeFunc
 
 	// Socket.IO connection state recovery (recoveryHeld,
 	// recoveryResult, recoveryReplayed).
@@ -99,6 +103,10 @@ func init() {
 		Help: "Long-polling client connections the edge holds without a goroutine or a buffer, by state: waiting (a GET waits for its worker's answer) or idle (a kept connection waits for its client's next request).",
 	}, []string{"state"})
 	parkedWaiting, parkedIdle = metrics.parked.WithLabelValues("waiting"), metrics.parked.WithLabelValues("idle")
+	metrics.asleep = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: ns, Subsystem: sub, Name: "parked_asleep",
+		Help: "Parked connections, clients' and workers', that waited a second and sleep: their socket watched, the Go runtime's state of them let go.",
+	}, func() float64 { return float64(park.Sleeping()) })
 	metrics.held = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "sessions_held",
 		Help: "Worker sessions the edge holds for a Socket.IO client that went away, for connection state recovery.",
@@ -138,7 +146,7 @@ func init() {
 // modules share, to a config's registry.
 func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{metrics.handshakes, metrics.messages, metrics.bytes, metrics.inFlight, metrics.live,
-		metrics.relays, metrics.heapReturns, metrics.parked, metrics.held, metrics.recoveries, metrics.replayed} {
+		metrics.relays, metrics.heapReturns, metrics.parked, metrics.asleep, metrics.held, metrics.recoveries, metrics.replayed} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"log"
 	"net"
 	"net/http"
@@ -268,6 +269,12 @@ func (k *keeper) woken(pc *park.Conn) {
 		return
 	}
 	conn := pc.Conn()
+	if err := park.WakeErr(conn); err != nil {
+		if errors.Is(err, park.ErrWake) {
+			k.logger.Error("a kept connection could not be woken; closed (is the edge out of file descriptors?)", zap.Error(err))
+		}
+		return
+	}
 	switch out, pending, lastPost := k.fast.Serve(conn, afterPost); out {
 	case h1serve.Idle:
 		k.keep(conn, nil, lastPost)

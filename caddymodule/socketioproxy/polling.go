@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/flaskedge/flaskedge/internal/engineio"
+	"github.com/flaskedge/flaskedge/internal/park"
 	"github.com/flaskedge/flaskedge/internal/security"
 	"github.com/flaskedge/flaskedge/internal/socketio"
 )
@@ -181,6 +182,17 @@ func (h *Handler) answerPoll(w http.ResponseWriter, c *call, ctx context.Context
 		}
 		if c.gone() {
 			h.logDebug("client went away during a poll", c, err)
+			return
+		}
+		if errors.Is(err, park.ErrWake) {
+			// The edge's failure, not the worker's: it stays in
+			// rotation. The worker's answer is lost with the
+			// connection: the session ends, and its client opens
+			// another.
+			h.logger.Error("the worker's connection of a waiting GET could not be woken; the session ends (is the edge out of file descriptors?)",
+				zap.String("upstream", c.up.addr), zap.String("remote_ip", c.client.IP), zap.Error(err))
+			h.registry.closed(c.sid)
+			engineio.WriteError(w, engineio.CodeSessionIDUnknown)
 			return
 		}
 		h.upstreamFailed(w, c, err)

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/flaskedge/flaskedge/internal/h1client"
 	"github.com/flaskedge/flaskedge/internal/park"
 )
@@ -188,10 +190,17 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	up, ok := park.Hold(ex.Conn(), wp.answered)
 	if ok {
 		wp.up = up
+		ex.Lend()
 	}
 	if len(wp.pending) == 0 {
 		wp.cw, _ = park.Hold(conn, wp.clientReadable)
 		wp.held = wp.cw
+	}
+	if wp.held != nil {
+		// The connection is the watcher's, and may be closed by its
+		// sleep: what answers the GET takes it back from wp.held. (Kept
+		// here, the closed connection's state would be kept too.)
+		wp.client = nil
 	}
 	if wp.cw == nil {
 		// A connection epoll cannot watch (a listener wrapper's), or
@@ -251,6 +260,7 @@ func (wp *waitingPoll) answered(pc *park.Conn) {
 			wp.ex = ex
 			if up, ok := park.Hold(ex.Conn(), wp.answered); ok {
 				wp.up = up
+				ex.Lend()
 				wp.mu.Unlock()
 				return
 			}
@@ -373,6 +383,10 @@ func (wp *waitingPoll) finish(res *http.Response, err error) {
 		cancel(wp.cause)
 	}
 	wp.mu.Unlock()
+	if err := park.WakeErr(wp.client); errors.Is(err, park.ErrWake) {
+		wp.h.logger.Error("a waiting GET's client connection could not be woken; its answer is lost, its client will reconnect (is the edge out of file descriptors?)",
+			zap.String("remote_ip", c.client.IP), zap.Error(err))
+	}
 	cw := newConnWriter(wp.client, wp.siteHeader())
 	// A reload stopped the keeper that would serve the connection next
 	// (see keeper.stop): this answer is its last.

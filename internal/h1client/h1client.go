@@ -433,9 +433,14 @@ var ErrSendAgain = errors.New("h1client: send the request again")
 // Conn is the connection the answer comes on: readable once it has.
 func (e *Exchange) Conn() net.Conn { return e.conn }
 
+// Lend gives the exchange's connection to a watcher that may replace it
+// while the answer is awaited (see park.Hold): the exchange forgets it
+// until Resume gives it a connection on the same socket.
+func (e *Exchange) Lend() { e.conn = nil }
+
 // Resume has the exchange go on on conn, a connection on Conn's socket
-// that replaces it (see park.Hold): Receive reads it, and it is kept
-// once the answer has been read whole.
+// that replaces it (see Lend): Receive reads it, and it is kept once
+// the answer has been read whole.
 func (e *Exchange) Resume(conn net.Conn) { e.conn = conn }
 
 // Receive reads the answer's head; the body must be read to the end or
@@ -465,5 +470,10 @@ func (e *Exchange) Receive() (*http.Response, error) {
 	return res, nil
 }
 
-// Abort ends an exchange whose answer will not be read.
-func (e *Exchange) Abort() { e.conn.Close() }
+// Abort ends an exchange whose answer will not be read (a lent
+// connection is its watcher's to close).
+func (e *Exchange) Abort() {
+	if e.conn != nil {
+		e.conn.Close()
+	}
+}

@@ -172,7 +172,9 @@ func (s *Server) serve(conn net.Conn, br *bufio.Reader, lastPost bool) (out Outc
 		lastPost = req.Method == http.MethodPost
 		ctx, cancel := context.WithCancel(base)
 		req = req.WithContext(ctx)
-		req.RemoteAddr = conn.RemoteAddr().String()
+		if ra := conn.RemoteAddr(); ra != nil {
+			req.RemoteAddr = ra.String() // nil for a socket reset under it (net/http: "")
+		}
 		w := newResponse(conn, br, req, s.Closing)
 		stop := func() {}
 		if s.Watch != nil {

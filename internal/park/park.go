@@ -11,10 +11,17 @@ package park
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"time"
 )
+
+// ErrWake is the error of a connection that could not be made again on
+// the socket of a sleeping one, which is then closed: the process is out
+// of file descriptors, most likely. It is the edge's failure, not the
+// peer's.
+var ErrWake = errors.New("park: a sleeping connection could not be woken")
 
 // Conn is a connection being watched.
 type Conn struct {

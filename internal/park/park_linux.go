@@ -3,6 +3,8 @@
 package park
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -342,7 +344,14 @@ func wake(c *Conn) net.Conn {
 	conn, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return failedConn{err}
+		return failedConn{fmt.Errorf("%w: %w", ErrWake, err)}
+	}
+	if conn.RemoteAddr() == nil || conn.LocalAddr() == nil {
+		// Reset by its client as it woke: the socket no longer has a
+		// peer (getpeername: ENOTCONN), and a connection without an
+		// address is one nobody expects.
+		conn.Close()
+		return failedConn{syscall.ECONNRESET}
 	}
 	return conn
 }
@@ -355,6 +364,16 @@ func closeSleeping(c *Conn) error {
 	sleeping.Add(-1)
 	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
 	return syscall.Close(sock)
+}
+
+// WakeErr is the error a connection handed back by Conn fails with when
+// it could not be woken (ErrWake, or the reset that ended it as it
+// woke); nil for any other connection.
+func WakeErr(conn net.Conn) error {
+	if f, ok := conn.(failedConn); ok && !errors.Is(f.err, net.ErrClosed) {
+		return f.err
+	}
+	return nil
 }
 
 // failedConn is a connection that could not be woken.

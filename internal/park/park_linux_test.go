@@ -249,6 +249,7 @@ func openFDs(t *testing.T) int {
 // the same socket that reads what was sent and writes back; the client
 // never sees it close.
 func TestAHeldConnectionSleepsAndWakesWhole(t *testing.T) {
+	watcher.once.Do(setup) // its descriptors are not the connection's
 	server, client := pair(t)
 	fds := openFDs(t)
 	got := make(chan net.Conn, 1)
@@ -285,6 +286,7 @@ func TestAHeldConnectionSleepsAndWakesWhole(t *testing.T) {
 // A sleeping connection unparked and closed is closed without waking:
 // its client sees the end, and no descriptor is left.
 func TestASleepingConnectionClosesWithoutWaking(t *testing.T) {
+	watcher.once.Do(setup)
 	server, client := pair(t)
 	fds := openFDs(t)
 	c, ok := Hold(server, func(*Conn) { t.Error("handed back") })
@@ -330,4 +332,32 @@ func TestOnlyAHeldConnectionThatWaitsSleeps(t *testing.T) {
 	before := sweeps.Load()
 	waitFor(t, "a sweep", func() bool { return sweeps.Load() > before })
 	assert.Equal(t, 0, Sleeping())
+}
+
+// A sleeping connection whose client sent and reset at once wakes as a
+// connection that has addresses and fails (attack15: a woken socket
+// without a peer had no RemoteAddr, and h1serve's use of it crashed the
+// edge).
+func TestASleepingConnectionResetAsItWakesFailsWithAddresses(t *testing.T) {
+	for range 5 {
+		server, client := pair(t)
+		got := make(chan net.Conn, 1)
+		_, ok := Hold(server, func(c *Conn) { got <- c.Conn() })
+		require.True(t, ok)
+		waitFor(t, "the connection to sleep", func() bool { return Sleeping() >= 1 })
+		_, err := client.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		require.NoError(t, err)
+		require.NoError(t, client.(*net.TCPConn).SetLinger(0))
+		require.NoError(t, client.Close())
+		conn := <-got
+		require.NotNil(t, conn.RemoteAddr())
+		require.NotNil(t, conn.LocalAddr())
+		buf := make([]byte, 64)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				break
+			}
+		}
+		conn.Close()
+	}
 }

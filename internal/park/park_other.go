@@ -22,3 +22,9 @@ func Parked() int { return 0 }
 
 // HungUp reports false: hang-ups are watched only on Linux.
 func HungUp(net.Conn) bool { return false }
+
+// WakeErr is nil: connections never sleep but on Linux.
+func WakeErr(net.Conn) error { return nil }
+
+// Sleeping is 0: connections never sleep but on Linux.
+func Sleeping() int { return 0 }

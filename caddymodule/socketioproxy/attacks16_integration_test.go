@@ -268,12 +268,10 @@ func atk16Asleep(t *testing.T, pid int, sessions []*atk16Session, what string) {
 	if len(awake) > 10 {
 		awake = append(awake[:10], "...")
 	}
-	// Only logged (intermittent, 1 connection in 600 in about a third of
-	// the runs; its cause, the edge or this oracle, is not known): the
-	// sessions are then woken all the same.
-	if len(awake) > 0 {
-		t.Logf("WARNING %s: awake 10 s after they were held (SleepAfter is 1 s): %v", what, awake)
-	}
+	// (Once only logged: 1 connection in 600 stayed awake in about a
+	// third of the runs, a connection replayed to net/http; see
+	// TestAttack16ConnectionsReplayedToNetHTTPSleepAgain.)
+	assert.Empty(t, awake, "%s: awake 10 s after they were held (SleepAfter is 1 s)", what)
 }
 
 // atk16Broadcast has caster broadcast data to room, and waits for its
@@ -615,4 +613,71 @@ func TestAttack16MessageRateCloseEndsASleepingGetAsAnAwakeOne(t *testing.T) {
 	assert.Equal(t, ab, sb, "body")
 	assert.NotEmpty(t, sh.Get("Retry-After"))
 	assert.Equal(t, ah.Values("Access-Control-Allow-Origin"), sh.Values("Access-Control-Allow-Origin"))
+}
+
+// A kept connection whose requests went once through the keeper's
+// net/http server: two POSTs pipelined on the session's kept connection
+// (the second read past the first, so replayed to net/http), and a GET
+// whose head arrives in two segments (declined by h1serve). Expected:
+// every answer right, and afterwards both connections go back to sleep,
+// as any parked connection. FAILED before replayed (the connection came
+// back from net/http's Hijack wrapped, which park cannot watch, and was
+// served by net/http, awake, for the rest of its life: attack16's
+// broadcast test saw it about one run in three).
+func TestAttack16ConnectionsReplayedToNetHTTPSleepAgain(t *testing.T) {
+	s := atk15Start(t, map[string]string{"PING_INTERVAL": "60", "PING_TIMEOUT": "60"}, "")
+	sess := atk16OpenMany(t, s.addr, "", 1, 1)[0]
+	atk16Asleep(t, s.pid, []*atk16Session{sess}, "after opening")
+	q := "&sid=" + sess.sid
+	ino := atk15Inodes(t, sess.post.c)[0]
+
+	// Two POSTs in one write, then their answers.
+	req := func(body string) string {
+		return "POST " + atk11Path + q + " HTTP/1.1\r\nHost: " + s.addr +
+			"\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	}
+	_, err := io.WriteString(sess.post.c, req(`421["echo","p1"]`)+req(`422["echo","p2"]`))
+	require.NoError(t, err)
+	for i := range 2 {
+		code, body, err := sess.post.read(10 * time.Second)
+		require.NoError(t, err, "pipelined POST %d", i+1)
+		require.Equal(t, 200, code, body)
+	}
+	code, body, err := sess.gets.read(10 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, 200, code)
+	assert.Contains(t, body, `431[{"data":"p1"`)
+	if !strings.Contains(body, `432[{"data":"p2"`) {
+		code, body2, err := sess.gets.do("GET", q, "")
+		require.NoError(t, err)
+		require.Equal(t, 200, code)
+		assert.Contains(t, body2, `432[{"data":"p2"`, "after %q", body)
+	}
+
+	// A GET whose head comes in two writes: h1serve declines a head
+	// split across segments only when it cannot wait; the edge must
+	// answer it either way, and park the connection after.
+	head := "GET " + atk11Path + q + " HTTP/1.1\r\nHost: " + s.addr + "\r\n\r\n"
+	_, err = io.WriteString(sess.gets.c, head[:17])
+	require.NoError(t, err)
+	require.NoError(t, sess.post.send("POST", q, `423["echo","p3"]`))
+	_, err = io.WriteString(sess.gets.c, head[17:])
+	require.NoError(t, err)
+	code, body, err = sess.post.read(10 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, 200, code, body)
+	code, body, err = sess.gets.read(10 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, 200, code)
+	assert.Contains(t, body, `433[{"data":"p3"`)
+	require.NoError(t, sess.gets.send("GET", q, ""))
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !atk16Sleeping(t, s.pid)[ino] {
+		require.True(t, time.Now().Before(deadline),
+			"the kept connection that served pipelined POSTs is still awake 10 s later (SleepAfter is 1 s)")
+		time.Sleep(50 * time.Millisecond)
+	}
+	atk16Asleep(t, s.pid, []*atk16Session{sess}, "after the replayed requests")
+	assert.Empty(t, atk16LogProblems(s.edge), "the edge's log")
 }

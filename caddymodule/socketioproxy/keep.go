@@ -196,6 +196,7 @@ func (k *keeper) park(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
+	conn = replayed(conn)
 	var pending []byte
 	if n := brw.Reader.Buffered(); n > 0 {
 		pending, _ = brw.Reader.Peek(n)
@@ -428,6 +429,19 @@ func (l *handover) Addr() net.Addr { return &net.TCPAddr{} }
 type replayConn struct {
 	net.Conn
 	pending []byte
+}
+
+// replayed returns the connection under conn, taken back from net/http
+// (Hijack), once the bytes it replayed have all been read: a
+// connection the keeper's server got as a replayConn (a request
+// pipelined, or one h1serve declined) parks as any other, where the
+// wrapper, which park cannot watch, would be served by net/http for the
+// rest of its life. Unread bytes keep the wrapper.
+func replayed(conn net.Conn) net.Conn {
+	if rc, ok := conn.(*replayConn); ok && len(rc.pending) == 0 {
+		return rc.Conn
+	}
+	return conn
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

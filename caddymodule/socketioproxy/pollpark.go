@@ -137,6 +137,7 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 	if err != nil {
 		return false
 	}
+	conn = replayed(conn)
 	// edge_cors puts its headers on the answer as its header is
 	// written: asked to now, it puts them in the header map, which the
 	// answer starts from.

@@ -109,12 +109,14 @@ type atk15Epoll struct {
 
 // atk15Sleeping is the set of the edge's sockets asleep (their inodes):
 // registered in the park epoll, one-shot, under a descriptor the Go
-// runtime's epoll (edge triggered) does not watch.
+// runtime's epoll (edge triggered) does not watch. The runtime's
+// registrations are told apart by descriptor and inode: a descriptor
+// number alone may have been reused for another socket.
 func atk15Sleeping(t *testing.T, pid int) map[uint64]bool {
 	t.Helper()
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	require.NoError(t, err)
-	runtime := map[int]bool{}
+	runtime := map[[2]uint64]bool{}
 	var park []atk15Epoll
 	for _, fd := range fds {
 		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l != "anon_inode:[eventpoll]" {
@@ -150,7 +152,7 @@ func atk15Sleeping(t *testing.T, pid int) map[uint64]bool {
 		}
 		if et {
 			for _, r := range regs {
-				runtime[r.tfd] = true
+				runtime[[2]uint64{uint64(r.tfd), r.ino}] = true
 			}
 		} else {
 			park = append(park, regs...)
@@ -158,7 +160,7 @@ func atk15Sleeping(t *testing.T, pid int) map[uint64]bool {
 	}
 	out := map[uint64]bool{}
 	for _, r := range park {
-		if r.events&(1<<30) != 0 && !runtime[r.tfd] {
+		if r.events&(1<<30) != 0 && !runtime[[2]uint64{uint64(r.tfd), r.ino}] {
 			out[r.ino] = true
 		}
 	}

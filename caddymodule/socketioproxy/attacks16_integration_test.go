@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,62 +183,6 @@ func atk16Conns(sessions []*atk16Session) []net.Conn {
 	return out
 }
 
-// atk16Sleeping is atk15Sleeping with the runtime's registrations told
-// apart by descriptor and inode (not by descriptor alone).
-func atk16Sleeping(t *testing.T, pid int) map[uint64]bool {
-	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	require.NoError(t, err)
-	runtime := map[[2]uint64]bool{}
-	var park []atk15Epoll
-	for _, fd := range fds {
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l != "anon_inode:[eventpoll]" {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
-		if err != nil {
-			continue
-		}
-		var regs []atk15Epoll
-		et := false
-		for _, l := range strings.Split(string(b), "\n") {
-			if !strings.HasPrefix(l, "tfd:") {
-				continue
-			}
-			f := strings.Fields(l)
-			var r atk15Epoll
-			for i := 0; i+1 < len(f); i++ {
-				switch f[i] {
-				case "tfd:":
-					r.tfd, _ = strconv.Atoi(f[i+1])
-				case "events:":
-					r.events, _ = strconv.ParseUint(f[i+1], 16, 64)
-				}
-				if strings.HasPrefix(f[i], "ino:") {
-					r.ino, _ = strconv.ParseUint(strings.TrimPrefix(f[i], "ino:"), 16, 64)
-				}
-			}
-			if r.events&(1<<31) != 0 {
-				et = true
-			}
-			regs = append(regs, r)
-		}
-		if et {
-			for _, r := range regs {
-				runtime[[2]uint64{uint64(r.tfd), r.ino}] = true
-			}
-		} else {
-			park = append(park, regs...)
-		}
-	}
-	out := map[uint64]bool{}
-	for _, r := range park {
-		if r.events&(1<<30) != 0 && !runtime[[2]uint64{uint64(r.tfd), r.ino}] {
-			out[r.ino] = true
-		}
-	}
-	return out
-}
 
 // atk16Asleep is atk15Asleep over the sessions' connections, naming
 // those left awake.
@@ -250,7 +193,7 @@ func atk16Asleep(t *testing.T, pid int, sessions []*atk16Session, what string) {
 	var awake []string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		asleep := atk16Sleeping(t, pid)
+		asleep := atk15Sleeping(t, pid)
 		var now []string
 		for i, ino := range atk15Inodes(t, conns...) {
 			if !asleep[ino] {
@@ -673,7 +616,7 @@ func TestAttack16ConnectionsReplayedToNetHTTPSleepAgain(t *testing.T) {
 	require.NoError(t, sess.gets.send("GET", q, ""))
 
 	deadline := time.Now().Add(10 * time.Second)
-	for !atk16Sleeping(t, s.pid)[ino] {
+	for !atk15Sleeping(t, s.pid)[ino] {
 		require.True(t, time.Now().Before(deadline),
 			"the kept connection that served pipelined POSTs is still awake 10 s later (SleepAfter is 1 s)")
 		time.Sleep(50 * time.Millisecond)

@@ -190,7 +190,7 @@ func atk15Asleep(t *testing.T, pid int, conns ...net.Conn) {
 		missing.Store(int64(m))
 		return m == 0
 	}, 10*time.Second, 50*time.Millisecond)
-	require.True(t, ok, "%d of %d connections not asleep 10 s after they were held (SleepAfter is 1 s)", missing.Load(), len(conns))
+	require.True(t, ok, "%d of %d connections not asleep 10 s after they were held (SleepAfter is 250 ms)", missing.Load(), len(conns))
 }
 
 // atk15Alive reports whether the edge still answers its admin endpoint.

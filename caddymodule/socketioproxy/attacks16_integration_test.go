@@ -214,7 +214,7 @@ func atk16Asleep(t *testing.T, pid int, sessions []*atk16Session, what string) {
 	// (Once only logged: 1 connection in 600 stayed awake in about a
 	// third of the runs, a connection replayed to net/http; see
 	// TestAttack16ConnectionsReplayedToNetHTTPSleepAgain.)
-	assert.Empty(t, awake, "%s: awake 10 s after they were held (SleepAfter is 1 s)", what)
+	assert.Empty(t, awake, "%s: awake 10 s after they were held (SleepAfter is 250 ms)", what)
 }
 
 // atk16Broadcast has caster broadcast data to room, and waits for its
@@ -618,7 +618,7 @@ func TestAttack16ConnectionsReplayedToNetHTTPSleepAgain(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !atk15Sleeping(t, s.pid)[ino] {
 		require.True(t, time.Now().Before(deadline),
-			"the kept connection that served pipelined POSTs is still awake 10 s later (SleepAfter is 1 s)")
+			"the kept connection that served pipelined POSTs is still awake 10 s later (SleepAfter is 250 ms)")
 		time.Sleep(50 * time.Millisecond)
 	}
 	atk16Asleep(t, s.pid, []*atk16Session{sess}, "after the replayed requests")

@@ -105,7 +105,7 @@ func init() {
 	parkedWaiting, parkedIdle = metrics.parked.WithLabelValues("waiting"), metrics.parked.WithLabelValues("idle")
 	metrics.asleep = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "parked_asleep",
-		Help: "Parked connections, clients' and workers', that waited a second and sleep: their socket watched, the Go runtime's state of them let go.",
+		Help: "Parked connections, clients' and workers', that waited a quarter of a second and sleep: their socket watched, the Go runtime's state of them let go.",
 	}, func() float64 { return float64(park.Sleeping()) })
 	metrics.held = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "sessions_held",

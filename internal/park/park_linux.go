@@ -29,6 +29,12 @@ var watcher struct {
 	running  bool
 	conns    map[int32]*Conn
 	sweeping bool // a sweep for connections to put to sleep is due (see Hold)
+	// held are the held connections not yet asleep, oldest first, and
+	// some no longer parked, dropped as the sweep meets them: a sweep
+	// looks at the connections due and stops at the first that is not,
+	// where a look at every parked connection, asleep ones included,
+	// would cost a sweep per SleepAfter in proportion to all of them.
+	held []*Conn
 }
 
 // One-shot: a connection is reported once, then forgotten; level
@@ -139,9 +145,12 @@ func park(conn net.Conn, ready func(*Conn), hold bool) (*Conn, bool) {
 			watcher.running = true
 			go loop()
 		}
-		if hold && !watcher.sweeping {
-			watcher.sweeping = true
-			time.AfterFunc(SleepAfter, sleepSweep)
+		if hold {
+			watcher.held = append(watcher.held, c)
+			if !watcher.sweeping {
+				watcher.sweeping = true
+				time.AfterFunc(SleepAfter, sleepSweep)
+			}
 		}
 		watcher.mu.Unlock()
 		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
@@ -257,18 +266,22 @@ func sleepSweep() {
 	now := time.Now()
 	var due []*Conn
 	watcher.mu.Lock()
-	again := false
-	for _, c := range watcher.conns {
-		if !c.hold || c.sock >= 0 {
-			continue
-		}
-		if now.Sub(c.since) >= SleepAfter {
+	held := watcher.held
+	i := 0
+	for ; i < len(held); i++ {
+		c := held[i]
+		if c.hold && c.sock < 0 && c.fd >= 0 && watcher.conns[c.fd] == c {
+			if now.Sub(c.since) < SleepAfter {
+				break // and so are the younger ones behind it
+			}
 			due = append(due, c)
-		} else {
-			again = true
 		}
+		held[i] = nil
 	}
-	if again {
+	if watcher.held = held[i:]; len(watcher.held) == 0 {
+		watcher.held = nil
+	}
+	if len(watcher.held) > 0 {
 		time.AfterFunc(SleepAfter, sleepSweep)
 	} else {
 		watcher.sweeping = false

@@ -361,3 +361,42 @@ func TestASleepingConnectionResetAsItWakesFailsWithAddresses(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// The sweep looks at the held connections not yet asleep, not at every
+// parked one: a connection that sleeps, or is handed back awake, leaves
+// its list; the list is empty once none waits awake.
+func TestTheSweepForgetsConnectionsAsleepOrHandedBack(t *testing.T) {
+	heldLen := func() int {
+		watcher.mu.Lock()
+		defer watcher.mu.Unlock()
+		return len(watcher.held)
+	}
+	before := Sleeping()
+	var conns []*Conn
+	for range 20 {
+		server, _ := pair(t)
+		c, ok := Hold(server, func(*Conn) {})
+		require.True(t, ok)
+		conns = append(conns, c)
+	}
+	// One handed back before it sleeps.
+	require.True(t, conns[0].Unpark())
+	conns[0].Conn().Close()
+	waitFor(t, "19 connections to sleep", func() bool { return Sleeping() == before+19 })
+	waitFor(t, "the sweep's list to empty", func() bool { return heldLen() == 0 })
+
+	// Held again after the others sleep: it alone is looked at, and
+	// sleeps in its turn.
+	server, _ := pair(t)
+	c, ok := Hold(server, func(*Conn) {})
+	require.True(t, ok)
+	require.Equal(t, 1, heldLen())
+	waitFor(t, "the last one to sleep", func() bool { return Sleeping() == before+20 })
+	waitFor(t, "the sweep's list to empty", func() bool { return heldLen() == 0 })
+	for _, c := range append(conns[1:], c) {
+		if c.Unpark() {
+			require.NoError(t, c.Close())
+		}
+	}
+	assert.Equal(t, before, Sleeping())
+}

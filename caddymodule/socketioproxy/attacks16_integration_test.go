@@ -183,7 +183,6 @@ func atk16Conns(sessions []*atk16Session) []net.Conn {
 	return out
 }
 
-
 // atk16Asleep is atk15Asleep over the sessions' connections, naming
 // those left awake.
 func atk16Asleep(t *testing.T, pid int, sessions []*atk16Session, what string) {

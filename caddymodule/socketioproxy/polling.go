@@ -128,7 +128,19 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 		defer context.AfterFunc(c.up.retired, func() { cancel(nil) })()
 		forget = h.registry.waiting(c.sid, cancel)
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
+	// A handshake's answer must come within dial_timeout, as a
+	// WebSocket handshake's must: a worker that accepts and never
+	// answers (its event loop blocked, say) is taken out of rotation
+	// and the handshake goes to another, before its client gives up
+	// (socket.io-client waits 20 s, then tries again, likely on the
+	// same worker). Nothing is lost: no session exists yet.
+	reqCtx := ctx
+	if r.Method == http.MethodGet && c.sid == "" {
+		var cancel context.CancelFunc
+		reqCtx, cancel = context.WithTimeoutCause(ctx, time.Duration(h.DialTimeout), errHandshakeUnanswered)
+		defer cancel()
+	}
+	out, err := http.NewRequestWithContext(reqCtx, r.Method, c.up.httpURL(c.uri), bytes.NewReader(body))
 	if err != nil {
 		h.refuse(w, c, engineio.CodeBadRequest, security.ReasonMalformed, err.Error())
 		return
@@ -140,7 +152,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 	out.Host = r.Host
 	res, err := c.up.poll.RoundTrip(out)
 	for err != nil && h.nextForHandshake(c, err) {
-		out = out.Clone(r.Context())
+		retryCtx, cancel := context.WithTimeoutCause(r.Context(), time.Duration(h.DialTimeout), errHandshakeUnanswered)
+		defer cancel() // one per worker tried
+		out = out.Clone(retryCtx)
 		out.URL, _ = url.Parse(c.up.httpURL(c.uri))
 		res, err = c.up.poll.RoundTrip(out)
 	}
@@ -149,6 +163,9 @@ func (h *Handler) servePolling(w http.ResponseWriter, c *call) {
 	forget()
 	h.answerPoll(w, c, ctx, res, err, pollSent{closing: closing, accepted: accepted, clientAtt: clientAtt})
 }
+
+// errHandshakeUnanswered is why a polling handshake was given up.
+var errHandshakeUnanswered = errors.New("no answer to the handshake within dial_timeout")
 
 // pollSent is what a POST carried, for its answer.
 type pollSent struct {

@@ -183,7 +183,10 @@ type Handler struct {
 	// holds one WebSocket to the worker per session. See Recover.
 	Recover *Recover `json:"recover,omitempty"`
 
-	// DialTimeout bounds how long connecting to a worker may take.
+	// DialTimeout bounds how long connecting to a worker may take, and
+	// how long it may take to answer a handshake (polling or WebSocket):
+	// a worker that takes longer is taken out of rotation for
+	// FailDuration, and the handshake goes to another.
 	// Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 

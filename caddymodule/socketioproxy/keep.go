@@ -336,6 +336,10 @@ func (k *keeper) stop() {
 	k.parked = nil
 	k.mu.Unlock()
 	k.ln.Close()
+	// Woken connections reading their next head close, as net/http's
+	// idle ones do: what their client finishes sending now is the new
+	// config's to serve.
+	k.fast.CloseIdle()
 	k.hs.SetKeepAlivesEnabled(false)
 	go func() { _ = k.hs.Shutdown(context.Background()) }()
 }

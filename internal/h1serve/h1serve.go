@@ -60,6 +60,49 @@ type Server struct {
 	// the response in flight then says Connection: close, and the
 	// connection is closed after it, as net/http closes its own.
 	Closing func() bool
+
+	mu      sync.Mutex
+	reading map[net.Conn]struct{} // waiting for, or reading, a head
+	shut    bool                  // CloseIdle was called
+}
+
+// CloseIdle closes the connections waiting for their next request, or
+// reading its head, once they see it (their read is cut), and any that
+// would wait from now on, as net/http's Shutdown closes its idle
+// connections: a request whose head is not read whole when the server
+// stops is not served (a config reload must not let the old config
+// serve a request its client finished sending after the new one took
+// over). Requests being served finish, and their connections close.
+func (s *Server) CloseIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shut = true
+	for c := range s.reading {
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// startReading registers conn as waiting for a head, until deadline
+// (zero: none), and reports false once CloseIdle was called.
+func (s *Server) startReading(conn net.Conn, deadline time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return false
+	}
+	// Set under mu: a CloseIdle that comes after it cuts it.
+	_ = conn.SetReadDeadline(deadline)
+	if s.reading == nil {
+		s.reading = make(map[net.Conn]struct{})
+	}
+	s.reading[conn] = struct{}{}
+	return true
+}
+
+func (s *Server) doneReading(conn net.Conn) {
+	s.mu.Lock()
+	delete(s.reading, conn)
+	s.mu.Unlock()
 }
 
 // Outcome is what became of a connection Serve was given.
@@ -121,8 +164,13 @@ func (s *Server) serve(conn net.Conn, br *bufio.Reader, lastPost bool) (out Outc
 	kept := buffers.Get().(*[]byte)
 	defer putBuffer(kept)
 	for {
+		var deadline time.Time
 		if d := s.headerTimeout(); d > 0 {
-			_ = conn.SetReadDeadline(time.Now().Add(d))
+			deadline = time.Now().Add(d)
+		}
+		if !s.startReading(conn, deadline) {
+			conn.Close()
+			return Closed, nil, lastPost, false
 		}
 		if lastPost {
 			// Empty lines after a POST are skipped, as net/http skips
@@ -133,6 +181,7 @@ func (s *Server) serve(conn net.Conn, br *bufio.Reader, lastPost bool) (out Outc
 			}
 		}
 		headLen, err := readHead(br)
+		s.doneReading(conn)
 		if err != nil {
 			var ne net.Error
 			if br.Buffered() == 0 || errors.As(err, &ne) && ne.Timeout() {

@@ -320,3 +320,44 @@ func TestOutcomeNames(t *testing.T) {
 	assert.Equal(t, "idle taken closed declined outcome(9)",
 		strings.Join([]string{Idle.String(), Taken.String(), Closed.String(), Declined.String(), Outcome(9).String()}, " "))
 }
+
+// CloseIdle cuts a connection reading its next head (half of it here),
+// unanswered, as net/http's Shutdown closes its idle connections, and
+// closes any connection handed to Serve after it: the rest of the head
+// never reaches the handler.
+func TestCloseIdleClosesAConnectionReadingItsHead(t *testing.T) {
+	s := handler(func(w http.ResponseWriter, r *http.Request) { t.Error("served after CloseIdle") })
+	s.ReadHeaderTimeout = time.Minute
+	server, client := pair(t)
+	_, err := client.Write([]byte(get[:30]))
+	require.NoError(t, err)
+	done := make(chan Outcome, 1)
+	go func() {
+		out, _, _ := s.Serve(server, false)
+		done <- out
+	}()
+	// Wait until it reads.
+	for {
+		s.mu.Lock()
+		n := len(s.reading)
+		s.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.CloseIdle()
+	select {
+	case out := <-done:
+		assert.Equal(t, Closed, out)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection reading its head was not cut")
+	}
+	_, _ = client.Write([]byte(get[30:]))
+	got, _ := io.ReadAll(client)
+	assert.Empty(t, got)
+
+	out, _, got2 := serveRaw(t, s, get)
+	assert.Equal(t, Closed, out, "a connection handed over after CloseIdle")
+	assert.Empty(t, got2)
+}

@@ -25,8 +25,11 @@ var ErrWake = errors.New("park: a sleeping connection could not be woken")
 
 // Conn is a connection being watched.
 type Conn struct {
-	conn  net.Conn
-	fd    int32
+	conn net.Conn
+	fd   int32
+	// seq tells this parking's events from a stale one for the same
+	// descriptor number (see loop).
+	seq   int32
 	ready func(*Conn)
 	since time.Time
 	// hold: the connection may be put to sleep while it waits (Hold).

@@ -29,6 +29,8 @@ var watcher struct {
 	running  bool
 	conns    map[int32]*Conn
 	sweeping bool // a sweep for connections to put to sleep is due (see Hold)
+	// seq numbers the parkings: an event carries its parking's number.
+	seq int32
 	// held are the held connections not yet asleep, oldest first, and
 	// some no longer parked, dropped as the sweep meets them: a sweep
 	// looks at the connections due and stops at the first that is not,
@@ -140,6 +142,8 @@ func park(conn net.Conn, ready func(*Conn), hold bool) (*Conn, bool) {
 	if err := rc.Control(func(fd uintptr) {
 		watcher.mu.Lock()
 		c.fd = int32(fd)
+		watcher.seq++
+		c.seq = watcher.seq
 		watcher.conns[c.fd] = c
 		if !watcher.running {
 			watcher.running = true
@@ -153,7 +157,7 @@ func park(conn net.Conn, ready func(*Conn), hold bool) (*Conn, bool) {
 			}
 		}
 		watcher.mu.Unlock()
-		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
+		ev := syscall.EpollEvent{Events: events, Fd: int32(fd), Pad: c.seq}
 		ctlErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
 		if ctlErr == syscall.ENOENT {
 			ctlErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
@@ -248,7 +252,11 @@ func loop() {
 				_, _ = syscall.Read(watcher.wake, b[:])
 				continue
 			}
-			if c := watcher.conns[ev.Fd]; c != nil && c.forgetLocked() {
+			// An event read before the lock may be stale: its
+			// connection put to sleep meanwhile, its descriptor
+			// closed, and the number given to another connection,
+			// parked since. Its parking's number tells.
+			if c := watcher.conns[ev.Fd]; c != nil && c.seq == ev.Pad && c.forgetLocked() {
 				due = append(due, c)
 			}
 		}
@@ -327,7 +335,7 @@ func sleep(c *Conn) net.Conn {
 	}
 	// Added armed before the original goes: level triggered, the new
 	// registration reports bytes that came meanwhile.
-	ev := syscall.EpollEvent{Events: events, Fd: int32(dup)}
+	ev := syscall.EpollEvent{Events: events, Fd: int32(dup), Pad: c.seq}
 	if err := syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, dup, &ev); err != nil {
 		syscall.Close(dup)
 		return nil

@@ -593,6 +593,7 @@ func TestAttack17HangUpsAsConnectionsFallAsleep(t *testing.T) {
 			}
 			se.gets = g
 			deadline := time.Now().Add(10 * time.Second)
+			raceSeen := false
 			for {
 				if err := g.send("GET", "&sid="+se.sid, ""); err != nil {
 					report("session %d: %v", i, err)
@@ -608,6 +609,14 @@ func TestAttack17HangUpsAsConnectionsFallAsleep(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 					continue
 				}
+				if err == nil && code == 200 && !raceSeen && strings.HasPrefix(body, `431[{"data":"race"`) && !strings.Contains(body, "\x1e") {
+					// The ack of the racing echo, which the worker had
+					// not sent when the GET whose client left was let
+					// go: kept for the next GET, as it should be
+					// (seen once in CI). Once only.
+					raceSeen = true
+					continue
+				}
 				report("session %d: its next GET: %d %q %v", i, code, body, err)
 				return
 			}
@@ -617,6 +626,9 @@ func TestAttack17HangUpsAsConnectionsFallAsleep(t *testing.T) {
 				return
 			}
 			got, err := atk17Acks(se, []string{"after"}, 10*time.Second)
+			if raceSeen {
+				got = append(got, "race")
+			}
 			if err != nil || strings.Count(fmt.Sprint(got), "race") > 1 {
 				report("session %d: acks after the hang-up %v: %v", i, got, err)
 			}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/flaskedge/flaskedge/internal/flaskcookie"
 )
 
 // Whoami asks the app for the session's roles, for apps that keep roles
@@ -254,6 +256,13 @@ func parseWhoami(body []byte, userID string) (*whoamiAnswer, error) {
 				roles = append(roles, r)
 			}
 		}
+	}
+	if err := flaskcookie.CheckCarriable(userID, roles); err != nil {
+		var fe *flaskcookie.Error
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("answer's %s", fe.Detail)
+		}
+		return nil, err
 	}
 	return &whoamiAnswer{
 		roles:    roles,

@@ -508,7 +508,9 @@ func TestParseWhoamiAnswers(t *testing.T) {
 			t.Errorf("%s: refused=%v roles=%q, want %v %q", tt.body, a.refused, a.roles, tt.refused, tt.roles)
 		}
 	}
-	for _, body := range []string{`{"id":7.5}`, `{"id":1e3}`, `{"id":true}`, `{"id":"7","role":{"a":1}}`, `{"id":"7","roles":[null]}`} {
+	for _, body := range []string{`{"id":7.5}`, `{"id":1e3}`, `{"id":true}`, `{"id":"7","role":{"a":1}}`, `{"id":"7","roles":[null]}`,
+		// roles X-Auth-Role would not carry as the edge read them
+		`{"id":"7","role":"user,admin"}`, `{"id":"7","roles":["ops","a\r\nb"]}`, `{"id":"7","role":" admin"}`} {
 		if _, err := parseWhoami([]byte(body), "7"); err == nil {
 			t.Errorf("%s accepted", body)
 		}

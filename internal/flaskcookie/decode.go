@@ -3,6 +3,7 @@ package flaskcookie
 import (
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -114,7 +115,44 @@ func Decode(payload []byte, userKey, roleKey string) (Claims, error) {
 			return Claims{}, err
 		}
 	}
+	if err := CheckCarriable(c.UserID, c.Roles); err != nil {
+		return Claims{}, err
+	}
 	return c, nil
+}
+
+// CheckCarriable refuses an identity that request headers would not
+// hand the app as the edge read it: a user id or role with a control
+// character (a line break is turned into a space, or refused, on the
+// way out), or with a space or tab at either end (servers trim field
+// values, so " 7" would reach the app as user "7"), and a role with a
+// comma (roles are joined with commas, so "user,admin" would reach the
+// app as two roles, one of them admin, which the edge never saw).
+func CheckCarriable(userID string, roles []string) error {
+	if !carriable(userID) {
+		return errUserHeader
+	}
+	for _, r := range roles {
+		if !carriable(r) || strings.IndexByte(r, ',') >= 0 {
+			return errRoleHeader
+		}
+	}
+	return nil
+}
+
+func carriable(s string) bool {
+	if s == "" {
+		return true
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func userID(v []byte) (string, error) {

@@ -74,4 +74,6 @@ var (
 	errTaggedTopLevel = malformed("payload is a tagged value, not a session dict")
 	errUserType       = malformed("user id is not a string, integer or UUID")
 	errRoleType       = malformed("role is not a string or a list of strings")
+	errUserHeader     = malformed("user id has a control character, or a space at either end, which a request header would not carry as it is")
+	errRoleHeader     = malformed("role has a comma, a control character, or a space at either end: the role header would not carry it as one role")
 )

@@ -242,6 +242,17 @@ def main():
         signed_raw(base64_encode(b"{}").decode() + "." + huge_ts, timestamp=False),
         "future")
 
+    # Signed by the app, but not carriable in the identity headers as the
+    # edge read it: a line break would become a space (Go's Header.Write)
+    # or fail the request (Go's Transport); servers trim spaces at the
+    # ends; roles are joined with commas.
+    add("user_id_line_break", flask_cookie({"_user_id": "7\r\nX-Auth-Role: admin"}), "malformed",
+        note="Flask accepts it; the edge will not hand the app an identity its headers cannot carry")
+    add("user_id_leading_space", flask_cookie({"_user_id": " 7", "role": "user"}), "malformed",
+        note="the app would read user 7 once the server trims the header")
+    add("role_with_comma", flask_cookie({"_user_id": "7", "role": "user,admin"}), "malformed",
+        note="the app would read two roles, admin one of them, from X-Auth-Role")
+
     rnd = random.Random(5)
     noise = base64_encode(bytes(rnd.getrandbits(8) for _ in range(3500))).decode()
     add("too_long_for_browsers", interface_cookie({"_user_id": "1", "noise": noise}),

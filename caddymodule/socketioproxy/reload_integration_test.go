@@ -33,6 +33,12 @@ import (
 // next send: the test needs net.ipv4.tcp_migrate_req=1, without which
 // one that lands on the second reload's listener swap is reset (1 run in
 // 10 or 15 failed so, with every version of the edge since parking).
+// With it, a connection the old server accepted just before its shutdown
+// began still loses the request it reads then (golang/go#75591: net/http
+// returns without answering; it never reaches a handler), which failed
+// one run in several of the whole suite: the probe sends such a request
+// again and counts it, and the test allows one per reload; more is the
+// edge's doing.
 func TestReloadKeepsEveryLiveSession(t *testing.T) {
 	testenv.RequireReloadHandover(t)
 	testenv.RequireNode(t)
@@ -65,6 +71,7 @@ http://%s {
 		IntervalMs:   2000,
 		TimeoutMs:    60000,
 		KeepAlive:    true,
+		ResendNew:    true,
 	})
 	reloads := []string{"lb_policy round_robin\n\t\thealth_uri /healthz", "max_payload 2MB"}
 	for _, extra := range reloads {
@@ -92,8 +99,9 @@ http://%s {
 				tl.Session, tl.Transports, tl.FirstWorker(), tl.Connects[0], tl.Disconnects[0].At.Time(), tl.Disconnects[0].Reason, tl.EchoFailures)
 		}
 	}
-	t.Logf("%d sessions (polling, websocket, polling+upgrade) through %d reloads: %d disconnects, %d failed echoes, %d acknowledged echoes, %d polling requests sent again",
-		sessions, len(reloads), disconnects, echoFailures, acks, res.Resent)
+	t.Logf("%d sessions (polling, websocket, polling+upgrade) through %d reloads: %d disconnects, %d failed echoes, %d acknowledged echoes, %d polling requests sent again, %d of them after a new connection closed unanswered",
+		sessions, len(reloads), disconnects, echoFailures, acks, res.Resent+res.ResentNew, res.ResentNew)
+	assert.LessOrEqual(t, res.ResentNew, len(reloads), "requests lost on new connections")
 	assert.Zero(t, disconnects)
 	assert.Zero(t, echoFailures)
 	assert.Empty(t, res.Failures)

@@ -35,6 +35,10 @@ type ProbeOptions struct {
 	Reconnection bool              `json:"reconnection,omitempty"`
 	CA           string            `json:"ca,omitempty"`        // PEM file
 	KeepAlive    bool              `json:"keepAlive,omitempty"` // polling reuses connections and resends as a browser does
+	// ResendNew, with KeepAlive, sends once more a polling request that
+	// failed on a new connection before any answer, counted in
+	// ResentNew (see probe.mjs).
+	ResendNew bool `json:"resendNew,omitempty"`
 
 	ReconnectionDelay    int `json:"reconnectionDelay,omitempty"`    // ms
 	ReconnectionDelayMax int `json:"reconnectionDelayMax,omitempty"` // ms
@@ -60,6 +64,9 @@ type ProbeResult struct {
 	// on a new connection after the reused one they went out on closed
 	// before any answer, as a browser sends them again.
 	Resent int `json:"resent"`
+	// ResentNew counts, with ResendNew, those sent again after a new
+	// connection closed before any answer.
+	ResentNew int `json:"resentNew"`
 }
 
 // ProbeFailure is one session's failure. Stage is connect, upgrade, join,

@@ -34,6 +34,12 @@
 //                 one, as a browser's are (see BrowserLikePolling); default false:
 //                 engine.io-client in Node opens a connection per request, which
 //                 costs the client and the server CPU that a long run may lack
+//   resendNew     with keepAlive, a request that fails on a new connection before
+//                 any answer is sent once more too, and counted apart ("resentNew"):
+//                 a browser would not, but Go's HTTP server drops a request it reads
+//                 on a connection accepted just before a reload's shutdown began
+//                 (golang/go#75591), which a test of reloads must tell from a
+//                 request the edge dropped; default false
 //   durationMs    long run: once every session is ready, each keeps sending
 //                 acknowledged echoes for this long and records a timeline; default 0
 //   intervalMs    long run: time between the starts of a session's echoes; default 200
@@ -68,8 +74,10 @@
 //                   "echoFailures": [{"at": t, "seq": n, "error": "..."}],
 //                   "workers": ["...", ...]}],
 //    "eventLoopDelayMs": {"p50": ..., "p99": ..., "max": ...},       (only with durationMs)
-//    "resent": n}   (only with keepAlive: polling requests sent again on a new
+//    "resent": n,   (only with keepAlive: polling requests sent again on a new
 //                    connection after their reused one closed without an answer)
+//    "resentNew": n} (only with resendNew: those sent again after a new
+//                    connection closed without an answer)
 //
 // Timeline times are absolute Unix epoch milliseconds (fractional) from a
 // monotonic clock, performance.timeOrigin + performance.now(), so that a
@@ -107,8 +115,11 @@ import { io } from "socket.io-client";
 
 class ConfigError extends Error {}
 
-// Polling requests sent again after their reused connection closed.
+// Polling requests sent again after their reused connection closed, and
+// (with resendNew) after a new one did.
 let resent = 0;
+let resentNew = 0;
+let resendNew = false;
 
 // How many times a request goes out again. Each failure takes a
 // connection the server had closed out of the agent's pool, so a request
@@ -159,6 +170,11 @@ class BrowserLikePolling extends Fetch {
         this._send(data, tries + 1, resolve, reject);
         return;
       }
+      if (resendNew && !req.reusedSocket && !answered && tries < maxResends) {
+        resentNew++;
+        this._send(data, tries + 1, resolve, reject);
+        return;
+      }
       reject(err);
     });
     req.end(post ? data : undefined);
@@ -199,6 +215,7 @@ function readConfig() {
     reconnectionDelayMax: 5000,
     ca: "",
     keepAlive: false,
+    resendNew: false,
     durationMs: 0,
     intervalMs: 200,
     ...raw,
@@ -221,6 +238,8 @@ function readConfig() {
   if (cfg.transportMix !== null && !(Array.isArray(cfg.transportMix) && cfg.transportMix.length > 0 && cfg.transportMix.every(isTransports))) {
     throw new ConfigError('"transportMix" must be a non-empty array of transports, e.g. [["polling"], null]');
   }
+  if (cfg.resendNew && !cfg.keepAlive) throw new ConfigError('"resendNew" needs "keepAlive"');
+  resendNew = cfg.resendNew === true;
   if (cfg.keepAlive) {
     for (const t of [cfg.transports, ...(cfg.transportMix ?? [])]) {
       for (const name of t ?? []) {
@@ -573,6 +592,7 @@ async function main() {
   }
 
   if (cfg.keepAlive) result.resent = resent;
+  if (cfg.resendNew) result.resentNew = resentNew;
   latencies.sort((a, b) => a - b);
   if (latencies.length > 0) {
     result.latencyMs = {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/flaskedge/flaskedge/internal/rawsys"
 )
 
 // The watcher is one epoll instance, made on first use, and a goroutine
@@ -158,9 +160,9 @@ func park(conn net.Conn, ready func(*Conn), hold bool) (*Conn, bool) {
 		}
 		watcher.mu.Unlock()
 		ev := syscall.EpollEvent{Events: events, Fd: int32(fd), Pad: c.seq}
-		ctlErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+		ctlErr = rawsys.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
 		if ctlErr == syscall.ENOENT {
-			ctlErr = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+			ctlErr = rawsys.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 		}
 	}); err != nil || ctlErr != nil {
 		if c.fd >= 0 {
@@ -186,11 +188,11 @@ func (c *Conn) Unpark() bool {
 	// Disarmed, not removed: the next Park arms it again. (A hang-up
 	// may still be reported once, for no parked connection: ignored.)
 	ev := syscall.EpollEvent{Events: syscall.EPOLLONESHOT, Fd: fd}
-	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+	_ = rawsys.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
 	if empty {
 		// Nothing is left to wait for: the goroutine ends.
 		one := [8]byte{1}
-		_, _ = syscall.Write(watcher.wake, one[:])
+		_, _ = rawsys.Write(watcher.wake, one[:])
 	}
 	return true
 }
@@ -223,7 +225,7 @@ func loop() {
 	// poll asks epoll before each wait, never waits first (made once:
 	// a closure per wait would be an allocation).
 	poll := func(fd uintptr) bool {
-		n, err = syscall.EpollWait(int(fd), evs[:], 0)
+		n, err = rawsys.EpollPoll(int(fd), evs[:])
 		return n > 0 || err != nil
 	}
 	for {
@@ -249,7 +251,7 @@ func loop() {
 		for _, ev := range evs[:n] {
 			if ev.Fd == int32(watcher.wake) {
 				var b [8]byte
-				_, _ = syscall.Read(watcher.wake, b[:])
+				_, _ = rawsys.Read(watcher.wake, b[:])
 				continue
 			}
 			// An event read before the lock may be stale: its
@@ -336,14 +338,14 @@ func sleep(c *Conn) net.Conn {
 	// Added armed before the original goes: level triggered, the new
 	// registration reports bytes that came meanwhile.
 	ev := syscall.EpollEvent{Events: events, Fd: int32(dup), Pad: c.seq}
-	if err := syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, dup, &ev); err != nil {
+	if err := rawsys.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_ADD, dup, &ev); err != nil {
 		syscall.Close(dup)
 		return nil
 	}
 	// The original's registration is removed, not left disarmed: the
 	// socket outlives its descriptor, and with it the registration,
 	// which would fire for a socket the number no longer names.
-	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, int(c.fd), nil)
+	_ = rawsys.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, int(c.fd), nil)
 	delete(watcher.conns, c.fd)
 	c.fd = int32(dup)
 	watcher.conns[c.fd] = c
@@ -368,7 +370,7 @@ func wake(c *Conn) net.Conn {
 	c.sock = -1
 	sleeping.Add(-1)
 	// Its registration goes before its descriptor (see sleep).
-	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
+	_ = rawsys.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
 	f := os.NewFile(uintptr(sock), "")
 	conn, err := net.FileConn(f)
 	f.Close()
@@ -391,7 +393,7 @@ func closeSleeping(c *Conn) error {
 	c.sock = -1
 	c.conn = failedConn{net.ErrClosed}
 	sleeping.Add(-1)
-	_ = syscall.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
+	_ = rawsys.EpollCtl(watcher.epfd, syscall.EPOLL_CTL_DEL, sock, nil)
 	return syscall.Close(sock)
 }
 
@@ -431,7 +433,7 @@ func HungUp(conn net.Conn) bool {
 	gone := false
 	_ = rc.Control(func(fd uintptr) {
 		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		n, err := rawsys.Peek(int(fd), b[:])
 		gone = err == nil && n == 0 || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
 	})
 	return gone

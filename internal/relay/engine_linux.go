@@ -8,9 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/flaskedge/flaskedge/internal/rawsys"
 )
 
 // The event engine relays WebSocket connections without a goroutine per
@@ -141,7 +142,7 @@ func (po *poller) wakeLocked() {
 		return
 	}
 	if len(po.fresh)+len(po.woken) == 1 {
-		_, _ = syscall.Write(po.wakeW, []byte{0})
+		_, _ = rawsys.Write(po.wakeW, []byte{0})
 	}
 }
 
@@ -157,7 +158,7 @@ func (po *poller) loop() {
 	// batch were served, so the events that came meanwhile must be
 	// asked for. (Made once: a closure per wait would be an allocation.)
 	poll := func(fd uintptr) bool {
-		n, err = syscall.EpollWait(int(fd), events[:], 0)
+		n, err = rawsys.EpollPoll(int(fd), events[:])
 		return n > 0 || err != nil || len(po.later) > 0
 	}
 	for po.serveRequests() {
@@ -227,7 +228,7 @@ func (po *poller) serveRequests() bool {
 func (po *poller) drainWake() {
 	var b [64]byte
 	for {
-		if n, _ := syscall.Read(po.wakeR, b[:]); n < len(b) {
+		if n, _ := rawsys.Read(po.wakeR, b[:]); n < len(b) {
 			return
 		}
 	}
@@ -236,7 +237,7 @@ func (po *poller) drainWake() {
 // watch adds e to the poller.
 func (po *poller) watch(e *endpoint) error {
 	ev := syscall.EpollEvent{Events: pairEvents, Fd: int32(e.fd)}
-	if err := syscall.EpollCtl(po.epfd, syscall.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
+	if err := rawsys.EpollCtl(po.epfd, syscall.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
 		return err
 	}
 	po.ends[int32(e.fd)] = e
@@ -250,7 +251,7 @@ func (po *poller) release(e *endpoint) {
 	}
 	e.closed = true
 	if _, ok := po.ends[int32(e.fd)]; ok {
-		_ = syscall.EpollCtl(po.epfd, syscall.EPOLL_CTL_DEL, e.fd, nil)
+		_ = rawsys.EpollCtl(po.epfd, syscall.EPOLL_CTL_DEL, e.fd, nil)
 		delete(po.ends, int32(e.fd))
 	}
 	_ = syscall.Close(e.fd)
@@ -335,9 +336,5 @@ func writev(fd int, segs [][]byte) (int, error) {
 		iov[i].Base = &s[0]
 		iov[i].SetLen(len(s))
 	}
-	n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(segs)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
+	return rawsys.Writev(fd, iov[:len(segs)])
 }

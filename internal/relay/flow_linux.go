@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/flaskedge/flaskedge/internal/rawsys"
 )
 
 // What a flow does with the payload of the frame it is reading.
@@ -346,7 +348,7 @@ func (f *flow) read() bool {
 	if f.buf == nil {
 		f.buf = readBufs.Get().(*[readBufSize]byte)
 	}
-	n, err := syscall.Read(f.src.fd, f.buf[:])
+	n, err := rawsys.Read(f.src.fd, f.buf[:])
 	switch {
 	case err == syscall.EAGAIN:
 		f.src.readable = false

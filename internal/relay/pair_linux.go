@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/flaskedge/flaskedge/internal/rawsys"
 )
 
 // endpoint is one of a pair's sockets.
@@ -287,7 +289,7 @@ func (p *pair) startLinger() {
 func (p *pair) lingerRead() {
 	for p.client.readable && !p.client.closed {
 		buf := readBufs.Get().(*[readBufSize]byte)
-		n, err := syscall.Read(p.client.fd, buf[:])
+		n, err := rawsys.Read(p.client.fd, buf[:])
 		readBufs.Put(buf)
 		switch {
 		case err == syscall.EAGAIN:

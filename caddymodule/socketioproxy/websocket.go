@@ -214,6 +214,11 @@ func (h *Handler) dialWorker(w http.ResponseWriter, c *call, uri string) (*webso
 	case res != nil:
 		h.passRefusal(w, c, res)
 	case c.r.Context().Err() != nil:
+		// Nothing to answer: the client is gone. The worker is not
+		// to blame, and keeps its place in rotation.
+		if ce := h.logger.Check(zapcore.DebugLevel, "client left before the worker answered the WebSocket upgrade"); ce != nil {
+			ce.Write(zap.String("upstream", c.up.addr), zap.String("remote_ip", c.client.IP), zap.Error(err))
+		}
 	default:
 		h.upstreamFailed(w, c, err)
 	}

@@ -77,6 +77,11 @@ type settings struct {
 	IdleConnsLarge int           `json:"idle_conns_large,omitempty"`
 	PollConns      int           `json:"poll_conns"`
 	PollIdleConns  int           `json:"poll_idle_conns"`
+	// Rounds is how many times the echo and polling measurements run
+	// for each contender, the contenders taking turns (A B C, A B C, ...)
+	// so that what disturbs the machine for a while falls on all of
+	// them; the tables give each figure's median over the rounds.
+	Rounds int `json:"rounds"`
 	// MemProfileRate, when set, is given to the Caddy processes as
 	// GODEBUG=memprofilerate, for an exact heap profile; it costs memory
 	// of its own, so the RSS figures of such a run are not comparable.
@@ -125,6 +130,8 @@ func run() int {
 		"how long after the burst's connections closed the proxy's memory is read again")
 	flag.IntVar(&b.IdleConnsLarge, "idle-conns-large", 0,
 		"also run the burst with this many connections (e.g. 20000; 0: not run)")
+	flag.IntVar(&b.Rounds, "rounds", 3,
+		"rounds of the echo and polling measurements, contenders taking turns; the tables give the median")
 	flag.IntVar(&b.PollConns, "poll-conns", 50, "polling-only connections in the polling measurement")
 	flag.IntVar(&b.PollIdleConns, "poll-idle-conns", 2000,
 		"idle polling sessions in the poll-idle measurement (as many as idle WebSockets: a fixed cost shared by fewer would count against polling)")
@@ -132,6 +139,10 @@ func run() int {
 	sc := addScaleFlags()
 	flag.Parse()
 	b.Proxies = strings.Split(proxyList, ",")
+	if b.Rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -rounds must be at least 1")
+		return 2
+	}
 	if sc.Scale || sc.Soak > 0 {
 		// The scale check and the soak (scale.go) measure the edge alone.
 		if err := sc.settle(); err != nil {
@@ -278,7 +289,12 @@ type result struct {
 	BurstLarge *idleResult `json:"burst_large,omitempty"`
 	Poll       *echoResult `json:"polling_echo,omitempty"`
 	PollIdle   *idleResult `json:"polling_idle,omitempty"`
-	Errors     []string    `json:"errors,omitempty"`
+	// EchoRounds and PollRounds are the echo and polling measurements'
+	// further rounds (-rounds); Echo and Poll are the first, during
+	// which the edge's CPU profile is taken.
+	EchoRounds []*echoResult `json:"echo_rounds,omitempty"`
+	PollRounds []*echoResult `json:"polling_echo_rounds,omitempty"`
+	Errors     []string      `json:"errors,omitempty"`
 }
 
 type sessionResult struct {
@@ -364,12 +380,7 @@ type step struct {
 func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 	var results []*result
 	for _, key := range b.Proxies {
-		var px proxy
-		for _, p := range proxies {
-			if p.key == key {
-				px = p
-			}
-		}
+		px := proxyByKey(key)
 		r := &result{Key: px.key, Label: px.label, Anchor: px.anchor}
 		results = append(results, r)
 		steps := []step{
@@ -382,7 +393,7 @@ func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 				return err
 			}},
 			{"echo", func(ctx context.Context, rp *running, dir string) (err error) {
-				r.Echo, err = b.echo(ctx, rp, dir, "echo", "websocket", b.EchoConns)
+				r.Echo, err = b.echo(ctx, rp, dir, "echo", "websocket", b.EchoConns, true)
 				return err
 			}},
 			{"idle", func(ctx context.Context, rp *running, dir string) (err error) {
@@ -394,7 +405,7 @@ func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 				return err
 			}},
 			{"polling", func(ctx context.Context, rp *running, dir string) (err error) {
-				r.Poll, err = b.echo(ctx, rp, dir, "polling", "polling", b.PollConns)
+				r.Poll, err = b.echo(ctx, rp, dir, "polling", "polling", b.PollConns, true)
 				return err
 			}},
 			{"poll-idle", func(ctx context.Context, rp *running, dir string) (err error) {
@@ -409,18 +420,61 @@ func (b *bench) runAll(ctx context.Context) ([]*result, error) {
 			}})
 		}
 		for _, s := range steps {
-			fmt.Fprintf(os.Stderr, "bench: %s: %s\n", px.key, s.name)
-			err := b.measure(ctx, px, s.name, s.fn)
-			if ctx.Err() != nil {
-				return nil, errors.New("interrupted")
+			if err := b.step(ctx, px, r, s); err != nil {
+				return nil, err
 			}
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "bench: %s: %s failed: %v\n", px.key, s.name, err)
-				r.Errors = append(r.Errors, s.name+": "+firstLine(err.Error()))
+		}
+	}
+	// The further rounds, the contenders taking turns; not profiled.
+	for round := 2; round <= b.Rounds; round++ {
+		for i, r := range results {
+			px := proxyByKey(b.Proxies[i])
+			echo := step{fmt.Sprintf("echo-round-%d", round), func(ctx context.Context, rp *running, dir string) error {
+				e, err := b.echo(ctx, rp, dir, "echo", "websocket", b.EchoConns, false)
+				if e != nil {
+					r.EchoRounds = append(r.EchoRounds, e)
+				}
+				return err
+			}}
+			poll := step{fmt.Sprintf("polling-round-%d", round), func(ctx context.Context, rp *running, dir string) error {
+				e, err := b.echo(ctx, rp, dir, "polling", "polling", b.PollConns, false)
+				if e != nil {
+					r.PollRounds = append(r.PollRounds, e)
+				}
+				return err
+			}}
+			for _, s := range []step{echo, poll} {
+				if err := b.step(ctx, px, r, s); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
 	return results, nil
+}
+
+// step runs one measurement of px for r; its failure is recorded in r,
+// and only an interruption is returned.
+func (b *bench) step(ctx context.Context, px proxy, r *result, s step) error {
+	fmt.Fprintf(os.Stderr, "bench: %s: %s\n", px.key, s.name)
+	err := b.measure(ctx, px, s.name, s.fn)
+	if ctx.Err() != nil {
+		return errors.New("interrupted")
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %s: %s failed: %v\n", px.key, s.name, err)
+		r.Errors = append(r.Errors, s.name+": "+firstLine(err.Error()))
+	}
+	return nil
+}
+
+func proxyByKey(key string) proxy {
+	for _, p := range proxies {
+		if p.key == key {
+			return p
+		}
+	}
+	return proxy{}
 }
 
 // measure runs one measurement against a fresh proxy in front of fresh
@@ -524,7 +578,7 @@ func (b *bench) sessions(ctx context.Context, rp *running, dir, transport string
 // echo: latency of acknowledged echoes over one transport, and the
 // proxy's CPU per frame, per echo and (polling) per HTTP request. On the
 // edge rows a CPU profile of the window goes to bench/out/<key>-<row>.pprof.
-func (b *bench) echo(ctx context.Context, rp *running, dir, row, transport string, conns int) (*echoResult, error) {
+func (b *bench) echo(ctx context.Context, rp *running, dir, row, transport string, conns int, profile bool) (*echoResult, error) {
 	l, err := b.startLoad(dir, row, map[string]any{
 		"mode": "echo", "url": b.url(rp), "transport": transport, "conns": conns,
 		"durationMs": b.EchoDuration.Milliseconds(), "intervalMs": b.EchoInterval.Milliseconds(),
@@ -557,7 +611,7 @@ func (b *bench) echo(ctx context.Context, rp *running, dir, row, transport strin
 		return nil, err
 	}
 	var profiled chan error
-	if rp.edge && rp.adminAddr != "" {
+	if profile && rp.edge && rp.adminAddr != "" {
 		// Most of the window, so that the profile ends before it does.
 		secs := max(1, int(b.EchoDuration.Seconds())-1)
 		profiled = make(chan error, 1)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -69,7 +70,7 @@ var (
 		if r.Poll == nil || r.Poll.Requests == 0 {
 			return 0, false
 		}
-		return r.Poll.UsPerRequest, true
+		return pollFig(r, func(e *echoResult) float64 { return e.UsPerRequest })
 	}}
 	figPollIdleRSS = idleFig(func(r *result) *idleResult { return r.PollIdle })
 )
@@ -85,10 +86,26 @@ func idleFig(get func(*result) *idleResult) figure {
 }
 
 func pollFig(r *result, f func(*echoResult) float64) (float64, bool) {
-	if r.Poll == nil || r.Poll.Echoes == 0 {
+	return medianOf(append([]*echoResult{r.Poll}, r.PollRounds...), f)
+}
+
+// medianOf is the median of f over the rounds that completed echoes (the
+// mean of the middle two for an even count).
+func medianOf(rounds []*echoResult, f func(*echoResult) float64) (float64, bool) {
+	var vs []float64
+	for _, e := range rounds {
+		if e != nil && e.Echoes > 0 {
+			vs = append(vs, f(e))
+		}
+	}
+	if len(vs) == 0 {
 		return 0, false
 	}
-	return f(r.Poll), true
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2, true
+	}
+	return vs[len(vs)/2], true
 }
 
 // connected is "connected/asked" when some failed.
@@ -103,10 +120,7 @@ func connected(i *idleResult, asked int) string {
 }
 
 func echoFig(r *result, f func(*echoResult) float64) (float64, bool) {
-	if r.Echo == nil || r.Echo.Echoes == 0 {
-		return 0, false
-	}
-	return f(r.Echo), true
+	return medianOf(append([]*echoResult{r.Echo}, r.EchoRounds...), f)
 }
 
 // best is the best anchor's value of a figure.
@@ -159,6 +173,22 @@ func spread(r *result) string {
 	return f(r.Polling) + " / " + f(r.WS)
 }
 
+// rounds lists each round's CPU figure, latency and failures.
+func rounds(es []*echoResult, cpu func(*echoResult) float64) string {
+	var sb strings.Builder
+	for i, e := range es {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		if e == nil {
+			sb.WriteString(" —")
+			continue
+		}
+		fmt.Fprintf(&sb, " %.1f (%.3f / %.3f, %d)", cpu(e), e.LatencyMs.P50, e.LatencyMs.P99, e.Failures)
+	}
+	return sb.String()
+}
+
 func (b *bench) report(results []*result) string {
 	var sb strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
@@ -171,8 +201,12 @@ func (b *bench) report(results []*result) string {
 			cell(results, r, figCPU, "%.1f"), cell(results, r, figRSS, "%.2f"))
 	}
 	w("\nIn parentheses: the ratio to the best anchor (nginx, HAProxy, Caddy reverse_proxy) for that figure; sessions higher is better, every other figure lower is better. Spread has no ratio: it is where the sessions landed.\n")
-	w("\nLoad: %d sessions per transport from 127.0.0.1 with %d echoes each; %d WebSocket connections, sequential acknowledged echoes of %d bytes of padding, the next one %v after the previous one started, for %v; %d idle WebSocket connections held %v.\n",
+	w("\nLoad: %d sessions per transport from 127.0.0.1 with %d echoes each; %d WebSocket connections, sequential acknowledged echoes of %d bytes of padding, the next one %v after the previous one started, for %v; %d idle WebSocket connections held %v.",
 		b.Sessions, b.Echoes, b.EchoConns, b.Payload, b.EchoInterval, b.EchoDuration, b.IdleConns, b.IdleWait)
+	if b.Rounds > 1 {
+		w(" Latency and CPU, here and for polling below, are the median of %d rounds, the contenders taking turns (each round's figures are in the raw figures).", b.Rounds)
+	}
+	w("\n")
 
 	w("\n| proxy | RSS KB/conn, %d opened 100 at a time | RSS KB/conn, %d opened at once | connected at once | RSS KB/conn kept %v after they closed | polling p50 ms | polling p99 ms | CPU µs/polling echo | CPU µs/HTTP request | RSS KB/idle polling session |",
 		b.IdleConns, b.IdleConns, b.ReleaseWait)
@@ -209,6 +243,10 @@ func (b *bench) report(results []*result) string {
 			w(" %d echoes (%d failed) in %.1fs, %d frames sent + %d received, proxy CPU %.2fs, max %.1f ms;",
 				e.Echoes, e.Failures, e.Seconds, e.Frames.Sent, e.Frames.Received, e.CPUSeconds, e.LatencyMs.Max)
 		}
+		if len(r.EchoRounds) > 0 {
+			w(" echo by round (CPU µs/frame, p50 / p99 ms, failed echoes):%s;", rounds(append([]*echoResult{r.Echo}, r.EchoRounds...),
+				func(e *echoResult) float64 { return e.UsPerFrame }))
+		}
 		if i := r.Idle; i != nil {
 			w(" idle: %d connected (%d failed, %d still connected at the end), RSS %d → %d KB (file-backed %+d KB)",
 				i.Connected, i.Failed, i.StillConnected, i.RSSBeforeKB, i.RSSAfterKB, i.RSSFileAfterKB-i.RSSFileBeforeKB)
@@ -225,6 +263,10 @@ func (b *bench) report(results []*result) string {
 		if e := r.Poll; e != nil {
 			w(" polling: %d echoes (%d failed) in %.1fs, %d HTTP requests, %d packets sent + %d received, proxy CPU %.2fs, max %.1f ms;",
 				e.Echoes, e.Failures, e.Seconds, e.Requests, e.Frames.Sent, e.Frames.Received, e.CPUSeconds, e.LatencyMs.Max)
+		}
+		if len(r.PollRounds) > 0 {
+			w(" polling by round (CPU µs/echo, p50 / p99 ms, failed echoes):%s;", rounds(append([]*echoResult{r.Poll}, r.PollRounds...),
+				func(e *echoResult) float64 { return e.UsPerEcho }))
 		}
 		for _, x := range []struct {
 			name string

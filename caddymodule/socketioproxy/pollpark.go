@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/flaskedge/flaskedge/internal/h1client"
@@ -74,6 +75,9 @@ type waitingPoll struct {
 	// connection that cw cannot, has returned.
 	reading chan struct{}
 }
+
+// parkedLogField marks a parked long-poll's access log line.
+var parkedLogField = zap.String("socketio_poll", "parked; its answer is written later and not logged")
 
 // keptAlive reports whether r's connection may serve another request
 // after r's answer: HTTP/1.1 without Connection: close.
@@ -138,6 +142,12 @@ func (h *Handler) parkPoll(w http.ResponseWriter, c *call) bool {
 		return false
 	}
 	conn = replayed(conn)
+	// Caddy's access log line for the request is written as the handler
+	// returns, before the answer: status 0 and the time to park. It says
+	// so, for an operator reading it.
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Add(parkedLogField)
+	}
 	// edge_cors puts its headers on the answer as its header is
 	// written: asked to now, it puts them in the header map, which the
 	// answer starts from.

@@ -1,8 +1,12 @@
 package flaskcookie
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +60,7 @@ func FuzzDecode(f *testing.F) {
 		`{"_user_id":"42","role":["a","b"]}`, `{"_user_id":{" u":"12345678123456781234567812345678"}}`,
 		`{" di":{"_user_id__":"9"}}`, `{"role":{" t":["x",{" m":"y"}]}}`, `{"a":NaN}`, `[1,2.5e-3,"\u00e9"]`,
 		`{"a":-Infinity}`, `{"_user_id":-0}`, `{"\u005fuser_id":"7"}`,
+		`{"_user_id":"7\r\nX-Auth-Role: admin"}`, `{"_user_id":" 7"}`, `{"role":["user","ops,admin"]}`, `{"role":"a\u0000"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -64,6 +69,15 @@ func FuzzDecode(f *testing.F) {
 		if err == nil {
 			if !utf8.ValidString(c.UserID) {
 				t.Fatalf("user id not UTF-8")
+			}
+			// What the app reads back from the identity headers is
+			// what the edge decided on.
+			user, roles := headerRoundTrip(t, c.UserID, strings.Join(c.Roles, ","))
+			if user != c.UserID {
+				t.Fatalf("user id %q reaches the app as %q", c.UserID, user)
+			}
+			if got := strings.Split(roles, ","); len(c.Roles) > 0 && !slices.Equal(got, c.Roles) {
+				t.Fatalf("roles %q reach the app as %q", c.Roles, got)
 			}
 		} else if Reason(err) != "malformed" {
 			t.Fatalf("unexpected reason: %v", err)
@@ -88,4 +102,28 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("parser accepts what encoding/json refuses")
 		}
 	})
+}
+
+// headerRoundTrip writes the identity headers as the edge's request to
+// a worker does (http.Header.Write), reads them back as a server does,
+// and strips the values as eventlet's WSGI server does.
+func headerRoundTrip(t *testing.T, user, roles string) (string, string) {
+	t.Helper()
+	var b strings.Builder
+	h := http.Header{"X-Auth-User-Id": {user}, "X-Auth-Role": {roles}}
+	if err := h.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	b.WriteString("\r\n")
+	got, err := textproto.NewReader(bufio.NewReader(strings.NewReader(b.String()))).ReadMIMEHeader()
+	if err != nil {
+		t.Fatalf("identity headers %q do not parse back: %v", b.String(), err)
+	}
+	wsgi := func(v []string) string {
+		if len(v) != 1 {
+			t.Fatalf("identity header read back as %d values: %q", len(v), b.String())
+		}
+		return strings.Trim(v[0], " \t\r\n")
+	}
+	return wsgi(got["X-Auth-User-Id"]), wsgi(got["X-Auth-Role"])
 }

@@ -231,6 +231,13 @@ func parseWhoami(body []byte, userID string) (*whoamiAnswer, error) {
 	if err := json.Unmarshal(body, &ans); err != nil {
 		return nil, fmt.Errorf("answer is not JSON: %v", err)
 	}
+	for _, raw := range []json.RawMessage{ans.ID, ans.Role, ans.Roles} {
+		// encoding/json would read "\ud800" as "\ufffd", another id
+		// or role than the app's (see flaskcookie.HasLoneSurrogate).
+		if flaskcookie.HasLoneSurrogate(raw) {
+			return nil, fmt.Errorf("answer has an unpaired UTF-16 surrogate (\\ud800 to \\udfff) in its id or roles, which UTF-8 cannot carry")
+		}
+	}
 	id, err := whoamiID(ans.ID)
 	if err != nil {
 		return nil, err

@@ -510,7 +510,9 @@ func TestParseWhoamiAnswers(t *testing.T) {
 	}
 	for _, body := range []string{`{"id":7.5}`, `{"id":1e3}`, `{"id":true}`, `{"id":"7","role":{"a":1}}`, `{"id":"7","roles":[null]}`,
 		// roles X-Auth-Role would not carry as the edge read them
-		`{"id":"7","role":"user,admin"}`, `{"id":"7","roles":["ops","a\r\nb"]}`, `{"id":"7","role":" admin"}`} {
+		`{"id":"7","role":"user,admin"}`, `{"id":"7","roles":["ops","a\r\nb"]}`, `{"id":"7","role":" admin"}`,
+		// read by encoding/json as U+FFFD: another role than the app's
+		`{"id":"7","role":"\udc00"}`, `{"id":"7","roles":["a","\ud800x"]}`} {
 		if _, err := parseWhoami([]byte(body), "7"); err == nil {
 			t.Errorf("%s accepted", body)
 		}

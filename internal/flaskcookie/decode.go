@@ -156,6 +156,9 @@ func carriable(s string) bool {
 }
 
 func userID(v []byte) (string, error) {
+	if HasLoneSurrogate(v) {
+		return "", errUserSurrogate
+	}
 	switch v[0] {
 	case '"':
 		return unquote(v), nil
@@ -185,6 +188,9 @@ func userID(v []byte) (string, error) {
 }
 
 func roles(v []byte) ([]string, error) {
+	if HasLoneSurrogate(v) {
+		return nil, errRoleSurrogate
+	}
 	if r, ok := roleString(v); ok {
 		return []string{r}, nil
 	}
@@ -324,6 +330,56 @@ func hasEscape(quoted []byte) bool {
 	for _, c := range quoted {
 		if c == '\\' {
 			return true
+		}
+	}
+	return false
+}
+
+// HasLoneSurrogate reports whether v, valid JSON, escapes a UTF-16
+// surrogate that is not half of a pair (\ud800 alone, or \udc00 first).
+// Python's json.loads keeps such a character in a str, and Flask signs
+// it; UTF-8 has no form for it, and encoding/json, like any decoder to
+// UTF-8, turns it into U+FFFD: Flask users "\ud800", "\udc00" and "\ufffd"
+// would be one user to the edge and to the app's identity header.
+func HasLoneSurrogate(v []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(v) || v[i] != '\\' || v[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range v[i+2 : i+6] {
+			switch {
+			case '0' <= c && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case 'a' <= c && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case 'A' <= c && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // an escape of one character: skip it (it may be a backslash)
+			continue
+		}
+		switch {
+		case 0xd800 <= r && r <= 0xdbff:
+			if lo, ok := hex4(i + 6); !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 11
+		case 0xdc00 <= r && r <= 0xdfff:
+			return true
+		default:
+			i += 5
 		}
 	}
 	return false

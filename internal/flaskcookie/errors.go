@@ -75,5 +75,7 @@ var (
 	errUserType       = malformed("user id is not a string, integer or UUID")
 	errRoleType       = malformed("role is not a string or a list of strings")
 	errUserHeader     = malformed("user id has a control character, or a space at either end, which a request header would not carry as it is")
+	errUserSurrogate  = malformed("user id has an unpaired UTF-16 surrogate (\\ud800 to \\udfff), which UTF-8 cannot carry: it would reach the app as another user's id")
+	errRoleSurrogate  = malformed("role has an unpaired UTF-16 surrogate (\\ud800 to \\udfff), which UTF-8 cannot carry")
 	errRoleHeader     = malformed("role has a comma, a control character, or a space at either end: the role header would not carry it as one role")
 )

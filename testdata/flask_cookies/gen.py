@@ -253,6 +253,14 @@ def main():
     add("role_with_comma", flask_cookie({"_user_id": "7", "role": "user,admin"}), "malformed",
         note="the app would read two roles, admin one of them, from X-Auth-Role")
 
+    # Python keeps an unpaired surrogate in a str, and Flask signs it
+    # escaped; UTF-8 has no form for it (a decoder makes it U+FFFD, which
+    # is another user's id).
+    add("user_id_lone_surrogate", flask_cookie({"_user_id": "\ud800"}), "malformed",
+        note="Flask accepts it; read as UTF-8 it would be user \"\ufffd\"")
+    add("user_id_replacement_character", flask_cookie({"_user_id": "\ufffd"}), "valid",
+        user_id="\ufffd")
+
     rnd = random.Random(5)
     noise = base64_encode(bytes(rnd.getrandbits(8) for _ in range(3500))).decode()
     add("too_long_for_browsers", interface_cookie({"_user_id": "1", "noise": noise}),

@@ -221,12 +221,10 @@ func TestAttack10DynamicLeaveAfterAReloadChangingTheSource(t *testing.T) {
 // collection needs a quiet look (at most max(1 MB, live/256) allocated
 // in the last second) after at least max(1 MB, live/4) allocated since
 // the last one, so two looks in a row cannot both force one: the count
-// stays at or under one per two seconds (asserted). The CPU figures are
-// logged only. EDGE_ATTACK10_MEASURE=1 runs it (~25 s).
+// stays at or under one per two seconds (asserted; 2 in 6 s seen where
+// 4 are allowed). The CPU figures are logged only. It takes about 25 s,
+// the phases' length: the load is paced by the clock, not waited for.
 func TestAttack10MemorySettlerAlternatingLoad(t *testing.T) {
-	if os.Getenv("EDGE_ATTACK10_MEASURE") == "" {
-		t.Skip("a measurement: set EDGE_ATTACK10_MEASURE=1")
-	}
 	atk8Relay(t)
 	edge, _, admin := atk8Stack(t, "")
 	for range 100 {
